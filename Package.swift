@@ -1,0 +1,83 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Rondo",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "rondo", targets: ["rondo"]),
+        .library(name: "FederationCore", targets: ["FederationCore"]),
+        .library(name: "FederationClient", targets: ["FederationClient"]),
+        .library(name: "Coordinator", targets: ["Coordinator"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+    ],
+    targets: [
+        // Pure round logic: no sockets, files, clocks or global randomness.
+        .target(name: "FederationCore", swiftSettings: strict),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(
+            name: "CurlHTTP",
+            dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "FederationClient",
+            dependencies: [
+                "FederationCore", "CurlHTTP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Coordinator",
+            dependencies: [
+                "FederationCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "DemoFederation",
+            dependencies: [
+                "FederationCore", "FederationClient", "Coordinator", "CZlib",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            exclude: ["Resources/PROVENANCE.md"],
+            resources: [.copy("Resources/digits.csv.gz")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "rondo",
+            dependencies: [
+                "FederationCore", "FederationClient", "Coordinator", "DemoFederation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "FederationCoreTests", dependencies: ["FederationCore"]),
+        .testTarget(name: "FederationClientTests", dependencies: ["FederationClient", "CurlHTTP", "Coordinator"]),
+        .testTarget(
+            name: "CoordinatorTests",
+            dependencies: ["Coordinator", "FederationClient", "CurlHTTP", "FederationCore"]
+        ),
+        .testTarget(name: "DemoFederationTests", dependencies: ["DemoFederation", "FederationCore"]),
+    ]
+)

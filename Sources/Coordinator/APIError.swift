@@ -1,0 +1,93 @@
+import FederationCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// An error answer of the HTTP API: a status, a stable code and a message, rendered as
+/// `{"error": {"code": …, "message": …}}`.
+///
+/// This is the one place that maps failures to HTTP: handlers throw `APIError`, and `APIErrorMiddleware`
+/// converts anything else (Hummingbird's own 404/413, decoding errors) into one.
+public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
+    public var status: HTTPResponse.Status
+    public var code: String
+    public var message: String
+
+    public init(_ status: HTTPResponse.Status, code: String, _ message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(status.code) \(code): \(message)" }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        let body = try JSONEncoder().encode(WireProtocol.ErrorMessage(code: code, message: message))
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    static func malformed(_ message: String) -> APIError { APIError(.badRequest, code: "malformed_body", message) }
+    static let unauthenticated = APIError(
+        .unauthorized, code: "unauthenticated", "missing or unknown bearer token")
+    static func forbidden(_ message: String) -> APIError { APIError(.forbidden, code: "forbidden", message) }
+
+    /// The answer for a refused result: 404 unknown task, 403 another client's, 409 late or duplicate,
+    /// 400 malformed, 422 for anything well-formed but invalid.
+    static func rejected(_ rejection: UpdateRejection) -> APIError {
+        let status: HTTPResponse.Status =
+            switch rejection.reason {
+            case .unknownTask: .notFound
+            case .notYourTask: .forbidden
+            case .late, .duplicate: .conflict
+            case .malformed: .badRequest
+            case .wrongNames, .wrongShape, .wrongDType, .nonFinite, .normTooLarge, .invalidValue: .unprocessableContent
+            }
+        return APIError(status, code: rejection.reason.rawValue, rejection.message)
+    }
+}
+
+/// Turns every error a handler throws into a JSON `APIError` answer, so no client ever sees a bare status
+/// or an HTML page.
+struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as HTTPError {
+            throw Self.translate(error)
+        } catch let error as DecodingError {
+            throw APIError.malformed("request body does not match the expected JSON: \(Self.describe(error))")
+        } catch {
+            context.logger.error("unhandled error", metadata: ["error": "\(error)"])
+            throw APIError(.internalServerError, code: "internal", "internal error")
+        }
+    }
+
+    static func translate(_ error: HTTPError) -> APIError {
+        switch error.status {
+        case .notFound: APIError(.notFound, code: "not_found", error.body ?? "no such route")
+        case .contentTooLarge: APIError(.contentTooLarge, code: "payload_too_large", "request body exceeds the limit")
+        case .methodNotAllowed: APIError(.methodNotAllowed, code: "method_not_allowed", "method not allowed here")
+        default: APIError(error.status, code: "http_\(error.status.code)", error.body ?? error.status.reasonPhrase)
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        switch error {
+        case .keyNotFound(let key, _): "missing field \"\(key.stringValue)\""
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            "wrong type at \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\""
+        case .dataCorrupted(let context):
+            context.codingPath.isEmpty
+                ? "not valid JSON" : "invalid value at \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\""
+        @unknown default: "invalid JSON"
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import FederationCore
+
+/// Everything the coordinator needs to run, with defaults that work with no configuration at all.
+public struct CoordinatorConfiguration: Sendable {
+    /// Address to listen on. Default `127.0.0.1` (env `RONDO_HOST`).
+    public var host: String
+    /// Port to listen on; 0 picks a free port. Default 8470 (env `RONDO_PORT`).
+    public var port: Int
+    /// How rounds run.
+    public var rounds: RoundConfiguration
+    /// Seeds client selection. Default 0 (env `RONDO_SEED`).
+    public var seed: UInt64
+    /// Request size and parsing limits.
+    public var limits: Limits
+    /// Heartbeat interval suggested to clients at registration. Default 5 s; keep it well below
+    /// `rounds.livenessTimeout`.
+    public var heartbeatInterval: Duration
+    /// Longest long-poll a client may ask for (`wait_seconds`). Default 60 s.
+    public var maxLongPoll: Duration
+    /// How often the round engine checks deadlines and liveness. Default 100 ms.
+    public var tickInterval: Duration
+
+    /// Request limits. Every refusal is a 4xx with a JSON error body.
+    public struct Limits: Sendable {
+        /// Largest fit-result body (safetensors). Default 512 MiB (env `RONDO_MAX_UPDATE_BYTES`).
+        public var maxUpdateBytes: Int
+        /// Largest JSON body. Default 1 MiB.
+        public var maxJSONBytes: Int
+        /// Header and tensor-count limits for uploaded safetensors.
+        public var safetensors: SafeTensorsLimits
+
+        public init(maxUpdateBytes: Int = 512 << 20, maxJSONBytes: Int = 1 << 20, safetensors: SafeTensorsLimits = .default) {
+            self.maxUpdateBytes = maxUpdateBytes
+            self.maxJSONBytes = maxJSONBytes
+            self.safetensors = safetensors
+        }
+    }
+
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 8470,
+        rounds: RoundConfiguration = RoundConfiguration(),
+        seed: UInt64 = 0,
+        limits: Limits = Limits(),
+        heartbeatInterval: Duration = .seconds(5),
+        maxLongPoll: Duration = .seconds(60),
+        tickInterval: Duration = .milliseconds(100)
+    ) {
+        self.host = host
+        self.port = port
+        self.rounds = rounds
+        self.seed = seed
+        self.limits = limits
+        self.heartbeatInterval = heartbeatInterval
+        self.maxLongPoll = maxLongPoll
+        self.tickInterval = tickInterval
+    }
+}

@@ -1,0 +1,204 @@
+import FederationCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// The HTTP API (`/v1`), as thin handlers over `RoundDriver`: authenticate, read and decode the body within
+/// its limit, hand the event to the driver, render the answer. Every failure leaves as an `APIError`.
+struct CoordinatorRoutes: Sendable {
+    let driver: RoundDriver
+    let configuration: CoordinatorConfiguration
+
+    func add(to router: Router<BasicRequestContext>) {
+        router.add(middleware: APIErrorMiddleware())
+        router.get("/healthz") { _, _ in try json(["status": "ok"]) }
+        router.get("/readyz") { _, _ in
+            guard await driver.isAcceptingWork else {
+                throw APIError(.serviceUnavailable, code: "not_ready", "the coordinator is shutting down")
+            }
+            return try json(["status": "ready"])
+        }
+        router.get("/v1/status") { _, _ in try json(await driver.status()) }
+        router.post("/v1/clients") { request, context in try await register(request, context) }
+        router.post("/v1/clients/:id/heartbeat") { request, context in
+            let client = try await authenticate(request, context, ownerOf: context.parameters.require("id"))
+            await driver.heartbeat(client)
+            return Response(status: .noContent)
+        }
+        router.delete("/v1/clients/:id") { request, context in
+            let client = try await authenticate(request, context, ownerOf: context.parameters.require("id"))
+            await driver.leave(client)
+            return Response(status: .noContent)
+        }
+        router.get("/v1/clients/:id/tasks/next") { request, context in try await nextTask(request, context) }
+        router.get("/v1/models/:version") { request, context in try await model(request, context) }
+        router.post("/v1/tasks/:task_id/result") { request, context in try await submitResult(request, context) }
+        router.post("/v1/tasks/:task_id/failure") { request, context in
+            let client = try await authenticate(request, context, ownerOf: nil)
+            let taskID = TaskID(try context.parameters.require("task_id"))
+            let message = try await decodeJSON(WireProtocol.TaskFailureMessage.self, from: request)
+            do throws(UpdateRejection) {
+                try await driver.reportFailure(taskID, client: client, message: message.message)
+            } catch {
+                throw APIError.rejected(error)
+            }
+            return try json(["status": "recorded"], status: .accepted)
+        }
+    }
+
+    // MARK: Handlers
+
+    private func register(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let body = try await decodeJSON(WireProtocol.RegistrationRequest.self, from: request)
+        let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty, name.count <= 200 else {
+            throw APIError(.unprocessableContent, code: "invalid_name", "name must be 1 to 200 characters")
+        }
+        return try json(await driver.register(name: name), status: .created)
+    }
+
+    private func nextTask(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let client = try await authenticate(request, context, ownerOf: context.parameters.require("id"))
+        var wait = Duration.zero
+        if let text = request.uri.queryParameters["wait_seconds"] {
+            guard let seconds = Double(String(text)), seconds.isFinite, seconds >= 0 else {
+                throw APIError(.badRequest, code: "invalid_parameter", "wait_seconds must be a non-negative number")
+            }
+            wait = min(.milliseconds(Int64(seconds * 1000)), configuration.maxLongPoll)
+        }
+        guard let task = await driver.nextTask(for: client, wait: wait) else { return Response(status: .noContent) }
+        let remaining = ContinuousClock.now.duration(to: task.deadline).components
+        return try json(
+            WireProtocol.TaskMessage(
+                taskID: task.id.rawValue, round: task.round, kind: task.kind.rawValue, modelVersion: task.modelVersion,
+                modelSHA256: task.modelSHA256, config: task.config,
+                deadlineSeconds: max(0, Double(remaining.seconds) + Double(remaining.attoseconds) / 1e18)))
+    }
+
+    private func model(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        _ = try await authenticate(request, context, ownerOf: nil)
+        let text = try context.parameters.require("version")
+        let version: Int
+        if text == "current" {
+            version = await driver.currentModel.version
+        } else {
+            guard let number = Int(text), number > 0 else {
+                throw APIError(.badRequest, code: "invalid_parameter", "model version must be a positive integer or \"current\"")
+            }
+            version = number
+        }
+        guard let stored = try await driver.model(version: version) else {
+            throw APIError(.notFound, code: "unknown_model_version", "no model version \(version)")
+        }
+        let etag = "\"\(stored.sha256)\""
+        var headers: HTTPFields = [.eTag: etag, .cacheControl: "no-cache"]
+        headers[HTTPField.Name("X-Rondo-Model-Version")!] = String(stored.version)
+        if let match = request.headers[.ifNoneMatch],
+            match == "*" || match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag })
+        {
+            return Response(status: .notModified, headers: headers)
+        }
+        headers[.contentType] = WireProtocol.safetensorsMediaType
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: stored.bytes)))
+    }
+
+    private func submitResult(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        let client = try await authenticate(request, context, ownerOf: nil)
+        let taskID = TaskID(try context.parameters.require("task_id"))
+        let task: RoundDriver.Task
+        do throws(UpdateRejection) {
+            task = try await driver.checkTask(taskID, client: client)
+        } catch {
+            throw APIError.rejected(error)
+        }
+        let mediaType = request.headers[.contentType]?.split(separator: ";").first?
+            .trimmingCharacters(in: .whitespaces).lowercased()
+        switch task.kind {
+        case .fit:
+            guard mediaType == WireProtocol.safetensorsMediaType || mediaType == "application/octet-stream" else {
+                throw APIError(
+                    .unsupportedMediaType, code: "unsupported_media_type",
+                    "fit results are \(WireProtocol.safetensorsMediaType), not \(mediaType ?? "unspecified")")
+            }
+            let body = try await collect(request, limit: configuration.limits.maxUpdateBytes)
+            let result: FitResult
+            do {
+                let file = try body.withUnsafeReadableBytes { raw throws(SafeTensorsError) in
+                    try SafeTensorsFile.decode(raw, limits: configuration.limits.safetensors)
+                }
+                result = try FitResult(file: file)
+            } catch let error as SafeTensorsError {
+                throw APIError(.badRequest, code: "invalid_safetensors", "\(error.code): \(error.message)")
+            } catch let error as UpdateRejection {
+                throw APIError.rejected(error)
+            }
+            do throws(UpdateRejection) {
+                try await driver.submitFit(taskID, client: client, result: result)
+            } catch {
+                throw APIError.rejected(error)
+            }
+        case .evaluate:
+            guard mediaType == "application/json" else {
+                throw APIError(
+                    .unsupportedMediaType, code: "unsupported_media_type",
+                    "evaluation results are application/json, not \(mediaType ?? "unspecified")")
+            }
+            let message = try await decodeJSON(WireProtocol.EvaluationResultMessage.self, from: request)
+            let report = EvaluationReport(loss: message.loss, numExamples: message.numExamples, metrics: message.metrics ?? [:])
+            do throws(UpdateRejection) {
+                try await driver.submitEvaluation(taskID, client: client, report: report)
+            } catch {
+                throw APIError.rejected(error)
+            }
+        }
+        return try json(["status": "accepted"], status: .accepted)
+    }
+
+    // MARK: Helpers
+
+    /// The client behind the request's bearer token; with `ownerOf`, the token must belong to that client id.
+    private func authenticate(_ request: Request, _ context: BasicRequestContext, ownerOf id: String?) async throws
+        -> ClientID
+    {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+            throw APIError.unauthenticated
+        }
+        guard let client = await driver.authenticate(token: String(header.dropFirst("Bearer ".count))) else {
+            throw APIError.unauthenticated
+        }
+        if let id, id != client.rawValue {
+            throw APIError.forbidden("this token belongs to another client")
+        }
+        return client
+    }
+
+    private func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
+            throw APIError(.contentTooLarge, code: "payload_too_large", "body of \(length) bytes exceeds the limit of \(limit)")
+        }
+        do {
+            return try await request.body.collect(upTo: limit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw APIError(.contentTooLarge, code: "payload_too_large", "body exceeds the limit of \(limit) bytes")
+        }
+    }
+
+    private func decodeJSON<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+        let body = try await collect(request, limit: configuration.limits.maxJSONBytes)
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
+        } catch let error as DecodingError {
+            throw APIError.malformed("request body does not match the expected JSON: \(APIErrorMiddleware<BasicRequestContext>.describe(error))")
+        }
+    }
+}
+
+/// A JSON response.
+func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return Response(
+        status: status, headers: [.contentType: "application/json"],
+        body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+}

@@ -1,0 +1,62 @@
+import FederationCore
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// The coordinator assembled: the round driver and the HTTP application, as services to run in one
+/// `ServiceGroup`.
+///
+/// ```swift
+/// let server = try await CoordinatorServer(configuration: .init(port: 0), repository: InMemoryModelRepository(),
+///                                          initialWeights: weights, logger: logger)
+/// let group = ServiceGroup(services: server.services, logger: logger)
+/// // run the group; `await server.port()` answers once the socket is bound
+/// ```
+public struct CoordinatorServer: Sendable {
+    public let driver: RoundDriver
+    public let application: Application<RouterResponder<BasicRequestContext>>
+    private let boundPort: BoundPort
+
+    public init(
+        configuration: CoordinatorConfiguration, repository: any ModelRepository, initialWeights: ModelWeights?,
+        logger: Logger
+    ) async throws {
+        let driver = try await RoundDriver(
+            configuration: configuration, repository: repository, initialWeights: initialWeights, logger: logger)
+        let router = Router()
+        CoordinatorRoutes(driver: driver, configuration: configuration).add(to: router)
+        let boundPort = BoundPort()
+        self.driver = driver
+        self.boundPort = boundPort
+        self.application = Application(
+            router: router,
+            configuration: ApplicationConfiguration(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "rondo"),
+            onServerRunning: { channel in await boundPort.set(channel.localAddress?.port ?? configuration.port) },
+            logger: logger)
+    }
+
+    /// The services to run: the round driver and the HTTP server.
+    public var services: [any Service] { [driver, application] }
+
+    /// The port the server listens on, once it is bound (useful with port 0).
+    public func port() async -> Int { await boundPort.value() }
+}
+
+/// A value published once, awaited by any number of readers.
+actor BoundPort {
+    private var port: Int?
+    private var readers: [CheckedContinuation<Int, Never>] = []
+
+    func set(_ value: Int) {
+        port = value
+        for reader in readers { reader.resume(returning: value) }
+        readers = []
+    }
+
+    func value() async -> Int {
+        if let port { return port }
+        return await withCheckedContinuation { readers.append($0) }
+    }
+}

@@ -1,0 +1,57 @@
+/// An HTTP request for `CurlHTTPClient`.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    public var url: String
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]?
+    /// Whole-transfer limit, including any long-poll wait on the server. Default 30 s.
+    public var timeout: Duration
+
+    public init(
+        method: String = "GET", url: String, headers: [(name: String, value: String)] = [], body: [UInt8]? = nil,
+        timeout: Duration = .seconds(30)
+    ) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeout = timeout
+    }
+}
+
+/// A complete HTTP response.
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    /// Header fields with lower-cased names; a repeated field keeps its last value.
+    public var headers: [String: String]
+    public var body: [UInt8]
+
+    public init(status: Int, headers: [String: String], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The value of a header field, by case-insensitive name.
+    public func header(_ name: String) -> String? { headers[name.lowercased()] }
+
+    /// The body as UTF-8 text.
+    public var text: String { String(decoding: body, as: UTF8.self) }
+}
+
+/// A transfer that produced no HTTP response: refused connection, time-out, TLS failure, bad URL.
+public struct CurlTransferError: Error, Sendable, CustomStringConvertible {
+    /// libcurl's `CURLcode`.
+    public var code: Int
+    public var message: String
+
+    public init(code: Int, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    /// True for CURLE_OPERATION_TIMEDOUT.
+    public var isTimeout: Bool { code == 28 }
+
+    public var description: String { "libcurl error \(code): \(message)" }
+}

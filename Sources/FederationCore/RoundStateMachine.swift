@@ -1,0 +1,483 @@
+/// The federation's round logic as a pure state machine.
+///
+/// Every input is an event method that takes the current instant and returns the actions the server must
+/// carry out; nothing here reads a clock, sleeps, touches a socket or draws global randomness, so every
+/// timing case is testable with made-up instants.
+///
+/// A round: when enough clients are connected, sample them and hand each a fit task on the current model;
+/// fold every valid result into a streaming FedAvg; close when all selected clients answered or dropped, or
+/// at the deadline; with a quorum of results, ask the server to store the aggregate as a candidate version,
+/// evaluate it on a sample of clients, then ask the server to commit it. Without a quorum the round fails and
+/// the next one starts from the same (last good) model.
+///
+/// Invariants: at most one round is open; a client has at most one open task; every task ends exactly once
+/// (answered, or a dropout with a reason); `model` only ever changes through `committed`.
+public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable where Instant.Duration == Duration {
+    public typealias Action = RoundAction<Instant>
+    public typealias Task = RoundTask<Instant>
+    public typealias Report = RoundReport<Instant>
+
+    struct ClientState: Sendable {
+        var name: String
+        var lastSeen: Instant
+        var parkedPolls = 0
+        var connected = true
+        var openTask: TaskID?
+    }
+
+    enum TaskEnd: Sendable {
+        case answered
+        case dropped(DropoutReason)
+        case rejected
+    }
+
+    struct OpenTask: Sendable {
+        var task: Task
+        var delivered = false
+    }
+
+    /// Bookkeeping shared by every phase of one round.
+    struct RoundProgress: Sendable {
+        var round: Int
+        var base: GlobalModel
+        var startedAt: Instant
+        var selected: Int
+        var accepted = 0
+        var examples = 0
+        var rejected: [UpdateRejection.Reason: Int] = [:]
+        var fitDropouts: [DropoutReason: Int] = [:]
+        var evaluationDropouts: [DropoutReason: Int] = [:]
+        var fitMetricSums: [String: (sum: Double, examples: Int)] = [:]
+        var candidate: GlobalModel?
+        var evaluation: EvaluationSummary?
+
+        var fitMetrics: [String: Double] { fitMetricSums.mapValues { $0.sum / Double(max($0.examples, 1)) } }
+    }
+
+    enum Phase: Sendable {
+        case idle
+        case training(RoundProgress, tasks: [TaskID: OpenTask], average: StreamingFedAvg, deadline: Instant)
+        case aggregating(RoundProgress)
+        case evaluating(RoundProgress, tasks: [TaskID: OpenTask], evaluation: FederatedEvaluation, deadline: Instant)
+        case committing(RoundProgress)
+        case finished
+    }
+
+    public let configuration: RoundConfiguration
+    /// The last good model: what the next round trains from.
+    public private(set) var model: GlobalModel
+    /// The number of the most recent round started (0 before the first).
+    public private(set) var currentRound: Int
+    public private(set) var committedRounds = 0
+    public private(set) var failedRounds = 0
+    private var clients: [ClientID: ClientState] = [:]
+    private var phase: Phase = .idle
+    private var generator: SeededRandomNumberGenerator
+    private var taskSequence = 0
+    private var endedTasks: [TaskID: TaskEnd] = [:]
+
+    /// - Parameters:
+    ///   - model: the model the first round trains from.
+    ///   - lastRound: the number of the last round already run (rounds continue from `lastRound + 1`).
+    ///   - seed: seeds client selection.
+    public init(configuration: RoundConfiguration, model: GlobalModel, lastRound: Int = 0, seed: UInt64) {
+        self.configuration = configuration
+        self.model = model
+        self.currentRound = lastRound
+        self.generator = SeededRandomNumberGenerator(seed: seed)
+    }
+
+    // MARK: Queries
+
+    public var phaseName: RoundPhase {
+        switch phase {
+        case .idle: .selecting
+        case .training: .training
+        case .aggregating: .aggregating
+        case .evaluating: .evaluating
+        case .committing: .committing
+        case .finished: .finished
+        }
+    }
+
+    public var registeredClientCount: Int { clients.count }
+
+    public func isRegistered(_ client: ClientID) -> Bool { clients[client] != nil }
+
+    /// Clients counted as connected: a poll parked, or seen within the liveness timeout.
+    public var connectedClients: [ClientID] {
+        clients.compactMap { $0.value.connected ? $0.key : nil }
+    }
+
+    /// Connected clients a round needs before it starts.
+    public var requiredClients: Int {
+        max(configuration.selection.minAvailableClients, configuration.selection.minFitClients)
+    }
+
+    /// The candidate versions the open round has stored (so the server can serve them to evaluators).
+    public var openRound: Int? {
+        switch phase {
+        case .idle, .finished: nil
+        case .training(let progress, _, _, _), .aggregating(let progress), .evaluating(let progress, _, _, _),
+            .committing(let progress):
+            progress.round
+        }
+    }
+
+    /// The open task with this id, if any (for routing a result by its kind).
+    public func openTask(_ taskID: TaskID) -> Task? {
+        switch phase {
+        case .training(_, let tasks, _, _): tasks[taskID]?.task
+        case .evaluating(_, let tasks, _, _): tasks[taskID]?.task
+        default: nil
+        }
+    }
+
+    // MARK: Client events
+
+    /// Adds a newly registered client. It may complete the set a round was waiting for.
+    public mutating func register(_ client: ClientID, name: String, now: Instant) -> [Action] {
+        precondition(clients[client] == nil, "client \(client) registered twice")
+        clients[client] = ClientState(name: name, lastSeen: now)
+        return startRoundIfReady(now: now)
+    }
+
+    /// Records that a client was heard from (heartbeat or any authenticated request).
+    /// - Returns: actions (a returning client may complete the set a round was waiting for).
+    public mutating func touch(_ client: ClientID, now: Instant) -> [Action] {
+        guard clients[client] != nil else { return [] }
+        clients[client]!.lastSeen = now
+        if !clients[client]!.connected {
+            clients[client]!.connected = true
+            return startRoundIfReady(now: now)
+        }
+        return []
+    }
+
+    /// A long-poll for this client started or ended; a parked poll keeps the client connected.
+    public mutating func setPollParked(_ client: ClientID, _ parked: Bool, now: Instant) -> [Action] {
+        guard clients[client] != nil else { return [] }
+        clients[client]!.parkedPolls += parked ? 1 : -1
+        precondition(clients[client]!.parkedPolls >= 0)
+        return touch(client, now: now)
+    }
+
+    /// The task waiting for this client, if any; marks it delivered.
+    ///
+    /// Asking again before answering returns the same task, so a client that lost a response (or restarted)
+    /// picks its work up again instead of timing out.
+    public mutating func takeTask(for client: ClientID, now: Instant) -> Task? {
+        guard let taskID = clients[client]?.openTask else { return nil }
+        switch phase {
+        case .training(let progress, var tasks, let average, let deadline):
+            guard tasks[taskID] != nil else { return nil }
+            tasks[taskID]!.delivered = true
+            phase = .training(progress, tasks: tasks, average: average, deadline: deadline)
+            return tasks[taskID]!.task
+        case .evaluating(let progress, var tasks, let evaluation, let deadline):
+            guard tasks[taskID] != nil else { return nil }
+            tasks[taskID]!.delivered = true
+            phase = .evaluating(progress, tasks: tasks, evaluation: evaluation, deadline: deadline)
+            return tasks[taskID]!.task
+        default:
+            return nil
+        }
+    }
+
+    /// The client left on purpose; an open task of its is a `disconnect` dropout.
+    public mutating func leave(_ client: ClientID, now: Instant) -> [Action] {
+        guard let state = clients.removeValue(forKey: client) else { return [] }
+        guard let taskID = state.openTask else { return [] }
+        return endTask(taskID, dropout: .disconnect, now: now)
+    }
+
+    /// The client reports that it could not finish a task; that is an `error` dropout.
+    /// - Throws: `UpdateRejection` when the task is unknown, not this client's, or already ended.
+    public mutating func taskFailed(_ taskID: TaskID, client: ClientID, now: Instant) throws(UpdateRejection) -> [Action] {
+        _ = try checkTask(taskID, of: client)
+        clients[client]?.lastSeen = now
+        return endTask(taskID, dropout: .error, now: now)
+    }
+
+    // MARK: Results
+
+    /// Accepts a fit result: validates it against the round's base model and folds it into the average.
+    /// - Throws: `UpdateRejection`; a rejected result ends the task (it counts in the round's `rejected`).
+    public mutating func fitResult(
+        _ taskID: TaskID, client: ClientID, weights: ModelWeights, numExamples: Int,
+        metrics: [String: Double], now: Instant
+    ) throws(UpdateRejection) -> [Action] {
+        let task = try checkTask(taskID, of: client)
+        guard task.kind == .fit, case .training(var progress, var tasks, var average, let deadline) = phase else {
+            throw UpdateRejection(.late, "task \(taskID) is not an open fit task")
+        }
+        clients[client]?.lastSeen = now
+        do throws(UpdateRejection) {
+            guard numExamples > 0 else { throw UpdateRejection(.invalidValue, "num_examples must be positive") }
+            guard metrics.values.allSatisfy(\.isFinite) else {
+                throw UpdateRejection(.nonFinite, "a training metric is NaN or infinite")
+            }
+            _ = try configuration.validator.validate(weights, against: progress.base.weights)
+        } catch {
+            progress.rejected[error.reason, default: 0] += 1
+            phase = .training(progress, tasks: tasks, average: average, deadline: deadline)
+            throw error
+        }
+        average.fold(weights, numExamples: numExamples)
+        progress.accepted += 1
+        progress.examples += numExamples
+        for (name, value) in metrics {
+            let current = progress.fitMetricSums[name] ?? (0, 0)
+            progress.fitMetricSums[name] = (current.sum + value * Double(numExamples), current.examples + numExamples)
+        }
+        tasks[taskID] = nil
+        phase = .training(progress, tasks: tasks, average: average, deadline: deadline)
+        return finishTask(taskID, of: client, end: .answered, now: now)
+    }
+
+    /// Accepts an evaluation report for the round's candidate model.
+    /// - Throws: `UpdateRejection` when the task is not an open evaluate task of this client or the numbers are invalid.
+    public mutating func evaluationResult(
+        _ taskID: TaskID, client: ClientID, report: EvaluationReport, now: Instant
+    ) throws(UpdateRejection) -> [Action] {
+        let task = try checkTask(taskID, of: client)
+        guard task.kind == .evaluate, case .evaluating(var progress, var tasks, var evaluation, let deadline) = phase else {
+            throw UpdateRejection(.late, "task \(taskID) is not an open evaluate task")
+        }
+        clients[client]?.lastSeen = now
+        do throws(UpdateRejection) {
+            try report.validate()
+        } catch {
+            progress.rejected[error.reason, default: 0] += 1
+            phase = .evaluating(progress, tasks: tasks, evaluation: evaluation, deadline: deadline)
+            throw error
+        }
+        evaluation.add(report)
+        tasks[taskID] = nil
+        phase = .evaluating(progress, tasks: tasks, evaluation: evaluation, deadline: deadline)
+        return finishTask(taskID, of: client, end: .answered, now: now)
+    }
+
+    // MARK: Time
+
+    /// Advances time: disconnects silent clients, drops tasks past their deadline, closes phases, and starts a
+    /// round when enough clients are connected.
+    public mutating func tick(now: Instant) -> [Action] {
+        var actions: [Action] = []
+        for (id, state) in clients where state.connected && state.parkedPolls == 0 {
+            if state.lastSeen.advanced(by: configuration.livenessTimeout) < now {
+                clients[id]!.connected = false
+                if let taskID = state.openTask {
+                    actions += endTask(taskID, dropout: .timeout, now: now)
+                }
+            }
+        }
+        switch phase {
+        case .training(_, let tasks, _, let deadline) where deadline <= now:
+            for taskID in tasks.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+                actions += endTask(taskID, dropout: .timeout, now: now)
+            }
+        case .evaluating(_, let tasks, _, let deadline) where deadline <= now:
+            for taskID in tasks.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+                actions += endTask(taskID, dropout: .timeout, now: now)
+            }
+        default:
+            break
+        }
+        // A deadline with no tasks left open (all dropped at once above) still has to close the phase.
+        actions += closePhaseIfDone(now: now)
+        actions += startRoundIfReady(now: now)
+        return actions
+    }
+
+    // MARK: Storage outcomes
+
+    /// The server stored the aggregate as `candidate`; evaluation (or the commit) follows.
+    public mutating func candidateStored(round: Int, candidate: GlobalModel, now: Instant) -> [Action] {
+        guard case .aggregating(var progress) = phase, progress.round == round else { return [] }
+        progress.candidate = candidate
+        let available = connectedClients
+        guard let count = configuration.selection.evaluateSampleSize(available: available.count) else {
+            return commit(progress, now: now)
+        }
+        let chosen = SelectionPolicy.sample(count, from: available, using: &generator)
+        let tasks = makeTasks(
+            for: chosen, round: round, kind: .evaluate, model: candidate,
+            deadline: now.advanced(by: configuration.evaluateTimeout), config: configuration.evaluateConfig)
+        phase = .evaluating(
+            progress, tasks: tasks, evaluation: FederatedEvaluation(),
+            deadline: now.advanced(by: configuration.evaluateTimeout))
+        return [.tasksAvailable(chosen)]
+    }
+
+    /// The server could not store the aggregate; the round fails and the model stays as it was.
+    public mutating func candidateStoreFailed(round: Int, message: String, now: Instant) -> [Action] {
+        guard case .aggregating(let progress) = phase, progress.round == round else { return [] }
+        return fail(progress, RoundFailure(.storeFailed, message), now: now)
+    }
+
+    /// The candidate is now the current model.
+    public mutating func committed(round: Int, now: Instant) -> [Action] {
+        guard case .committing(let progress) = phase, progress.round == round, let candidate = progress.candidate else {
+            return []
+        }
+        model = candidate
+        committedRounds += 1
+        return finish(progress, outcome: .committed, resultVersion: candidate.version, now: now)
+    }
+
+    /// The commit failed; the round fails and the model stays as it was.
+    public mutating func commitFailed(round: Int, message: String, now: Instant) -> [Action] {
+        guard case .committing(let progress) = phase, progress.round == round else { return [] }
+        return fail(progress, RoundFailure(.commitFailed, message), now: now)
+    }
+
+    // MARK: Internals
+
+    private mutating func startRoundIfReady(now: Instant) -> [Action] {
+        guard case .idle = phase else { return [] }
+        if let maxRounds = configuration.maxRounds, currentRound >= maxRounds {
+            phase = .finished
+            return []
+        }
+        let available = connectedClients
+        guard let count = configuration.selection.fitSampleSize(available: available.count) else { return [] }
+        currentRound += 1
+        let round = currentRound
+        endedTasks = endedTasks.filter { ($0.key.round ?? 0) >= round - 1 }
+        let selected = SelectionPolicy.sample(count, from: available, using: &generator)
+        let deadline = now.advanced(by: configuration.fitTimeout)
+        let tasks = makeTasks(
+            for: selected, round: round, kind: .fit, model: model, deadline: deadline, config: configuration.fitConfig)
+        let progress = RoundProgress(round: round, base: model, startedAt: now, selected: selected.count)
+        phase = .training(progress, tasks: tasks, average: StreamingFedAvg(layout: model.weights), deadline: deadline)
+        return [.roundStarted(round: round, baseVersion: model.version, selected: selected), .tasksAvailable(selected)]
+    }
+
+    private mutating func makeTasks(
+        for chosen: [ClientID], round: Int, kind: TaskKind, model: GlobalModel, deadline: Instant,
+        config: [String: String]
+    ) -> [TaskID: OpenTask] {
+        var tasks: [TaskID: OpenTask] = [:]
+        for client in chosen {
+            taskSequence += 1
+            let id = TaskID(round: round, kind: kind, sequence: taskSequence)
+            tasks[id] = OpenTask(
+                task: Task(
+                    id: id, round: round, kind: kind, client: client, modelVersion: model.version,
+                    modelSHA256: model.sha256, deadline: deadline, config: config))
+            clients[client]?.openTask = id
+        }
+        return tasks
+    }
+
+    /// The open task `taskID`, checked to belong to `client`.
+    /// - Throws: `UpdateRejection` — `unknownTask`, `notYourTask`, `duplicate` or `late` — when no result for
+    ///   it can be accepted from this client now.
+    public func checkTask(_ taskID: TaskID, of client: ClientID) throws(UpdateRejection) -> Task {
+        let open: OpenTask?
+        switch phase {
+        case .training(_, let tasks, _, _): open = tasks[taskID]
+        case .evaluating(_, let tasks, _, _): open = tasks[taskID]
+        default: open = nil
+        }
+        if let open {
+            guard open.task.client == client else {
+                throw UpdateRejection(.notYourTask, "task \(taskID) was given to another client")
+            }
+            return open.task
+        }
+        switch endedTasks[taskID] {
+        case .answered?: throw UpdateRejection(.duplicate, "task \(taskID) was already answered")
+        case .rejected?: throw UpdateRejection(.duplicate, "task \(taskID) was already answered (and rejected)")
+        case .dropped(let reason)?:
+            throw UpdateRejection(.late, "task \(taskID) already ended as a \(reason.rawValue) dropout")
+        case nil:
+            if let round = taskID.round, round >= 1, round <= currentRound {
+                throw UpdateRejection(.late, "round \(round) no longer accepts results for task \(taskID)")
+            }
+            throw UpdateRejection(.unknownTask, "no task \(taskID)")
+        }
+    }
+
+    /// Ends an open task as a dropout and closes the phase if nothing else is outstanding.
+    private mutating func endTask(_ taskID: TaskID, dropout reason: DropoutReason, now: Instant) -> [Action] {
+        var kind = TaskKind.fit
+        var client: ClientID?
+        switch phase {
+        case .training(var progress, var tasks, let average, let deadline):
+            guard let open = tasks.removeValue(forKey: taskID) else { return [] }
+            client = open.task.client
+            progress.fitDropouts[reason, default: 0] += 1
+            phase = .training(progress, tasks: tasks, average: average, deadline: deadline)
+        case .evaluating(var progress, var tasks, let evaluation, let deadline):
+            guard let open = tasks.removeValue(forKey: taskID) else { return [] }
+            client = open.task.client
+            kind = .evaluate
+            progress.evaluationDropouts[reason, default: 0] += 1
+            phase = .evaluating(progress, tasks: tasks, evaluation: evaluation, deadline: deadline)
+        default:
+            return []
+        }
+        guard let client else { return [] }
+        return [.clientDropped(client, kind: kind, reason: reason)]
+            + finishTask(taskID, of: client, end: .dropped(reason), now: now)
+    }
+
+    private mutating func finishTask(_ taskID: TaskID, of client: ClientID, end: TaskEnd, now: Instant) -> [Action] {
+        endedTasks[taskID] = end
+        if clients[client]?.openTask == taskID { clients[client]!.openTask = nil }
+        return closePhaseIfDone(now: now)
+    }
+
+    private mutating func closePhaseIfDone(now: Instant) -> [Action] {
+        switch phase {
+        case .training(let progress, let tasks, let average, _) where tasks.isEmpty:
+            guard progress.accepted >= configuration.minFitResults, let aggregate = average.average() else {
+                return fail(
+                    progress,
+                    RoundFailure(
+                        .quorumNotReached,
+                        "\(progress.accepted) of \(progress.selected) selected clients answered; \(configuration.minFitResults) needed"),
+                    now: now)
+            }
+            phase = .aggregating(progress)
+            return [.storeCandidate(round: progress.round, parentVersion: progress.base.version, weights: aggregate)]
+        case .evaluating(var progress, let tasks, let evaluation, _) where tasks.isEmpty:
+            if evaluation.clients >= configuration.minEvaluateResults {
+                progress.evaluation = evaluation.summary()
+            }
+            return commit(progress, now: now)
+        default:
+            return []
+        }
+    }
+
+    private mutating func commit(_ progress: RoundProgress, now: Instant) -> [Action] {
+        guard let candidate = progress.candidate else { preconditionFailure("commit without a candidate") }
+        phase = .committing(progress)
+        return [
+            .commit(
+                round: progress.round, version: candidate.version, evaluation: progress.evaluation,
+                fitMetrics: progress.fitMetrics, examples: progress.examples)
+        ]
+    }
+
+    private mutating func fail(_ progress: RoundProgress, _ failure: RoundFailure, now: Instant) -> [Action] {
+        failedRounds += 1
+        return finish(progress, outcome: .failed(failure), resultVersion: nil, now: now)
+    }
+
+    private mutating func finish(
+        _ progress: RoundProgress, outcome: Report.Outcome, resultVersion: Int?, now: Instant
+    ) -> [Action] {
+        phase = .idle
+        let report = Report(
+            round: progress.round, outcome: outcome, baseVersion: progress.base.version, resultVersion: resultVersion,
+            selected: progress.selected, accepted: progress.accepted, rejected: progress.rejected,
+            fitDropouts: progress.fitDropouts, evaluationDropouts: progress.evaluationDropouts,
+            examples: progress.examples, fitMetrics: progress.fitMetrics, evaluation: progress.evaluation,
+            startedAt: progress.startedAt, finishedAt: now)
+        return [.roundFinished(report)] + startRoundIfReady(now: now)
+    }
+}

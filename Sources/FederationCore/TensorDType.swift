@@ -1,0 +1,32 @@
+/// The element types a safetensors file may declare, spelled as in the format's header.
+///
+/// Every dtype the format defines is known here so a decoder can tell "unknown dtype" (a corrupt or hostile
+/// header) from "known but not aggregated yet" (a client sent `F64` weights). Rondo aggregates `float32`;
+/// adding a dtype means adding a `TensorStorage` case and its conversions, not touching the codec's checks.
+public enum TensorDType: String, Sendable, CaseIterable, Hashable {
+    case bool = "BOOL"
+    case uint8 = "U8"
+    case int8 = "I8"
+    case float8E5M2 = "F8_E5M2"
+    case float8E4M3 = "F8_E4M3"
+    case int16 = "I16"
+    case uint16 = "U16"
+    case float16 = "F16"
+    case bfloat16 = "BF16"
+    case int32 = "I32"
+    case uint32 = "U32"
+    case float32 = "F32"
+    case float64 = "F64"
+    case int64 = "I64"
+    case uint64 = "U64"
+
+    /// Bytes one element occupies in the little-endian data section.
+    public var byteWidth: Int {
+        switch self {
+        case .bool, .uint8, .int8, .float8E5M2, .float8E4M3: 1
+        case .int16, .uint16, .float16, .bfloat16: 2
+        case .int32, .uint32, .float32: 4
+        case .float64, .int64, .uint64: 8
+        }
+    }
+}
