@@ -1,0 +1,43 @@
+import Coordinator
+import FederationCore
+
+/// Settings of `rondo demo`.
+public struct DemoOptions: Sendable {
+    public var clients = 10
+    public var rounds = 30
+    public var alpha = 0.5
+    public var seed: UInt64 = 7
+    /// Chance that a client vanishes (stops without a word) after receiving a fit task.
+    public var dropoutRate = 0.0
+    public var host = "127.0.0.1"
+    public var port = 8470
+    public var keepServing = false
+    public var summaryJSONPath: String?
+    public var localEpochs = 2
+    public var learningRate = 0.1
+    public var batchSize = 16
+
+    public init() {}
+
+    /// The coordinator settings the demo runs with: every client in every round, a quorum of 30 %, and
+    /// short timeouts so vanished clients are noticed within about two seconds.
+    public var coordinatorConfiguration: CoordinatorConfiguration {
+        let minFit = min(clients, max(2, Int((Double(clients) * 0.3).rounded(.up))))
+        let rounds = RoundConfiguration(
+            selection: SelectionPolicy(
+                fractionFit: 1.0, minFitClients: minFit, minAvailableClients: max(clients, 2),
+                fractionEvaluate: 1.0, minEvaluateClients: 1),
+            minFitResults: minFit,
+            fitTimeout: .seconds(20),
+            evaluateTimeout: .seconds(10),
+            livenessTimeout: .seconds(2),
+            maxRounds: self.rounds,
+            fitConfig: [
+                "local_epochs": String(localEpochs), "learning_rate": String(learningRate),
+                "batch_size": String(batchSize),
+            ])
+        return CoordinatorConfiguration(
+            host: host, port: port, rounds: rounds, seed: seed, heartbeatInterval: .milliseconds(500),
+            maxLongPoll: .seconds(30), tickInterval: .milliseconds(50))
+    }
+}

@@ -1,0 +1,179 @@
+import Crypto
+import CurlHTTP
+import FederationCore
+import Foundation
+
+/// One client's calls to the coordinator's `/v1` API, with its credentials and a model cache.
+///
+/// Every call maps the answer to a value or a `FederationClientError`; retrying is the caller's choice
+/// (`FederatedClient` retries transport errors and 5xx with jittered backoff and re-registers on 401).
+public actor CoordinatorConnection {
+    /// Where the coordinator is and how this client introduces itself.
+    public struct Configuration: Sendable {
+        /// Base URL, e.g. `http://127.0.0.1:8470`.
+        public var coordinatorURL: String
+        /// The name this client registers under (shown to operators).
+        public var name: String
+        /// A PEM CA file to trust for HTTPS instead of the system store.
+        public var caFile: String?
+        /// Timeout of ordinary calls (model downloads and uploads included). Default 120 s.
+        public var requestTimeout: Duration
+
+        public init(coordinatorURL: String, name: String, caFile: String? = nil, requestTimeout: Duration = .seconds(120)) {
+            var url = coordinatorURL
+            while url.hasSuffix("/") { url.removeLast() }
+            self.coordinatorURL = url
+            self.name = name
+            self.caFile = caFile
+            self.requestTimeout = requestTimeout
+        }
+    }
+
+    /// What registration returned.
+    public struct Credentials: Sendable, Equatable {
+        public var clientID: String
+        public var token: String
+        public var heartbeatInterval: Duration
+    }
+
+    public let configuration: Configuration
+    private let http: CurlHTTPClient
+    public private(set) var credentials: Credentials?
+    private var cachedModel: (version: Int, sha256: String, weights: ModelWeights)?
+    /// Models fetched over the network (not served from cache); for tests and logs.
+    public private(set) var modelDownloads = 0
+
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+        self.http = CurlHTTPClient(configuration: .init(caFile: configuration.caFile))
+    }
+
+    deinit {
+        http.shutdown()
+    }
+
+    /// Registers (again) and keeps the new credentials.
+    @discardableResult
+    public func register() async throws -> Credentials {
+        let body = try JSONEncoder().encode(WireProtocol.RegistrationRequest(name: configuration.name))
+        let response = try await send("POST", "/v1/clients", json: Array(body), authenticated: false)
+        let answer = try decode(WireProtocol.RegistrationResponse.self, from: response)
+        let credentials = Credentials(
+            clientID: answer.clientID, token: answer.token,
+            heartbeatInterval: .milliseconds(Int64(answer.heartbeatIntervalSeconds * 1000)))
+        self.credentials = credentials
+        return credentials
+    }
+
+    public func heartbeat() async throws {
+        _ = try await send("POST", "/v1/clients/\(try clientID())/heartbeat", json: [])
+    }
+
+    /// Long-polls for the next task; nil when none came within `wait`.
+    public func nextTask(wait: Duration) async throws -> WireProtocol.TaskMessage? {
+        let seconds = Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18
+        let response = try await send(
+            "GET", "/v1/clients/\(try clientID())/tasks/next?wait_seconds=\(seconds)", timeout: wait + .seconds(15))
+        if response.status == 204 { return nil }
+        return try decode(WireProtocol.TaskMessage.self, from: response)
+    }
+
+    /// The weights of a model version, from the cache when its SHA-256 matches, otherwise downloaded with
+    /// `If-None-Match` and checked against its ETag.
+    public func model(version: Int, sha256: String) async throws -> ModelWeights {
+        if let cachedModel, cachedModel.sha256 == sha256 { return cachedModel.weights }
+        var headers: [(name: String, value: String)] = []
+        if let cachedModel { headers.append(("If-None-Match", "\"\(cachedModel.sha256)\"")) }
+        let response = try await send("GET", "/v1/models/\(version)", headers: headers)
+        if response.status == 304, let cachedModel {
+            self.cachedModel = (version, cachedModel.sha256, cachedModel.weights)
+            return cachedModel.weights
+        }
+        modelDownloads += 1
+        let digest = SHA256.hash(data: response.body).map { String(format: "%02x", $0) }.joined()
+        guard digest == sha256 else {
+            throw FederationClientError(
+                .invalidResponse, "model \(version) has SHA-256 \(digest), expected \(sha256)")
+        }
+        do {
+            let weights = try SafeTensorsFile.decode(response.body).weights
+            cachedModel = (version, sha256, weights)
+            return weights
+        } catch {
+            throw FederationClientError(.invalidResponse, "model \(version) is not valid safetensors: \(error)")
+        }
+    }
+
+    public func submitFit(taskID: String, result: FitResult) async throws {
+        _ = try await send(
+            "POST", "/v1/tasks/\(taskID)/result", body: result.file.encoded(),
+            contentType: WireProtocol.safetensorsMediaType)
+    }
+
+    public func submitEvaluation(taskID: String, report: EvaluationReport) async throws {
+        let message = WireProtocol.EvaluationResultMessage(
+            loss: report.loss, numExamples: report.numExamples, metrics: report.metrics)
+        _ = try await send("POST", "/v1/tasks/\(taskID)/result", json: Array(try JSONEncoder().encode(message)))
+    }
+
+    public func reportFailure(taskID: String, message: String) async throws {
+        let body = try JSONEncoder().encode(WireProtocol.TaskFailureMessage(message: message))
+        _ = try await send("POST", "/v1/tasks/\(taskID)/failure", json: Array(body))
+    }
+
+    /// Leaves the federation; the token stops working.
+    public func leave() async throws {
+        _ = try await send("DELETE", "/v1/clients/\(try clientID())")
+        credentials = nil
+    }
+
+    // MARK: Transport
+
+    private func clientID() throws -> String {
+        guard let credentials else { throw FederationClientError(.unauthenticated, "not registered") }
+        return credentials.clientID
+    }
+
+    private func send(_ method: String, _ path: String, json: [UInt8], authenticated: Bool = true) async throws -> HTTPResponse {
+        try await send(method, path, body: json, contentType: "application/json", authenticated: authenticated)
+    }
+
+    private func send(
+        _ method: String, _ path: String, headers extra: [(name: String, value: String)] = [], body: [UInt8]? = nil,
+        contentType: String? = nil, authenticated: Bool = true, timeout: Duration? = nil
+    ) async throws -> HTTPResponse {
+        var headers = extra
+        if authenticated {
+            guard let credentials else { throw FederationClientError(.unauthenticated, "not registered") }
+            headers.append(("Authorization", "Bearer \(credentials.token)"))
+        }
+        if let contentType { headers.append(("Content-Type", contentType)) }
+        let request = HTTPRequest(
+            method: method, url: configuration.coordinatorURL + path, headers: headers, body: body,
+            timeout: timeout ?? configuration.requestTimeout)
+        let response: HTTPResponse
+        do {
+            response = try await http.execute(request)
+        } catch let error as CurlTransferError {
+            throw FederationClientError(.transport, "\(method) \(path): \(error.message)")
+        }
+        guard response.status >= 400 else { return response }
+        let detail = try? JSONDecoder().decode(WireProtocol.ErrorMessage.self, from: Data(response.body))
+        let message = detail?.error.message ?? "\(method) \(path) answered \(response.status)"
+        let code: FederationClientError.Code =
+            switch response.status {
+            case 401: .unauthenticated
+            case 429, 500...: .unavailable
+            default: .refused
+            }
+        throw FederationClientError(code, status: response.status, apiCode: detail?.error.code, message)
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, from response: HTTPResponse) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(response.body))
+        } catch {
+            throw FederationClientError(.invalidResponse, "unexpected answer: \(response.text.prefix(200))")
+        }
+    }
+}

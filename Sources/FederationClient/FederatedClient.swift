@@ -1,0 +1,143 @@
+import FederationCore
+import Logging
+import ServiceLifecycle
+
+/// A federation participant: registers, long-polls for tasks, downloads each task's model, runs the
+/// `Trainer`, and submits the answer, heartbeating while it trains.
+///
+/// It rides out coordinator restarts and network trouble: transport errors and 5xx answers are retried with
+/// jittered backoff, and a 401 (the coordinator no longer knows this client) leads to a fresh registration.
+/// A result the coordinator refuses (late, duplicate, invalid) is logged and the client moves on.
+///
+/// ```swift
+/// let client = FederatedClient(configuration: .init(coordinatorURL: "http://127.0.0.1:8470", name: "site-a"),
+///                              trainer: MyTrainer(), logger: logger)
+/// try await client.participate()   // until cancelled
+/// ```
+public struct FederatedClient<T: Trainer>: Service {
+    public let connection: CoordinatorConnection
+    private let trainer: T
+    private let retry: RetryPolicy
+    private let longPoll: Duration
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - retry: backoff for retryable failures.
+    ///   - longPoll: how long one task poll may park on the coordinator. Default 30 s.
+    public init(
+        configuration: CoordinatorConnection.Configuration, trainer: T, retry: RetryPolicy = RetryPolicy(),
+        longPoll: Duration = .seconds(30), logger: Logger
+    ) {
+        self.connection = CoordinatorConnection(configuration: configuration)
+        self.trainer = trainer
+        self.retry = retry
+        self.longPoll = longPoll
+        self.logger = logger
+    }
+
+    /// Participates until graceful shutdown, then leaves the federation.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            try? await participate()
+        }
+        try? await connection.leave()
+    }
+
+    /// Registers and works on tasks until the calling task is cancelled. Does not leave: a cancelled client
+    /// simply falls silent, as a crashed one would.
+    public func participate() async throws {
+        try await retrying("register") { _ = try await connection.register() }
+        while !Task.isCancelled {
+            guard let task = try await retrying("poll", { try await connection.nextTask(wait: longPoll) }) else { continue }
+            try await handle(task)
+        }
+        throw CancellationError()
+    }
+
+    private func handle(_ message: WireProtocol.TaskMessage) async throws {
+        guard let kind = TaskKind(rawValue: message.kind) else {
+            logger.warning("ignoring task of unknown kind", metadata: ["kind": "\(message.kind)"])
+            return
+        }
+        let context = TaskContext(
+            taskID: message.taskID, round: message.round, kind: kind, modelVersion: message.modelVersion,
+            config: message.config, deadlineSeconds: message.deadlineSeconds)
+        let model = try await retrying("download model") {
+            try await connection.model(version: message.modelVersion, sha256: message.modelSHA256)
+        }
+        let interval = await connection.credentials?.heartbeatInterval ?? .seconds(5)
+        let outcome: Result<Answer, any Error> = await withTaskGroup(of: Result<Answer, any Error>?.self) { group in
+            group.addTask {
+                // Heartbeats tell the coordinator this client is alive while it trains.
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    try? await connection.heartbeat()
+                }
+                return nil
+            }
+            group.addTask {
+                do {
+                    switch kind {
+                    case .fit: return .success(.fit(try await trainer.fit(model: model, task: context)))
+                    case .evaluate: return .success(.evaluate(try await trainer.evaluate(model: model, task: context)))
+                    }
+                } catch {
+                    return .failure(error)
+                }
+            }
+            var outcome: Result<Answer, any Error> = .failure(CancellationError())
+            for await result in group {
+                if let result {
+                    outcome = result
+                    group.cancelAll()
+                }
+            }
+            return outcome
+        }
+        try Task.checkCancellation()
+        do {
+            switch outcome {
+            case .success(.fit(let result)):
+                try await retrying("submit fit") { try await connection.submitFit(taskID: message.taskID, result: result) }
+            case .success(.evaluate(let report)):
+                try await retrying("submit evaluation") {
+                    try await connection.submitEvaluation(taskID: message.taskID, report: report)
+                }
+            case .failure(let error):
+                logger.warning("task failed", metadata: ["task_id": "\(message.taskID)", "error": "\(error)"])
+                try await retrying("report failure") {
+                    try await connection.reportFailure(taskID: message.taskID, message: "\(error)")
+                }
+            }
+        } catch let error as FederationClientError where error.code == .refused {
+            logger.notice(
+                "coordinator refused the answer",
+                metadata: ["task_id": "\(message.taskID)", "code": "\(error.apiCode ?? "")", "error": "\(error.message)"])
+        }
+    }
+
+    private enum Answer: Sendable {
+        case fit(FitResult)
+        case evaluate(EvaluationReport)
+    }
+
+    /// Runs `operation`, retrying retryable failures with backoff and re-registering after a 401.
+    private func retrying<R: Sendable>(_ what: String, _ operation: () async throws -> R) async throws -> R {
+        var generator = SystemRandomNumberGenerator()
+        var attempt = 0
+        while true {
+            do {
+                return try await operation()
+            } catch let error as FederationClientError where error.isRetryable || error.code == .unauthenticated {
+                attempt += 1
+                if let maxAttempts = retry.maxAttempts, attempt >= maxAttempts { throw error }
+                logger.debug("retrying", metadata: ["operation": "\(what)", "attempt": "\(attempt)", "error": "\(error)"])
+                try await Task.sleep(for: retry.delay(forAttempt: attempt - 1, using: &generator))
+                if error.code == .unauthenticated, what != "register" {
+                    logger.info("coordinator does not know this client any more; registering again")
+                    _ = try? await connection.register()
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,44 @@
+/// Why a call to the coordinator failed.
+public struct FederationClientError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+
+        /// No HTTP answer (connection refused, reset, timed out). Retried.
+        public static let transport = Code("transport")
+        /// The coordinator answered 5xx or 429. Retried.
+        public static let unavailable = Code("unavailable")
+        /// 401: the coordinator does not know the token (it restarted, or the client left). The runner
+        /// registers again.
+        public static let unauthenticated = Code("unauthenticated")
+        /// Any other 4xx: the request itself was refused. Not retried.
+        public static let refused = Code("refused")
+        /// The answer did not have the expected form (bad JSON, hash mismatch).
+        public static let invalidResponse = Code("invalid_response")
+
+        public var description: String { name }
+    }
+
+    public var code: Code
+    /// HTTP status, when there was an answer.
+    public var status: Int?
+    /// The coordinator's error code (`late`, `duplicate`, `wrong_shape`, …), when it sent one.
+    public var apiCode: String?
+    public var message: String
+
+    public init(_ code: Code, status: Int? = nil, apiCode: String? = nil, _ message: String) {
+        self.code = code
+        self.status = status
+        self.apiCode = apiCode
+        self.message = message
+    }
+
+    /// True when trying the same call again may succeed.
+    public var isRetryable: Bool { code == .transport || code == .unavailable }
+
+    public var description: String {
+        var text = "\(code)"
+        if let status { text += " (HTTP \(status)" + (apiCode.map { " \($0)" } ?? "") + ")" }
+        return text + ": \(message)"
+    }
+}

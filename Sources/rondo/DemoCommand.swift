@@ -1,0 +1,45 @@
+import ArgumentParser
+import DemoFederation
+import Foundation
+
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run a local federation: a coordinator and simulated sites learning the digits data set.")
+
+    @Option(help: "Number of simulated sites.") var clients = 10
+    @Option(help: "Number of rounds.") var rounds = 30
+    @Option(help: "Dirichlet concentration of the non-IID label split (smaller: more skewed).") var alpha = 0.5
+    @Option(help: "Seed for data split, selection and training.") var seed: UInt64 = 7
+    @Option(help: "Chance that a site vanishes mid-round after receiving a fit task.") var dropoutRate = 0.0
+    @Option(help: "Write a JSON summary here.") var summaryJSON: String?
+    @Flag(help: "Keep the coordinator serving after the last round, until SIGINT/SIGTERM.") var keepServing = false
+    @OptionGroup var server: ServerOptions
+    @OptionGroup var common: CommonOptions
+
+    func validate() throws {
+        guard clients >= 2 else { throw ValidationError("--clients must be at least 2") }
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+        guard alpha > 0 else { throw ValidationError("--alpha must be positive") }
+        guard (0..<1).contains(dropoutRate) else { throw ValidationError("--dropout-rate must be in [0, 1)") }
+    }
+
+    func run() async throws {
+        let logger = common.bootstrapLogging(defaultLevel: .warning)
+        try server.prepareDataDirectory()
+        var options = DemoOptions()
+        options.clients = clients
+        options.rounds = rounds
+        options.alpha = alpha
+        options.seed = seed
+        options.dropoutRate = dropoutRate
+        options.host = server.resolvedHost
+        options.port = server.resolvedPort
+        options.keepServing = keepServing
+        options.summaryJSONPath = summaryJSON
+        _ = try await LocalFederationDemo.run(options: options, dataset: try DigitsDataset.bundled(), logger: logger) { line in
+            print(line)
+            FileHandle.standardOutput.synchronizeFile()
+        }
+    }
+}

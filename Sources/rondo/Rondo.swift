@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+@main
+struct Rondo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rondo",
+        abstract: "Rondo, an observability-first federated-learning coordinator.",
+        subcommands: [DemoCommand.self, ServeCommand.self, ClientCommand.self, BenchCommand.self])
+}
+
+/// Options every command that runs a coordinator or a client shares.
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level?
+
+    /// Bootstraps swift-log once for the process (stderr, so stdout stays for results).
+    func bootstrapLogging(defaultLevel: Logger.Level) -> Logger {
+        let level = logLevel ?? ProcessInfo.processInfo.environment["RONDO_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? defaultLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "rondo")
+        logger.logLevel = level
+        return logger
+    }
+}
+
+/// Where the coordinator listens and keeps its data; shared by `demo` and `serve`.
+struct ServerOptions: ParsableArguments {
+    @Option(help: "Address to listen on (env RONDO_HOST).")
+    var host: String?
+
+    @Option(help: "Port to listen on; 0 picks a free port and prints it (env RONDO_PORT).")
+    var port: Int?
+
+    @Option(help: "Directory for the coordinator's data (created if missing).")
+    var dataDir: String = "./rondo-data"
+
+    var resolvedHost: String { host ?? ProcessInfo.processInfo.environment["RONDO_HOST"] ?? "127.0.0.1" }
+
+    var resolvedPort: Int { port ?? ProcessInfo.processInfo.environment["RONDO_PORT"].flatMap { Int($0) } ?? 8470 }
+
+    func prepareDataDirectory() throws {
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

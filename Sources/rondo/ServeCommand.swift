@@ -1,0 +1,96 @@
+import ArgumentParser
+import Coordinator
+import DemoFederation
+import FederationCore
+import Foundation
+import ServiceLifecycle
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve", abstract: "Run the coordinator until SIGINT/SIGTERM.")
+
+    @OptionGroup var server: ServerOptions
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Safetensors file to start from (default: the digits demo's zero-initialised softmax model).")
+    var initialModel: String?
+    @Option(help: "Share of connected clients asked to train each round.") var fractionFit = 1.0
+    @Option(help: "Fewest clients asked to train.") var minFitClients = 2
+    @Option(help: "Connected clients needed before a round starts.") var minAvailableClients = 2
+    @Option(help: "Accepted results a round needs (quorum); at most --min-fit-clients.") var minFitResults = 2
+    @Option(help: "Share of connected clients asked to evaluate; 0 turns evaluation off.") var fractionEvaluate = 1.0
+    @Option(help: "Seconds a round's training may take.") var fitTimeout = 120.0
+    @Option(help: "Seconds a round's evaluation may take.") var evaluateTimeout = 60.0
+    @Option(help: "Seconds of silence after which a client counts as gone.") var livenessTimeout = 30.0
+    @Option(help: "Stop starting rounds after this many.") var rounds: Int?
+    @Option(help: "Largest accepted L2 norm of an update (result - base).") var maxUpdateNorm: Double?
+    @Option(help: "Largest accepted fit-result body, in bytes (env RONDO_MAX_UPDATE_BYTES).") var maxUpdateBytes: Int?
+    @Option(help: "Seed for client selection (env RONDO_SEED).") var seed: UInt64?
+    @Option(parsing: .upToNextOption, help: "Training config sent to clients, as key=value.")
+    var fitConfig: [String] = ["local_epochs=2", "learning_rate=0.1", "batch_size=16"]
+
+    func validate() throws {
+        guard minFitResults >= 1, minFitResults <= minFitClients else {
+            throw ValidationError("--min-fit-results must be between 1 and --min-fit-clients")
+        }
+        guard fractionFit > 0, fractionFit <= 1, fractionEvaluate >= 0, fractionEvaluate <= 1 else {
+            throw ValidationError("fractions must be in (0, 1]")
+        }
+    }
+
+    func run() async throws {
+        let logger = common.bootstrapLogging(defaultLevel: .info)
+        try server.prepareDataDirectory()
+        let environment = ProcessInfo.processInfo.environment
+        var configuration = CoordinatorConfiguration(
+            host: server.resolvedHost, port: server.resolvedPort,
+            rounds: RoundConfiguration(
+                selection: SelectionPolicy(
+                    fractionFit: fractionFit, minFitClients: minFitClients, minAvailableClients: minAvailableClients,
+                    fractionEvaluate: fractionEvaluate),
+                minFitResults: minFitResults,
+                fitTimeout: .milliseconds(Int64(fitTimeout * 1000)),
+                evaluateTimeout: .milliseconds(Int64(evaluateTimeout * 1000)),
+                livenessTimeout: .milliseconds(Int64(livenessTimeout * 1000)),
+                maxRounds: rounds,
+                validator: UpdateValidator(maxUpdateNorm: maxUpdateNorm),
+                fitConfig: try parseConfig(fitConfig)),
+            seed: seed ?? environment["RONDO_SEED"].flatMap { UInt64($0) } ?? 0)
+        if let bytes = maxUpdateBytes ?? environment["RONDO_MAX_UPDATE_BYTES"].flatMap({ Int($0) }) {
+            configuration.limits.maxUpdateBytes = bytes
+        }
+        let weights: ModelWeights
+        if let initialModel {
+            guard let data = FileManager.default.contents(atPath: initialModel) else {
+                throw ValidationError("cannot read \(initialModel)")
+            }
+            weights = try SafeTensorsFile.decode(Array(data)).weights
+        } else {
+            weights = SoftmaxRegression().weights
+        }
+        let coordinator = try await CoordinatorServer(
+            configuration: configuration, repository: InMemoryModelRepository(), initialWeights: weights, logger: logger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: coordinator.services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        let host = configuration.host
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            tasks.addTask {
+                let port = await coordinator.port()
+                print("rondo coordinator listening on http://\(host):\(port)")
+                FileHandle.standardOutput.synchronizeFile()
+            }
+            try await tasks.waitForAll()
+        }
+    }
+
+    private func parseConfig(_ pairs: [String]) throws -> [String: String] {
+        var config: [String: String] = [:]
+        for pair in pairs {
+            guard let equals = pair.firstIndex(of: "=") else { throw ValidationError("--fit-config takes key=value, not \(pair)") }
+            config[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+        }
+        return config
+    }
+}
