@@ -28,7 +28,6 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     enum TaskEnd: Sendable {
         case answered
         case dropped(DropoutReason)
-        case rejected
     }
 
     struct OpenTask: Sendable {
@@ -202,7 +201,8 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     // MARK: Results
 
     /// Accepts a fit result: validates it against the round's base model and folds it into the average.
-    /// - Throws: `UpdateRejection`; a rejected result ends the task (it counts in the round's `rejected`).
+    /// - Throws: `UpdateRejection`. A refused result changes nothing but the round's `rejected` count: the task
+    ///   stays open, so the client may still send a valid result before the deadline.
     public mutating func fitResult(
         _ taskID: TaskID, client: ClientID, weights: ModelWeights, numExamples: Int,
         metrics: [String: Double], now: Instant
@@ -389,7 +389,6 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         }
         switch endedTasks[taskID] {
         case .answered?: throw UpdateRejection(.duplicate, "task \(taskID) was already answered")
-        case .rejected?: throw UpdateRejection(.duplicate, "task \(taskID) was already answered (and rejected)")
         case .dropped(let reason)?:
             throw UpdateRejection(.late, "task \(taskID) already ended as a \(reason.rawValue) dropout")
         case nil:
