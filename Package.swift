@@ -72,11 +72,23 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .target(
+            name: "RondoTestSupport",
+            dependencies: [
+                "Coordinator", "FederationCore", "CurlHTTP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/RondoTestSupport"
+        ),
         .testTarget(name: "FederationCoreTests", dependencies: ["FederationCore"]),
-        .testTarget(name: "FederationClientTests", dependencies: ["FederationClient", "CurlHTTP", "Coordinator"]),
+        .testTarget(
+            name: "FederationClientTests",
+            dependencies: ["FederationClient", "CurlHTTP", "Coordinator", "RondoTestSupport"]
+        ),
         .testTarget(
             name: "CoordinatorTests",
-            dependencies: ["Coordinator", "FederationClient", "CurlHTTP", "FederationCore"]
+            dependencies: ["Coordinator", "FederationClient", "CurlHTTP", "FederationCore", "RondoTestSupport"]
         ),
         .testTarget(name: "DemoFederationTests", dependencies: ["DemoFederation", "FederationCore"]),
     ]

@@ -1,0 +1,30 @@
+# The two commands the README starts with: `make demo` and `make test`. Both install what is missing.
+SWIFT ?= swift
+APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev zlib1g-dev
+
+.PHONY: deps build demo test bench lint
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build --product rondo
+
+demo: build
+	$(SWIFT) run --skip-build rondo demo --clients 10 --rounds 30 --alpha 0.5 --seed 7
+
+test: deps lint
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+bench: deps
+	$(SWIFT) build -c release --product rondo
+	$(SWIFT) run -c release --skip-build rondo bench aggregate --clients 10 --parameters 1000000 --runs 7
+
+lint:
+	@scripts/check-core-imports.sh
