@@ -37,8 +37,11 @@ public struct CoordinatorServer: Sendable {
             logger: logger)
     }
 
-    /// The services to run: the round driver and the HTTP server.
-    public var services: [any Service] { [driver, application] }
+    /// The services to run: the HTTP server and the round driver.
+    ///
+    /// A `ServiceGroup` shuts services down in reverse order, so the driver stops first: it answers every
+    /// parked long-poll at once, and the HTTP server then drains quickly instead of waiting out the polls.
+    public var services: [any Service] { [application, driver] }
 
     /// The port the server listens on, once it is bound (useful with port 0).
     public func port() async -> Int { await boundPort.value() }

@@ -1,0 +1,147 @@
+import Coordinator
+import FederationClient
+import FederationCore
+import Logging
+import RondoTestSupport
+import Synchronization
+import Testing
+
+/// A trainer that moves every weight by +1 and reports how often it ran.
+final class IncrementingTrainer: Trainer {
+    let fits = Atomic<Int>(0)
+    let evaluations = Atomic<Int>(0)
+
+    func fit(model: ModelWeights, task: TaskContext) async throws -> FitResult {
+        fits.add(1, ordering: .relaxed)
+        let moved = ModelWeights(model.tensors.map { named in
+            NamedTensor(name: named.name, tensor: Tensor(shape: named.tensor.shape, values: named.tensor.floatValues.map { $0 + 1 }))
+        })
+        return FitResult(weights: moved, numExamples: 5, metrics: ["train_loss": 0.5])
+    }
+
+    func evaluate(model: ModelWeights, task: TaskContext) async throws -> EvaluationReport {
+        evaluations.add(1, ordering: .relaxed)
+        return EvaluationReport(loss: 1.5, numExamples: 4, metrics: ["accuracy": 0.75])
+    }
+}
+
+/// A trainer whose fit always fails.
+struct FailingTrainer: Trainer {
+    struct Broken: Error {}
+    func fit(model: ModelWeights, task: TaskContext) async throws -> FitResult { throw Broken() }
+    func evaluate(model: ModelWeights, task: TaskContext) async throws -> EvaluationReport { throw Broken() }
+}
+
+@Suite struct FederatedClientTests {
+    static var logger: Logger {
+        var logger = Logger(label: "test-client")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    /// Runs `client` in the background until `condition` holds for the coordinator's status, then cancels it.
+    static func participate<T: Trainer>(
+        _ clients: [FederatedClient<T>], on coordinator: RunningCoordinator,
+        until condition: @escaping (WireProtocol.StatusMessage) -> Bool
+    ) async throws -> WireProtocol.StatusMessage {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in clients { group.addTask { try? await client.participate() } }
+            defer { group.cancelAll() }
+            for _ in 0..<1000 {
+                let status = try await coordinator.status()
+                if condition(status) { return status }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            Issue.record("condition not reached within 20 s")
+            return try await coordinator.status()
+        }
+    }
+
+    @Test func clientsTrainEvaluateAndTheRoundsCommit() async throws {
+        let configuration = RunningCoordinator.configuration(clients: 2, minFitResults: 2, fractionEvaluate: 1, maxRounds: 3)
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let trainers = [IncrementingTrainer(), IncrementingTrainer()]
+            let clients = trainers.enumerated().map { index, trainer in
+                FederatedClient(
+                    configuration: .init(coordinatorURL: coordinator.url, name: "site-\(index)"), trainer: trainer,
+                    longPoll: .seconds(2), logger: Self.logger)
+            }
+            let reports = await coordinator.driver.roundReports()
+            let status = try await Self.participate(clients, on: coordinator) { $0.phase == "finished" }
+            #expect(status.committedRounds == 3 && status.modelVersion == 4)
+            #expect(trainers.map { $0.fits.load(ordering: .relaxed) } == [3, 3])
+            #expect(trainers.map { $0.evaluations.load(ordering: .relaxed) } == [3, 3])
+            // Each round moves every weight by +1 from the previous global model.
+            let model = await coordinator.driver.currentModel
+            #expect(model.weights["bias"]?.floatValues == [3, 3])
+            var iterator = reports.makeAsyncIterator()
+            let first = try #require(await iterator.next())
+            #expect(first.evaluation == EvaluationSummary(loss: 1.5, metrics: ["accuracy": 0.75], numExamples: 8, clients: 2))
+            #expect(first.fitMetrics == ["train_loss": 0.5])
+            // Fit on v1, evaluate candidate v2, fit on v2 (cached), evaluate v3, fit on v3 (cached), evaluate v4:
+            // each version crossed the network once.
+            #expect(await clients[0].connection.modelDownloads == 4)
+        }
+    }
+
+    @Test func modelDownloadIsCachedByHash() async throws {
+        try await RunningCoordinator.with(configuration: RunningCoordinator.configuration()) { coordinator in
+            let connection = CoordinatorConnection(configuration: .init(coordinatorURL: coordinator.url, name: "cache"))
+            try await connection.register()
+            let current = await coordinator.driver.currentModel
+            let first = try await connection.model(version: 1, sha256: current.sha256)
+            let second = try await connection.model(version: 1, sha256: current.sha256)
+            #expect(first == RunningCoordinator.testModel && second == first)
+            #expect(await connection.modelDownloads == 1)
+            // A client with nothing cached checks what it downloads against the task's hash.
+            let fresh = CoordinatorConnection(configuration: .init(coordinatorURL: coordinator.url, name: "fresh"))
+            try await fresh.register()
+            await #expect {
+                try await fresh.model(version: 1, sha256: String(repeating: "0", count: 64))
+            } throws: { ($0 as? FederationClientError)?.code == .invalidResponse }
+        }
+    }
+
+    @Test func aFailingTrainerIsReportedAsAnErrorDropout() async throws {
+        let configuration = RunningCoordinator.configuration(clients: 1, maxRounds: 1)
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let reports = await coordinator.driver.roundReports()
+            let client = FederatedClient(
+                configuration: .init(coordinatorURL: coordinator.url, name: "broken"), trainer: FailingTrainer(),
+                longPoll: .seconds(2), logger: Self.logger)
+            let status = try await Self.participate([client], on: coordinator) { $0.failedRounds == 1 }
+            #expect(status.modelVersion == 1)
+            var iterator = reports.makeAsyncIterator()
+            let report = try #require(await iterator.next())
+            #expect(report.fitDropouts == [.error: 1])
+        }
+    }
+
+    @Test func clientRidesOutACoordinatorRestart() async throws {
+        // First coordinator: the client registers there and finishes a round.
+        let first = try await RunningCoordinator(configuration: RunningCoordinator.configuration(maxRounds: 1))
+        let port = first.port
+        let client = FederatedClient(
+            configuration: .init(coordinatorURL: first.url, name: "survivor"), trainer: IncrementingTrainer(),
+            retry: RetryPolicy(initialDelay: .milliseconds(20), maxDelay: .milliseconds(200)), longPoll: .seconds(1),
+            logger: Self.logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try? await client.participate() }
+            defer { group.cancelAll() }
+            while try await first.status().committedRounds < 1 { try await Task.sleep(for: .milliseconds(20)) }
+            let oldCredentials = await client.connection.credentials
+            await first.stop()
+            try await Task.sleep(for: .milliseconds(300))  // the client now sees refused connections and backs off
+            // A new coordinator on the same port knows nothing of the client: it must register again and train.
+            try await RunningCoordinator.with(configuration: RunningCoordinator.configuration(port: port, maxRounds: 1)) { second in
+                var status = try await second.status()
+                for _ in 0..<500 where status.committedRounds < 1 {
+                    try await Task.sleep(for: .milliseconds(20))
+                    status = try await second.status()
+                }
+                #expect(status.committedRounds == 1)
+                #expect(await client.connection.credentials != oldCredentials, "registered again")
+            }
+        }
+    }
+}
