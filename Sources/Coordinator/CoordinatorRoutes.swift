@@ -65,15 +65,15 @@ struct CoordinatorRoutes: Sendable {
             guard let seconds = Double(String(text)), seconds.isFinite, seconds >= 0 else {
                 throw APIError(.badRequest, code: "invalid_parameter", "wait_seconds must be a non-negative number")
             }
-            wait = min(.milliseconds(Int64(seconds * 1000)), configuration.maxLongPoll)
+            // Clamp before converting: a huge wait_seconds must not overflow the conversion.
+            wait = .seconds(min(seconds, configuration.maxLongPoll.seconds))
         }
         guard let task = await driver.nextTask(for: client, wait: wait) else { return Response(status: .noContent) }
-        let remaining = ContinuousClock.now.duration(to: task.deadline).components
         return try json(
             WireProtocol.TaskMessage(
                 taskID: task.id.rawValue, round: task.round, kind: task.kind.rawValue, modelVersion: task.modelVersion,
                 modelSHA256: task.modelSHA256, config: task.config,
-                deadlineSeconds: max(0, Double(remaining.seconds) + Double(remaining.attoseconds) / 1e18)))
+                deadlineSeconds: max(0, ContinuousClock.now.duration(to: task.deadline).seconds)))
     }
 
     private func model(_ request: Request, _ context: BasicRequestContext) async throws -> Response {

@@ -115,10 +115,9 @@ public actor RoundDriver: Service {
         clientNames[client] = name
         logger.info("client registered", metadata: ["client_id": "\(client)", "client_name": "\(name)"])
         await perform(machine.register(client, name: name, now: clock.now))
-        let interval = configuration.heartbeatInterval.components
         return WireProtocol.RegistrationResponse(
             clientID: client.rawValue, token: token,
-            heartbeatIntervalSeconds: Double(interval.seconds) + Double(interval.attoseconds) / 1e18)
+            heartbeatIntervalSeconds: configuration.heartbeatInterval.seconds)
     }
 
     /// The client a bearer token belongs to, if any.

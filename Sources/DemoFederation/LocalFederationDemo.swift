@@ -92,7 +92,7 @@ public enum LocalFederationDemo {
                     rounds: committed + failed, committedRounds: committed, failedRounds: failed,
                     finalAccuracy: accuracy, finalLoss: loss, finalFederatedAccuracy: lastFederatedAccuracy,
                     finalModelVersion: model.version,
-                    durationSeconds: Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+                    durationSeconds: duration.seconds)
                 summary.value = result
                 output(
                     String(
@@ -113,7 +113,7 @@ public enum LocalFederationDemo {
         }
 
         static func line(_ report: RoundDriver.Report, of total: Int) -> String {
-            let seconds = Double(report.duration.components.seconds) + Double(report.duration.components.attoseconds) / 1e18
+            let seconds = report.duration.seconds
             let evaluation =
                 report.evaluation.map {
                     String(format: "eval acc %.4f  loss %.4f", $0.metrics["accuracy"] ?? .nan, $0.loss)

@@ -60,7 +60,7 @@ public actor CoordinatorConnection {
         let answer = try decode(WireProtocol.RegistrationResponse.self, from: response)
         let credentials = Credentials(
             clientID: answer.clientID, token: answer.token,
-            heartbeatInterval: .milliseconds(Int64(answer.heartbeatIntervalSeconds * 1000)))
+            heartbeatInterval: .seconds(min(max(answer.heartbeatIntervalSeconds, 0.05), 3600)))
         self.credentials = credentials
         return credentials
     }
@@ -71,7 +71,7 @@ public actor CoordinatorConnection {
 
     /// Long-polls for the next task; nil when none came within `wait`.
     public func nextTask(wait: Duration) async throws -> WireProtocol.TaskMessage? {
-        let seconds = Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18
+        let seconds = wait.seconds
         let response = try await send(
             "GET", "/v1/clients/\(try clientID())/tasks/next?wait_seconds=\(seconds)", timeout: wait + .seconds(15))
         if response.status == 204 { return nil }

@@ -54,7 +54,7 @@ struct AggregateBench: AsyncParsableCommand {
     }
 
     private func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        duration.seconds
     }
 
     private func median(_ values: [Double]) -> Double {

@@ -35,6 +35,12 @@ struct ServeCommand: AsyncParsableCommand {
         guard fractionFit > 0, fractionFit <= 1, fractionEvaluate >= 0, fractionEvaluate <= 1 else {
             throw ValidationError("fractions must be in (0, 1]")
         }
+        for (name, value) in [("fit", fitTimeout), ("evaluate", evaluateTimeout), ("liveness", livenessTimeout)] {
+            guard value.isFinite, value > 0, value <= 86_400 else {
+                throw ValidationError("--\(name)-timeout must be between 0 and 86400 seconds")
+            }
+        }
+        guard minAvailableClients >= 1, minFitClients >= 1 else { throw ValidationError("client minimums must be at least 1") }
     }
 
     func run() async throws {
@@ -48,9 +54,9 @@ struct ServeCommand: AsyncParsableCommand {
                     fractionFit: fractionFit, minFitClients: minFitClients, minAvailableClients: minAvailableClients,
                     fractionEvaluate: fractionEvaluate),
                 minFitResults: minFitResults,
-                fitTimeout: .milliseconds(Int64(fitTimeout * 1000)),
-                evaluateTimeout: .milliseconds(Int64(evaluateTimeout * 1000)),
-                livenessTimeout: .milliseconds(Int64(livenessTimeout * 1000)),
+                fitTimeout: .seconds(fitTimeout),
+                evaluateTimeout: .seconds(evaluateTimeout),
+                livenessTimeout: .seconds(livenessTimeout),
                 maxRounds: rounds,
                 validator: UpdateValidator(maxUpdateNorm: maxUpdateNorm),
                 fitConfig: try parseConfig(fitConfig)),

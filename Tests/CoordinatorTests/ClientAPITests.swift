@@ -154,7 +154,7 @@ import Testing
     }
 
     @Test func resultAfterTheRoundClosedIsLate() async throws {
-        let configuration = RunningCoordinator.configuration(clients: 2, fitTimeout: .milliseconds(600), maxRounds: 1)
+        let configuration = RunningCoordinator.configuration(clients: 2, fitTimeout: .seconds(2), maxRounds: 1)
         try await RunningCoordinator.with(configuration: configuration) { coordinator in
             let fast = try await coordinator.register("fast")
             let slow = try await coordinator.register("slow")
@@ -166,7 +166,7 @@ import Testing
             let accepted = try await coordinator.request(
                 "POST", "/v1/tasks/\(tasks[0])/result", token: fast.token, contentType: Self.safetensors, body: Self.fit(Self.trained))
             #expect(accepted.status == 202)
-            // `slow` keeps heartbeating but misses the deadline.
+            // `slow` stays within the liveness timeout but misses the 2 s deadline.
             _ = try await waitFor(coordinator) { $0.committedRounds == 1 }
             let late = try await coordinator.request(
                 "POST", "/v1/tasks/\(tasks[1])/result", token: slow.token, contentType: Self.safetensors, body: Self.fit(Self.trained))
@@ -183,6 +183,17 @@ import Testing
             #expect(response.status == 204)
             #expect(start.duration(to: .now) >= .milliseconds(250), "the poll parked until its wait ran out")
             #expect(try await coordinator.status().clientsConnected == 1)
+        }
+    }
+
+    @Test func absurdWaitIsClampedToTheLongestPoll() async throws {
+        var configuration = RunningCoordinator.configuration(clients: 2)
+        configuration.maxLongPoll = .milliseconds(300)
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let lonely = try await coordinator.register("lonely")
+            let response = try await coordinator.request(
+                "GET", "/v1/clients/\(lonely.id)/tasks/next?wait_seconds=1e300", token: lonely.token)
+            #expect(response.status == 204)
         }
     }
 
