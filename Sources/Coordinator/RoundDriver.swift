@@ -315,7 +315,7 @@ public actor RoundDriver: Service {
     private func logFinished(_ report: Report) {
         var metadata: Logger.Metadata = [
             "round": "\(report.round)", "selected": "\(report.selected)", "accepted": "\(report.accepted)",
-            "dropouts": "\(report.totalDropouts)", "duration_seconds": "\(report.duration)",
+            "dropouts": "\(report.totalDropouts)", "duration_seconds": "\(report.duration.seconds)",
         ]
         if let evaluation = report.evaluation {
             metadata["eval_loss"] = "\(evaluation.loss)"

@@ -38,8 +38,7 @@ struct DemoCommand: AsyncParsableCommand {
         options.keepServing = keepServing
         options.summaryJSONPath = summaryJSON
         _ = try await LocalFederationDemo.run(options: options, dataset: try DigitsDataset.bundled(), logger: logger) { line in
-            print(line)
-            FileHandle.standardOutput.synchronizeFile()
+            printLine(line)
         }
     }
 }

@@ -50,3 +50,8 @@ struct ServerOptions: ParsableArguments {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// Writes a line to standard output unbuffered, so progress shows up at once even when stdout is a file or pipe.
+func printLine(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

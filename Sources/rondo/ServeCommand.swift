@@ -84,8 +84,7 @@ struct ServeCommand: AsyncParsableCommand {
             tasks.addTask { try await group.run() }
             tasks.addTask {
                 let port = await coordinator.port()
-                print("rondo coordinator listening on http://\(host):\(port)")
-                FileHandle.standardOutput.synchronizeFile()
+                printLine("rondo coordinator listening on http://\(host):\(port)")
             }
             try await tasks.waitForAll()
         }
