@@ -28,3 +28,4 @@ bench: deps
 
 lint:
 	@scripts/check-core-imports.sh
+	swift-format lint --strict --recursive Sources Tests Package.swift

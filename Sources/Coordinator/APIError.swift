@@ -86,7 +86,8 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             "wrong type at \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\""
         case .dataCorrupted(let context):
             context.codingPath.isEmpty
-                ? "not valid JSON" : "invalid value at \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\""
+                ? "not valid JSON"
+                : "invalid value at \"\(context.codingPath.map(\.stringValue).joined(separator: "."))\""
         @unknown default: "invalid JSON"
         }
     }

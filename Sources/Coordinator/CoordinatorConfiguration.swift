@@ -29,7 +29,9 @@ public struct CoordinatorConfiguration: Sendable {
         /// Header and tensor-count limits for uploaded safetensors.
         public var safetensors: SafeTensorsLimits
 
-        public init(maxUpdateBytes: Int = 512 << 20, maxJSONBytes: Int = 1 << 20, safetensors: SafeTensorsLimits = .default) {
+        public init(
+            maxUpdateBytes: Int = 512 << 20, maxJSONBytes: Int = 1 << 20, safetensors: SafeTensorsLimits = .default
+        ) {
             self.maxUpdateBytes = maxUpdateBytes
             self.maxJSONBytes = maxJSONBytes
             self.safetensors = safetensors

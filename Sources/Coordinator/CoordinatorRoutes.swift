@@ -84,7 +84,8 @@ struct CoordinatorRoutes: Sendable {
             version = await driver.currentModel.version
         } else {
             guard let number = Int(text), number > 0 else {
-                throw APIError(.badRequest, code: "invalid_parameter", "model version must be a positive integer or \"current\"")
+                throw APIError(
+                    .badRequest, code: "invalid_parameter", "model version must be a positive integer or \"current\"")
             }
             version = number
         }
@@ -95,7 +96,8 @@ struct CoordinatorRoutes: Sendable {
         var headers: HTTPFields = [.eTag: etag, .cacheControl: "no-cache"]
         headers[HTTPField.Name("X-Rondo-Model-Version")!] = String(stored.version)
         if let match = request.headers[.ifNoneMatch],
-            match == "*" || match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag })
+            match == "*"
+                || match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag })
         {
             return Response(status: .notModified, headers: headers)
         }
@@ -145,7 +147,8 @@ struct CoordinatorRoutes: Sendable {
                     "evaluation results are application/json, not \(mediaType ?? "unspecified")")
             }
             let message = try await decodeJSON(WireProtocol.EvaluationResultMessage.self, from: request)
-            let report = EvaluationReport(loss: message.loss, numExamples: message.numExamples, metrics: message.metrics ?? [:])
+            let report = EvaluationReport(
+                loss: message.loss, numExamples: message.numExamples, metrics: message.metrics ?? [:])
             do throws(UpdateRejection) {
                 try await driver.submitEvaluation(taskID, client: client, report: report)
             } catch {
@@ -175,7 +178,8 @@ struct CoordinatorRoutes: Sendable {
 
     private func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
-            throw APIError(.contentTooLarge, code: "payload_too_large", "body of \(length) bytes exceeds the limit of \(limit)")
+            throw APIError(
+                .contentTooLarge, code: "payload_too_large", "body of \(length) bytes exceeds the limit of \(limit)")
         }
         do {
             return try await request.body.collect(upTo: limit)
@@ -189,7 +193,9 @@ struct CoordinatorRoutes: Sendable {
         do {
             return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
         } catch let error as DecodingError {
-            throw APIError.malformed("request body does not match the expected JSON: \(APIErrorMiddleware<BasicRequestContext>.describe(error))")
+            throw APIError.malformed(
+                "request body does not match the expected JSON: \(APIErrorMiddleware<BasicRequestContext>.describe(error))"
+            )
         }
     }
 }

@@ -40,14 +40,19 @@ public actor RoundDriver: Service {
     ) async throws {
         var stored = try await repository.current()
         if stored == nil {
-            guard let initialWeights else { throw CoordinatorStartupError(message: "no current model and no initial model") }
+            guard let initialWeights else {
+                throw CoordinatorStartupError(message: "no current model and no initial model")
+            }
             let bytes = SafeTensorsFile(weights: initialWeights, metadata: ["round": "0"]).encoded()
             let version = try await repository.storeCandidate(
                 round: 0, parentVersion: nil, bytes: bytes, sha256: Digest.sha256Hex(bytes))
-            try await repository.commit(version: version, metrics: CommitMetrics(evaluation: nil, fitMetrics: [:], examples: 0))
+            try await repository.commit(
+                version: version, metrics: CommitMetrics(evaluation: nil, fitMetrics: [:], examples: 0))
             stored = try await repository.current()
         }
-        guard let stored else { throw CoordinatorStartupError(message: "repository has no current model after seeding") }
+        guard let stored else {
+            throw CoordinatorStartupError(message: "repository has no current model after seeding")
+        }
         let weights: ModelWeights
         do {
             weights = try SafeTensorsFile.decode(stored.bytes).weights
@@ -186,7 +191,9 @@ public actor RoundDriver: Service {
 
     /// Hands an evaluation report to the round.
     /// - Throws: `UpdateRejection` when the round refuses it.
-    public func submitEvaluation(_ taskID: TaskID, client: ClientID, report: EvaluationReport) async throws(UpdateRejection) {
+    public func submitEvaluation(_ taskID: TaskID, client: ClientID, report: EvaluationReport)
+        async throws(UpdateRejection)
+    {
         let actions: [RoundAction<Instant>]
         do {
             actions = try machine.evaluationResult(taskID, client: client, report: report, now: clock.now)
@@ -261,13 +268,16 @@ public actor RoundDriver: Service {
             case .clientDropped(let client, let kind, let reason):
                 logger.notice(
                     "client dropped out",
-                    metadata: ["client_id": "\(client)", "task_kind": "\(kind.rawValue)", "reason": "\(reason.rawValue)"])
+                    metadata: [
+                        "client_id": "\(client)", "task_kind": "\(kind.rawValue)", "reason": "\(reason.rawValue)",
+                    ])
             case .storeCandidate(let round, let parentVersion, let weights):
                 queue += await storeCandidate(round: round, parentVersion: parentVersion, weights: weights)
             case .commit(let round, let version, let evaluation, let fitMetrics, let examples):
                 do {
                     try await repository.commit(
-                        version: version, metrics: CommitMetrics(evaluation: evaluation, fitMetrics: fitMetrics, examples: examples))
+                        version: version,
+                        metrics: CommitMetrics(evaluation: evaluation, fitMetrics: fitMetrics, examples: examples))
                     queue += machine.committed(round: round, now: clock.now)
                 } catch {
                     logger.error("commit failed", metadata: ["round": "\(round)", "error": "\(error)"])

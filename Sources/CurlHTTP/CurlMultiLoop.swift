@@ -75,7 +75,9 @@ final class CurlMultiLoop: @unchecked Sendable {
                     ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
                     finish(
                         transfer,
-                        .success(HTTPResponse(status: status, headers: transfer.responseHeaders, body: transfer.responseBody)))
+                        .success(
+                            HTTPResponse(status: status, headers: transfer.responseHeaders, body: transfer.responseBody)
+                        ))
                 } else {
                     let text = String(cString: curl_easy_strerror(code))
                     finish(transfer, .failure(CurlTransferError(code: Int(code.rawValue), message: text)))
@@ -159,7 +161,9 @@ final class CurlMultiLoop: @unchecked Sendable {
         active[handle] = transfer
         let added = curl_multi_add_handle(multi, handle)
         if added != CURLM_OK {
-            finish(transfer, .failure(CurlTransferError(code: Int(added.rawValue), message: "curl_multi_add_handle failed")))
+            finish(
+                transfer,
+                .failure(CurlTransferError(code: Int(added.rawValue), message: "curl_multi_add_handle failed")))
         }
     }
 

@@ -41,7 +41,9 @@ public struct DemoClientService: Service {
                 let trainer = DigitsTrainer(
                     train: share.train, test: share.test, seed: seed &+ UInt64(index * 1000 + incarnation)
                 ) { task in
-                    guard dropoutRate > 0, dice.withLock({ Double.random(in: 0..<1, using: &$0) }) < dropoutRate else { return }
+                    guard dropoutRate > 0, dice.withLock({ Double.random(in: 0..<1, using: &$0) }) < dropoutRate else {
+                        return
+                    }
                     fire.yield()
                     try? await Task.sleep(for: .seconds(3600))  // cancelled by the vanishing below
                 }

@@ -22,11 +22,13 @@ public struct DemoData: Sendable {
         let heldOutIndices = Array(order[0..<heldOutCount])
         let trainIndices = Array(order[heldOutCount...])
         let trainLabels = trainIndices.map { dataset.labels[$0] }
-        let parts = DirichletPartitioner(alpha: alpha).partition(labels: trainLabels, clients: clients, using: &generator)
+        let parts = DirichletPartitioner(alpha: alpha).partition(
+            labels: trainLabels, clients: clients, using: &generator)
         self.heldOut = dataset.subset(heldOutIndices)
         self.clients = (0..<clients).map { client in
             let testSlice = stride(from: client, to: heldOutIndices.count, by: clients).map { heldOutIndices[$0] }
-            return ClientShare(train: dataset.subset(parts[client].map { trainIndices[$0] }), test: dataset.subset(testSlice))
+            return ClientShare(
+                train: dataset.subset(parts[client].map { trainIndices[$0] }), test: dataset.subset(testSlice))
         }
     }
 }

@@ -33,7 +33,9 @@ public struct DirichletPartitioner: Sendable {
                 var cumulative = 0.0
                 for client in 0..<clients {
                     cumulative += shares[client]
-                    let end = client == clients - 1 ? members.count : min(members.count, Int((cumulative * Double(members.count)).rounded()))
+                    let end =
+                        client == clients - 1
+                        ? members.count : min(members.count, Int((cumulative * Double(members.count)).rounded()))
                     parts[client] += members[start..<max(start, end)]
                     start = max(start, end)
                 }

@@ -96,7 +96,8 @@ public enum LocalFederationDemo {
                 summary.value = result
                 output(
                     String(
-                        format: "summary: %d rounds (%d committed, %d failed), held-out accuracy %.4f, loss %.4f, model v%d, %.1f s",
+                        format:
+                            "summary: %d rounds (%d committed, %d failed), held-out accuracy %.4f, loss %.4f, model v%d, %.1f s",
                         result.rounds, committed, failed, accuracy, loss, model.version, result.durationSeconds))
                 if let path = options.summaryJSONPath {
                     let encoder = JSONEncoder()

@@ -19,7 +19,9 @@ public actor CoordinatorConnection {
         /// Timeout of ordinary calls (model downloads and uploads included). Default 120 s.
         public var requestTimeout: Duration
 
-        public init(coordinatorURL: String, name: String, caFile: String? = nil, requestTimeout: Duration = .seconds(120)) {
+        public init(
+            coordinatorURL: String, name: String, caFile: String? = nil, requestTimeout: Duration = .seconds(120)
+        ) {
             var url = coordinatorURL
             while url.hasSuffix("/") { url.removeLast() }
             self.coordinatorURL = url
@@ -134,7 +136,9 @@ public actor CoordinatorConnection {
         return credentials.clientID
     }
 
-    private func send(_ method: String, _ path: String, json: [UInt8], authenticated: Bool = true) async throws -> HTTPResponse {
+    private func send(_ method: String, _ path: String, json: [UInt8], authenticated: Bool = true) async throws
+        -> HTTPResponse
+    {
         try await send(method, path, body: json, contentType: "application/json", authenticated: authenticated)
     }
 

@@ -48,7 +48,9 @@ public struct FederatedClient<T: Trainer>: Service {
     public func participate() async throws {
         try await retrying("register") { _ = try await connection.register() }
         while !Task.isCancelled {
-            guard let task = try await retrying("poll", { try await connection.nextTask(wait: longPoll) }) else { continue }
+            guard let task = try await retrying("poll", { try await connection.nextTask(wait: longPoll) }) else {
+                continue
+            }
             try await handle(task)
         }
         throw CancellationError()
@@ -98,7 +100,9 @@ public struct FederatedClient<T: Trainer>: Service {
         do {
             switch outcome {
             case .success(.fit(let result)):
-                try await retrying("submit fit") { try await connection.submitFit(taskID: message.taskID, result: result) }
+                try await retrying("submit fit") {
+                    try await connection.submitFit(taskID: message.taskID, result: result)
+                }
             case .success(.evaluate(let report)):
                 try await retrying("submit evaluation") {
                     try await connection.submitEvaluation(taskID: message.taskID, report: report)
@@ -112,7 +116,9 @@ public struct FederatedClient<T: Trainer>: Service {
         } catch let error as FederationClientError where error.code == .refused {
             logger.notice(
                 "coordinator refused the answer",
-                metadata: ["task_id": "\(message.taskID)", "code": "\(error.apiCode ?? "")", "error": "\(error.message)"])
+                metadata: [
+                    "task_id": "\(message.taskID)", "code": "\(error.apiCode ?? "")", "error": "\(error.message)",
+                ])
         }
     }
 
@@ -131,7 +137,8 @@ public struct FederatedClient<T: Trainer>: Service {
             } catch let error as FederationClientError where error.isRetryable || error.code == .unauthenticated {
                 attempt += 1
                 if let maxAttempts = retry.maxAttempts, attempt >= maxAttempts { throw error }
-                logger.debug("retrying", metadata: ["operation": "\(what)", "attempt": "\(attempt)", "error": "\(error)"])
+                logger.debug(
+                    "retrying", metadata: ["operation": "\(what)", "attempt": "\(attempt)", "error": "\(error)"])
                 try await Task.sleep(for: retry.delay(forAttempt: attempt - 1, using: &generator))
                 if error.code == .unauthenticated, what != "register" {
                     logger.info("coordinator does not know this client any more; registering again")

@@ -10,7 +10,8 @@ public struct RetryPolicy: Sendable, Equatable {
     /// Give up after this many tries; nil tries until the task is cancelled. Default nil.
     public var maxAttempts: Int?
 
-    public init(initialDelay: Duration = .milliseconds(100), maxDelay: Duration = .seconds(5), maxAttempts: Int? = nil) {
+    public init(initialDelay: Duration = .milliseconds(100), maxDelay: Duration = .seconds(5), maxAttempts: Int? = nil)
+    {
         self.initialDelay = initialDelay
         self.maxDelay = maxDelay
         self.maxAttempts = maxAttempts

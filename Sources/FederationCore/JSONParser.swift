@@ -34,7 +34,9 @@ public struct JSONParser {
                 parser.skipWhitespace()
                 let value = try parser.parseValue()
                 parser.skipWhitespace()
-                guard parser.position == buffer.count else { throw parser.failure("unexpected data after the JSON value") }
+                guard parser.position == buffer.count else {
+                    throw parser.failure("unexpected data after the JSON value")
+                }
                 return .success(value)
             } catch {
                 return .failure(error)

@@ -192,7 +192,9 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
 
     /// The client reports that it could not finish a task; that is an `error` dropout.
     /// - Throws: `UpdateRejection` when the task is unknown, not this client's, or already ended.
-    public mutating func taskFailed(_ taskID: TaskID, client: ClientID, now: Instant) throws(UpdateRejection) -> [Action] {
+    public mutating func taskFailed(_ taskID: TaskID, client: ClientID, now: Instant) throws(UpdateRejection)
+        -> [Action]
+    {
         _ = try checkTask(taskID, of: client)
         clients[client]?.lastSeen = now
         return endTask(taskID, dropout: .error, now: now)
@@ -241,7 +243,8 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         _ taskID: TaskID, client: ClientID, report: EvaluationReport, now: Instant
     ) throws(UpdateRejection) -> [Action] {
         let task = try checkTask(taskID, of: client)
-        guard task.kind == .evaluate, case .evaluating(var progress, var tasks, var evaluation, let deadline) = phase else {
+        guard task.kind == .evaluate, case .evaluating(var progress, var tasks, var evaluation, let deadline) = phase
+        else {
             throw UpdateRejection(.late, "task \(taskID) is not an open evaluate task")
         }
         clients[client]?.lastSeen = now
@@ -437,7 +440,8 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
                     progress,
                     RoundFailure(
                         .quorumNotReached,
-                        "\(progress.accepted) of \(progress.selected) selected clients answered; \(configuration.minFitResults) needed"),
+                        "\(progress.accepted) of \(progress.selected) selected clients answered; \(configuration.minFitResults) needed"
+                    ),
                     now: now)
             }
             phase = .aggregating(progress)

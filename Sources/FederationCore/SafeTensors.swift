@@ -44,12 +44,14 @@ extension SafeTensorsFile {
         var declared: UInt64 = 0
         for index in 0..<8 { declared |= UInt64(bytes[index]) << (8 * UInt64(index)) }
         guard declared <= UInt64(limits.maxHeaderBytes) else {
-            throw SafeTensorsError(.headerTooLarge, "header length \(declared) exceeds the limit of \(limits.maxHeaderBytes) bytes")
+            throw SafeTensorsError(
+                .headerTooLarge, "header length \(declared) exceeds the limit of \(limits.maxHeaderBytes) bytes")
         }
         let headerLength = Int(declared)
         guard 8 + headerLength <= bytes.count else {
             throw SafeTensorsError(
-                .headerBeyondBody, "header length \(headerLength) runs past the payload's \(bytes.count - 8) remaining bytes")
+                .headerBeyondBody,
+                "header length \(headerLength) runs past the payload's \(bytes.count - 8) remaining bytes")
         }
         let header: JSONValue
         do {
@@ -85,7 +87,9 @@ extension SafeTensorsFile {
         var cursor = 0
         for entry in byOffset {
             if entry.begin < cursor {
-                throw SafeTensorsError(.overlappingData, "tensor \"\(entry.name)\" [\(entry.begin), \(entry.end)) overlaps bytes before \(cursor)")
+                throw SafeTensorsError(
+                    .overlappingData,
+                    "tensor \"\(entry.name)\" [\(entry.begin), \(entry.end)) overlaps bytes before \(cursor)")
             }
             if entry.begin > cursor {
                 throw SafeTensorsError(.uncoveredData, "bytes [\(cursor), \(entry.begin)) belong to no tensor")
@@ -93,7 +97,8 @@ extension SafeTensorsFile {
             cursor = entry.end
         }
         guard cursor == dataLength else {
-            throw SafeTensorsError(.uncoveredData, "bytes [\(cursor), \(dataLength)) of the data section belong to no tensor")
+            throw SafeTensorsError(
+                .uncoveredData, "bytes [\(cursor), \(dataLength)) of the data section belong to no tensor")
         }
 
         var tensors: [NamedTensor] = []
@@ -106,9 +111,13 @@ extension SafeTensorsFile {
     }
 
     /// Decodes and validates a safetensors payload held in an array.
-    public static func decode(_ bytes: [UInt8], limits: SafeTensorsLimits = .default) throws(SafeTensorsError) -> SafeTensorsFile {
+    public static func decode(_ bytes: [UInt8], limits: SafeTensorsLimits = .default) throws(SafeTensorsError)
+        -> SafeTensorsFile
+    {
         let result: Result<SafeTensorsFile, SafeTensorsError> = bytes.withUnsafeBytes { raw in
-            do throws(SafeTensorsError) { return .success(try decode(raw, limits: limits)) } catch { return .failure(error) }
+            do throws(SafeTensorsError) { return .success(try decode(raw, limits: limits)) } catch {
+                return .failure(error)
+            }
         }
         return try result.get()
     }
@@ -146,11 +155,13 @@ extension SafeTensorsFile {
         var elements = 1
         for dim in dims {
             guard let size = dim.integerValue, size >= 0 else {
-                throw SafeTensorsError(.invalidShape, "tensor \"\(name)\" has a shape entry that is not a non-negative integer")
+                throw SafeTensorsError(
+                    .invalidShape, "tensor \"\(name)\" has a shape entry that is not a non-negative integer")
             }
             let (product, overflow) = elements.multipliedReportingOverflow(by: size)
             guard !overflow, product <= Int(Int32.max) * 64 else {
-                throw SafeTensorsError(.invalidShape, "tensor \"\(name)\" shape \(dims.map { $0.serialized() }) is too large")
+                throw SafeTensorsError(
+                    .invalidShape, "tensor \"\(name)\" shape \(dims.map { $0.serialized() }) is too large")
             }
             elements = product
             shape.append(size)
@@ -158,11 +169,13 @@ extension SafeTensorsFile {
         guard let offsets = value["data_offsets"]?.arrayValue, offsets.count == 2,
             let begin = offsets[0].integerValue, let end = offsets[1].integerValue, begin >= 0, begin <= end
         else {
-            throw SafeTensorsError(.invalidOffsets, "tensor \"\(name)\" needs data_offsets [begin, end] with 0 <= begin <= end")
+            throw SafeTensorsError(
+                .invalidOffsets, "tensor \"\(name)\" needs data_offsets [begin, end] with 0 <= begin <= end")
         }
         guard end <= dataLength else {
             throw SafeTensorsError(
-                .offsetOutOfRange, "tensor \"\(name)\" ends at byte \(end) but the data section has \(dataLength) bytes")
+                .offsetOutOfRange, "tensor \"\(name)\" ends at byte \(end) but the data section has \(dataLength) bytes"
+            )
         }
         guard elements * dtype.byteWidth == end - begin else {
             throw SafeTensorsError(
@@ -171,7 +184,8 @@ extension SafeTensorsFile {
             )
         }
         guard dtype == .float32 else {
-            throw SafeTensorsError(.unsupportedDType, "tensor \"\(name)\" is \(dtype.rawValue); Rondo aggregates F32 tensors")
+            throw SafeTensorsError(
+                .unsupportedDType, "tensor \"\(name)\" is \(dtype.rawValue); Rondo aggregates F32 tensors")
         }
         return (name, dtype, shape, begin, end)
     }
@@ -181,10 +195,13 @@ extension SafeTensorsFile {
         let count = raw.count / 4
         return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
             if count > 0 {
-                UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<(count * 4)]))
+                UnsafeMutableRawBufferPointer(buffer).copyMemory(
+                    from: UnsafeRawBufferPointer(rebasing: raw[0..<(count * 4)]))
             }
             #if _endian(big)
-            for index in 0..<count { buffer[index] = Float(bitPattern: UInt32(littleEndian: buffer[index].bitPattern)) }
+                for index in 0..<count {
+                    buffer[index] = Float(bitPattern: UInt32(littleEndian: buffer[index].bitPattern))
+                }
             #endif
             initialized = count
         }
@@ -195,7 +212,8 @@ extension SafeTensorsFile {
     public func encoded() -> [UInt8] {
         var members: [(key: String, value: JSONValue)] = []
         if !metadata.isEmpty {
-            members.append(("__metadata__", .object(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
+            members.append(
+                ("__metadata__", .object(metadata.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })))
         }
         var offset = 0
         for named in weights.tensors {
@@ -222,11 +240,11 @@ extension SafeTensorsFile {
         for named in weights.tensors {
             named.tensor.floatValues.withUnsafeBytes { raw in
                 #if _endian(big)
-                for value in named.tensor.floatValues {
-                    withUnsafeBytes(of: value.bitPattern.littleEndian) { out.append(contentsOf: $0) }
-                }
+                    for value in named.tensor.floatValues {
+                        withUnsafeBytes(of: value.bitPattern.littleEndian) { out.append(contentsOf: $0) }
+                    }
                 #else
-                out.append(contentsOf: raw)
+                    out.append(contentsOf: raw)
                 #endif
             }
         }

@@ -39,7 +39,9 @@ public struct StreamingFedAvg: Sendable {
 
     /// sum[i] += weight × values[i]; a loop the optimiser vectorises.
     @inline(__always)
-    static func accumulate(_ values: UnsafeBufferPointer<Float>, weight: Double, into sum: UnsafeMutableBufferPointer<Double>) {
+    static func accumulate(
+        _ values: UnsafeBufferPointer<Float>, weight: Double, into sum: UnsafeMutableBufferPointer<Double>
+    ) {
         guard let source = values.baseAddress, let target = sum.baseAddress else { return }
         for i in 0..<values.count {
             target[i] += weight * Double(source[i])
@@ -52,7 +54,8 @@ public struct StreamingFedAvg: Sendable {
         let scale = 1 / totalExamples
         return ModelWeights(
             zip(layout.tensors, sums).map { named, sum in
-                NamedTensor(name: named.name, tensor: Tensor(shape: named.tensor.shape, values: sum.map { Float($0 * scale) }))
+                NamedTensor(
+                    name: named.name, tensor: Tensor(shape: named.tensor.shape, values: sum.map { Float($0 * scale) }))
             })
     }
 }

@@ -16,7 +16,8 @@ public struct Tensor: Sendable, Equatable {
     /// - Precondition: `values.count` equals the product of `shape` and no dimension is negative.
     public init(shape: [Int], values: [Float]) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
-        precondition(Tensor.elementCount(of: shape) == values.count, "shape \(shape) does not hold \(values.count) values")
+        precondition(
+            Tensor.elementCount(of: shape) == values.count, "shape \(shape) does not hold \(values.count) values")
         self.shape = shape
         self.storage = .float32(values)
     }

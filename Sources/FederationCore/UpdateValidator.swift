@@ -29,12 +29,14 @@ public struct UpdateValidator: Sendable, Equatable {
             guard candidate.tensor.dtype == reference.tensor.dtype else {
                 throw UpdateRejection(
                     .wrongDType,
-                    "tensor \"\(candidate.name)\" is \(candidate.tensor.dtype.rawValue), expected \(reference.tensor.dtype.rawValue)")
+                    "tensor \"\(candidate.name)\" is \(candidate.tensor.dtype.rawValue), expected \(reference.tensor.dtype.rawValue)"
+                )
             }
             guard candidate.tensor.shape == reference.tensor.shape else {
                 throw UpdateRejection(
                     .wrongShape,
-                    "tensor \"\(candidate.name)\" has shape \(candidate.tensor.shape), expected \(reference.tensor.shape)")
+                    "tensor \"\(candidate.name)\" has shape \(candidate.tensor.shape), expected \(reference.tensor.shape)"
+                )
             }
             let (finite, squared) = Self.squaredDistance(candidate.tensor.floatValues, reference.tensor.floatValues)
             guard finite else {

@@ -21,7 +21,11 @@ struct AggregateBench: AsyncParsableCommand {
         var generator = SeededRandomNumberGenerator(seed: 42)
         let layout = ModelWeights(["w": Tensor.zeros(shape: [parameters])])
         let updates = (0..<clients).map { _ in
-            ModelWeights(["w": Tensor(shape: [parameters], values: (0..<parameters).map { _ in Float.random(in: -1...1, using: &generator) })])
+            ModelWeights([
+                "w": Tensor(
+                    shape: [parameters],
+                    values: (0..<parameters).map { _ in Float.random(in: -1...1, using: &generator) })
+            ])
         }
         let clock = ContinuousClock()
         var foldTimes: [Double] = []
@@ -46,7 +50,9 @@ struct AggregateBench: AsyncParsableCommand {
                 #"{"clients": \#(clients), "parameters": \#(parameters), "runs": \#(runs), "fold_seconds_median": \#(fold), "total_seconds_median": \#(total), "fold_gb_per_s": \#(bytes / fold / 1e9), "total_gb_per_s": \#(bytes / total / 1e9)}"#
             )
         } else {
-            print("streaming FedAvg: \(clients) updates x \(parameters) float32 (\(Int(bytes / 1e6)) MB of update data), median of \(runs) runs")
+            print(
+                "streaming FedAvg: \(clients) updates x \(parameters) float32 (\(Int(bytes / 1e6)) MB of update data), median of \(runs) runs"
+            )
             print(String(format: "  fold only:        %.4f s  %.2f GB/s", fold, bytes / fold / 1e9))
             print(String(format: "  fold + average:   %.4f s  %.2f GB/s", total, bytes / total / 1e9))
             print("  (checksum \(checksum))")
@@ -59,6 +65,7 @@ struct AggregateBench: AsyncParsableCommand {
 
     private func median(_ values: [Double]) -> Double {
         let sorted = values.sorted()
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        return sorted.count % 2 == 1
+            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 }

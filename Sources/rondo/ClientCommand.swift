@@ -30,7 +30,9 @@ struct ClientCommand: AsyncParsableCommand {
             logger: logger)
         logger.info(
             "demo site starting",
-            metadata: ["partition": "\(partition)", "train_examples": "\(share.train.count)", "coordinator": "\(coordinator)"])
+            metadata: [
+                "partition": "\(partition)", "train_examples": "\(share.train.count)", "coordinator": "\(coordinator)",
+            ])
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: client)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -37,7 +37,8 @@ struct DemoCommand: AsyncParsableCommand {
         options.port = server.resolvedPort
         options.keepServing = keepServing
         options.summaryJSONPath = summaryJSON
-        _ = try await LocalFederationDemo.run(options: options, dataset: try DigitsDataset.bundled(), logger: logger) { line in
+        _ = try await LocalFederationDemo.run(options: options, dataset: try DigitsDataset.bundled(), logger: logger) {
+            line in
             printLine(line)
         }
     }

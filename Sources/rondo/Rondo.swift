@@ -17,7 +17,9 @@ struct CommonOptions: ParsableArguments {
 
     /// Bootstraps swift-log once for the process (stderr, so stdout stays for results).
     func bootstrapLogging(defaultLevel: Logger.Level) -> Logger {
-        let level = logLevel ?? ProcessInfo.processInfo.environment["RONDO_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? defaultLevel
+        let level =
+            logLevel ?? ProcessInfo.processInfo.environment["RONDO_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) }
+            ?? defaultLevel
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level

@@ -40,7 +40,9 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("--\(name)-timeout must be between 0 and 86400 seconds")
             }
         }
-        guard minAvailableClients >= 1, minFitClients >= 1 else { throw ValidationError("client minimums must be at least 1") }
+        guard minAvailableClients >= 1, minFitClients >= 1 else {
+            throw ValidationError("client minimums must be at least 1")
+        }
     }
 
     func run() async throws {
@@ -74,10 +76,12 @@ struct ServeCommand: AsyncParsableCommand {
             weights = SoftmaxRegression().weights
         }
         let coordinator = try await CoordinatorServer(
-            configuration: configuration, repository: InMemoryModelRepository(), initialWeights: weights, logger: logger)
+            configuration: configuration, repository: InMemoryModelRepository(), initialWeights: weights, logger: logger
+        )
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: coordinator.services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                services: coordinator.services.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         let host = configuration.host
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -93,7 +97,9 @@ struct ServeCommand: AsyncParsableCommand {
     private func parseConfig(_ pairs: [String]) throws -> [String: String] {
         var config: [String: String] = [:]
         for pair in pairs {
-            guard let equals = pair.firstIndex(of: "=") else { throw ValidationError("--fit-config takes key=value, not \(pair)") }
+            guard let equals = pair.firstIndex(of: "=") else {
+                throw ValidationError("--fit-config takes key=value, not \(pair)")
+            }
             config[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
         }
         return config

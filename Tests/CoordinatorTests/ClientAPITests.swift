@@ -21,10 +21,12 @@ import Testing
     ])
 
     @Test func registerPullTaskDownloadModelSubmitAndCommit() async throws {
-        try await RunningCoordinator.with(configuration: RunningCoordinator.configuration(maxRounds: 1)) { coordinator in
+        try await RunningCoordinator.with(configuration: RunningCoordinator.configuration(maxRounds: 1)) {
+            coordinator in
             let client = try await coordinator.register("site-a")
 
-            let taskResponse = try await coordinator.request("GET", "/v1/clients/\(client.id)/tasks/next?wait_seconds=5", token: client.token)
+            let taskResponse = try await coordinator.request(
+                "GET", "/v1/clients/\(client.id)/tasks/next?wait_seconds=5", token: client.token)
             #expect(taskResponse.status == 200)
             let task = try JSONDecoder().decode(WireProtocol.TaskMessage.self, from: Data(taskResponse.body))
             #expect(task.kind == "fit" && task.round == 1 && task.modelVersion == 1 && task.deadlineSeconds > 25)
@@ -45,7 +47,9 @@ import Testing
             let status = try await waitFor(coordinator) { $0.committedRounds == 1 }
             #expect(status.modelVersion == 2 && status.phase == "finished")
             let committed = try await coordinator.request("GET", "/v1/models/current", token: client.token)
-            #expect(try SafeTensorsFile.decode(committed.body).weights == Self.trained, "FedAvg of one update is that update")
+            #expect(
+                try SafeTensorsFile.decode(committed.body).weights == Self.trained,
+                "FedAvg of one update is that update")
 
             let duplicate = try await coordinator.request(
                 "POST", "/v1/tasks/\(task.taskID)/result", token: client.token, contentType: Self.safetensors,
@@ -59,7 +63,9 @@ import Testing
         var name: String
         var status: Int
         var code: String
-        var send: @Sendable (RunningCoordinator, (id: String, token: String), String, (id: String, token: String)) async throws -> HTTPResponse
+        var send:
+            @Sendable (RunningCoordinator, (id: String, token: String), String, (id: String, token: String))
+                async throws -> HTTPResponse
         var testDescription: String { name }
     }
 
@@ -80,44 +86,70 @@ import Testing
             try await c.request("GET", "/v1/clients/\(other.id)/tasks/next", token: me.token)
         },
         BadInput(name: "result for another client's task", status: 403, code: "not_your_task") { c, _, task, other in
-            try await c.request("POST", "/v1/tasks/\(task)/result", token: other.token, contentType: safetensors, body: fit(trained))
+            try await c.request(
+                "POST", "/v1/tasks/\(task)/result", token: other.token, contentType: safetensors, body: fit(trained))
         },
         BadInput(name: "unknown task", status: 404, code: "unknown_task") { c, me, _, _ in
-            try await c.request("POST", "/v1/tasks/r99-f1/result", token: me.token, contentType: safetensors, body: fit(trained))
+            try await c.request(
+                "POST", "/v1/tasks/r99-f1/result", token: me.token, contentType: safetensors, body: fit(trained))
         },
         BadInput(name: "wrong content type", status: 415, code: "unsupported_media_type") { c, me, task, _ in
-            try await c.request("POST", "/v1/tasks/\(task)/result", token: me.token, contentType: "application/json", body: Array("{}".utf8))
+            try await c.request(
+                "POST", "/v1/tasks/\(task)/result", token: me.token, contentType: "application/json",
+                body: Array("{}".utf8))
         },
         BadInput(name: "truncated safetensors", status: 400, code: "invalid_safetensors") { c, me, task, _ in
-            try await c.request("POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors, body: Array(fit(trained).dropLast(5)))
+            try await c.request(
+                "POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors,
+                body: Array(fit(trained).dropLast(5)))
         },
         BadInput(name: "lying header length", status: 400, code: "invalid_safetensors") { c, me, task, _ in
             var bytes = fit(trained)
             bytes[0] = 0xFF
             bytes[1] = 0xFF
-            return try await c.request("POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors, body: bytes)
+            return try await c.request(
+                "POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors, body: bytes)
         },
         BadInput(name: "missing num_examples", status: 400, code: "malformed") { c, me, task, _ in
-            try await c.request("POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors, body: fit(trained, examples: nil))
+            try await c.request(
+                "POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors,
+                body: fit(trained, examples: nil))
         },
         BadInput(name: "wrong shape", status: 422, code: "wrong_shape") { c, me, task, _ in
-            let weights = ModelWeights(["weight": Tensor(shape: [3, 2], values: [1, 2, 3, 4, 5, 6]), "bias": Tensor(shape: [2], values: [0, 0])])
-            return try await c.request("POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors, body: fit(weights))
+            let weights = ModelWeights([
+                "weight": Tensor(shape: [3, 2], values: [1, 2, 3, 4, 5, 6]),
+                "bias": Tensor(shape: [2], values: [0, 0]),
+            ])
+            return try await c.request(
+                "POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors, body: fit(weights))
         },
         BadInput(name: "wrong names", status: 422, code: "wrong_names") { c, me, task, _ in
-            let weights = ModelWeights(["weight": Tensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6]), "b": Tensor(shape: [2], values: [0, 0])])
-            return try await c.request("POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors, body: fit(weights))
+            let weights = ModelWeights([
+                "weight": Tensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6]), "b": Tensor(shape: [2], values: [0, 0]),
+            ])
+            return try await c.request(
+                "POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors, body: fit(weights))
         },
         BadInput(name: "NaN", status: 422, code: "non_finite") { c, me, task, _ in
-            let weights = ModelWeights(["weight": Tensor(shape: [2, 3], values: [1, .nan, 3, 4, 5, 6]), "bias": Tensor(shape: [2], values: [0, 0])])
-            return try await c.request("POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors, body: fit(weights))
+            let weights = ModelWeights([
+                "weight": Tensor(shape: [2, 3], values: [1, .nan, 3, 4, 5, 6]),
+                "bias": Tensor(shape: [2], values: [0, 0]),
+            ])
+            return try await c.request(
+                "POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors, body: fit(weights))
         },
         BadInput(name: "infinity", status: 422, code: "non_finite") { c, me, task, _ in
-            let weights = ModelWeights(["weight": Tensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6]), "bias": Tensor(shape: [2], values: [.infinity, 0])])
-            return try await c.request("POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors, body: fit(weights))
+            let weights = ModelWeights([
+                "weight": Tensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6]),
+                "bias": Tensor(shape: [2], values: [.infinity, 0]),
+            ])
+            return try await c.request(
+                "POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors, body: fit(weights))
         },
         BadInput(name: "body over the limit", status: 413, code: "payload_too_large") { c, me, task, _ in
-            try await c.request("POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors, body: [UInt8](repeating: 7, count: 2 << 20))
+            try await c.request(
+                "POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors,
+                body: [UInt8](repeating: 7, count: 2 << 20))
         },
         BadInput(name: "negative wait", status: 400, code: "invalid_parameter") { c, me, _, _ in
             try await c.request("GET", "/v1/clients/\(me.id)/tasks/next?wait_seconds=-1", token: me.token)
@@ -135,7 +167,8 @@ import Testing
         try await RunningCoordinator.with(configuration: RunningCoordinator.configuration(clients: 2)) { coordinator in
             let me = try await coordinator.register("me")
             let other = try await coordinator.register("other")
-            let taskResponse = try await coordinator.request("GET", "/v1/clients/\(me.id)/tasks/next?wait_seconds=5", token: me.token)
+            let taskResponse = try await coordinator.request(
+                "GET", "/v1/clients/\(me.id)/tasks/next?wait_seconds=5", token: me.token)
             let task = try JSONDecoder().decode(WireProtocol.TaskMessage.self, from: Data(taskResponse.body))
             let before = try await coordinator.status()
 
@@ -148,7 +181,8 @@ import Testing
             #expect(after == before, "\(input.name) changed the federation")
             // The task is still open: a valid result is still accepted and the round commits.
             let valid = try await coordinator.request(
-                "POST", "/v1/tasks/\(task.taskID)/result", token: me.token, contentType: Self.safetensors, body: Self.fit(Self.trained))
+                "POST", "/v1/tasks/\(task.taskID)/result", token: me.token, contentType: Self.safetensors,
+                body: Self.fit(Self.trained))
             #expect(valid.status == 202, "\(valid.text)")
         }
     }
@@ -160,16 +194,19 @@ import Testing
             let slow = try await coordinator.register("slow")
             var tasks: [String] = []
             for client in [fast, slow] {
-                let response = try await coordinator.request("GET", "/v1/clients/\(client.id)/tasks/next?wait_seconds=5", token: client.token)
+                let response = try await coordinator.request(
+                    "GET", "/v1/clients/\(client.id)/tasks/next?wait_seconds=5", token: client.token)
                 tasks.append(try JSONDecoder().decode(WireProtocol.TaskMessage.self, from: Data(response.body)).taskID)
             }
             let accepted = try await coordinator.request(
-                "POST", "/v1/tasks/\(tasks[0])/result", token: fast.token, contentType: Self.safetensors, body: Self.fit(Self.trained))
+                "POST", "/v1/tasks/\(tasks[0])/result", token: fast.token, contentType: Self.safetensors,
+                body: Self.fit(Self.trained))
             #expect(accepted.status == 202)
             // `slow` stays within the liveness timeout but misses the 2 s deadline.
             _ = try await waitFor(coordinator) { $0.committedRounds == 1 }
             let late = try await coordinator.request(
-                "POST", "/v1/tasks/\(tasks[1])/result", token: slow.token, contentType: Self.safetensors, body: Self.fit(Self.trained))
+                "POST", "/v1/tasks/\(tasks[1])/result", token: slow.token, contentType: Self.safetensors,
+                body: Self.fit(Self.trained))
             #expect(late.status == 409 && late.errorCode == "late", "\(late.text)")
             #expect(try await coordinator.status().modelVersion == 2)
         }
@@ -179,7 +216,8 @@ import Testing
         try await RunningCoordinator.with(configuration: RunningCoordinator.configuration(clients: 2)) { coordinator in
             let lonely = try await coordinator.register("lonely")
             let start = ContinuousClock.now
-            let response = try await coordinator.request("GET", "/v1/clients/\(lonely.id)/tasks/next?wait_seconds=0.3", token: lonely.token)
+            let response = try await coordinator.request(
+                "GET", "/v1/clients/\(lonely.id)/tasks/next?wait_seconds=0.3", token: lonely.token)
             #expect(response.status == 204)
             #expect(start.duration(to: .now) >= .milliseconds(250), "the poll parked until its wait ran out")
             #expect(try await coordinator.status().clientsConnected == 1)

@@ -60,7 +60,9 @@ import Testing
         var logger = Logger(label: "demo-test")
         logger.logLevel = .critical
         let lines = Mutex<[String]>([])
-        let summary = try await LocalFederationDemo.run(options: options, dataset: try DigitsDataset.bundled(), logger: logger) { line in
+        let summary = try await LocalFederationDemo.run(
+            options: options, dataset: try DigitsDataset.bundled(), logger: logger
+        ) { line in
             lines.withLock { $0.append(line) }
         }
         let printed = lines.withLock { $0 }
@@ -69,7 +71,8 @@ import Testing
         // An all-zero model is at chance (10 %); three rounds of FedAvg must do far better, and the first
         // round's federated accuracy must be below the last.
         let first = try #require(printed.first { $0.hasPrefix("round   1/3") })
-        let firstAccuracy = try #require(Double(first.split(separator: " ").drop { $0 != "acc" }.dropFirst().first ?? ""))
+        let firstAccuracy = try #require(
+            Double(first.split(separator: " ").drop { $0 != "acc" }.dropFirst().first ?? ""))
         #expect(summary.finalAccuracy > 0.7, "final accuracy \(summary.finalAccuracy)")
         #expect(try #require(summary.finalFederatedAccuracy) > firstAccuracy)
     }
@@ -84,7 +87,9 @@ import Testing
         var logger = Logger(label: "demo-test")
         logger.logLevel = .critical
         let lines = Mutex<[String]>([])
-        let summary = try await LocalFederationDemo.run(options: options, dataset: try DigitsDataset.bundled(), logger: logger) { line in
+        let summary = try await LocalFederationDemo.run(
+            options: options, dataset: try DigitsDataset.bundled(), logger: logger
+        ) { line in
             lines.withLock { $0.append(line) }
         }
         // The sites' dice are seeded: with seed 5, one site vanishes in round 1 and two in round 2, and both

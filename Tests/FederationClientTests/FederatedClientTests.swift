@@ -13,9 +13,12 @@ final class IncrementingTrainer: Trainer {
 
     func fit(model: ModelWeights, task: TaskContext) async throws -> FitResult {
         fits.add(1, ordering: .relaxed)
-        let moved = ModelWeights(model.tensors.map { named in
-            NamedTensor(name: named.name, tensor: Tensor(shape: named.tensor.shape, values: named.tensor.floatValues.map { $0 + 1 }))
-        })
+        let moved = ModelWeights(
+            model.tensors.map { named in
+                NamedTensor(
+                    name: named.name,
+                    tensor: Tensor(shape: named.tensor.shape, values: named.tensor.floatValues.map { $0 + 1 }))
+            })
         return FitResult(weights: moved, numExamples: 5, metrics: ["train_loss": 0.5])
     }
 
@@ -58,7 +61,8 @@ struct FailingTrainer: Trainer {
     }
 
     @Test func clientsTrainEvaluateAndTheRoundsCommit() async throws {
-        let configuration = RunningCoordinator.configuration(clients: 2, minFitResults: 2, fractionEvaluate: 1, maxRounds: 3)
+        let configuration = RunningCoordinator.configuration(
+            clients: 2, minFitResults: 2, fractionEvaluate: 1, maxRounds: 3)
         try await RunningCoordinator.with(configuration: configuration) { coordinator in
             let trainers = [IncrementingTrainer(), IncrementingTrainer()]
             let clients = trainers.enumerated().map { index, trainer in
@@ -76,7 +80,9 @@ struct FailingTrainer: Trainer {
             #expect(model.weights["bias"]?.floatValues == [3, 3])
             var iterator = reports.makeAsyncIterator()
             let first = try #require(await iterator.next())
-            #expect(first.evaluation == EvaluationSummary(loss: 1.5, metrics: ["accuracy": 0.75], numExamples: 8, clients: 2))
+            #expect(
+                first.evaluation
+                    == EvaluationSummary(loss: 1.5, metrics: ["accuracy": 0.75], numExamples: 8, clients: 2))
             #expect(first.fitMetrics == ["train_loss": 0.5])
             // Fit on v1, evaluate candidate v2, fit on v2 (cached), evaluate v3, fit on v3 (cached), evaluate v4:
             // each version crossed the network once.
@@ -133,7 +139,8 @@ struct FailingTrainer: Trainer {
             await first.stop()
             try await Task.sleep(for: .milliseconds(300))  // the client now sees refused connections and backs off
             // A new coordinator on the same port knows nothing of the client: it must register again and train.
-            try await RunningCoordinator.with(configuration: RunningCoordinator.configuration(port: port, maxRounds: 1)) { second in
+            try await RunningCoordinator.with(configuration: RunningCoordinator.configuration(port: port, maxRounds: 1))
+            { second in
                 var status = try await second.status()
                 for _ in 0..<500 where status.committedRounds < 1 {
                     try await Task.sleep(for: .milliseconds(20))

@@ -5,14 +5,18 @@ import Testing
     typealias Machine = RoundStateMachine<TestInstant>
     typealias Action = RoundAction<TestInstant>
 
-    static let base = GlobalModel(version: 1, sha256: "base", weights: ModelWeights(["w": Tensor(shape: [2], values: [0, 0])]))
+    static let base = GlobalModel(
+        version: 1, sha256: "base", weights: ModelWeights(["w": Tensor(shape: [2], values: [0, 0])]))
 
-    static func weights(_ a: Float, _ b: Float) -> ModelWeights { ModelWeights(["w": Tensor(shape: [2], values: [a, b])]) }
+    static func weights(_ a: Float, _ b: Float) -> ModelWeights {
+        ModelWeights(["w": Tensor(shape: [2], values: [a, b])])
+    }
 
     /// A machine with three registered clients, all selected in round 1 (quorum 2, 10 s deadline).
     static func started(minFitResults: Int = 2, clients: Int = 3) -> (Machine, [ClientID], [Action]) {
         let configuration = RoundConfiguration(
-            selection: SelectionPolicy(fractionFit: 1, minFitClients: 2, minAvailableClients: clients, fractionEvaluate: 0),
+            selection: SelectionPolicy(
+                fractionFit: 1, minFitClients: 2, minAvailableClients: clients, fractionEvaluate: 0),
             minFitResults: minFitResults, fitTimeout: .seconds(10), livenessTimeout: .seconds(3))
         var machine = Machine(configuration: configuration, model: base, seed: 1)
         let ids = (1...clients).map { ClientID("c\($0)") }
@@ -21,7 +25,9 @@ import Testing
         return (machine, ids, actions)
     }
 
-    static func tasks(_ machine: inout Machine, _ ids: [ClientID], at now: TestInstant = .zero) -> [ClientID: RoundTask<TestInstant>] {
+    static func tasks(_ machine: inout Machine, _ ids: [ClientID], at now: TestInstant = .zero) -> [ClientID: RoundTask<
+        TestInstant
+    >] {
         var tasks: [ClientID: RoundTask<TestInstant>] = [:]
         for id in ids { tasks[id] = machine.takeTask(for: id, now: now) }
         return tasks
@@ -54,9 +60,15 @@ import Testing
     @Test func quorumReachedAggregatesThenCommits() throws {
         var (machine, ids, _) = Self.started()
         let tasks = Self.tasks(&machine, ids)
-        _ = try machine.fitResult(tasks[ids[0]]!.id, client: ids[0], weights: Self.weights(1, 1), numExamples: 1, metrics: [:], now: .seconds(1))
-        _ = try machine.fitResult(tasks[ids[1]]!.id, client: ids[1], weights: Self.weights(4, 4), numExamples: 3, metrics: [:], now: .seconds(2))
-        let actions = try machine.fitResult(tasks[ids[2]]!.id, client: ids[2], weights: Self.weights(0, 8), numExamples: 4, metrics: [:], now: .seconds(3))
+        _ = try machine.fitResult(
+            tasks[ids[0]]!.id, client: ids[0], weights: Self.weights(1, 1), numExamples: 1, metrics: [:],
+            now: .seconds(1))
+        _ = try machine.fitResult(
+            tasks[ids[1]]!.id, client: ids[1], weights: Self.weights(4, 4), numExamples: 3, metrics: [:],
+            now: .seconds(2))
+        let actions = try machine.fitResult(
+            tasks[ids[2]]!.id, client: ids[2], weights: Self.weights(0, 8), numExamples: 4, metrics: [:],
+            now: .seconds(3))
         let aggregate = try #require(Self.storedCandidate(in: actions))
         #expect(aggregate["w"]?.floatValues == [1.625, 5.625])  // (1·1 + 4·3 + 0·4)/8, (1·1 + 4·3 + 8·4)/8
         #expect(machine.phaseName == .aggregating)
@@ -81,8 +93,12 @@ import Testing
     @Test func deadlineClosesTheRoundAndCountsTimeouts() throws {
         var (machine, ids, _) = Self.started()
         let tasks = Self.tasks(&machine, ids)
-        _ = try machine.fitResult(tasks[ids[0]]!.id, client: ids[0], weights: Self.weights(1, 1), numExamples: 5, metrics: [:], now: .seconds(1))
-        _ = try machine.fitResult(tasks[ids[1]]!.id, client: ids[1], weights: Self.weights(3, 3), numExamples: 5, metrics: [:], now: .seconds(1))
+        _ = try machine.fitResult(
+            tasks[ids[0]]!.id, client: ids[0], weights: Self.weights(1, 1), numExamples: 5, metrics: [:],
+            now: .seconds(1))
+        _ = try machine.fitResult(
+            tasks[ids[1]]!.id, client: ids[1], weights: Self.weights(3, 3), numExamples: 5, metrics: [:],
+            now: .seconds(1))
         // The third client keeps heartbeating but never answers.
         for second in 2...9 { _ = machine.touch(ids[2], now: .seconds(Double(second))) }
         #expect(machine.tick(now: .seconds(9.9)).isEmpty)
@@ -98,7 +114,9 @@ import Testing
         #expect(machine.failedRounds == 1)
         let before = machine.model
         #expect(throws: UpdateRejection(.late, "task \(tasks[ids[0]]!.id) already ended as a timeout dropout")) {
-            try machine.fitResult(tasks[ids[0]]!.id, client: ids[0], weights: Self.weights(9, 9), numExamples: 1, metrics: [:], now: .seconds(12))
+            try machine.fitResult(
+                tasks[ids[0]]!.id, client: ids[0], weights: Self.weights(9, 9), numExamples: 1, metrics: [:],
+                now: .seconds(12))
         }
         #expect(machine.model == before)
     }
@@ -106,9 +124,13 @@ import Testing
     @Test func duplicateResultIsRejected() throws {
         var (machine, ids, _) = Self.started()
         let tasks = Self.tasks(&machine, ids)
-        _ = try machine.fitResult(tasks[ids[0]]!.id, client: ids[0], weights: Self.weights(1, 1), numExamples: 1, metrics: [:], now: .seconds(1))
+        _ = try machine.fitResult(
+            tasks[ids[0]]!.id, client: ids[0], weights: Self.weights(1, 1), numExamples: 1, metrics: [:],
+            now: .seconds(1))
         #expect {
-            try machine.fitResult(tasks[ids[0]]!.id, client: ids[0], weights: Self.weights(1, 1), numExamples: 1, metrics: [:], now: .seconds(1))
+            try machine.fitResult(
+                tasks[ids[0]]!.id, client: ids[0], weights: Self.weights(1, 1), numExamples: 1, metrics: [:],
+                now: .seconds(1))
         } throws: { ($0 as? UpdateRejection)?.reason == .duplicate }
     }
 
@@ -116,10 +138,14 @@ import Testing
         var (machine, ids, _) = Self.started()
         let tasks = Self.tasks(&machine, ids)
         #expect {
-            try machine.fitResult(tasks[ids[0]]!.id, client: ids[1], weights: Self.weights(1, 1), numExamples: 1, metrics: [:], now: .seconds(1))
+            try machine.fitResult(
+                tasks[ids[0]]!.id, client: ids[1], weights: Self.weights(1, 1), numExamples: 1, metrics: [:],
+                now: .seconds(1))
         } throws: { ($0 as? UpdateRejection)?.reason == .notYourTask }
         #expect {
-            try machine.fitResult(TaskID("r9-f1"), client: ids[1], weights: Self.weights(1, 1), numExamples: 1, metrics: [:], now: .seconds(1))
+            try machine.fitResult(
+                TaskID("r9-f1"), client: ids[1], weights: Self.weights(1, 1), numExamples: 1, metrics: [:],
+                now: .seconds(1))
         } throws: { ($0 as? UpdateRejection)?.reason == .unknownTask }
     }
 
@@ -127,18 +153,29 @@ import Testing
         var (machine, ids, _) = Self.started(minFitResults: 1)
         let tasks = Self.tasks(&machine, ids)
         #expect {
-            try machine.fitResult(tasks[ids[0]]!.id, client: ids[0], weights: Self.weights(.nan, 1), numExamples: 1, metrics: [:], now: .seconds(1))
+            try machine.fitResult(
+                tasks[ids[0]]!.id, client: ids[0], weights: Self.weights(.nan, 1), numExamples: 1, metrics: [:],
+                now: .seconds(1))
         } throws: { ($0 as? UpdateRejection)?.reason == .nonFinite }
         #expect {
-            try machine.fitResult(tasks[ids[1]]!.id, client: ids[1], weights: ModelWeights(["w": Tensor(shape: [1, 2], values: [1, 1])]), numExamples: 1, metrics: [:], now: .seconds(1))
+            try machine.fitResult(
+                tasks[ids[1]]!.id, client: ids[1],
+                weights: ModelWeights(["w": Tensor(shape: [1, 2], values: [1, 1])]), numExamples: 1, metrics: [:],
+                now: .seconds(1))
         } throws: { ($0 as? UpdateRejection)?.reason == .wrongShape }
-        _ = try machine.fitResult(tasks[ids[2]]!.id, client: ids[2], weights: Self.weights(7, 7), numExamples: 1, metrics: [:], now: .seconds(1))
+        _ = try machine.fitResult(
+            tasks[ids[2]]!.id, client: ids[2], weights: Self.weights(7, 7), numExamples: 1, metrics: [:],
+            now: .seconds(1))
         #expect(machine.phaseName == .training, "refused results leave their tasks open")
         #expect(try machine.checkTask(tasks[ids[0]]!.id, of: ids[0]).id == tasks[ids[0]]!.id)
-        for second in 2...9 { _ = machine.touch(ids[0], now: .seconds(Double(second))); _ = machine.touch(ids[1], now: .seconds(Double(second))) }
+        for second in 2...9 {
+            _ = machine.touch(ids[0], now: .seconds(Double(second)));
+            _ = machine.touch(ids[1], now: .seconds(Double(second)))
+        }
         let actions = machine.tick(now: .seconds(10))
         #expect(Self.storedCandidate(in: actions)?["w"]?.floatValues == [7, 7], "only the valid update is averaged")
-        _ = machine.candidateStored(round: 1, candidate: GlobalModel(version: 2, sha256: "x", weights: Self.weights(7, 7)), now: .seconds(10))
+        _ = machine.candidateStored(
+            round: 1, candidate: GlobalModel(version: 2, sha256: "x", weights: Self.weights(7, 7)), now: .seconds(10))
         let report = try #require(Self.report(in: machine.committed(round: 1, now: .seconds(10))))
         #expect(report.rejected == [.nonFinite: 1, .wrongShape: 1])
         #expect(report.fitDropouts == [.timeout: 2])
@@ -147,12 +184,15 @@ import Testing
     @Test func dropoutsByReasonAndQuorumFailureKeepsTheModel() throws {
         var (machine, ids, _) = Self.started()
         let tasks = Self.tasks(&machine, ids)
-        _ = try machine.fitResult(tasks[ids[0]]!.id, client: ids[0], weights: Self.weights(1, 1), numExamples: 1, metrics: [:], now: .seconds(1))
+        _ = try machine.fitResult(
+            tasks[ids[0]]!.id, client: ids[0], weights: Self.weights(1, 1), numExamples: 1, metrics: [:],
+            now: .seconds(1))
         let left = machine.leave(ids[1], now: .seconds(1))
         #expect(left.contains { if case .clientDropped(ids[1], .fit, .disconnect) = $0 { true } else { false } })
         let failed = try machine.taskFailed(tasks[ids[2]]!.id, client: ids[2], now: .seconds(2))
         let report = try #require(Self.report(in: failed))
-        #expect(report.outcome == .failed(RoundFailure(.quorumNotReached, "1 of 3 selected clients answered; 2 needed")))
+        #expect(
+            report.outcome == .failed(RoundFailure(.quorumNotReached, "1 of 3 selected clients answered; 2 needed")))
         #expect(report.fitDropouts == [.disconnect: 1, .error: 1])
         #expect(machine.model == Self.base, "a failed round leaves the last good model in place")
         #expect(machine.phaseName == .selecting, "two clients left is fewer than min_available_clients (3)")
@@ -164,7 +204,9 @@ import Testing
         let actions = machine.tick(now: .seconds(3.5))  // liveness timeout is 3 s; nobody heartbeated
         let dropped = actions.filter { if case .clientDropped(_, _, .timeout) = $0 { true } else { false } }
         #expect(dropped.count == 3)
-        #expect(Self.report(in: actions)?.outcome == .failed(RoundFailure(.quorumNotReached, "0 of 3 selected clients answered; 2 needed")))
+        #expect(
+            Self.report(in: actions)?.outcome
+                == .failed(RoundFailure(.quorumNotReached, "0 of 3 selected clients answered; 2 needed")))
         #expect(machine.connectedClients.isEmpty)
     }
 
@@ -184,9 +226,14 @@ import Testing
         let ids = [ClientID("a"), ClientID("b")]
         for id in ids { _ = machine.register(id, name: "x", now: .zero) }
         var tasks = Self.tasks(&machine, ids)
-        _ = try machine.fitResult(tasks[ids[0]]!.id, client: ids[0], weights: Self.weights(1, 1), numExamples: 1, metrics: ["loss": 1], now: .zero)
-        _ = try machine.fitResult(tasks[ids[1]]!.id, client: ids[1], weights: Self.weights(3, 3), numExamples: 1, metrics: ["loss": 3], now: .zero)
-        let evaluate = machine.candidateStored(round: 1, candidate: GlobalModel(version: 2, sha256: "c", weights: Self.weights(2, 2)), now: .zero)
+        _ = try machine.fitResult(
+            tasks[ids[0]]!.id, client: ids[0], weights: Self.weights(1, 1), numExamples: 1, metrics: ["loss": 1],
+            now: .zero)
+        _ = try machine.fitResult(
+            tasks[ids[1]]!.id, client: ids[1], weights: Self.weights(3, 3), numExamples: 1, metrics: ["loss": 3],
+            now: .zero)
+        let evaluate = machine.candidateStored(
+            round: 1, candidate: GlobalModel(version: 2, sha256: "c", weights: Self.weights(2, 2)), now: .zero)
         #expect(machine.phaseName == .evaluating)
         guard case .tasksAvailable(let chosen)? = evaluate.first else {
             Issue.record("no evaluate tasks: \(evaluate)")
@@ -195,9 +242,12 @@ import Testing
         #expect(chosen == ids)
         tasks = Self.tasks(&machine, ids)
         #expect(tasks.values.allSatisfy { $0.kind == .evaluate && $0.modelVersion == 2 })
-        _ = try machine.evaluationResult(tasks[ids[0]]!.id, client: ids[0], report: EvaluationReport(loss: 1, numExamples: 10, metrics: ["accuracy": 0.5]), now: .zero)
+        _ = try machine.evaluationResult(
+            tasks[ids[0]]!.id, client: ids[0],
+            report: EvaluationReport(loss: 1, numExamples: 10, metrics: ["accuracy": 0.5]), now: .zero)
         #expect {
-            try machine.evaluationResult(tasks[ids[1]]!.id, client: ids[1], report: EvaluationReport(loss: .nan, numExamples: 30), now: .zero)
+            try machine.evaluationResult(
+                tasks[ids[1]]!.id, client: ids[1], report: EvaluationReport(loss: .nan, numExamples: 30), now: .zero)
         } throws: { ($0 as? UpdateRejection)?.reason == .nonFinite }
         #expect(machine.tick(now: .seconds(1)).isEmpty, "the refused report leaves its task open")
         // At the evaluation deadline the silent evaluator times out; the phase closes with the one valid report.
@@ -218,8 +268,10 @@ import Testing
         _ = machine.register(ClientID("a"), name: "a", now: .zero)
         let taken = machine.takeTask(for: ClientID("a"), now: .zero)
         let task = try #require(taken)
-        _ = try machine.fitResult(task.id, client: ClientID("a"), weights: Self.weights(1, 2), numExamples: 2, metrics: [:], now: .zero)
-        _ = machine.candidateStored(round: 1, candidate: GlobalModel(version: 2, sha256: "c", weights: Self.weights(1, 2)), now: .zero)
+        _ = try machine.fitResult(
+            task.id, client: ClientID("a"), weights: Self.weights(1, 2), numExamples: 2, metrics: [:], now: .zero)
+        _ = machine.candidateStored(
+            round: 1, candidate: GlobalModel(version: 2, sha256: "c", weights: Self.weights(1, 2)), now: .zero)
         let actions = machine.committed(round: 1, now: .zero)
         #expect(actions.count == 1, "no second round starts")
         #expect(machine.phaseName == .finished)

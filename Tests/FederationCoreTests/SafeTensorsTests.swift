@@ -32,7 +32,8 @@ import Testing
 
     @Test func readsAHandWrittenFileInTheReferenceLayout() throws {
         // Layout as written by the Python `safetensors` package: data in header order, offsets relative to the data start.
-        let header = #"{"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},"a":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]},"__metadata__":{"format":"pt"}}"#
+        let header =
+            #"{"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},"a":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]},"__metadata__":{"format":"pt"}}"#
         let bytes = Self.file(header: header, data: Self.floats([1, 2, 3, 4]))
         let decoded = try SafeTensorsFile.decode(bytes)
         #expect(decoded.weights["a"] == Tensor(shape: [1, 2], values: [1, 2]))
@@ -43,29 +44,71 @@ import Testing
     static let rejections: [(String, [UInt8], SafeTensorsError.Code)] = [
         ("fewer than 8 bytes", [1, 0, 0], .truncated),
         ("header length beyond the body", file(header: "{}", data: []).prefix(9).map { $0 } + [], .headerBeyondBody),
-        ("header length above the limit", [0, 0, 0, 0x10, 0, 0, 0, 0] + [UInt8](repeating: 0x20, count: 16), .headerTooLarge),
+        (
+            "header length above the limit", [0, 0, 0, 0x10, 0, 0, 0, 0] + [UInt8](repeating: 0x20, count: 16),
+            .headerTooLarge
+        ),
         ("non-JSON header", file(header: "{nope", data: []), .invalidHeader),
         ("header is an array", file(header: "[]", data: []), .invalidHeader),
-        ("unknown dtype", file(header: #"{"a":{"dtype":"F33","shape":[1],"data_offsets":[0,4]}}"#, data: floats([1])), .unknownDType),
-        ("known but unsupported dtype", file(header: #"{"a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}"#, data: [UInt8](repeating: 0, count: 8)), .unsupportedDType),
-        ("offsets past the data", file(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: floats([1])), .offsetOutOfRange),
-        ("reversed offsets", file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}"#, data: floats([1])), .invalidOffsets),
+        (
+            "unknown dtype",
+            file(header: #"{"a":{"dtype":"F33","shape":[1],"data_offsets":[0,4]}}"#, data: floats([1])), .unknownDType
+        ),
+        (
+            "known but unsupported dtype",
+            file(
+                header: #"{"a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}"#,
+                data: [UInt8](repeating: 0, count: 8)), .unsupportedDType
+        ),
+        (
+            "offsets past the data",
+            file(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, data: floats([1])),
+            .offsetOutOfRange
+        ),
+        (
+            "reversed offsets",
+            file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}"#, data: floats([1])), .invalidOffsets
+        ),
         (
             "overlapping tensors",
-            file(header: #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, data: floats([1, 2, 3])),
+            file(
+                header:
+                    #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+                data: floats([1, 2, 3])),
             .overlappingData
         ),
-        ("a gap in the data", file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: floats([1, 2])), .uncoveredData),
-        ("trailing bytes", file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, data: floats([1, 2])), .uncoveredData),
-        ("shape disagrees with byte length", file(header: #"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: floats([1, 2])), .sizeMismatch),
+        (
+            "a gap in the data",
+            file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: floats([1, 2])),
+            .uncoveredData
+        ),
+        (
+            "trailing bytes",
+            file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, data: floats([1, 2])),
+            .uncoveredData
+        ),
+        (
+            "shape disagrees with byte length",
+            file(header: #"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, data: floats([1, 2])),
+            .sizeMismatch
+        ),
         (
             "duplicate names",
-            file(header: #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, data: floats([1, 2])),
+            file(
+                header:
+                    #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+                data: floats([1, 2])),
             .duplicateName
         ),
-        ("negative dimension", file(header: #"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, data: floats([1])), .invalidShape),
+        (
+            "negative dimension",
+            file(header: #"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, data: floats([1])), .invalidShape
+        ),
         ("metadata not strings", file(header: #"{"__metadata__":{"n":1}}"#, data: []), .invalidMetadata),
-        ("missing dtype", file(header: #"{"a":{"shape":[1],"data_offsets":[0,4]}}"#, data: floats([1])), .invalidHeader),
+        (
+            "missing dtype", file(header: #"{"a":{"shape":[1],"data_offsets":[0,4]}}"#, data: floats([1])),
+            .invalidHeader
+        ),
     ]
 
     @Test(arguments: rejections)

@@ -34,8 +34,12 @@ import Testing
     func resultDoesNotDependOnArrivalOrder(_ order: [Int]) throws {
         var generator = SeededRandomNumberGenerator(seed: 99)
         let random = (0..<3).map { _ in
-            (Self.model((0..<1000).map { _ in Float.random(in: -5...5, using: &generator) }, [Float.random(in: 0...1, using: &generator)]),
-             Int.random(in: 1...500, using: &generator))
+            (
+                Self.model(
+                    (0..<1000).map { _ in Float.random(in: -5...5, using: &generator) },
+                    [Float.random(in: 0...1, using: &generator)]),
+                Int.random(in: 1...500, using: &generator)
+            )
         }
         var reference = StreamingFedAvg(layout: random[0].0)
         for (weights, examples) in random { reference.fold(weights, numExamples: examples) }

@@ -2,9 +2,13 @@ import FederationCore
 import Testing
 
 @Suite struct UpdateValidatorTests {
-    let base = ModelWeights(["w": Tensor(shape: [2, 2], values: [0, 0, 0, 0]), "b": Tensor(shape: [2], values: [0, 0])])
+    let base = ModelWeights([
+        "w": Tensor(shape: [2, 2], values: [0, 0, 0, 0]), "b": Tensor(shape: [2], values: [0, 0]),
+    ])
 
-    func update(w: [Float] = [1, 1, 1, 1], wShape: [Int] = [2, 2], b: [Float] = [1, 1], bName: String = "b") -> ModelWeights {
+    func update(w: [Float] = [1, 1, 1, 1], wShape: [Int] = [2, 2], b: [Float] = [1, 1], bName: String = "b")
+        -> ModelWeights
+    {
         ModelWeights(["w": Tensor(shape: wShape, values: w), bName: Tensor(shape: [b.count], values: b)])
     }
 

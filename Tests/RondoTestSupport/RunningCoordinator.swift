@@ -21,7 +21,9 @@ public final class RunningCoordinator: Sendable {
         "weight": Tensor(shape: [2, 3], values: [0, 0, 0, 0, 0, 0]), "bias": Tensor(shape: [2], values: [0, 0]),
     ])
 
-    public init(configuration: CoordinatorConfiguration, initialWeights: ModelWeights = RunningCoordinator.testModel) async throws {
+    public init(configuration: CoordinatorConfiguration, initialWeights: ModelWeights = RunningCoordinator.testModel)
+        async throws
+    {
         var logger = Logger(label: "test-coordinator")
         logger.logLevel = .warning
         var configuration = configuration
@@ -83,7 +85,8 @@ public final class RunningCoordinator: Sendable {
         var all = headers
         if let token { all.append(("Authorization", "Bearer \(token)")) }
         if let contentType { all.append(("Content-Type", contentType)) }
-        return try await http.execute(HTTPRequest(method: method, url: url + path, headers: all, body: body, timeout: .seconds(30)))
+        return try await http.execute(
+            HTTPRequest(method: method, url: url + path, headers: all, body: body, timeout: .seconds(30)))
     }
 
     /// Registers a client; returns its id and token.
@@ -95,7 +98,8 @@ public final class RunningCoordinator: Sendable {
     }
 
     public func status() async throws -> WireProtocol.StatusMessage {
-        try JSONDecoder().decode(WireProtocol.StatusMessage.self, from: Data(try await request("GET", "/v1/status").body))
+        try JSONDecoder().decode(
+            WireProtocol.StatusMessage.self, from: Data(try await request("GET", "/v1/status").body))
     }
 }
 
