@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "FederationCore", targets: ["FederationCore"]),
         .library(name: "FederationClient", targets: ["FederationClient"]),
         .library(name: "Coordinator", targets: ["Coordinator"]),
+        .library(name: "ModelManager", targets: ["ModelManager"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
@@ -25,6 +26,15 @@ let package = Package(
         // Pure round logic: no sockets, files, clocks or global randomness.
         .target(name: "FederationCore", swiftSettings: strict),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .target(
+            name: "ModelManager",
+            dependencies: [
+                "FederationCore", "CSQLite",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "CurlHTTP",
@@ -43,7 +53,7 @@ let package = Package(
         .target(
             name: "Coordinator",
             dependencies: [
-                "FederationCore",
+                "FederationCore", "ModelManager",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -82,6 +92,7 @@ let package = Package(
             path: "Tests/RondoTestSupport"
         ),
         .testTarget(name: "FederationCoreTests", dependencies: ["FederationCore"]),
+        .testTarget(name: "ModelManagerTests", dependencies: ["ModelManager", "FederationCore"]),
         .testTarget(
             name: "FederationClientTests",
             dependencies: ["FederationClient", "CurlHTTP", "Coordinator", "RondoTestSupport"]

@@ -1,0 +1,514 @@
+import Crypto
+import FederationCore
+import Foundation
+
+/// Model checkpoints, refs, round history, clients and the audit log in one SQLite file.
+///
+/// Every checkpoint is an immutable version: its safetensors bytes are chunked below SQLite's blob limit and
+/// hashed with SHA-256. Refs name versions: `current` (what the next round trains from), `best` (by the
+/// configured evaluation metric) and user tags. Every change that belongs together — a commit's status, its
+/// metrics and the `current` and `best` refs; a rollback's ref move and its audit event — happens in one
+/// transaction, so a crash leaves the old state or the new one, never a mix. Rollback moves a ref; it never
+/// copies weights.
+///
+/// ```swift
+/// let store = try CheckpointStore(configuration: .init(path: "rondo-data/rondo.db"))
+/// let version = try await store.storeCandidate(round: 1, parentVersion: nil, bytes: bytes, tensorCount: 2)
+/// try await store.commit(version: version, metrics: CheckpointMetrics(evalMetrics: ["accuracy": 0.91]))
+/// ```
+public actor CheckpointStore {
+    /// Where the database lives and how it stores blobs.
+    public struct Configuration: Sendable {
+        /// Path of the SQLite file (created if missing). Default `./rondo-data/rondo.db`.
+        public var path: String
+        /// Bytes per blob chunk; must stay below SQLite's 1,000,000,000-byte blob limit. Default 32 MiB.
+        public var chunkSize: Int
+        /// How long a writer waits for another connection's lock. Default 5 s.
+        public var busyTimeoutMilliseconds: Int32
+        /// The evaluation metric that decides `best` (`loss` means the evaluation loss). Default `accuracy`.
+        public var bestMetric: String
+        /// True when larger values of `bestMetric` are better. Default true.
+        public var higherIsBetter: Bool
+
+        public init(
+            path: String = "./rondo-data/rondo.db", chunkSize: Int = 32 << 20, busyTimeoutMilliseconds: Int32 = 5000,
+            bestMetric: String = "accuracy", higherIsBetter: Bool = true
+        ) {
+            precondition(chunkSize > 0 && chunkSize < 1_000_000_000, "chunk size must be below SQLite's blob limit")
+            self.path = path
+            self.chunkSize = chunkSize
+            self.busyTimeoutMilliseconds = busyTimeoutMilliseconds
+            self.bestMetric = bestMetric
+            self.higherIsBetter = higherIsBetter
+        }
+    }
+
+    public nonisolated let configuration: Configuration
+    let connection: SQLiteConnection
+    private let clock: @Sendable () -> Double
+
+    /// Opens the store, creating the file and its directory and applying pending migrations.
+    public init(
+        configuration: Configuration, clock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+    )
+        throws
+    {
+        let directory = (configuration.path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        self.configuration = configuration
+        self.clock = clock
+        self.connection = try SQLiteConnection(
+            path: configuration.path, busyTimeoutMilliseconds: configuration.busyTimeoutMilliseconds)
+        try StoreMigrations.apply(to: connection, now: clock())
+    }
+
+    /// Lower-case hex SHA-256.
+    public static func sha256Hex(_ bytes: [UInt8]) -> String {
+        SHA256.hash(data: bytes).map { byte in byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }
+            .joined()
+    }
+
+    // MARK: Writing checkpoints
+
+    /// Stores new bytes as the next version with `status`. Chunks and row land in one transaction.
+    /// - Returns: the new version number.
+    @discardableResult
+    public func insert(
+        round: Int, parentVersion: Int?, bytes: [UInt8], tensorCount: Int, status: CheckpointStatus,
+        metrics: CheckpointMetrics = CheckpointMetrics(), makeCurrent: Bool = false, actor: String = "coordinator"
+    ) throws -> Int {
+        let sha = Self.sha256Hex(bytes)
+        let now = clock()
+        return try connection.transaction {
+            try connection.query(
+                """
+                INSERT INTO checkpoints (round, parent_version, created_at, sha256, size_bytes, tensor_count, status, metrics_json)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    .integer(Int64(round)), parentVersion.map { .integer(Int64($0)) } ?? .null, .real(now), .text(sha),
+                    .integer(Int64(bytes.count)), .integer(Int64(tensorCount)), .text(status.rawValue),
+                    .text(try Self.json(metrics)),
+                ])
+            let version = connection.lastInsertRowID
+            var index = 0
+            var offset = 0
+            repeat {
+                let end = min(offset + configuration.chunkSize, bytes.count)
+                try connection.query(
+                    "INSERT INTO checkpoint_chunks (version, idx, data) VALUES (?, ?, ?)",
+                    [.integer(Int64(version)), .integer(Int64(index)), .blob(Array(bytes[offset..<end]))])
+                index += 1
+                offset = end
+            } while offset < bytes.count
+            if makeCurrent {
+                let previous = try refVersion("current")
+                try setRef("current", version, at: now)
+                try insertEvent(
+                    kind: status == .imported ? "import" : "commit", actor: actor, round: round, version: version,
+                    detail: ["from_version": previous.map(String.init) ?? "none"], at: now)
+            }
+            return version
+        }
+    }
+
+    /// Stores an aggregated model that is not current yet.
+    public func storeCandidate(round: Int, parentVersion: Int?, bytes: [UInt8], tensorCount: Int) throws -> Int {
+        try insert(
+            round: round, parentVersion: parentVersion, bytes: bytes, tensorCount: tensorCount, status: .candidate)
+    }
+
+    /// Commits a candidate: records its metrics, makes it `current`, and makes it `best` when it beats the
+    /// best so far — all in one transaction.
+    /// - Returns: true when the version also became `best`.
+    @discardableResult
+    public func commit(version: Int, metrics: CheckpointMetrics) throws -> Bool {
+        let now = clock()
+        return try connection.transaction {
+            let record = try requireCheckpoint(version)
+            guard record.status == .candidate else {
+                throw CheckpointStoreError(
+                    .invalidState, "version \(version) is \(record.status.rawValue), not a candidate")
+            }
+            try connection.query(
+                "UPDATE checkpoints SET status = 'committed', metrics_json = ? WHERE version = ?",
+                [.text(try Self.json(metrics)), .integer(Int64(version))])
+            try setRef("current", version, at: now)
+            let becameBest = try isBetterThanBest(metrics)
+            if becameBest { try setRef("best", version, at: now) }
+            return becameBest
+        }
+    }
+
+    /// Marks a candidate rejected by the regression guard; `current` does not move. Writes a `guard_rejected` event.
+    public func reject(version: Int, metrics: CheckpointMetrics, reason: String) throws {
+        let now = clock()
+        try connection.transaction {
+            let record = try requireCheckpoint(version)
+            try connection.query(
+                "UPDATE checkpoints SET status = 'rejected', status_reason = ?, metrics_json = ? WHERE version = ?",
+                [.text(reason), .text(try Self.json(metrics)), .integer(Int64(version))])
+            try insertEvent(
+                kind: "guard_rejected", actor: "coordinator", round: record.round, version: version,
+                detail: ["reason": reason], at: now)
+        }
+    }
+
+    /// Marks every candidate left over from an unfinished round as aborted (at start-up after a crash).
+    public func abortCandidates(reason: String) throws -> [Int] {
+        try connection.transaction {
+            let versions = try connection.query("SELECT version FROM checkpoints WHERE status = 'candidate'").compactMap
+            {
+                $0[0].int
+            }
+            try connection.query(
+                "UPDATE checkpoints SET status = 'aborted', status_reason = ? WHERE status = 'candidate'",
+                [.text(reason)])
+            return versions
+        }
+    }
+
+    /// Points `current` at an earlier version; nothing is copied. Writes a `rollback` audit event.
+    /// - Throws: `notFound` for an unknown version, `integrity` for a version `verify` found corrupt,
+    ///   `invalidState` for a version that never completed (candidate, aborted).
+    /// - Returns: the version `current` pointed at before.
+    @discardableResult
+    public func rollback(to version: Int, reason: String, actor: String, traceID: String? = nil) throws -> Int? {
+        let now = clock()
+        return try connection.transaction {
+            let record = try requireCheckpoint(version)
+            if let error = record.integrityError {
+                throw CheckpointStoreError(.integrity, "version \(version) failed verification: \(error)")
+            }
+            guard [.committed, .imported, .rejected].contains(record.status) else {
+                throw CheckpointStoreError(
+                    .invalidState,
+                    "version \(version) is \(record.status.rawValue); only complete versions can become current")
+            }
+            let previous = try refVersion("current")
+            try setRef("current", version, at: now)
+            try insertEvent(
+                kind: "rollback", actor: actor, round: nil, version: version,
+                detail: [
+                    "from_version": previous.map(String.init) ?? "none", "to_version": String(version),
+                    "reason": reason,
+                ],
+                traceID: traceID, at: now)
+            return previous
+        }
+    }
+
+    /// Points a user tag at a version. `current` and `best` are reserved.
+    public func tag(version: Int, name: String, actor: String) throws {
+        let valid =
+            !name.isEmpty && name.count <= 64 && name.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) }
+        guard valid, name != "current", name != "best" else {
+            throw CheckpointStoreError(.invalidTag, "tag \"\(name)\" is reserved or not [A-Za-z0-9._-]{1,64}")
+        }
+        let now = clock()
+        try connection.transaction {
+            _ = try requireCheckpoint(version)
+            try setRef(name, version, at: now)
+            try insertEvent(kind: "tag", actor: actor, round: nil, version: version, detail: ["tag": name], at: now)
+        }
+    }
+
+    // MARK: Reading checkpoints
+
+    public func checkpoint(version: Int) throws -> CheckpointRecord? {
+        try connection.query("\(Self.checkpointColumns) WHERE version = ?", [.integer(Int64(version))]).first.map(
+            Self.checkpoint)
+    }
+
+    /// Every checkpoint, newest first.
+    public func checkpoints() throws -> [CheckpointRecord] {
+        try connection.query("\(Self.checkpointColumns) ORDER BY version DESC").map(Self.checkpoint)
+    }
+
+    /// The version a ref names, if the ref exists.
+    public func refVersion(_ name: String) throws -> Int? {
+        try connection.query("SELECT version FROM refs WHERE name = ?", [.text(name)]).first?[0].int
+    }
+
+    /// Every ref, by name.
+    public func refs() throws -> [String: Int] {
+        var refs: [String: Int] = [:]
+        for row in try connection.query("SELECT name, version FROM refs") {
+            if let name = row[0].string, let version = row[1].int { refs[name] = version }
+        }
+        return refs
+    }
+
+    /// The stored bytes of a version, checked against its SHA-256.
+    /// - Throws: `notFound`, or `integrity` when the bytes do not hash to the recorded value.
+    public func bytes(version: Int) throws -> [UInt8] {
+        let record = try requireCheckpoint(version)
+        let bytes = try rawBytes(version)
+        let digest = Self.sha256Hex(bytes)
+        guard digest == record.sha256, bytes.count == record.sizeBytes else {
+            throw CheckpointStoreError(.integrity, "version \(version) hashes to \(digest), recorded \(record.sha256)")
+        }
+        return bytes
+    }
+
+    func rawBytes(_ version: Int) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        for row in try connection.query(
+            "SELECT data FROM checkpoint_chunks WHERE version = ? ORDER BY idx", [.integer(Int64(version))])
+        {
+            bytes += row[0].bytes ?? []
+        }
+        return bytes
+    }
+
+    // MARK: Integrity and retention
+
+    /// Recomputes every checkpoint's hash and runs `PRAGMA integrity_check`. Versions that fail are marked so
+    /// rollback refuses them; versions that pass again are cleared.
+    public func verify() throws -> VerificationReport {
+        var problems: [String] = []
+        let records = try checkpoints()
+        for record in records {
+            let bytes = try rawBytes(record.version)
+            let digest = Self.sha256Hex(bytes)
+            var error: String?
+            if bytes.count != record.sizeBytes {
+                error = "size \(bytes.count) bytes, recorded \(record.sizeBytes)"
+            } else if digest != record.sha256 {
+                error = "SHA-256 \(digest), recorded \(record.sha256)"
+            }
+            if let error { problems.append("version \(record.version): \(error)") }
+            if error != record.integrityError {
+                try connection.query(
+                    "UPDATE checkpoints SET integrity_error = ? WHERE version = ?",
+                    [error.map { .text($0) } ?? .null, .integer(Int64(record.version))])
+            }
+        }
+        let check = try connection.query("PRAGMA integrity_check").compactMap { $0[0].string }.joined(separator: "; ")
+        let dangling = try connection.query(
+            "SELECT name FROM refs WHERE version NOT IN (SELECT version FROM checkpoints)")
+        problems += dangling.compactMap { $0[0].string }.map { "ref \($0) points at a missing version" }
+        return VerificationReport(checkpointsChecked: records.count, problems: problems, integrityCheck: check)
+    }
+
+    /// Deletes all but the newest `keepLast` checkpoints, always keeping every version a ref names
+    /// (`current`, `best`, tags) and open candidates.
+    /// - Returns: the deleted versions.
+    public func prune(keepLast: Int, actor: String) throws -> [Int] {
+        precondition(keepLast >= 0)
+        let now = clock()
+        return try connection.transaction {
+            let protected = Set(try refs().values)
+            let all = try connection.query("SELECT version, status FROM checkpoints ORDER BY version DESC")
+            let doomed = all.dropFirst(keepLast).compactMap { row -> Int? in
+                guard let version = row[0].int, row[1].string != CheckpointStatus.candidate.rawValue,
+                    !protected.contains(version)
+                else { return nil }
+                return version
+            }
+            for version in doomed {
+                try connection.query("DELETE FROM checkpoints WHERE version = ?", [.integer(Int64(version))])
+            }
+            if !doomed.isEmpty {
+                try insertEvent(
+                    kind: "prune", actor: actor, round: nil, version: nil,
+                    detail: ["deleted": doomed.map(String.init).joined(separator: ","), "keep_last": String(keepLast)],
+                    at: now)
+            }
+            return doomed
+        }
+    }
+
+    // MARK: Rounds, clients, events
+
+    public func roundStarted(round: Int, baseVersion: Int, selected: Int) throws {
+        try connection.query(
+            """
+            INSERT OR REPLACE INTO rounds (round, status, started_at, base_version, selected)
+            VALUES (?, 'running', ?, ?, ?)
+            """,
+            [.integer(Int64(round)), .real(clock()), .integer(Int64(baseVersion)), .integer(Int64(selected))])
+    }
+
+    public func roundFinished(_ record: RoundRecord) throws {
+        try connection.query(
+            """
+            INSERT OR REPLACE INTO rounds (round, status, started_at, finished_at, base_version, result_version,
+                selected, answered, dropped, rejected, reason, detail, eval_loss, eval_metrics_json)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .integer(Int64(record.round)), .text(record.status.rawValue), .real(record.startedAt),
+                .real(record.finishedAt ?? clock()), .integer(Int64(record.baseVersion)),
+                record.resultVersion.map { .integer(Int64($0)) } ?? .null, .integer(Int64(record.selected)),
+                .integer(Int64(record.answered)), .integer(Int64(record.dropped)), .integer(Int64(record.rejected)),
+                record.reason.map { .text($0) } ?? .null, record.detail.map { .text($0) } ?? .null,
+                record.evalLoss.map { .real($0) } ?? .null, .text(try Self.json(record.evalMetrics)),
+            ])
+    }
+
+    /// Marks rounds still `running` (the coordinator died during them) as aborted, with an event each.
+    public func abortRunningRounds(reason: String) throws -> [Int] {
+        let now = clock()
+        return try connection.transaction {
+            let running = try connection.query("SELECT round FROM rounds WHERE status = 'running'").compactMap {
+                $0[0].int
+            }
+            for round in running {
+                try connection.query(
+                    "UPDATE rounds SET status = 'aborted', finished_at = ?, reason = 'aborted', detail = ? WHERE round = ?",
+                    [.real(now), .text(reason), .integer(Int64(round))])
+                try insertEvent(
+                    kind: "round_aborted", actor: "coordinator", round: round, version: nil, detail: ["reason": reason],
+                    at: now)
+            }
+            return running
+        }
+    }
+
+    /// The highest round number ever started (0 for a new store); numbering continues after it.
+    public func lastRoundNumber() throws -> Int {
+        let fromRounds = try connection.query("SELECT MAX(round) FROM rounds").first?[0].int ?? 0
+        let fromCheckpoints = try connection.query("SELECT MAX(round) FROM checkpoints").first?[0].int ?? 0
+        return max(fromRounds, fromCheckpoints)
+    }
+
+    /// Rounds, newest first.
+    public func rounds(limit: Int = 100) throws -> [RoundRecord] {
+        try connection.query("\(Self.roundColumns) ORDER BY round DESC LIMIT ?", [.integer(Int64(limit))]).map(
+            Self.round)
+    }
+
+    public func round(_ number: Int) throws -> RoundRecord? {
+        try connection.query("\(Self.roundColumns) WHERE round = ?", [.integer(Int64(number))]).first.map(Self.round)
+    }
+
+    public func clientRegistered(id: String, name: String, tokenSHA256: String) throws {
+        let now = clock()
+        try connection.query(
+            "INSERT INTO clients (client_id, name, token_sha256, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)",
+            [.text(id), .text(name), .text(tokenSHA256), .real(now), .real(now)])
+    }
+
+    public func clientSeen(id: String) throws {
+        try connection.query("UPDATE clients SET last_seen = ? WHERE client_id = ?", [.real(clock()), .text(id)])
+    }
+
+    public func clientLeft(id: String) throws {
+        let now = clock()
+        try connection.query(
+            "UPDATE clients SET left_at = ?, last_seen = ? WHERE client_id = ?", [.real(now), .real(now), .text(id)])
+    }
+
+    /// Clients, most recently seen first.
+    public func clients(includeLeft: Bool = true) throws -> [ClientRecord] {
+        try connection.query(
+            """
+            SELECT client_id, name, token_sha256, first_seen, last_seen, left_at FROM clients
+            \(includeLeft ? "" : "WHERE left_at IS NULL") ORDER BY last_seen DESC
+            """
+        ).map { row in
+            ClientRecord(
+                clientID: row[0].string ?? "", name: row[1].string ?? "", tokenSHA256: row[2].string ?? "",
+                firstSeen: row[3].double ?? 0, lastSeen: row[4].double ?? 0, leftAt: row[5].double)
+        }
+    }
+
+    public func recordEvent(
+        kind: String, actor: String, round: Int? = nil, version: Int? = nil, detail: [String: String] = [:],
+        traceID: String? = nil
+    ) throws {
+        try insertEvent(
+            kind: kind, actor: actor, round: round, version: version, detail: detail, traceID: traceID, at: clock())
+    }
+
+    /// Audit events, newest first.
+    public func events(limit: Int = 100, kind: String? = nil) throws -> [EventRecord] {
+        let filter = kind == nil ? "" : "WHERE kind = ?"
+        let parameters: [SQLiteValue] = (kind.map { [.text($0)] } ?? []) + [.integer(Int64(limit))]
+        return try connection.query(
+            "SELECT id, at, kind, actor, round, version, trace_id, detail_json FROM events \(filter) ORDER BY id DESC LIMIT ?",
+            parameters
+        ).map { row in
+            EventRecord(
+                id: row[0].int ?? 0, at: row[1].double ?? 0, kind: row[2].string ?? "", actor: row[3].string ?? "",
+                round: row[4].int, version: row[5].int, traceID: row[6].string,
+                detail: (try? JSONDecoder().decode([String: String].self, from: Data((row[7].string ?? "{}").utf8)))
+                    ?? [:])
+        }
+    }
+
+    // MARK: Internals
+
+    private func requireCheckpoint(_ version: Int) throws -> CheckpointRecord {
+        guard let record = try checkpoint(version: version) else {
+            throw CheckpointStoreError(.notFound, "no checkpoint version \(version)")
+        }
+        return record
+    }
+
+    private func setRef(_ name: String, _ version: Int, at now: Double) throws {
+        try connection.query(
+            "INSERT INTO refs (name, version, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
+            [.text(name), .integer(Int64(version)), .real(now)])
+    }
+
+    private func isBetterThanBest(_ metrics: CheckpointMetrics) throws -> Bool {
+        guard let value = metrics.value(of: configuration.bestMetric) else { return false }
+        guard let best = try refVersion("best"), let bestRecord = try checkpoint(version: best),
+            let bestValue = bestRecord.metrics.value(of: configuration.bestMetric)
+        else { return true }
+        return configuration.higherIsBetter ? value > bestValue : value < bestValue
+    }
+
+    private func insertEvent(
+        kind: String, actor: String, round: Int?, version: Int?, detail: [String: String], traceID: String? = nil,
+        at now: Double
+    ) throws {
+        try connection.query(
+            "INSERT INTO events (at, kind, actor, round, version, trace_id, detail_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                .real(now), .text(kind), .text(actor), round.map { .integer(Int64($0)) } ?? .null,
+                version.map { .integer(Int64($0)) } ?? .null, traceID.map { .text($0) } ?? .null,
+                .text(try Self.json(detail)),
+            ])
+    }
+
+    static func json(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    private static let checkpointColumns = """
+        SELECT version, round, parent_version, created_at, sha256, size_bytes, tensor_count, status, status_reason,
+            integrity_error, metrics_json FROM checkpoints
+        """
+
+    private static func checkpoint(_ row: [SQLiteValue]) -> CheckpointRecord {
+        CheckpointRecord(
+            version: row[0].int ?? 0, round: row[1].int ?? 0, parentVersion: row[2].int, createdAt: row[3].double ?? 0,
+            sha256: row[4].string ?? "", sizeBytes: row[5].int ?? 0, tensorCount: row[6].int ?? 0,
+            status: CheckpointStatus(rawValue: row[7].string ?? "") ?? .aborted, statusReason: row[8].string,
+            integrityError: row[9].string,
+            metrics: (try? JSONDecoder().decode(CheckpointMetrics.self, from: Data((row[10].string ?? "{}").utf8)))
+                ?? CheckpointMetrics())
+    }
+
+    private static let roundColumns = """
+        SELECT round, status, started_at, finished_at, base_version, result_version, selected, answered, dropped,
+            rejected, reason, detail, eval_loss, eval_metrics_json FROM rounds
+        """
+
+    private static func round(_ row: [SQLiteValue]) -> RoundRecord {
+        RoundRecord(
+            round: row[0].int ?? 0, status: RoundStatus(rawValue: row[1].string ?? "") ?? .aborted,
+            startedAt: row[2].double ?? 0, finishedAt: row[3].double, baseVersion: row[4].int ?? 0,
+            resultVersion: row[5].int, selected: row[6].int ?? 0, answered: row[7].int ?? 0, dropped: row[8].int ?? 0,
+            rejected: row[9].int ?? 0, reason: row[10].string, detail: row[11].string, evalLoss: row[12].double,
+            evalMetrics: (try? JSONDecoder().decode([String: Double].self, from: Data((row[13].string ?? "{}").utf8)))
+                ?? [:])
+    }
+}

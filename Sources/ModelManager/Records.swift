@@ -1,0 +1,192 @@
+/// The lifecycle state of a checkpoint version.
+public enum CheckpointStatus: String, Sendable, Codable, CaseIterable {
+    /// Aggregated and stored, awaiting evaluation and commit; clients may download it to evaluate it.
+    case candidate
+    /// A round committed it; it was `current` at least once.
+    case committed
+    /// The regression guard refused it; it never became `current`.
+    case rejected
+    /// Its round never finished (coordinator restart or abort).
+    case aborted
+    /// Brought in from a file (`checkpoints import`, `serve --initial-model`).
+    case imported
+}
+
+/// What a checkpoint records about the round that produced it.
+public struct CheckpointMetrics: Sendable, Codable, Equatable {
+    public var evalLoss: Double?
+    /// Federated evaluation metrics (e.g. `accuracy`), weighted by examples.
+    public var evalMetrics: [String: Double]
+    public var evalClients: Int?
+    /// Training metrics reported by clients, weighted by examples.
+    public var fitMetrics: [String: Double]
+    /// Clients whose updates were aggregated.
+    public var clients: Int?
+    /// Examples behind the aggregate.
+    public var examples: Int?
+
+    public init(
+        evalLoss: Double? = nil, evalMetrics: [String: Double] = [:], evalClients: Int? = nil,
+        fitMetrics: [String: Double] = [:], clients: Int? = nil, examples: Int? = nil
+    ) {
+        self.evalLoss = evalLoss
+        self.evalMetrics = evalMetrics
+        self.evalClients = evalClients
+        self.fitMetrics = fitMetrics
+        self.clients = clients
+        self.examples = examples
+    }
+
+    /// The value of an evaluation metric by name; `loss` is the evaluation loss.
+    public func value(of metric: String) -> Double? {
+        metric == "loss" ? evalLoss : evalMetrics[metric]
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case evalLoss = "eval_loss"
+        case evalMetrics = "eval_metrics"
+        case evalClients = "eval_clients"
+        case fitMetrics = "fit_metrics"
+        case clients, examples
+    }
+}
+
+/// One stored checkpoint version (without its bytes).
+public struct CheckpointRecord: Sendable, Codable, Equatable {
+    public var version: Int
+    public var round: Int
+    public var parentVersion: Int?
+    /// Seconds since 1970.
+    public var createdAt: Double
+    /// Lower-case hex SHA-256 of the safetensors bytes.
+    public var sha256: String
+    public var sizeBytes: Int
+    public var tensorCount: Int
+    public var status: CheckpointStatus
+    /// Why the status is what it is (guard verdict, abort reason).
+    public var statusReason: String?
+    /// Set by `verify` when the stored bytes no longer match `sha256`; such a version cannot be rolled back to.
+    public var integrityError: String?
+    public var metrics: CheckpointMetrics
+
+    enum CodingKeys: String, CodingKey {
+        case version, round, status, metrics
+        case parentVersion = "parent_version"
+        case createdAt = "created_at"
+        case sha256
+        case sizeBytes = "size_bytes"
+        case tensorCount = "tensor_count"
+        case statusReason = "status_reason"
+        case integrityError = "integrity_error"
+    }
+}
+
+/// How a round ended, as persisted.
+public enum RoundStatus: String, Sendable, Codable, CaseIterable {
+    case running, committed, failed, rejected, aborted
+}
+
+/// One round's history row.
+public struct RoundRecord: Sendable, Codable, Equatable {
+    public var round: Int
+    public var status: RoundStatus
+    public var startedAt: Double
+    public var finishedAt: Double?
+    public var baseVersion: Int
+    public var resultVersion: Int?
+    public var selected: Int
+    public var answered: Int
+    public var dropped: Int
+    public var rejected: Int
+    /// A stable reason code for failed, rejected and aborted rounds.
+    public var reason: String?
+    public var detail: String?
+    public var evalLoss: Double?
+    public var evalMetrics: [String: Double]
+
+    public init(
+        round: Int, status: RoundStatus, startedAt: Double, finishedAt: Double? = nil, baseVersion: Int,
+        resultVersion: Int? = nil, selected: Int, answered: Int = 0, dropped: Int = 0, rejected: Int = 0,
+        reason: String? = nil, detail: String? = nil, evalLoss: Double? = nil, evalMetrics: [String: Double] = [:]
+    ) {
+        self.round = round
+        self.status = status
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.baseVersion = baseVersion
+        self.resultVersion = resultVersion
+        self.selected = selected
+        self.answered = answered
+        self.dropped = dropped
+        self.rejected = rejected
+        self.reason = reason
+        self.detail = detail
+        self.evalLoss = evalLoss
+        self.evalMetrics = evalMetrics
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case round, status, selected, answered, dropped, rejected, reason, detail
+        case startedAt = "started_at"
+        case finishedAt = "finished_at"
+        case baseVersion = "base_version"
+        case resultVersion = "result_version"
+        case evalLoss = "eval_loss"
+        case evalMetrics = "eval_metrics"
+    }
+}
+
+/// A registered client as persisted: never its token, only the token's hash.
+public struct ClientRecord: Sendable, Codable, Equatable {
+    public var clientID: String
+    public var name: String
+    public var tokenSHA256: String
+    public var firstSeen: Double
+    public var lastSeen: Double
+    public var leftAt: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case name
+        case clientID = "client_id"
+        case tokenSHA256 = "token_sha256"
+        case firstSeen = "first_seen"
+        case lastSeen = "last_seen"
+        case leftAt = "left_at"
+    }
+}
+
+/// One audit-log entry.
+public struct EventRecord: Sendable, Codable, Equatable {
+    public var id: Int
+    public var at: Double
+    /// `rollback`, `guard_rejected`, `tag`, `import`, `round_aborted`, `prune`, …
+    public var kind: String
+    /// Who did it: `coordinator`, `cli:<user>`, `admin`.
+    public var actor: String
+    public var round: Int?
+    public var version: Int?
+    public var traceID: String?
+    public var detail: [String: String]
+
+    enum CodingKeys: String, CodingKey {
+        case id, at, kind, actor, round, version, detail
+        case traceID = "trace_id"
+    }
+}
+
+/// The outcome of `CheckpointStore.verify()`.
+public struct VerificationReport: Sendable, Codable, Equatable {
+    public var checkpointsChecked: Int
+    /// One line per problem; empty when everything is intact.
+    public var problems: [String]
+    /// `PRAGMA integrity_check`'s answer (`ok` when healthy).
+    public var integrityCheck: String
+
+    public var isHealthy: Bool { problems.isEmpty && integrityCheck == "ok" }
+
+    enum CodingKeys: String, CodingKey {
+        case problems
+        case checkpointsChecked = "checkpoints_checked"
+        case integrityCheck = "integrity_check"
+    }
+}

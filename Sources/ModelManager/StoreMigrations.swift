@@ -1,0 +1,86 @@
+/// The store's schema, as an append-only list: a released migration is never edited, only followed by new
+/// ones. `schema_migrations` records which have run, so opening an older database upgrades it in place.
+enum StoreMigrations {
+    static let all: [(version: Int, sql: String)] = [
+        (
+            1,
+            """
+            CREATE TABLE checkpoints (
+                version INTEGER PRIMARY KEY,
+                round INTEGER NOT NULL,
+                parent_version INTEGER,
+                created_at REAL NOT NULL,
+                sha256 TEXT NOT NULL,
+                size_bytes INTEGER NOT NULL,
+                tensor_count INTEGER NOT NULL,
+                format TEXT NOT NULL DEFAULT 'safetensors',
+                status TEXT NOT NULL CHECK (status IN ('candidate', 'committed', 'rejected', 'aborted', 'imported')),
+                status_reason TEXT,
+                integrity_error TEXT,
+                metrics_json TEXT NOT NULL DEFAULT '{}'
+            );
+            CREATE TABLE checkpoint_chunks (
+                version INTEGER NOT NULL REFERENCES checkpoints(version) ON DELETE CASCADE,
+                idx INTEGER NOT NULL,
+                data BLOB NOT NULL,
+                PRIMARY KEY (version, idx)
+            ) WITHOUT ROWID;
+            CREATE TABLE refs (
+                name TEXT PRIMARY KEY,
+                version INTEGER NOT NULL REFERENCES checkpoints(version),
+                updated_at REAL NOT NULL
+            );
+            CREATE TABLE rounds (
+                round INTEGER PRIMARY KEY,
+                status TEXT NOT NULL CHECK (status IN ('running', 'committed', 'failed', 'rejected', 'aborted')),
+                started_at REAL NOT NULL,
+                finished_at REAL,
+                base_version INTEGER NOT NULL,
+                result_version INTEGER,
+                selected INTEGER NOT NULL,
+                answered INTEGER NOT NULL DEFAULT 0,
+                dropped INTEGER NOT NULL DEFAULT 0,
+                rejected INTEGER NOT NULL DEFAULT 0,
+                reason TEXT,
+                detail TEXT,
+                eval_loss REAL,
+                eval_metrics_json TEXT NOT NULL DEFAULT '{}'
+            );
+            CREATE TABLE clients (
+                client_id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                token_sha256 TEXT NOT NULL UNIQUE,
+                first_seen REAL NOT NULL,
+                last_seen REAL NOT NULL,
+                left_at REAL
+            );
+            CREATE TABLE events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                at REAL NOT NULL,
+                kind TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                round INTEGER,
+                version INTEGER,
+                trace_id TEXT,
+                detail_json TEXT NOT NULL DEFAULT '{}'
+            );
+            CREATE INDEX events_by_kind ON events(kind, id);
+            """
+        )
+    ]
+
+    /// Applies every migration not yet recorded, each in its own transaction.
+    static func apply(to connection: SQLiteConnection, now: Double) throws {
+        try connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+        let applied = Set(try connection.query("SELECT version FROM schema_migrations").compactMap { $0[0].int })
+        for migration in all where !applied.contains(migration.version) {
+            try connection.transaction {
+                try connection.execute(migration.sql)
+                try connection.query(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    [.integer(Int64(migration.version)), .real(now)])
+            }
+        }
+    }
+}
