@@ -85,7 +85,7 @@ let package = Package(
         .target(
             name: "RondoTestSupport",
             dependencies: [
-                "Coordinator", "FederationCore", "CurlHTTP",
+                "Coordinator", "FederationCore", "CurlHTTP", "ModelManager",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -101,6 +101,7 @@ let package = Package(
             name: "CoordinatorTests",
             dependencies: ["Coordinator", "FederationClient", "CurlHTTP", "FederationCore", "RondoTestSupport"]
         ),
-        .testTarget(name: "DemoFederationTests", dependencies: ["DemoFederation", "FederationCore"]),
+        .testTarget(
+            name: "DemoFederationTests", dependencies: ["DemoFederation", "FederationCore", "RondoTestSupport"]),
     ]
 )

@@ -9,6 +9,8 @@ import NIOCore
 struct CoordinatorRoutes: Sendable {
     let driver: RoundDriver
     let configuration: CoordinatorConfiguration
+    /// The bearer token admin endpoints require.
+    let adminToken: String
 
     func add(to router: Router<BasicRequestContext>) {
         router.add(middleware: APIErrorMiddleware())
@@ -19,7 +21,7 @@ struct CoordinatorRoutes: Sendable {
             }
             return try json(["status": "ready"])
         }
-        router.get("/v1/status") { _, _ in try json(await driver.status()) }
+        addAdminRoutes(to: router)
         router.post("/v1/clients") { request, context in try await register(request, context) }
         router.post("/v1/clients/:id/heartbeat") { request, context in
             let client = try await authenticate(request, context, ownerOf: context.parameters.require("id"))
@@ -94,7 +96,7 @@ struct CoordinatorRoutes: Sendable {
         }
         let etag = "\"\(stored.sha256)\""
         var headers: HTTPFields = [.eTag: etag, .cacheControl: "no-cache"]
-        headers[HTTPField.Name("X-Rondo-Model-Version")!] = String(stored.version)
+        headers[HTTPField.Name("X-Rondo-Model-Version")!] = String(version)
         if let match = request.headers[.ifNoneMatch],
             match == "*"
                 || match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag })
@@ -176,7 +178,7 @@ struct CoordinatorRoutes: Sendable {
         return client
     }
 
-    private func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {
+    func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
             throw APIError(
                 .contentTooLarge, code: "payload_too_large", "body of \(length) bytes exceeds the limit of \(limit)")
@@ -188,7 +190,7 @@ struct CoordinatorRoutes: Sendable {
         }
     }
 
-    private func decodeJSON<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
+    func decodeJSON<T: Decodable>(_ type: T.Type, from request: Request) async throws -> T {
         let body = try await collect(request, limit: configuration.limits.maxJSONBytes)
         do {
             return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))

@@ -1,6 +1,7 @@
 import FederationCore
 import Hummingbird
 import Logging
+import ModelManager
 import NIOCore
 import ServiceLifecycle
 
@@ -8,7 +9,8 @@ import ServiceLifecycle
 /// `ServiceGroup`.
 ///
 /// ```swift
-/// let server = try await CoordinatorServer(configuration: .init(port: 0), repository: InMemoryModelRepository(),
+/// let store = try CheckpointStore(configuration: .init(path: "rondo-data/rondo.db"))
+/// let server = try await CoordinatorServer(configuration: .init(port: 0), store: store, adminToken: token,
 ///                                          initialWeights: weights, logger: logger)
 /// let group = ServiceGroup(services: server.services, logger: logger)
 /// // run the group; `await server.port()` answers once the socket is bound
@@ -19,13 +21,14 @@ public struct CoordinatorServer: Sendable {
     private let boundPort: BoundPort
 
     public init(
-        configuration: CoordinatorConfiguration, repository: any ModelRepository, initialWeights: ModelWeights?,
-        logger: Logger
+        configuration: CoordinatorConfiguration, store: CheckpointStore, adminToken: String,
+        initialWeights: ModelWeights?, logger: Logger
     ) async throws {
+        precondition(adminToken.count >= 16, "an admin token must be at least 16 characters")
         let driver = try await RoundDriver(
-            configuration: configuration, repository: repository, initialWeights: initialWeights, logger: logger)
+            configuration: configuration, store: store, initialWeights: initialWeights, logger: logger)
         let router = Router()
-        CoordinatorRoutes(driver: driver, configuration: configuration).add(to: router)
+        CoordinatorRoutes(driver: driver, configuration: configuration, adminToken: adminToken).add(to: router)
         let boundPort = BoundPort()
         self.driver = driver
         self.boundPort = boundPort

@@ -1,5 +1,7 @@
 import FederationCore
+import Foundation
 import Logging
+import ModelManager
 import ServiceLifecycle
 
 /// Runs the round state machine for the HTTP layer: feeds it events (requests, timer ticks) and carries out
@@ -19,7 +21,7 @@ public actor RoundDriver: Service {
     }
 
     fileprivate var machine: RoundStateMachine<Instant>
-    private let repository: any ModelRepository
+    let store: CheckpointStore
     private let configuration: CoordinatorConfiguration
     private let logger: Logger
     private let clock = ContinuousClock()
@@ -31,41 +33,66 @@ public actor RoundDriver: Service {
     private var subscribers: [AsyncStream<Report>.Continuation] = []
     fileprivate(set) var stopped = false
 
-    /// Creates a driver on `repository`, starting from its current model; an empty repository is seeded with
-    /// `initialWeights` as version 1.
-    /// - Throws: `CoordinatorStartupError` when the repository is empty and no initial model was given.
+    /// When the driver last compared the store's `current` ref with its own model.
+    private var lastRefCheck: Instant
+    /// Recently served model versions (see `model(version:)`).
+    private var modelCache: [(version: Int, bytes: [UInt8], sha256: String)] = []
+    /// Round start times as wall-clock seconds, for the persisted history.
+    private var roundStartedAt: [Int: Double] = [:]
+
+    /// Creates a driver on `store`, resuming from its `current` checkpoint; an empty store is seeded with
+    /// `initialWeights` as an imported version.
+    ///
+    /// Resuming after a crash: rounds still marked running and candidates of unfinished rounds are marked
+    /// aborted ("coordinator restart"), numbering continues after the highest round ever started, and known
+    /// clients keep their tokens (they count as disconnected until heard from).
+    /// - Throws: `CoordinatorStartupError` when there is no usable model.
     public init(
-        configuration: CoordinatorConfiguration, repository: any ModelRepository, initialWeights: ModelWeights?,
-        logger: Logger
+        configuration: CoordinatorConfiguration, store: CheckpointStore, initialWeights: ModelWeights?, logger: Logger
     ) async throws {
-        var stored = try await repository.current()
-        if stored == nil {
+        let aborted = try await store.abortRunningRounds(reason: "coordinator restart")
+        _ = try await store.abortCandidates(reason: "coordinator restart")
+        if !aborted.isEmpty {
+            logger.warning("rounds interrupted by a restart marked aborted", metadata: ["rounds": "\(aborted)"])
+        }
+        var currentVersion = try await store.refVersion("current")
+        if currentVersion == nil {
             guard let initialWeights else {
-                throw CoordinatorStartupError(message: "no current model and no initial model")
+                throw CoordinatorStartupError(message: "the store has no current model and no initial model was given")
             }
             let bytes = SafeTensorsFile(weights: initialWeights, metadata: ["round": "0"]).encoded()
-            let version = try await repository.storeCandidate(
-                round: 0, parentVersion: nil, bytes: bytes, sha256: Digest.sha256Hex(bytes))
-            try await repository.commit(
-                version: version, metrics: CommitMetrics(evaluation: nil, fitMetrics: [:], examples: 0))
-            stored = try await repository.current()
+            currentVersion = try await store.insert(
+                round: try await store.lastRoundNumber(), parentVersion: nil, bytes: bytes,
+                tensorCount: initialWeights.tensors.count, status: .imported, makeCurrent: true)
         }
-        guard let stored else {
-            throw CoordinatorStartupError(message: "repository has no current model after seeding")
+        guard let currentVersion, let record = try await store.checkpoint(version: currentVersion) else {
+            throw CoordinatorStartupError(message: "the current ref points at a missing checkpoint")
         }
         let weights: ModelWeights
         do {
-            weights = try SafeTensorsFile.decode(stored.bytes).weights
+            weights = try SafeTensorsFile.decode(try await store.bytes(version: currentVersion)).weights
         } catch {
-            throw CoordinatorStartupError(message: "current model version \(stored.version) is unreadable: \(error)")
+            throw CoordinatorStartupError(message: "current model version \(currentVersion) is unreadable: \(error)")
         }
-        self.machine = RoundStateMachine(
+        var bestValue: Double?
+        if let regressionGuard = configuration.rounds.regressionGuard, let best = try await store.refVersion("best") {
+            bestValue = try await store.checkpoint(version: best)?.metrics.value(of: regressionGuard.metric)
+        }
+        var machine = RoundStateMachine<Instant>(
             configuration: configuration.rounds,
-            model: GlobalModel(version: stored.version, sha256: stored.sha256, weights: weights),
-            lastRound: stored.round, seed: configuration.seed)
-        self.repository = repository
+            model: GlobalModel(version: currentVersion, sha256: record.sha256, weights: weights),
+            lastRound: try await store.lastRoundNumber(), seed: configuration.seed, bestMetricValue: bestValue)
+        let now = ContinuousClock.now
+        for client in try await store.clients(includeLeft: false) {
+            machine.restore(ClientID(client.clientID), name: client.name, now: now)
+            tokenOwners[client.tokenSHA256] = ClientID(client.clientID)
+            clientNames[ClientID(client.clientID)] = client.name
+        }
+        self.machine = machine
+        self.store = store
         self.configuration = configuration
         self.logger = logger
+        self.lastRefCheck = now
     }
 
     // MARK: Service
@@ -84,6 +111,10 @@ public actor RoundDriver: Service {
 
     private func tick() async {
         let now = clock.now
+        if lastRefCheck.advanced(by: .seconds(1)) <= now {
+            lastRefCheck = now
+            await adoptExternalRollback()
+        }
         var actions = machine.tick(now: now)
         for (client, list) in waiters {
             let (expired, kept) = (list.filter { $0.deadline <= now }, list.filter { $0.deadline > now })
@@ -116,8 +147,12 @@ public actor RoundDriver: Service {
         var client: ClientID
         repeat { client = ClientID("c-" + Digest.randomToken(bytes: 8)) } while machine.isRegistered(client)
         let token = Digest.randomToken()
-        tokenOwners[Digest.sha256Hex(token.utf8)] = client
+        let tokenHash = Digest.sha256Hex(token.utf8)
+        tokenOwners[tokenHash] = client
         clientNames[client] = name
+        await persist("client registration") {
+            try await $0.clientRegistered(id: client.rawValue, name: name, tokenSHA256: tokenHash)
+        }
         logger.info("client registered", metadata: ["client_id": "\(client)", "client_name": "\(name)"])
         await perform(machine.register(client, name: name, now: clock.now))
         return WireProtocol.RegistrationResponse(
@@ -139,6 +174,7 @@ public actor RoundDriver: Service {
     public func leave(_ client: ClientID) async {
         tokenOwners = tokenOwners.filter { $0.value != client }
         clientNames[client] = nil
+        await persist("client departure") { try await $0.clientLeft(id: client.rawValue) }
         for waiter in waiters.removeValue(forKey: client) ?? [] {
             _ = machine.setPollParked(client, false, now: clock.now)
             waiter.continuation.resume(returning: nil)
@@ -186,6 +222,7 @@ public actor RoundDriver: Service {
             logRejection(error, taskID: taskID, client: client)
             throw error
         }
+        await persist("client activity") { try await $0.clientSeen(id: client.rawValue) }
         await perform(actions)
     }
 
@@ -201,6 +238,7 @@ public actor RoundDriver: Service {
             logRejection(error, taskID: taskID, client: client)
             throw error
         }
+        await persist("client activity") { try await $0.clientSeen(id: client.rawValue) }
         await perform(actions)
     }
 
@@ -225,8 +263,21 @@ public actor RoundDriver: Service {
     // MARK: Models and status
 
     /// A stored model version (committed or candidate).
-    public func model(version: Int) async throws -> StoredModel? {
-        try await repository.model(version: version)
+    ///
+    /// The last few versions served stay in memory: every selected client downloads the same one or two
+    /// versions per round, and reading and re-hashing them from SQLite for each would be wasted work.
+    public func model(version: Int) async throws -> (bytes: [UInt8], sha256: String)? {
+        if let cached = modelCache.first(where: { $0.version == version }) { return (cached.bytes, cached.sha256) }
+        guard let record = try await store.checkpoint(version: version) else { return nil }
+        let bytes = try await store.bytes(version: version)
+        cacheModel(version: version, bytes: bytes, sha256: record.sha256)
+        return (bytes, record.sha256)
+    }
+
+    private func cacheModel(version: Int, bytes: [UInt8], sha256: String) {
+        modelCache.removeAll { $0.version == version }
+        modelCache.append((version, bytes, sha256))
+        if modelCache.count > 3 { modelCache.removeFirst() }
     }
 
     /// The model the next round trains from.
@@ -263,6 +314,10 @@ public actor RoundDriver: Service {
                 logger.info(
                     "round started",
                     metadata: ["round": "\(round)", "base_version": "\(baseVersion)", "selected": "\(selected.count)"])
+                roundStartedAt[round] = Date().timeIntervalSince1970
+                await persist("round start") {
+                    try await $0.roundStarted(round: round, baseVersion: baseVersion, selected: selected.count)
+                }
             case .tasksAvailable(let clients):
                 queue += wake(clients)
             case .clientDropped(let client, let kind, let reason):
@@ -273,11 +328,21 @@ public actor RoundDriver: Service {
                     ])
             case .storeCandidate(let round, let parentVersion, let weights):
                 queue += await storeCandidate(round: round, parentVersion: parentVersion, weights: weights)
+            case .reject(let round, let version, let evaluation, let fitMetrics, let examples, let reason):
+                logger.warning(
+                    "regression guard rejected the round's model",
+                    metadata: ["round": "\(round)", "version": "\(version)", "reason": "\(reason)"])
+                do {
+                    try await store.reject(
+                        version: version, metrics: Self.metrics(evaluation, fitMetrics, examples), reason: reason)
+                } catch {
+                    logger.error(
+                        "recording the rejection failed", metadata: ["round": "\(round)", "error": "\(error)"])
+                }
+                queue += machine.rejectionRecorded(round: round, now: clock.now)
             case .commit(let round, let version, let evaluation, let fitMetrics, let examples):
                 do {
-                    try await repository.commit(
-                        version: version,
-                        metrics: CommitMetrics(evaluation: evaluation, fitMetrics: fitMetrics, examples: examples))
+                    try await store.commit(version: version, metrics: Self.metrics(evaluation, fitMetrics, examples))
                     queue += machine.committed(round: round, now: clock.now)
                 } catch {
                     logger.error("commit failed", metadata: ["round": "\(round)", "error": "\(error)"])
@@ -285,6 +350,8 @@ public actor RoundDriver: Service {
                 }
             case .roundFinished(let report):
                 logFinished(report)
+                let record = Self.record(report, startedAt: roundStartedAt.removeValue(forKey: report.round))
+                await persist("round history") { try await $0.roundFinished(record) }
                 subscribers = subscribers.filter {
                     if case .terminated = $0.yield(report) { return false }
                     return true
@@ -299,8 +366,9 @@ public actor RoundDriver: Service {
         ).encoded()
         let sha = Digest.sha256Hex(bytes)
         do {
-            let version = try await repository.storeCandidate(
-                round: round, parentVersion: parentVersion, bytes: bytes, sha256: sha)
+            let version = try await store.storeCandidate(
+                round: round, parentVersion: parentVersion, bytes: bytes, tensorCount: weights.tensors.count)
+            cacheModel(version: version, bytes: bytes, sha256: sha)
             return machine.candidateStored(
                 round: round, candidate: GlobalModel(version: version, sha256: sha, weights: weights), now: clock.now)
         } catch {
@@ -342,6 +410,103 @@ public actor RoundDriver: Service {
         }
     }
 }
+
+extension RoundDriver {
+    /// Writes history the round itself does not depend on (round rows, client rows); a failure is logged, not
+    /// fatal to the round.
+    fileprivate func persist(_ what: String, _ write: (CheckpointStore) async throws -> Void) async {
+        do {
+            try await write(store)
+        } catch {
+            logger.error("persisting \(what) failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    static func metrics(_ evaluation: EvaluationSummary?, _ fitMetrics: [String: Double], _ examples: Int)
+        -> CheckpointMetrics
+    {
+        CheckpointMetrics(
+            evalLoss: evaluation?.loss, evalMetrics: evaluation?.metrics ?? [:], evalClients: evaluation?.clients,
+            fitMetrics: fitMetrics, examples: examples)
+    }
+
+    static func record(_ report: Report, startedAt: Double?) -> RoundRecord {
+        let now = Date().timeIntervalSince1970
+        let status: RoundStatus
+        var reason: String?
+        var detail: String?
+        switch report.outcome {
+        case .committed:
+            status = .committed
+        case .failed(let failure):
+            status = failure.code == .rejectedByGuard ? .rejected : failure.code == .aborted ? .aborted : .failed
+            reason = failure.code.rawValue
+            detail = failure.message
+        }
+        return RoundRecord(
+            round: report.round, status: status, startedAt: startedAt ?? now - report.duration.seconds, finishedAt: now,
+            baseVersion: report.baseVersion, resultVersion: report.resultVersion, selected: report.selected,
+            answered: report.accepted, dropped: report.totalDropouts, rejected: report.rejected.values.reduce(0, +),
+            reason: reason, detail: detail, evalLoss: report.evaluation?.loss,
+            evalMetrics: report.evaluation?.metrics ?? [:])
+    }
+
+    /// Rolls the federation back to `version` (an operator's request): the store moves `current` and writes the
+    /// audit event, then the next round trains from that version; a round in flight is aborted.
+    /// - Throws: `CheckpointStoreError` (unknown, corrupt or incomplete version), or `RollbackBusyError` while a
+    ///   round's outcome is being stored.
+    public func rollback(to version: Int, reason: String, actor: String) async throws -> (from: Int, to: Int) {
+        guard !machine.isPersisting else { throw RollbackBusyError() }
+        let replacement = try await loadModel(version)
+        guard !machine.isPersisting else { throw RollbackBusyError() }
+        let previous = machine.model.version
+        try await store.rollback(to: version, reason: reason, actor: actor)
+        logger.warning(
+            "rolled back",
+            metadata: [
+                "from_version": "\(previous)", "to_version": "\(version)", "actor": "\(actor)", "reason": "\(reason)",
+            ])
+        await perform(
+            machine.replaceModel(
+                with: replacement, reason: "rolled back to version \(version) during the round", now: clock.now))
+        return (previous, version)
+    }
+
+    /// Follows a rollback made directly on the database (`rondo checkpoints rollback` while serving).
+    fileprivate func adoptExternalRollback() async {
+        guard !machine.isPersisting else { return }
+        do {
+            guard let current = try await store.refVersion("current"), current != machine.model.version,
+                !machine.isPersisting
+            else { return }
+            let replacement = try await loadModel(current)
+            guard !machine.isPersisting else { return }
+            logger.warning(
+                "current ref moved outside the coordinator; following it", metadata: ["to_version": "\(current)"])
+            await perform(
+                machine.replaceModel(
+                    with: replacement, reason: "rolled back to version \(current) during the round", now: clock.now))
+        } catch {
+            logger.error("cannot follow the moved current ref", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func loadModel(_ version: Int) async throws -> GlobalModel {
+        guard let record = try await store.checkpoint(version: version) else {
+            throw CheckpointStoreError(.notFound, "no checkpoint version \(version)")
+        }
+        let bytes = try await store.bytes(version: version)
+        do {
+            return GlobalModel(
+                version: version, sha256: record.sha256, weights: try SafeTensorsFile.decode(bytes).weights)
+        } catch {
+            throw CheckpointStoreError(.integrity, "version \(version) is not readable safetensors: \(error)")
+        }
+    }
+}
+
+/// A rollback arrived while a round's outcome was being stored; retrying a moment later succeeds.
+public struct RollbackBusyError: Error, Sendable {}
 
 /// The coordinator could not start: its store has no usable model.
 public struct CoordinatorStartupError: Error, Sendable, CustomStringConvertible {

@@ -16,6 +16,10 @@ public struct DemoOptions: Sendable {
     public var localEpochs = 2
     public var learningRate = 0.1
     public var batchSize = 16
+    /// Where the checkpoint database and admin token live. Default `./rondo-data`.
+    public var dataDirectory = "./rondo-data"
+    /// The regression guard's tolerated accuracy drop; nil turns the guard off. Default 0.05.
+    public var guardMaxRegression: Double? = 0.05
 
     public init() {}
 
@@ -35,7 +39,8 @@ public struct DemoOptions: Sendable {
             fitConfig: [
                 "local_epochs": String(localEpochs), "learning_rate": String(learningRate),
                 "batch_size": String(batchSize),
-            ])
+            ],
+            regressionGuard: guardMaxRegression.map { RegressionGuard(metric: "accuracy", maxRegression: $0) })
         return CoordinatorConfiguration(
             host: host, port: port, rounds: rounds, seed: seed, heartbeatInterval: .milliseconds(500),
             maxLongPoll: .seconds(30), tickInterval: .milliseconds(50))

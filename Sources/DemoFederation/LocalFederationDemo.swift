@@ -2,6 +2,7 @@ import Coordinator
 import FederationCore
 import Foundation
 import Logging
+import ModelManager
 import ServiceLifecycle
 
 /// `rondo demo`: a coordinator on 127.0.0.1 and simulated sites in one process, all talking real HTTP.
@@ -17,15 +18,21 @@ public enum LocalFederationDemo {
     ) async throws -> DemoSummary {
         let started = ContinuousClock.now
         let data = DemoData(dataset: dataset, clients: options.clients, alpha: options.alpha, seed: options.seed)
+        let store = try CheckpointStore(
+            configuration: .init(path: (options.dataDirectory as NSString).appendingPathComponent("rondo.db")))
+        let admin = try AdminToken.resolve(configured: nil, directory: options.dataDirectory)
         let server = try await CoordinatorServer(
-            configuration: options.coordinatorConfiguration, repository: InMemoryModelRepository(),
+            configuration: options.coordinatorConfiguration, store: store, adminToken: admin.token,
             initialWeights: SoftmaxRegression().weights, logger: logger)
         let reports = await server.driver.roundReports()
+        // Rounds continue numbering from earlier runs on the same data directory.
+        let lastRound = await server.driver.status().round
         let summary = SummaryBox()
 
         let monitor = Monitor(
             options: options, driver: server.driver, reports: reports, heldOut: data.heldOut, started: started,
-            output: output, summary: summary, port: { await server.port() })
+            output: output, summary: summary, port: { await server.port() },
+            lastRound: lastRound)
         let sites = data.clients.enumerated().map { index, share in
             DemoClientService(
                 index: index, share: share, seed: options.seed, dropoutRate: options.dropoutRate, logger: logger
@@ -39,6 +46,7 @@ public enum LocalFederationDemo {
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        output("checkpoints in \(store.configuration.path); admin token in \(admin.file ?? "the configuration")")
         output(
             "rondo demo: \(options.clients) clients, \(options.rounds) rounds, alpha \(options.alpha), seed \(options.seed), dropout rate \(options.dropoutRate)"
         )
@@ -68,6 +76,7 @@ public enum LocalFederationDemo {
         let output: @Sendable (String) -> Void
         let summary: SummaryBox
         let port: @Sendable () async -> Int
+        let lastRound: Int
 
         func run() async throws {
             await cancelWhenGracefulShutdown {
@@ -76,13 +85,13 @@ public enum LocalFederationDemo {
                 var failed = 0
                 var lastFederatedAccuracy: Double?
                 for await report in reports {
-                    output(Self.line(report, of: options.rounds))
+                    output(Self.line(report, of: lastRound + options.rounds))
                     switch report.outcome {
                     case .committed: committed += 1
                     case .failed: failed += 1
                     }
                     lastFederatedAccuracy = report.evaluation?.metrics["accuracy"] ?? lastFederatedAccuracy
-                    if report.round >= options.rounds { break }
+                    if committed + failed >= options.rounds { break }
                 }
                 let model = await driver.currentModel
                 guard let regression = try? SoftmaxRegression(weights: model.weights) else { return }

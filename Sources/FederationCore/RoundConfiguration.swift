@@ -13,8 +13,12 @@ public struct RoundConfiguration: Sendable, Equatable {
     /// A client not seen (no poll parked, no heartbeat, no request) for this long is disconnected; an open
     /// task of its counts as a timeout dropout. Default 30 s.
     public var livenessTimeout: Duration
-    /// Stop after this many rounds; nil runs until stopped. Default nil.
+    /// Stop after starting this many rounds in this run (numbering continues from earlier runs); nil runs until
+    /// stopped. Default nil.
     public var maxRounds: Int?
+    /// Refuses an evaluated model that is worse than the best so far by more than a margin; nil turns it off.
+    /// Default nil.
+    public var regressionGuard: RegressionGuard?
     /// Checks every fit result before aggregation.
     public var validator: UpdateValidator
     /// Sent with every fit task (`local_epochs`, `learning_rate`, `batch_size`, …).
@@ -32,7 +36,8 @@ public struct RoundConfiguration: Sendable, Equatable {
         maxRounds: Int? = nil,
         validator: UpdateValidator = UpdateValidator(),
         fitConfig: [String: String] = [:],
-        evaluateConfig: [String: String] = [:]
+        evaluateConfig: [String: String] = [:],
+        regressionGuard: RegressionGuard? = nil
     ) {
         precondition(
             minFitResults >= 1 && minFitResults <= selection.minFitClients,
@@ -49,5 +54,43 @@ public struct RoundConfiguration: Sendable, Equatable {
         self.validator = validator
         self.fitConfig = fitConfig
         self.evaluateConfig = evaluateConfig
+        self.regressionGuard = regressionGuard
+    }
+}
+
+/// The promotion rule for evaluated models: a candidate whose metric is worse than the best model's by more
+/// than `maxRegression` is stored as rejected and never becomes current.
+public struct RegressionGuard: Sendable, Equatable {
+    /// The federated-evaluation metric compared (`loss` is the evaluation loss). Default `accuracy`.
+    public var metric: String
+    /// True when larger values are better. Default true.
+    public var higherIsBetter: Bool
+    /// Largest tolerated step back from the best value. Default 0.05.
+    public var maxRegression: Double
+
+    public init(metric: String = "accuracy", higherIsBetter: Bool = true, maxRegression: Double = 0.05) {
+        precondition(maxRegression >= 0 && maxRegression.isFinite)
+        self.metric = metric
+        self.higherIsBetter = higherIsBetter
+        self.maxRegression = maxRegression
+    }
+
+    /// The value of the guarded metric in an evaluation summary.
+    public func value(in summary: EvaluationSummary) -> Double? {
+        metric == "loss" ? summary.loss : summary.metrics[metric]
+    }
+
+    /// Why `value` is refused against `best`, or nil when it passes.
+    public func verdict(value: Double, best: Double) -> String? {
+        let regression = higherIsBetter ? best - value : value - best
+        guard regression > maxRegression else { return nil }
+        return
+            "\(metric) \(value) is worse than the best \(best) by \(regression), more than the allowed \(maxRegression)"
+    }
+
+    /// True when `value` beats `best`.
+    public func improves(_ value: Double, on best: Double?) -> Bool {
+        guard let best else { return true }
+        return higherIsBetter ? value > best : value < best
     }
 }

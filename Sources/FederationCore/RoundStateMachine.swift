@@ -59,6 +59,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         case aggregating(RoundProgress)
         case evaluating(RoundProgress, tasks: [TaskID: OpenTask], evaluation: FederatedEvaluation, deadline: Instant)
         case committing(RoundProgress)
+        case rejecting(RoundProgress, reason: String)
         case finished
     }
 
@@ -69,6 +70,10 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     public private(set) var currentRound: Int
     public private(set) var committedRounds = 0
     public private(set) var failedRounds = 0
+    /// Rounds started by this machine (what `maxRounds` counts).
+    public private(set) var roundsStarted = 0
+    /// The guarded metric's value for the best model so far, if known.
+    public private(set) var bestMetricValue: Double?
     private var clients: [ClientID: ClientState] = [:]
     private var phase: Phase = .idle
     private var generator: SeededRandomNumberGenerator
@@ -79,11 +84,17 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     ///   - model: the model the first round trains from.
     ///   - lastRound: the number of the last round already run (rounds continue from `lastRound + 1`).
     ///   - seed: seeds client selection.
-    public init(configuration: RoundConfiguration, model: GlobalModel, lastRound: Int = 0, seed: UInt64) {
+    ///   - bestMetricValue: the regression guard's metric for the best model so far, when known.
+    public init(
+        configuration: RoundConfiguration, model: GlobalModel, lastRound: Int = 0, seed: UInt64,
+        bestMetricValue: Double? = nil
+    ) {
         self.configuration = configuration
         self.model = model
         self.currentRound = lastRound
-        self.generator = SeededRandomNumberGenerator(seed: seed)
+        self.bestMetricValue = bestMetricValue
+        // Mix the round number in so a restarted coordinator does not replay the same selections.
+        self.generator = SeededRandomNumberGenerator(seed: seed ^ (UInt64(lastRound) &* 0x9E37_79B9_7F4A_7C15))
     }
 
     // MARK: Queries
@@ -94,7 +105,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         case .training: .training
         case .aggregating: .aggregating
         case .evaluating: .evaluating
-        case .committing: .committing
+        case .committing, .rejecting: .committing
         case .finished: .finished
         }
     }
@@ -118,7 +129,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         switch phase {
         case .idle, .finished: nil
         case .training(let progress, _, _, _), .aggregating(let progress), .evaluating(let progress, _, _, _),
-            .committing(let progress):
+            .committing(let progress), .rejecting(let progress, _):
             progress.round
         }
     }
@@ -139,6 +150,42 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         precondition(clients[client] == nil, "client \(client) registered twice")
         clients[client] = ClientState(name: name, lastSeen: now)
         return startRoundIfReady(now: now)
+    }
+
+    /// Re-adds a client known from before a restart, as disconnected until it is heard from again.
+    public mutating func restore(_ client: ClientID, name: String, now: Instant) {
+        guard clients[client] == nil else { return }
+        clients[client] = ClientState(name: name, lastSeen: now, connected: false)
+    }
+
+    /// True while the store is being asked to persist the round's outcome (a rollback must wait).
+    public var isPersisting: Bool {
+        switch phase {
+        case .aggregating, .committing, .rejecting: true
+        default: false
+        }
+    }
+
+    /// Makes `replacement` the model the next round trains from (a rollback). An open round is aborted: its
+    /// results were computed from the model being replaced.
+    /// - Precondition: not `isPersisting`.
+    public mutating func replaceModel(with replacement: GlobalModel, reason: String, now: Instant) -> [Action] {
+        precondition(!isPersisting, "replace the model only between store operations")
+        var actions: [Action] = []
+        switch phase {
+        case .training(let progress, let tasks, _, _), .evaluating(let progress, let tasks, _, _):
+            for task in tasks.values { endedTasks[task.task.id] = .dropped(.disconnect) }
+            for task in tasks.values where clients[task.task.client]?.openTask == task.task.id {
+                clients[task.task.client]!.openTask = nil
+            }
+            failedRounds += 1
+            model = replacement
+            actions = finish(progress, outcome: .failed(RoundFailure(.aborted, reason)), resultVersion: nil, now: now)
+        default:
+            model = replacement
+            actions = startRoundIfReady(now: now)
+        }
+        return actions
     }
 
     /// Records that a client was heard from (heartbeat or any authenticated request).
@@ -313,6 +360,12 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         return [.tasksAvailable(chosen)]
     }
 
+    /// The server recorded the guard's rejection; the round ends and the model stays as it was.
+    public mutating func rejectionRecorded(round: Int, now: Instant) -> [Action] {
+        guard case .rejecting(let progress, let reason) = phase, progress.round == round else { return [] }
+        return fail(progress, RoundFailure(.rejectedByGuard, reason), now: now)
+    }
+
     /// The server could not store the aggregate; the round fails and the model stays as it was.
     public mutating func candidateStoreFailed(round: Int, message: String, now: Instant) -> [Action] {
         guard case .aggregating(let progress) = phase, progress.round == round else { return [] }
@@ -326,6 +379,11 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         }
         model = candidate
         committedRounds += 1
+        if let regressionGuard = configuration.regressionGuard, let summary = progress.evaluation,
+            let value = regressionGuard.value(in: summary), regressionGuard.improves(value, on: bestMetricValue)
+        {
+            bestMetricValue = value
+        }
         return finish(progress, outcome: .committed, resultVersion: candidate.version, now: now)
     }
 
@@ -339,13 +397,14 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
 
     private mutating func startRoundIfReady(now: Instant) -> [Action] {
         guard case .idle = phase else { return [] }
-        if let maxRounds = configuration.maxRounds, currentRound >= maxRounds {
+        if let maxRounds = configuration.maxRounds, roundsStarted >= maxRounds {
             phase = .finished
             return []
         }
         let available = connectedClients
         guard let count = configuration.selection.fitSampleSize(available: available.count) else { return [] }
         currentRound += 1
+        roundsStarted += 1
         let round = currentRound
         endedTasks = endedTasks.filter { ($0.key.round ?? 0) >= round - 1 }
         let selected = SelectionPolicy.sample(count, from: available, using: &generator)
@@ -458,6 +517,17 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
 
     private mutating func commit(_ progress: RoundProgress, now: Instant) -> [Action] {
         guard let candidate = progress.candidate else { preconditionFailure("commit without a candidate") }
+        if let regressionGuard = configuration.regressionGuard, let summary = progress.evaluation,
+            let value = regressionGuard.value(in: summary), let best = bestMetricValue,
+            let reason = regressionGuard.verdict(value: value, best: best)
+        {
+            phase = .rejecting(progress, reason: reason)
+            return [
+                .reject(
+                    round: progress.round, version: candidate.version, evaluation: progress.evaluation,
+                    fitMetrics: progress.fitMetrics, examples: progress.examples, reason: reason)
+            ]
+        }
         phase = .committing(progress)
         return [
             .commit(

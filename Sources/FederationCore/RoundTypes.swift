@@ -57,6 +57,10 @@ public struct RoundFailure: Sendable, Equatable, CustomStringConvertible {
         case quorumNotReached = "quorum_not_reached"
         case storeFailed = "store_failed"
         case commitFailed = "commit_failed"
+        /// The regression guard refused the aggregated model.
+        case rejectedByGuard = "guard_rejected"
+        /// The round was cut short (a rollback during the round, an operator's abort).
+        case aborted
     }
 
     public var code: Code
@@ -114,6 +118,10 @@ public enum RoundAction<Instant: InstantProtocol & Sendable>: Sendable where Ins
     /// Store the aggregated weights as a new (uncommitted) version, then call `candidateStored` or
     /// `candidateStoreFailed`.
     case storeCandidate(round: Int, parentVersion: Int, weights: ModelWeights)
+    /// The regression guard refused the candidate: record it as rejected, then call `rejectionRecorded`.
+    case reject(
+        round: Int, version: Int, evaluation: EvaluationSummary?, fitMetrics: [String: Double], examples: Int,
+        reason: String)
     /// Make the candidate the current model, then call `committed` or `commitFailed`.
     case commit(round: Int, version: Int, evaluation: EvaluationSummary?, fitMetrics: [String: Double], examples: Int)
     /// The round ended; the report says how.

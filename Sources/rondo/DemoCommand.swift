@@ -14,6 +14,9 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Chance that a site vanishes mid-round after receiving a fit task.") var dropoutRate = 0.0
     @Option(help: "Write a JSON summary here.") var summaryJSON: String?
     @Flag(help: "Keep the coordinator serving after the last round, until SIGINT/SIGTERM.") var keepServing = false
+    @Option(help: "Largest accepted drop in evaluation accuracy below the best model before a round is rejected.")
+    var guardMaxRegression = 0.05
+    @Flag(help: "Turn the regression guard off.") var noGuard = false
     @OptionGroup var server: ServerOptions
     @OptionGroup var common: CommonOptions
 
@@ -37,6 +40,8 @@ struct DemoCommand: AsyncParsableCommand {
         options.port = server.resolvedPort
         options.keepServing = keepServing
         options.summaryJSONPath = summaryJSON
+        options.dataDirectory = server.dataDir
+        options.guardMaxRegression = noGuard ? nil : guardMaxRegression
         _ = try await LocalFederationDemo.run(options: options, dataset: try DigitsDataset.bundled(), logger: logger) {
             line in
             printLine(line)

@@ -46,6 +46,8 @@ struct ServerOptions: ParsableArguments {
 
     var resolvedPort: Int { port ?? ProcessInfo.processInfo.environment["RONDO_PORT"].flatMap { Int($0) } ?? 8470 }
 
+    var databasePath: String { (dataDir as NSString).appendingPathComponent("rondo.db") }
+
     func prepareDataDirectory() throws {
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
     }

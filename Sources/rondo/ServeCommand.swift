@@ -3,6 +3,7 @@ import Coordinator
 import DemoFederation
 import FederationCore
 import Foundation
+import ModelManager
 import ServiceLifecycle
 
 struct ServeCommand: AsyncParsableCommand {
@@ -25,6 +26,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest accepted L2 norm of an update (result - base).") var maxUpdateNorm: Double?
     @Option(help: "Largest accepted fit-result body, in bytes (env RONDO_MAX_UPDATE_BYTES).") var maxUpdateBytes: Int?
     @Option(help: "Seed for client selection (env RONDO_SEED).") var seed: UInt64?
+    @Option(
+        help:
+            "Regression guard: refuse a model whose evaluation metric is worse than the best by more than this (off when not given)."
+    )
+    var guardMaxRegression: Double?
+    @Option(help: "The evaluation metric the guard and the best ref use (loss: lower is better).")
+    var guardMetric = "accuracy"
+    @Option(help: "Admin bearer token (env RONDO_ADMIN_TOKEN); default: generated into DATA_DIR/admin-token.")
+    var adminToken: String?
     @Option(parsing: .upToNextOption, help: "Training config sent to clients, as key=value.")
     var fitConfig: [String] = ["local_epochs=2", "learning_rate=0.1", "batch_size=16"]
 
@@ -61,7 +71,10 @@ struct ServeCommand: AsyncParsableCommand {
                 livenessTimeout: .seconds(livenessTimeout),
                 maxRounds: rounds,
                 validator: UpdateValidator(maxUpdateNorm: maxUpdateNorm),
-                fitConfig: try parseConfig(fitConfig)),
+                fitConfig: try parseConfig(fitConfig),
+                regressionGuard: guardMaxRegression.map {
+                    RegressionGuard(metric: guardMetric, higherIsBetter: guardMetric != "loss", maxRegression: $0)
+                }),
             seed: seed ?? environment["RONDO_SEED"].flatMap { UInt64($0) } ?? 0)
         if let bytes = maxUpdateBytes ?? environment["RONDO_MAX_UPDATE_BYTES"].flatMap({ Int($0) }) {
             configuration.limits.maxUpdateBytes = bytes
@@ -75,8 +88,14 @@ struct ServeCommand: AsyncParsableCommand {
         } else {
             weights = SoftmaxRegression().weights
         }
+        let store = try CheckpointStore(
+            configuration: .init(
+                path: server.databasePath, bestMetric: guardMetric, higherIsBetter: guardMetric != "loss"))
+        let admin = try AdminToken.resolve(
+            configured: adminToken ?? environment["RONDO_ADMIN_TOKEN"], directory: server.dataDir)
+        if let file = admin.file { logger.notice("admin token", metadata: ["file": "\(file)"]) }
         let coordinator = try await CoordinatorServer(
-            configuration: configuration, repository: InMemoryModelRepository(), initialWeights: weights, logger: logger
+            configuration: configuration, store: store, adminToken: admin.token, initialWeights: weights, logger: logger
         )
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

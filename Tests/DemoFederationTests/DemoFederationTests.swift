@@ -2,6 +2,7 @@ import DemoFederation
 import FederationCore
 import Foundation
 import Logging
+import RondoTestSupport
 import Synchronization
 import Testing
 
@@ -57,6 +58,8 @@ import Testing
         options.rounds = 3
         options.port = 0
         options.seed = 11
+        options.dataDirectory = RunningCoordinator.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: options.dataDirectory) }
         var logger = Logger(label: "demo-test")
         logger.logLevel = .critical
         let lines = Mutex<[String]>([])
@@ -84,6 +87,9 @@ import Testing
         options.port = 0
         options.dropoutRate = 0.3
         options.seed = 5
+        options.guardMaxRegression = nil
+        options.dataDirectory = RunningCoordinator.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: options.dataDirectory) }
         var logger = Logger(label: "demo-test")
         logger.logLevel = .critical
         let lines = Mutex<[String]>([])

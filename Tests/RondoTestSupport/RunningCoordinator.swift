@@ -3,6 +3,7 @@ import CurlHTTP
 import FederationCore
 import Foundation
 import Logging
+import ModelManager
 import ServiceLifecycle
 
 /// A real coordinator on 127.0.0.1 (ephemeral port unless one is given), run in its own `ServiceGroup` for
@@ -10,6 +11,9 @@ import ServiceLifecycle
 public final class RunningCoordinator: Sendable {
     public let server: CoordinatorServer
     public let port: Int
+    /// The data directory (a fresh temporary one unless given); holds `rondo.db`.
+    public let directory: String
+    public static let adminToken = "test-admin-token-0123456789abcdef"
     public let http = CurlHTTPClient()
     private let group: ServiceGroup
     private let runner: Task<Void, any Error>
@@ -21,16 +25,20 @@ public final class RunningCoordinator: Sendable {
         "weight": Tensor(shape: [2, 3], values: [0, 0, 0, 0, 0, 0]), "bias": Tensor(shape: [2], values: [0, 0]),
     ])
 
-    public init(configuration: CoordinatorConfiguration, initialWeights: ModelWeights = RunningCoordinator.testModel)
-        async throws
-    {
+    public init(
+        configuration: CoordinatorConfiguration, initialWeights: ModelWeights = RunningCoordinator.testModel,
+        in existingDirectory: String? = nil
+    ) async throws {
         var logger = Logger(label: "test-coordinator")
         logger.logLevel = .warning
         var configuration = configuration
         configuration.host = "127.0.0.1"
+        let dataDirectory = existingDirectory ?? RunningCoordinator.temporaryDirectory()
+        let store = try CheckpointStore(configuration: .init(path: dataDirectory + "/rondo.db"))
         let server = try await CoordinatorServer(
-            configuration: configuration, repository: InMemoryModelRepository(), initialWeights: initialWeights,
+            configuration: configuration, store: store, adminToken: Self.adminToken, initialWeights: initialWeights,
             logger: logger)
+        self.directory = dataDirectory
         let group = ServiceGroup(services: server.services, logger: logger)
         self.server = server
         self.group = group
@@ -55,11 +63,20 @@ public final class RunningCoordinator: Sendable {
             heartbeatInterval: .milliseconds(200), tickInterval: .milliseconds(20))
     }
 
-    /// Runs `body` against a fresh coordinator and stops it afterwards, whether `body` returns or throws.
+    /// A new, empty directory under the system's temporary directory.
+    public static func temporaryDirectory() -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("rondo-test-\(UUID().uuidString)").path
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Runs `body` against a fresh coordinator and stops it afterwards, whether `body` returns or throws;
+    /// its temporary data directory is removed.
     public static func with<R>(
         configuration: CoordinatorConfiguration, _ body: (RunningCoordinator) async throws -> R
     ) async throws -> R {
         let coordinator = try await RunningCoordinator(configuration: configuration)
+        defer { try? FileManager.default.removeItem(atPath: coordinator.directory) }
         do {
             let result = try await body(coordinator)
             await coordinator.stop()
@@ -98,8 +115,8 @@ public final class RunningCoordinator: Sendable {
     }
 
     public func status() async throws -> WireProtocol.StatusMessage {
-        try JSONDecoder().decode(
-            WireProtocol.StatusMessage.self, from: Data(try await request("GET", "/v1/status").body))
+        let response = try await request("GET", "/v1/status", token: Self.adminToken)
+        return try JSONDecoder().decode(WireProtocol.StatusMessage.self, from: Data(response.body))
     }
 }
 

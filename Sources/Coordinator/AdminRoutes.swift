@@ -1,0 +1,167 @@
+import FederationCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+import ModelManager
+import NIOCore
+
+/// Operator endpoints: status, history, checkpoints, rollback and tags. All require the admin bearer token.
+extension CoordinatorRoutes {
+    func addAdminRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/v1/status") { request, _ in
+            try requireAdmin(request)
+            return try json(await driver.status())
+        }
+        router.get("/v1/rounds") { request, _ in
+            try requireAdmin(request)
+            return try json(["rounds": try await driver.store.rounds(limit: try limit(request))])
+        }
+        router.get("/v1/rounds/:round") { request, context in
+            try requireAdmin(request)
+            let number = try integer(context.parameters.require("round"), name: "round")
+            guard let round = try await driver.store.round(number) else {
+                throw APIError(.notFound, code: "unknown_round", "no round \(number)")
+            }
+            return try json(round)
+        }
+        router.get("/v1/clients") { request, _ in
+            try requireAdmin(request)
+            let clients = try await driver.store.clients().map(ClientView.init)
+            return try json(["clients": clients])
+        }
+        router.get("/v1/checkpoints") { request, _ in
+            try requireAdmin(request)
+            return try json(
+                CheckpointList(checkpoints: try await driver.store.checkpoints(), refs: try await driver.store.refs()))
+        }
+        router.get("/v1/checkpoints/:version") { request, context in
+            try requireAdmin(request)
+            let version = try integer(context.parameters.require("version"), name: "version")
+            guard let record = try await driver.store.checkpoint(version: version) else {
+                throw unknownCheckpoint(version)
+            }
+            let refs = try await driver.store.refs().filter { $0.value == version }.map(\.key).sorted()
+            return try json(CheckpointDetail(checkpoint: record, refs: refs))
+        }
+        router.get("/v1/checkpoints/:version/weights") { request, context in
+            try requireAdmin(request)
+            let version = try integer(context.parameters.require("version"), name: "version")
+            guard try await driver.store.checkpoint(version: version) != nil else { throw unknownCheckpoint(version) }
+            let bytes = try await storeCall { try await driver.store.bytes(version: version) }
+            return Response(
+                status: .ok, headers: [.contentType: WireProtocol.safetensorsMediaType],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        router.get("/v1/events") { request, _ in
+            try requireAdmin(request)
+            let kind = request.uri.queryParameters["kind"].map(String.init)
+            return try json(["events": try await driver.store.events(limit: try limit(request), kind: kind)])
+        }
+        router.post("/v1/checkpoints/:version/rollback") { request, context in
+            try requireAdmin(request)
+            let version = try integer(context.parameters.require("version"), name: "version")
+            let body = try await decodeJSON(ReasonBody.self, from: request)
+            guard !body.reason.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw APIError(.unprocessableContent, code: "invalid_reason", "a rollback needs a reason")
+            }
+            let (from, to) = try await storeCall {
+                try await driver.rollback(to: version, reason: body.reason, actor: "admin")
+            }
+            return try json(["from_version": from, "to_version": to])
+        }
+        router.post("/v1/checkpoints/:version/tags") { request, context in
+            try requireAdmin(request)
+            let version = try integer(context.parameters.require("version"), name: "version")
+            let body = try await decodeJSON(TagBody.self, from: request)
+            try await storeCall { try await driver.store.tag(version: version, name: body.tag, actor: "admin") }
+            return try json(["version": String(version), "tag": body.tag])
+        }
+    }
+
+    private func requireAdmin(_ request: Request) throws {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+            AdminToken.matches(String(header.dropFirst("Bearer ".count)), adminToken)
+        else {
+            throw APIError(.unauthorized, code: "unauthenticated", "admin endpoints need the admin bearer token")
+        }
+    }
+
+    private func integer(_ text: String, name: String) throws -> Int {
+        guard let value = Int(text), value >= 0 else {
+            throw APIError(.badRequest, code: "invalid_parameter", "\(name) must be a non-negative integer")
+        }
+        return value
+    }
+
+    private func limit(_ request: Request) throws -> Int {
+        guard let text = request.uri.queryParameters["limit"] else { return 100 }
+        guard let value = Int(String(text)), (1...10_000).contains(value) else {
+            throw APIError(.badRequest, code: "invalid_parameter", "limit must be between 1 and 10000")
+        }
+        return value
+    }
+
+    private func unknownCheckpoint(_ version: Int) -> APIError {
+        APIError(.notFound, code: "unknown_checkpoint", "no checkpoint version \(version)")
+    }
+
+    /// Maps store refusals to API errors.
+    private func storeCall<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as CheckpointStoreError {
+            switch error.code {
+            case .notFound: throw APIError(.notFound, code: "unknown_checkpoint", error.message)
+            case .integrity: throw APIError(.conflict, code: "checkpoint_corrupt", error.message)
+            case .invalidState: throw APIError(.conflict, code: "invalid_state", error.message)
+            case .invalidTag: throw APIError(.unprocessableContent, code: "invalid_tag", error.message)
+            default: throw error
+            }
+        } catch is RollbackBusyError {
+            throw APIError(.conflict, code: "busy", "a round's outcome is being stored; retry in a moment")
+        }
+    }
+}
+
+struct ReasonBody: Decodable {
+    var reason: String
+}
+
+struct TagBody: Decodable {
+    var tag: String
+}
+
+/// A client as operators see it: never the token hash.
+struct ClientView: Encodable {
+    var clientID: String
+    var name: String
+    var firstSeen: Double
+    var lastSeen: Double
+    var leftAt: Double?
+
+    init(_ record: ClientRecord) {
+        clientID = record.clientID
+        name = record.name
+        firstSeen = record.firstSeen
+        lastSeen = record.lastSeen
+        leftAt = record.leftAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name
+        case clientID = "client_id"
+        case firstSeen = "first_seen"
+        case lastSeen = "last_seen"
+        case leftAt = "left_at"
+    }
+}
+
+struct CheckpointList: Encodable {
+    var checkpoints: [CheckpointRecord]
+    var refs: [String: Int]
+}
+
+struct CheckpointDetail: Encodable {
+    var checkpoint: CheckpointRecord
+    var refs: [String]
+}

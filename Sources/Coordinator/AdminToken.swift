@@ -1,0 +1,48 @@
+import Foundation
+
+/// The bearer token that guards admin endpoints.
+///
+/// Secure by default: with no token configured, the first start generates 256 random bits into
+/// `<data-dir>/admin-token` (mode 0600) and later starts read it back, so an operator finds it in one place
+/// and no admin endpoint is ever open.
+public enum AdminToken {
+    /// The configured token, or the one stored in (or newly generated into) `directory`.
+    /// - Returns: the token and the file it lives in (nil when configured directly).
+    public static func resolve(configured: String?, directory: String) throws -> (token: String, file: String?) {
+        if let configured, !configured.isEmpty {
+            guard configured.count >= 16 else {
+                throw AdminTokenError(message: "the admin token must be at least 16 characters")
+            }
+            return (configured, nil)
+        }
+        let path = (directory as NSString).appendingPathComponent("admin-token")
+        if let data = FileManager.default.contents(atPath: path) {
+            let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard token.count >= 16 else { throw AdminTokenError(message: "\(path) holds no usable token") }
+            return (token, path)
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let token = Digest.randomToken()
+        guard
+            FileManager.default.createFile(
+                atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        else { throw AdminTokenError(message: "cannot write \(path)") }
+        return (token, path)
+    }
+
+    /// Compares in time independent of where the strings differ, so response timing leaks nothing.
+    static func matches(_ candidate: String, _ expected: String) -> Bool {
+        let a = Array(candidate.utf8)
+        let b = Array(expected.utf8)
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for index in 0..<max(a.count, b.count) {
+            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
+        }
+        return difference == 0
+    }
+}
+
+public struct AdminTokenError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
