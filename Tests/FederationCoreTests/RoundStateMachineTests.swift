@@ -277,3 +277,102 @@ import Testing
         #expect(machine.phaseName == .finished)
     }
 }
+
+@Suite struct RegressionGuardAndRollbackTests {
+    typealias Machine = RoundStateMachine<TestInstant>
+
+    static let base = RoundStateMachineTests.base
+
+    /// One client, evaluation on, guard tolerating a 0.05 accuracy drop from a best of 0.9.
+    static func machine() -> Machine {
+        let configuration = RoundConfiguration(
+            selection: SelectionPolicy(fractionFit: 1, minFitClients: 1, minAvailableClients: 1, fractionEvaluate: 1),
+            minFitResults: 1, regressionGuard: RegressionGuard(metric: "accuracy", maxRegression: 0.05))
+        var machine = Machine(configuration: configuration, model: base, seed: 1, bestMetricValue: 0.9)
+        _ = machine.register(ClientID("a"), name: "a", now: .zero)
+        return machine
+    }
+
+    /// Runs round fit → candidate → evaluation with `accuracy`; returns the actions after the evaluation.
+    static func evaluateRound(_ machine: inout Machine, accuracy: Double, candidateVersion: Int) throws -> [RoundAction<
+        TestInstant
+    >] {
+        let client = ClientID("a")
+        let fitTask = machine.takeTask(for: client, now: .zero)
+        let fit = try #require(fitTask)
+        _ = try machine.fitResult(
+            fit.id, client: client, weights: RoundStateMachineTests.weights(5, 5), numExamples: 1, metrics: [:],
+            now: .zero)
+        _ = machine.candidateStored(
+            round: fit.round,
+            candidate: GlobalModel(
+                version: candidateVersion, sha256: "c", weights: RoundStateMachineTests.weights(5, 5)), now: .zero)
+        let evaluateTask = machine.takeTask(for: client, now: .zero)
+        let evaluate = try #require(evaluateTask)
+        return try machine.evaluationResult(
+            evaluate.id, client: client,
+            report: EvaluationReport(loss: 1, numExamples: 10, metrics: ["accuracy": accuracy]), now: .zero)
+    }
+
+    @Test func aPoisonedRoundIsRejectedAndTheModelStays() throws {
+        var machine = Self.machine()
+        let actions = try Self.evaluateRound(&machine, accuracy: 0.8, candidateVersion: 2)
+        guard case .reject(1, 2, _, _, _, let reason)? = actions.first else {
+            Issue.record("expected a rejection, got \(actions)")
+            return
+        }
+        #expect(reason.contains("worse than the best 0.9"))
+        let finished = machine.rejectionRecorded(round: 1, now: .zero)
+        let report = try #require(RoundStateMachineTests.report(in: finished))
+        #expect(report.outcome == .failed(RoundFailure(.rejectedByGuard, reason)))
+        #expect(machine.model == Self.base)
+        #expect(machine.bestMetricValue == 0.9)
+    }
+
+    @Test func aSmallDipWithinTheMarginCommitsAndAnImprovementRaisesTheBest() throws {
+        var machine = Self.machine()
+        let dip = try Self.evaluateRound(&machine, accuracy: 0.86, candidateVersion: 2)
+        guard case .commit(1, 2, _, _, _)? = dip.first else {
+            Issue.record("a 0.04 dip should commit: \(dip)")
+            return
+        }
+        _ = machine.committed(round: 1, now: .zero)
+        #expect(machine.bestMetricValue == 0.9)
+        _ = try Self.evaluateRound(&machine, accuracy: 0.95, candidateVersion: 3)
+        _ = machine.committed(round: 2, now: .zero)
+        #expect(machine.bestMetricValue == 0.95 && machine.model.version == 3)
+    }
+
+    @Test func replacingTheModelAbortsTheOpenRoundAndTheNextRoundStartsFromIt() throws {
+        var machine = Self.machine()
+        let fitTask = machine.takeTask(for: ClientID("a"), now: .zero)
+        let fit = try #require(fitTask)
+        let older = GlobalModel(version: 7, sha256: "old", weights: RoundStateMachineTests.weights(1, 2))
+        let actions = machine.replaceModel(with: older, reason: "rolled back", now: .seconds(1))
+        let report = try #require(RoundStateMachineTests.report(in: actions))
+        #expect(report.outcome == .failed(RoundFailure(.aborted, "rolled back")))
+        guard case .roundStarted(2, 7, _)? = actions.dropFirst().first else {
+            Issue.record("the next round should train from version 7: \(actions)")
+            return
+        }
+        #expect {
+            try machine.fitResult(
+                fit.id, client: ClientID("a"), weights: RoundStateMachineTests.weights(5, 5), numExamples: 1,
+                metrics: [:], now: .seconds(2))
+        } throws: { ($0 as? UpdateRejection)?.reason == .late }
+    }
+
+    @Test func restartContinuesNumberingAndCountsOnlyThisRunsRounds() throws {
+        let configuration = RoundConfiguration(
+            selection: SelectionPolicy(fractionFit: 1, minFitClients: 1, minAvailableClients: 1, fractionEvaluate: 0),
+            minFitResults: 1, maxRounds: 1)
+        var machine = Machine(configuration: configuration, model: Self.base, lastRound: 41, seed: 1)
+        machine.restore(ClientID("old"), name: "old", now: .zero)
+        #expect(machine.connectedClients.isEmpty, "a restored client is disconnected until heard from")
+        let actions = machine.touch(ClientID("old"), now: .zero)
+        guard case .roundStarted(42, 1, [ClientID("old")])? = actions.first else {
+            Issue.record("expected round 42 with the returning client: \(actions)")
+            return
+        }
+    }
+}
