@@ -75,7 +75,7 @@ let package = Package(
         .executableTarget(
             name: "rondo",
             dependencies: [
-                "FederationCore", "FederationClient", "Coordinator", "DemoFederation",
+                "FederationCore", "FederationClient", "Coordinator", "DemoFederation", "ModelManager",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

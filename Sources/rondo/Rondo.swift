@@ -7,7 +7,10 @@ struct Rondo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rondo",
         abstract: "Rondo, an observability-first federated-learning coordinator.",
-        subcommands: [DemoCommand.self, ServeCommand.self, ClientCommand.self, BenchCommand.self])
+        subcommands: [
+            DemoCommand.self, ServeCommand.self, ClientCommand.self, RoundsCommand.self, ClientsCommand.self,
+            CheckpointsCommand.self, BenchCommand.self,
+        ])
 }
 
 /// Options every command that runs a coordinator or a client shares.

@@ -1,0 +1,250 @@
+import ArgumentParser
+import FederationCore
+import Foundation
+import ModelManager
+
+struct CheckpointsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "checkpoints", abstract: "Inspect and manage model checkpoints in the data directory.",
+        subcommands: [
+            List.self, Show.self, Diff.self, Tag.self, Rollback.self, Export.self, Import.self, Verify.self, Prune.self,
+        ],
+        defaultSubcommand: List.self)
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List checkpoint versions, newest first.")
+        @OptionGroup var store: StoreOptions
+
+        struct Listing: Encodable {
+            var checkpoints: [CheckpointRecord]
+            var refs: [String: Int]
+        }
+
+        func run() async throws {
+            let database = try store.openStore()
+            let records = try await database.checkpoints()
+            let refs = try await database.refs()
+            if store.json { return try store.printJSON(Listing(checkpoints: records, refs: refs)) }
+            var table = TextTable(headers: [
+                "VERSION", "ROUND", "PARENT", "STATUS", "SIZE", "SHA256", "EVAL_ACC", "EVAL_LOSS", "CREATED", "REFS",
+            ])
+            for record in records {
+                table.rows.append([
+                    "v\(record.version)", String(record.round), record.parentVersion.map { "v\($0)" } ?? "-",
+                    record.status.rawValue + (record.integrityError == nil ? "" : " (CORRUPT)"),
+                    byteSize(record.sizeBytes),
+                    String(record.sha256.prefix(12)), decimal(record.metrics.evalMetrics["accuracy"]),
+                    decimal(record.metrics.evalLoss), timestamp(record.createdAt),
+                    refs.filter { $0.value == record.version }.map(\.key).sorted().joined(separator: ","),
+                ])
+            }
+            printLine(table.render())
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show one checkpoint: lineage, hash, metrics, tensors.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The version.") var version: Int
+
+        func run() async throws {
+            let database = try store.openStore()
+            guard let record = try await database.checkpoint(version: version) else {
+                throw ValidationError("no checkpoint version \(version)")
+            }
+            let refs = try await database.refs().filter { $0.value == version }.map(\.key).sorted()
+            if store.json { return try store.printJSON(record) }
+            let weights = try SafeTensorsFile.decode(try await database.bytes(version: version)).weights
+            var lines = [
+                "version".padded(14) + "v\(record.version)", "round".padded(14) + "\(record.round)",
+                "parent".padded(14) + (record.parentVersion.map { "v\($0)" } ?? "-"),
+                "status".padded(14) + record.status.rawValue + (record.statusReason.map { " (\($0))" } ?? ""),
+                "integrity".padded(14) + (record.integrityError ?? "not found corrupt"),
+                "created".padded(14) + timestamp(record.createdAt), "sha256".padded(14) + record.sha256,
+                "size".padded(14) + "\(byteSize(record.sizeBytes)) (\(record.sizeBytes) bytes)",
+                "refs".padded(14) + (refs.isEmpty ? "-" : refs.joined(separator: ", ")),
+                "eval loss".padded(14) + decimal(record.metrics.evalLoss),
+            ]
+            lines += record.metrics.evalMetrics.sorted { $0.key < $1.key }.map {
+                "eval \($0.key)".padded(14) + decimal($0.value)
+            }
+            lines += record.metrics.fitMetrics.sorted { $0.key < $1.key }.map {
+                "fit \($0.key)".padded(14) + decimal($0.value)
+            }
+            lines.append("examples".padded(14) + (record.metrics.examples.map(String.init) ?? "-"))
+            printLine(lines.joined(separator: "\n"))
+            var table = TextTable(headers: ["TENSOR", "DTYPE", "SHAPE", "PARAMETERS"])
+            for named in weights.tensors {
+                table.rows.append([
+                    named.name, named.tensor.dtype.rawValue, "\(named.tensor.shape)", String(named.tensor.elementCount),
+                ])
+            }
+            printLine("\n" + table.render())
+        }
+    }
+
+    struct Diff: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Compare two versions tensor by tensor.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The first version.") var a: Int
+        @Argument(help: "The second version.") var b: Int
+
+        struct TensorDiff: Encodable {
+            var name: String
+            var shapeA: [Int]?
+            var shapeB: [Int]?
+            var l2: Double?
+            var maxAbs: Double?
+        }
+
+        func run() async throws {
+            let database = try store.openStore()
+            let left = try SafeTensorsFile.decode(try await database.bytes(version: a)).weights
+            let right = try SafeTensorsFile.decode(try await database.bytes(version: b)).weights
+            let names = Set(left.names).union(right.names).sorted()
+            let diffs = names.map { name -> TensorDiff in
+                let x = left[name]
+                let y = right[name]
+                var diff = TensorDiff(name: name, shapeA: x?.shape, shapeB: y?.shape)
+                if let x, let y, x.shape == y.shape {
+                    let deltas = zip(x.floatValues, y.floatValues).map { Double($1) - Double($0) }
+                    diff.l2 = deltas.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                    diff.maxAbs = deltas.map(abs).max() ?? 0
+                }
+                return diff
+            }
+            if store.json { return try store.printJSON(diffs) }
+            var table = TextTable(headers: ["TENSOR", "SHAPE v\(a)", "SHAPE v\(b)", "L2(v\(b)-v\(a))", "MAX|Δ|"])
+            for diff in diffs {
+                table.rows.append([
+                    diff.name, diff.shapeA.map { "\($0)" } ?? "absent", diff.shapeB.map { "\($0)" } ?? "absent",
+                    diff.l2.map { String(format: "%.6g", $0) } ?? "-",
+                    diff.maxAbs.map { String(format: "%.6g", $0) } ?? "-",
+                ])
+            }
+            printLine(table.render())
+        }
+    }
+
+    struct Tag: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Point a tag (e.g. production) at a version.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The version.") var version: Int
+        @Argument(help: "The tag name.") var name: String
+
+        func run() async throws {
+            try await store.openStore().tag(version: version, name: name, actor: cliActor)
+            printLine("tagged v\(version) as \(name)")
+        }
+    }
+
+    struct Rollback: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make an earlier version current; a running coordinator follows within a second.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The version to roll back to.") var version: Int
+        @Option(help: "Why (recorded in the audit log).") var reason: String
+
+        func run() async throws {
+            guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw ValidationError("--reason must not be empty")
+            }
+            let previous = try await store.openStore().rollback(to: version, reason: reason, actor: cliActor)
+            if store.json { return try store.printJSON(["from_version": previous, "to_version": version]) }
+            printLine("current: v\(previous.map(String.init) ?? "-") -> v\(version)")
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Write a version as a plain safetensors file.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The version.") var version: Int
+        @Option(name: .shortAndLong, help: "Output file.") var output: String
+
+        func run() async throws {
+            let database = try store.openStore()
+            guard let record = try await database.checkpoint(version: version) else {
+                throw ValidationError("no checkpoint version \(version)")
+            }
+            var file = try SafeTensorsFile.decode(try await database.bytes(version: version))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            file.metadata = [
+                "rondo_version": String(record.version), "round": String(record.round),
+                "metrics": String(decoding: try encoder.encode(record.metrics), as: UTF8.self),
+                "sha256_in_store": record.sha256,
+            ]
+            guard FileManager.default.createFile(atPath: output, contents: Data(file.encoded())) else {
+                throw ValidationError("cannot write \(output)")
+            }
+            printLine("wrote v\(version) to \(output)")
+        }
+    }
+
+    struct Import: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a safetensors file (from PyTorch, numpy, …) as a new version and make it current.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The safetensors file.") var file: String
+        @Flag(help: "Store it without making it current.") var keepCurrent = false
+
+        func run() async throws {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ValidationError("cannot read \(file)")
+            }
+            let decoded = try SafeTensorsFile.decode(Array(data))
+            let bytes = SafeTensorsFile(
+                weights: decoded.weights, metadata: ["imported_from": (file as NSString).lastPathComponent]
+            ).encoded()
+            let database = try store.openStore()
+            let version = try await database.insert(
+                round: try await database.lastRoundNumber(), parentVersion: try await database.refVersion("current"),
+                bytes: bytes, tensorCount: decoded.weights.tensors.count, status: .imported, makeCurrent: !keepCurrent,
+                actor: cliActor)
+            printLine("imported \(file) as v\(version)\(keepCurrent ? "" : " (now current)")")
+        }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Recompute every checkpoint's SHA-256 and run SQLite's integrity check; exit 1 on any problem.")
+        @OptionGroup var store: StoreOptions
+
+        func run() async throws {
+            let report = try await store.openStore().verify()
+            if store.json {
+                try store.printJSON(report)
+            } else {
+                printLine("checked \(report.checkpointsChecked) checkpoints; integrity_check: \(report.integrityCheck)")
+                for problem in report.problems { printLine("PROBLEM \(problem)") }
+                printLine(report.isHealthy ? "ok" : "FAILED")
+            }
+            if !report.isHealthy { throw ExitCode.failure }
+        }
+    }
+
+    struct Prune: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete old versions, keeping the newest N and every version current, best or a tag points at.")
+        @OptionGroup var store: StoreOptions
+        @Option(help: "How many of the newest versions to keep.") var keepLast: Int
+
+        func run() async throws {
+            guard keepLast >= 0 else { throw ValidationError("--keep-last must be >= 0") }
+            let deleted = try await store.openStore().prune(keepLast: keepLast, actor: cliActor)
+            if store.json { return try store.printJSON(["deleted": deleted]) }
+            printLine(
+                deleted.isEmpty
+                    ? "nothing to prune"
+                    : "deleted \(deleted.count) versions: \(deleted.map { "v\($0)" }.joined(separator: " "))")
+        }
+    }
+}
+
+extension String {
+    /// Pads with spaces on the right to at least `length` characters.
+    func padded(_ length: Int) -> String {
+        count >= length ? self + " " : self + String(repeating: " ", count: length - count)
+    }
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import ModelManager
+
+struct RoundsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rounds", abstract: "List rounds, newest first.")
+
+    @OptionGroup var store: StoreOptions
+    @Option(help: "How many rounds to show.") var limit = 50
+
+    func run() async throws {
+        let rounds = try await store.openStore().rounds(limit: limit)
+        if store.json { return try store.printJSON(rounds) }
+        var table = TextTable(headers: [
+            "ROUND", "STATUS", "BASE", "RESULT", "SELECTED", "ANSWERED", "DROPPED", "REJECTED", "EVAL_ACC", "EVAL_LOSS",
+            "SECONDS", "REASON",
+        ])
+        for round in rounds {
+            table.rows.append([
+                String(round.round), round.status.rawValue, "v\(round.baseVersion)",
+                round.resultVersion.map { "v\($0)" } ?? "-",
+                String(round.selected), String(round.answered), String(round.dropped), String(round.rejected),
+                decimal(round.evalMetrics["accuracy"]), decimal(round.evalLoss),
+                round.finishedAt.map { String(format: "%.2f", $0 - round.startedAt) } ?? "-",
+                [round.reason, round.detail].compactMap { $0 }.joined(separator: ": "),
+            ])
+        }
+        printLine(table.render())
+    }
+}
+
+struct ClientsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clients", abstract: "List registered clients, most recently seen first.")
+
+    @OptionGroup var store: StoreOptions
+
+    func run() async throws {
+        let clients = try await store.openStore().clients()
+        if store.json {
+            // Token hashes stay in the database.
+            return try store.printJSON(
+                clients.map {
+                    [
+                        "client_id": $0.clientID, "name": $0.name, "first_seen": timestamp($0.firstSeen),
+                        "last_seen": timestamp($0.lastSeen), "left_at": timestamp($0.leftAt),
+                    ]
+                })
+        }
+        var table = TextTable(headers: ["CLIENT", "NAME", "FIRST SEEN", "LAST SEEN", "LEFT"])
+        for client in clients {
+            table.rows.append([
+                client.clientID, client.name, timestamp(client.firstSeen), timestamp(client.lastSeen),
+                timestamp(client.leftAt),
+            ])
+        }
+        printLine(table.render())
+    }
+}
