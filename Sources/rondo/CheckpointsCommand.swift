@@ -56,23 +56,22 @@ struct CheckpointsCommand: AsyncParsableCommand {
             let refs = try await database.refs().filter { $0.value == version }.map(\.key).sorted()
             if store.json { return try store.printJSON(record) }
             let weights = try SafeTensorsFile.decode(try await database.bytes(version: version)).weights
-            var lines = [
-                "version".padded(14) + "v\(record.version)", "round".padded(14) + "\(record.round)",
-                "parent".padded(14) + (record.parentVersion.map { "v\($0)" } ?? "-"),
-                "status".padded(14) + record.status.rawValue + (record.statusReason.map { " (\($0))" } ?? ""),
-                "integrity".padded(14) + (record.integrityError ?? "not found corrupt"),
-                "created".padded(14) + timestamp(record.createdAt), "sha256".padded(14) + record.sha256,
-                "size".padded(14) + "\(byteSize(record.sizeBytes)) (\(record.sizeBytes) bytes)",
-                "refs".padded(14) + (refs.isEmpty ? "-" : refs.joined(separator: ", ")),
-                "eval loss".padded(14) + decimal(record.metrics.evalLoss),
+            let parent: String = record.parentVersion.map { "v\($0)" } ?? "-"
+            let status: String = record.status.rawValue + (record.statusReason.map { " (\($0))" } ?? "")
+            let size: String = "\(byteSize(record.sizeBytes)) (\(record.sizeBytes) bytes)"
+            var fields: [(String, String)] = [
+                ("version", "v\(record.version)"), ("round", String(record.round)), ("parent", parent),
+                ("status", status), ("integrity", record.integrityError ?? "not found corrupt"),
+                ("created", timestamp(record.createdAt)), ("sha256", record.sha256), ("size", size),
+                ("refs", refs.isEmpty ? "-" : refs.joined(separator: ", ")),
+                ("eval loss", decimal(record.metrics.evalLoss)),
             ]
-            lines += record.metrics.evalMetrics.sorted { $0.key < $1.key }.map {
-                "eval \($0.key)".padded(14) + decimal($0.value)
+            fields += record.metrics.evalMetrics.sorted { $0.key < $1.key }.map {
+                ("eval \($0.key)", decimal($0.value))
             }
-            lines += record.metrics.fitMetrics.sorted { $0.key < $1.key }.map {
-                "fit \($0.key)".padded(14) + decimal($0.value)
-            }
-            lines.append("examples".padded(14) + (record.metrics.examples.map(String.init) ?? "-"))
+            fields += record.metrics.fitMetrics.sorted { $0.key < $1.key }.map { ("fit \($0.key)", decimal($0.value)) }
+            fields.append(("examples", record.metrics.examples.map(String.init) ?? "-"))
+            let lines = fields.map { $0.0.padded(20) + $0.1 }
             printLine(lines.joined(separator: "\n"))
             var table = TextTable(headers: ["TENSOR", "DTYPE", "SHAPE", "PARAMETERS"])
             for named in weights.tensors {
