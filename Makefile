@@ -2,7 +2,7 @@
 SWIFT ?= swift
 APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev zlib1g-dev
 
-.PHONY: deps build demo test bench lint
+.PHONY: deps venv build demo test bench lint
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -18,7 +18,13 @@ build: deps
 demo: build
 	$(SWIFT) run --skip-build rondo demo --clients 10 --rounds 30 --alpha 0.5 --seed 7
 
-test: deps lint
+# Python is used only by tests that drive real third-party tools (safetensors, numpy) against Rondo's files.
+venv:
+	@if ! .venv/bin/python -c "import safetensors, numpy" >/dev/null 2>&1; then \
+		python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check safetensors numpy; \
+	fi
+
+test: deps venv lint
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 

@@ -103,5 +103,6 @@ let package = Package(
         ),
         .testTarget(
             name: "DemoFederationTests", dependencies: ["DemoFederation", "FederationCore", "RondoTestSupport"]),
+        .testTarget(name: "RondoCLITests", dependencies: ["ModelManager", "FederationCore", "RondoTestSupport"]),
     ]
 )

@@ -11,20 +11,25 @@ public final class DigitsTrainer: Trainer {
     public let test: DigitsDataset
     private let generator: Mutex<SeededRandomNumberGenerator>
     private let vanish: @Sendable (TaskContext) async -> Void
+    private let taskDelay: Duration
 
-    /// - Parameter vanish: awaited before each fit; the demo cancels the client from inside it.
+    /// - Parameters:
+    ///   - taskDelay: extra time every task takes (a slow site; crash drills use it to land in a phase).
+    ///   - vanish: awaited before each fit; the demo cancels the client from inside it.
     public init(
-        train: DigitsDataset, test: DigitsDataset, seed: UInt64,
+        train: DigitsDataset, test: DigitsDataset, seed: UInt64, taskDelay: Duration = .zero,
         vanish: @escaping @Sendable (TaskContext) async -> Void = { _ in }
     ) {
         self.train = train
         self.test = test
         self.generator = Mutex(SeededRandomNumberGenerator(seed: seed))
+        self.taskDelay = taskDelay
         self.vanish = vanish
     }
 
     public func fit(model: ModelWeights, task: TaskContext) async throws -> FitResult {
         await vanish(task)
+        if taskDelay > .zero { try await Task.sleep(for: taskDelay) }
         try Task.checkCancellation()
         var regression = try SoftmaxRegression(weights: model)
         let epochs = Int(task.config["local_epochs"] ?? "") ?? 1
@@ -40,6 +45,7 @@ public final class DigitsTrainer: Trainer {
     }
 
     public func evaluate(model: ModelWeights, task: TaskContext) async throws -> EvaluationReport {
+        if taskDelay > .zero { try await Task.sleep(for: taskDelay) }
         let (loss, accuracy) = try SoftmaxRegression(weights: model).evaluate(on: test)
         return EvaluationReport(loss: loss, numExamples: test.count, metrics: ["accuracy": accuracy])
     }

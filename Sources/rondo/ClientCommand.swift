@@ -14,6 +14,7 @@ struct ClientCommand: AsyncParsableCommand {
     @Option(help: "Dirichlet concentration; must match the other sites.") var alpha = 0.5
     @Option(help: "Seed of the data split; must match the other sites.") var seed: UInt64 = 7
     @Option(help: "PEM file of CA certificates to trust for HTTPS.") var caFile: String?
+    @Option(help: "Extra milliseconds each task takes (a slow site, for drills).") var taskDelayMs = 0
     @OptionGroup var common: CommonOptions
 
     func run() async throws {
@@ -26,7 +27,9 @@ struct ClientCommand: AsyncParsableCommand {
         let share = data.clients[parts[0]]
         let client = FederatedClient(
             configuration: .init(coordinatorURL: coordinator, name: "site-\(parts[0])-of-\(parts[1])", caFile: caFile),
-            trainer: DigitsTrainer(train: share.train, test: share.test, seed: seed &+ UInt64(parts[0])),
+            trainer: DigitsTrainer(
+                train: share.train, test: share.test, seed: seed &+ UInt64(parts[0]),
+                taskDelay: .milliseconds(taskDelayMs)),
             logger: logger)
         logger.info(
             "demo site starting",

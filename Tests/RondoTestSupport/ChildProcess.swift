@@ -1,0 +1,124 @@
+import Foundation
+import Synchronization
+
+/// A process started by a test: its output is collected, and it is killed when the test is done with it.
+public final class ChildProcess: Sendable {
+    private let process: Process
+    private let output = CollectedOutput()
+
+    /// The repository root (this file is `Tests/RondoTestSupport/ChildProcess.swift`).
+    public static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().path
+
+    /// The `rondo` executable built next to the tests (override with `RONDO_BINARY`).
+    public static var rondoBinary: String {
+        ProcessInfo.processInfo.environment["RONDO_BINARY"] ?? repositoryRoot + "/.build/debug/rondo"
+    }
+
+    /// Starts `executable` with `arguments`; standard output and error are merged and collected.
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        let output = output
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if !data.isEmpty { output.text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+        }
+        try process.run()
+        self.process = process
+    }
+
+    /// Runs `rondo` with `arguments` to completion; returns its exit status and output.
+    public static func runRondo(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> (
+        status: Int32, output: String
+    ) {
+        try await runRondoLike(rondoBinary, arguments, timeout: timeout)
+    }
+
+    /// Runs any executable to completion; returns its exit status and output.
+    public static func runRondoLike(
+        _ executable: String, _ arguments: [String], timeout: Duration = .seconds(60)
+    ) async throws -> (status: Int32, output: String) {
+        let child = try ChildProcess(executable, arguments)
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while child.isRunning {
+            guard ContinuousClock.now < deadline else {
+                child.kill()
+                throw ChildProcessError(
+                    message: "\(executable) \(arguments.joined(separator: " ")) did not finish in \(timeout)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await Task.sleep(for: .milliseconds(50))  // let the pipe drain
+        return (child.process.terminationStatus, child.output.text.withLock { $0 })
+    }
+
+    public var isRunning: Bool { process.isRunning }
+    public var pid: Int32 { process.processIdentifier }
+    public var collectedOutput: String { output.text.withLock { $0 } }
+
+    /// Waits until the output contains `text`.
+    public func waitForOutput(_ text: String, timeout: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while !collectedOutput.contains(text) {
+            guard ContinuousClock.now < deadline, isRunning else {
+                throw ChildProcessError(message: "never printed \"\(text)\"; output:\n\(collectedOutput)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// SIGKILL: no chance to clean up, as in a crash.
+    public func kill() {
+        guard process.isRunning else { return }
+        Foundation.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM, then wait for the exit.
+    public func terminate() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    deinit {
+        kill()
+    }
+
+    /// A TCP port on 127.0.0.1 that was free a moment ago.
+    public static func freePort() throws -> Int {
+        let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw ChildProcessError(message: "socket() failed") }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) }
+        }
+        guard bound == 0 else { throw ChildProcessError(message: "bind() failed") }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+/// The text a child process printed so far, appended from the pipe's reader thread.
+final class CollectedOutput: Sendable {
+    let text = Mutex("")
+}
+
+public struct ChildProcessError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
