@@ -103,6 +103,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DemoFederationTests", dependencies: ["DemoFederation", "FederationCore", "RondoTestSupport"]),
-        .testTarget(name: "RondoCLITests", dependencies: ["ModelManager", "FederationCore", "RondoTestSupport"]),
+        .testTarget(
+            name: "RondoCLITests", dependencies: ["ModelManager", "FederationCore", "RondoTestSupport", "CurlHTTP"]),
     ]
 )
