@@ -35,6 +35,9 @@ public actor RoundDriver: Service {
 
     /// When the driver last compared the store's `current` ref with its own model.
     private var lastRefCheck: Instant
+    /// Set while an operator's rollback is between its store write and the state machine update, so the
+    /// periodic ref check does not apply the same rollback a second time.
+    fileprivate var rollbackInProgress = false
     /// Recently served model versions (see `model(version:)`).
     private var modelCache: [(version: Int, bytes: [UInt8], sha256: String)] = []
     /// Round start times as wall-clock seconds, for the persisted history.
@@ -456,7 +459,9 @@ extension RoundDriver {
     /// - Throws: `CheckpointStoreError` (unknown, corrupt or incomplete version), or `RollbackBusyError` while a
     ///   round's outcome is being stored.
     public func rollback(to version: Int, reason: String, actor: String) async throws -> (from: Int, to: Int) {
-        guard !machine.isPersisting else { throw RollbackBusyError() }
+        guard !machine.isPersisting, !rollbackInProgress else { throw RollbackBusyError() }
+        rollbackInProgress = true
+        defer { rollbackInProgress = false }
         let replacement = try await loadModel(version)
         guard !machine.isPersisting else { throw RollbackBusyError() }
         let previous = machine.model.version
@@ -474,13 +479,13 @@ extension RoundDriver {
 
     /// Follows a rollback made directly on the database (`rondo checkpoints rollback` while serving).
     fileprivate func adoptExternalRollback() async {
-        guard !machine.isPersisting else { return }
+        guard !machine.isPersisting, !rollbackInProgress else { return }
         do {
             guard let current = try await store.refVersion("current"), current != machine.model.version,
                 !machine.isPersisting
             else { return }
             let replacement = try await loadModel(current)
-            guard !machine.isPersisting else { return }
+            guard !machine.isPersisting, !rollbackInProgress, machine.model.version != current else { return }
             logger.warning(
                 "current ref moved outside the coordinator; following it", metadata: ["to_version": "\(current)"])
             await perform(

@@ -97,9 +97,10 @@ public actor CheckpointStore {
             var offset = 0
             repeat {
                 let end = min(offset + configuration.chunkSize, bytes.count)
-                try connection.query(
-                    "INSERT INTO checkpoint_chunks (version, idx, data) VALUES (?, ?, ?)",
-                    [.integer(Int64(version)), .integer(Int64(index)), .blob(Array(bytes[offset..<end]))])
+                try bytes.withUnsafeBytes { raw in
+                    try connection.insertChunk(
+                        version: version, index: index, data: UnsafeRawBufferPointer(rebasing: raw[offset..<end]))
+                }
                 index += 1
                 offset = end
             } while offset < bytes.count

@@ -58,6 +58,9 @@ final class SQLiteConnection: @unchecked Sendable {
         }
         handle = database
         sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
+        // Large pages suit a database that is mostly multi-megabyte blobs: far fewer overflow pages to chain and
+        // write. Only takes effect on a new, empty file (before WAL is switched on).
+        try execute("PRAGMA page_size = 65536")
         try execute("PRAGMA journal_mode = WAL")
         try execute("PRAGMA synchronous = NORMAL")
         try execute("PRAGMA foreign_keys = ON")
@@ -122,6 +125,22 @@ final class SQLiteConnection: @unchecked Sendable {
             return .blob(Array(UnsafeRawBufferPointer(start: pointer, count: count)))
         default: return .null
         }
+    }
+
+    /// Inserts one checkpoint chunk, binding the caller's bytes without copying them (they outlive the step).
+    func insertChunk(version: Int, index: Int, data: UnsafeRawBufferPointer) throws {
+        var statement: OpaquePointer?
+        let sql = "INSERT INTO checkpoint_chunks (version, idx, data) VALUES (?, ?, ?)"
+        let prepared = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
+        guard prepared == SQLITE_OK, let statement else { throw lastError(prepared) }
+        defer { sqlite3_finalize(statement) }
+        sqlite3_bind_int64(statement, 1, Int64(version))
+        sqlite3_bind_int64(statement, 2, Int64(index))
+        let bound = sqlite3_bind_blob(
+            statement, 3, data.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, Int32(data.count), nil)  // nil: SQLITE_STATIC
+        guard bound == SQLITE_OK else { throw lastError(bound) }
+        let status = sqlite3_step(statement)
+        guard status == SQLITE_DONE else { throw lastError(status) }
     }
 
     /// Runs `body` in an IMMEDIATE transaction: all of it commits, or none of it does.
