@@ -136,8 +136,9 @@ final class SQLiteConnection: @unchecked Sendable {
         defer { sqlite3_finalize(statement) }
         sqlite3_bind_int64(statement, 1, Int64(version))
         sqlite3_bind_int64(statement, 2, Int64(index))
+        // A nil destructor is SQLITE_STATIC: SQLite reads the caller's bytes in place.
         let bound = sqlite3_bind_blob(
-            statement, 3, data.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, Int32(data.count), nil)  // nil: SQLITE_STATIC
+            statement, 3, data.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, Int32(data.count), nil)
         guard bound == SQLITE_OK else { throw lastError(bound) }
         let status = sqlite3_step(statement)
         guard status == SQLITE_DONE else { throw lastError(status) }

@@ -41,7 +41,8 @@ struct CheckpointBench: AsyncParsableCommand {
             _ = CheckpointStore.sha256Hex(bytes)
             let hashed = clock.now
             if run > 0 {
-                hashing.append(synced.duration(to: hashed).seconds)  // the first run warms the page cache and is discarded
+                // The first run warms the page cache and is discarded.
+                hashing.append(synced.duration(to: hashed).seconds)
                 commits.append(start.duration(to: committed).seconds)
                 plain.append(committed.duration(to: written).seconds)
                 plainSynced.append(written.duration(to: synced).seconds)
