@@ -331,21 +331,23 @@ public actor RoundDriver: Service {
                     ])
             case .storeCandidate(let round, let parentVersion, let weights):
                 queue += await storeCandidate(round: round, parentVersion: parentVersion, weights: weights)
-            case .reject(let round, let version, let evaluation, let fitMetrics, let examples, let reason):
+            case .reject(let round, let version, let evaluation, let fitMetrics, let examples, let clients, let reason):
                 logger.warning(
                     "regression guard rejected the round's model",
                     metadata: ["round": "\(round)", "version": "\(version)", "reason": "\(reason)"])
                 do {
                     try await store.reject(
-                        version: version, metrics: Self.metrics(evaluation, fitMetrics, examples), reason: reason)
+                        version: version, metrics: Self.metrics(evaluation, fitMetrics, examples, clients),
+                        reason: reason)
                 } catch {
                     logger.error(
                         "recording the rejection failed", metadata: ["round": "\(round)", "error": "\(error)"])
                 }
                 queue += machine.rejectionRecorded(round: round, now: clock.now)
-            case .commit(let round, let version, let evaluation, let fitMetrics, let examples):
+            case .commit(let round, let version, let evaluation, let fitMetrics, let examples, let clients):
                 do {
-                    try await store.commit(version: version, metrics: Self.metrics(evaluation, fitMetrics, examples))
+                    try await store.commit(
+                        version: version, metrics: Self.metrics(evaluation, fitMetrics, examples, clients))
                     queue += machine.committed(round: round, now: clock.now)
                 } catch {
                     logger.error("commit failed", metadata: ["round": "\(round)", "error": "\(error)"])
@@ -425,12 +427,12 @@ extension RoundDriver {
         }
     }
 
-    static func metrics(_ evaluation: EvaluationSummary?, _ fitMetrics: [String: Double], _ examples: Int)
-        -> CheckpointMetrics
-    {
+    static func metrics(
+        _ evaluation: EvaluationSummary?, _ fitMetrics: [String: Double], _ examples: Int, _ clients: Int
+    ) -> CheckpointMetrics {
         CheckpointMetrics(
             evalLoss: evaluation?.loss, evalMetrics: evaluation?.metrics ?? [:], evalClients: evaluation?.clients,
-            fitMetrics: fitMetrics, examples: examples)
+            fitMetrics: fitMetrics, clients: clients, examples: examples)
     }
 
     static func record(_ report: Report, startedAt: Double?) -> RoundRecord {

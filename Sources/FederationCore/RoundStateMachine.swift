@@ -525,14 +525,15 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
             return [
                 .reject(
                     round: progress.round, version: candidate.version, evaluation: progress.evaluation,
-                    fitMetrics: progress.fitMetrics, examples: progress.examples, reason: reason)
+                    fitMetrics: progress.fitMetrics, examples: progress.examples, clients: progress.accepted,
+                    reason: reason)
             ]
         }
         phase = .committing(progress)
         return [
             .commit(
                 round: progress.round, version: candidate.version, evaluation: progress.evaluation,
-                fitMetrics: progress.fitMetrics, examples: progress.examples)
+                fitMetrics: progress.fitMetrics, examples: progress.examples, clients: progress.accepted)
         ]
     }
 

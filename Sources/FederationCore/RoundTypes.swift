@@ -121,9 +121,11 @@ public enum RoundAction<Instant: InstantProtocol & Sendable>: Sendable where Ins
     /// The regression guard refused the candidate: record it as rejected, then call `rejectionRecorded`.
     case reject(
         round: Int, version: Int, evaluation: EvaluationSummary?, fitMetrics: [String: Double], examples: Int,
-        reason: String)
+        clients: Int, reason: String)
     /// Make the candidate the current model, then call `committed` or `commitFailed`.
-    case commit(round: Int, version: Int, evaluation: EvaluationSummary?, fitMetrics: [String: Double], examples: Int)
+    case commit(
+        round: Int, version: Int, evaluation: EvaluationSummary?, fitMetrics: [String: Double], examples: Int,
+        clients: Int)
     /// The round ended; the report says how.
     case roundFinished(RoundReport<Instant>)
 }

@@ -110,6 +110,45 @@ import Testing
         }
     }
 
+    @Test func aPoisonedRoundIsRejectedByTheGuardAndCurrentStays() async throws {
+        let configuration = RunningCoordinator.configuration(
+            fractionEvaluate: 1, regressionGuard: RegressionGuard(metric: "accuracy", maxRegression: 0.05))
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let client = try await coordinator.register("site")
+            // Round 1: a good model, evaluated at 0.9 accuracy, becomes current and best.
+            try await Self.answerNextTask(coordinator, client, with: Self.weights(1))
+            try await Self.answerEvaluation(coordinator, client, accuracy: 0.9)
+            _ = try await Self.waitFor(coordinator) { $0.committedRounds == 1 }
+            // Round 2: a poisoned update whose model evaluates at 0.5.
+            try await Self.answerNextTask(coordinator, client, with: Self.weights(-50))
+            try await Self.answerEvaluation(coordinator, client, accuracy: 0.5)
+            let status = try await Self.waitFor(coordinator) { $0.failedRounds == 1 }
+            #expect(status.modelVersion == 2, "current stays on the last good version")
+            let store = try CheckpointStore(configuration: .init(path: coordinator.directory + "/rondo.db"))
+            #expect(try await store.checkpoint(version: 3)?.status == .rejected)
+            let refs = try await store.refs()
+            #expect(refs["best"] == 2 && refs["current"] == 2)
+            #expect(try await store.round(2)?.status == .rejected)
+            let event = try #require(try await store.events(kind: "guard_rejected").first)
+            #expect(event.version == 3 && event.detail["reason"]?.contains("accuracy 0.5") == true)
+            #expect(try await store.checkpoint(version: 2)?.metrics.clients == 1)
+        }
+    }
+
+    static func answerEvaluation(
+        _ coordinator: RunningCoordinator, _ client: (id: String, token: String), accuracy: Double
+    ) async throws {
+        let response = try await coordinator.request(
+            "GET", "/v1/clients/\(client.id)/tasks/next?wait_seconds=10", token: client.token)
+        let task = try JSONDecoder().decode(WireProtocol.TaskMessage.self, from: Data(response.body))
+        #expect(task.kind == "evaluate")
+        let body = #"{"loss": 1.0, "num_examples": 20, "metrics": {"accuracy": \#(accuracy)}}"#
+        let submitted = try await coordinator.request(
+            "POST", "/v1/tasks/\(task.taskID)/result", token: client.token, contentType: "application/json",
+            body: Array(body.utf8))
+        #expect(submitted.status == 202, "\(submitted.text)")
+    }
+
     @Test func checkpointsClientsAndWeightsAreReadable() async throws {
         try await RunningCoordinator.with(configuration: RunningCoordinator.configuration()) { coordinator in
             let client = try await coordinator.register("site")

@@ -75,7 +75,7 @@ import Testing
 
         let candidate = GlobalModel(version: 2, sha256: "two", weights: aggregate)
         let commitActions = machine.candidateStored(round: 1, candidate: candidate, now: .seconds(3))
-        guard case .commit(1, 2, nil, _, 8)? = commitActions.first else {
+        guard case .commit(1, 2, nil, _, 8, 3)? = commitActions.first else {
             Issue.record("expected a commit, got \(commitActions)")
             return
         }
@@ -252,7 +252,7 @@ import Testing
         #expect(machine.tick(now: .seconds(1)).isEmpty, "the refused report leaves its task open")
         // At the evaluation deadline the silent evaluator times out; the phase closes with the one valid report.
         let closing = machine.tick(now: .seconds(5))
-        guard case .commit(1, 2, let summary?, let fitMetrics, 2)? = closing.last else {
+        guard case .commit(1, 2, let summary?, let fitMetrics, 2, 2)? = closing.last else {
             Issue.record("expected a commit with an evaluation")
             return
         }
@@ -317,7 +317,7 @@ import Testing
     @Test func aPoisonedRoundIsRejectedAndTheModelStays() throws {
         var machine = Self.machine()
         let actions = try Self.evaluateRound(&machine, accuracy: 0.8, candidateVersion: 2)
-        guard case .reject(1, 2, _, _, _, let reason)? = actions.first else {
+        guard case .reject(1, 2, _, _, _, 1, let reason)? = actions.first else {
             Issue.record("expected a rejection, got \(actions)")
             return
         }
@@ -332,7 +332,7 @@ import Testing
     @Test func aSmallDipWithinTheMarginCommitsAndAnImprovementRaisesTheBest() throws {
         var machine = Self.machine()
         let dip = try Self.evaluateRound(&machine, accuracy: 0.86, candidateVersion: 2)
-        guard case .commit(1, 2, _, _, _)? = dip.first else {
+        guard case .commit(1, 2, _, _, _, 1)? = dip.first else {
             Issue.record("a 0.04 dip should commit: \(dip)")
             return
         }

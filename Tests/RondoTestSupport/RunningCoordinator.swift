@@ -49,7 +49,8 @@ public final class RunningCoordinator: Sendable {
     /// Small, fast rounds for tests: one client suffices, no evaluation unless asked.
     public static func configuration(
         port: Int = 0, clients: Int = 1, minFitResults: Int = 1, fractionEvaluate: Double = 0,
-        fitTimeout: Duration = .seconds(30), maxRounds: Int? = nil, maxUpdateBytes: Int = 1 << 20
+        fitTimeout: Duration = .seconds(30), maxRounds: Int? = nil, maxUpdateBytes: Int = 1 << 20,
+        regressionGuard: RegressionGuard? = nil
     ) -> CoordinatorConfiguration {
         CoordinatorConfiguration(
             host: "127.0.0.1", port: port,
@@ -58,7 +59,7 @@ public final class RunningCoordinator: Sendable {
                     fractionFit: 1, minFitClients: max(minFitResults, 1), minAvailableClients: clients,
                     fractionEvaluate: fractionEvaluate),
                 minFitResults: minFitResults, fitTimeout: fitTimeout, evaluateTimeout: .seconds(10),
-                livenessTimeout: .seconds(10), maxRounds: maxRounds),
+                livenessTimeout: .seconds(10), maxRounds: maxRounds, regressionGuard: regressionGuard),
             limits: .init(maxUpdateBytes: maxUpdateBytes, maxJSONBytes: 64 << 10),
             heartbeatInterval: .milliseconds(200), tickInterval: .milliseconds(20))
     }
