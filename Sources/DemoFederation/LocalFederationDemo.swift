@@ -111,9 +111,10 @@ public enum LocalFederationDemo {
                 if let path = options.summaryJSONPath {
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                    if let data = try? encoder.encode(result) {
-                        FileManager.default.createFile(atPath: path, contents: data)
+                    let written = (try? encoder.encode(result)).map {
+                        FileManager.default.createFile(atPath: path, contents: $0)
                     }
+                    if written != true { output("error: could not write the summary to \(path)") }
                 }
                 if options.keepServing {
                     output("rounds done; the coordinator keeps serving until SIGINT or SIGTERM")

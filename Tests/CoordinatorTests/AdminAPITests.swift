@@ -33,18 +33,6 @@ import Testing
         return task
     }
 
-    static func waitFor(
-        _ coordinator: RunningCoordinator, _ condition: (WireProtocol.StatusMessage) -> Bool
-    ) async throws -> WireProtocol.StatusMessage {
-        for _ in 0..<500 {
-            let status = try await coordinator.status()
-            if condition(status) { return status }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        Issue.record("condition not reached within 10 s")
-        return try await coordinator.status()
-    }
-
     static let adminPaths = [
         ("GET", "/v1/status"), ("GET", "/v1/rounds"), ("GET", "/v1/rounds/1"), ("GET", "/v1/clients"),
         ("GET", "/v1/checkpoints"), ("GET", "/v1/checkpoints/1"), ("GET", "/v1/checkpoints/1/weights"),
@@ -73,9 +61,9 @@ import Testing
         try await RunningCoordinator.with(configuration: RunningCoordinator.configuration()) { coordinator in
             let client = try await coordinator.register("site")
             try await Self.answerNextTask(coordinator, client, with: Self.weights(1))
-            _ = try await Self.waitFor(coordinator) { $0.committedRounds == 1 }
+            _ = try await coordinator.waitForStatus { $0.committedRounds == 1 }
             try await Self.answerNextTask(coordinator, client, with: Self.weights(2))
-            _ = try await Self.waitFor(coordinator) { $0.committedRounds == 2 && $0.modelVersion == 3 }
+            _ = try await coordinator.waitForStatus { $0.committedRounds == 2 && $0.modelVersion == 3 }
 
             // Round 3 is now open on version 3; roll back to version 2.
             let rollback = try await coordinator.request(
@@ -86,7 +74,7 @@ import Testing
 
             let next = try await Self.answerNextTask(coordinator, client, with: Self.weights(9))
             #expect(next.modelVersion == 2, "the round after the rollback trains from version 2")
-            let status = try await Self.waitFor(coordinator) { $0.committedRounds == 3 }
+            let status = try await coordinator.waitForStatus { $0.committedRounds == 3 }
             let round = try await coordinator.request("GET", "/v1/rounds/\(next.round)", token: Self.admin)
             let record = try JSONDecoder().decode(RoundRecord.self, from: Data(round.body))
             #expect(
@@ -118,11 +106,11 @@ import Testing
             // Round 1: a good model, evaluated at 0.9 accuracy, becomes current and best.
             try await Self.answerNextTask(coordinator, client, with: Self.weights(1))
             try await Self.answerEvaluation(coordinator, client, accuracy: 0.9)
-            _ = try await Self.waitFor(coordinator) { $0.committedRounds == 1 }
+            _ = try await coordinator.waitForStatus { $0.committedRounds == 1 }
             // Round 2: a poisoned update whose model evaluates at 0.5.
             try await Self.answerNextTask(coordinator, client, with: Self.weights(-50))
             try await Self.answerEvaluation(coordinator, client, accuracy: 0.5)
-            let status = try await Self.waitFor(coordinator) { $0.failedRounds == 1 }
+            let status = try await coordinator.waitForStatus { $0.failedRounds == 1 }
             #expect(status.modelVersion == 2, "current stays on the last good version")
             let store = try CheckpointStore(configuration: .init(path: coordinator.directory + "/rondo.db"))
             #expect(try await store.checkpoint(version: 3)?.status == .rejected)
@@ -153,7 +141,7 @@ import Testing
         try await RunningCoordinator.with(configuration: RunningCoordinator.configuration()) { coordinator in
             let client = try await coordinator.register("site")
             try await Self.answerNextTask(coordinator, client, with: Self.weights(4))
-            _ = try await Self.waitFor(coordinator) { $0.committedRounds == 1 }
+            _ = try await coordinator.waitForStatus { $0.committedRounds == 1 }
             let list = try await coordinator.request("GET", "/v1/checkpoints", token: Self.admin)
             #expect(list.text.contains(#""current":2"#), "\(list.text)")
             let weights = try await coordinator.request("GET", "/v1/checkpoints/2/weights", token: Self.admin)
@@ -176,7 +164,7 @@ import Testing
         let first = try await RunningCoordinator(configuration: configuration, in: directory)
         let client = try await first.register("site")
         try await Self.answerNextTask(first, client, with: Self.weights(3))
-        _ = try await Self.waitFor(first) { $0.committedRounds == 1 && $0.round == 2 }  // round 2 is open
+        _ = try await first.waitForStatus { $0.committedRounds == 1 && $0.round == 2 }  // round 2 is open
         await first.stop()
 
         let second = try await RunningCoordinator(configuration: configuration, in: directory)
@@ -186,7 +174,7 @@ import Testing
         #expect(heartbeat.status == 204, "the client's token survives the restart")
         let task = try await Self.answerNextTask(second, client, with: Self.weights(5))
         #expect(task.round == 3 && task.modelVersion == 2, "numbering continues after the interrupted round 2")
-        _ = try await Self.waitFor(second) { $0.committedRounds == 1 }
+        _ = try await second.waitForStatus { $0.committedRounds == 1 }
         let interrupted = try JSONDecoder().decode(
             RoundRecord.self, from: Data(try await second.request("GET", "/v1/rounds/2", token: Self.admin).body))
         #expect(interrupted.status == .aborted && interrupted.detail == "coordinator restart")
@@ -203,7 +191,7 @@ import Testing
                 round: 0, parentVersion: 1, bytes: SafeTensorsFile(weights: Self.weights(8)).encoded(), tensorCount: 2,
                 status: .imported)
             try await outside.rollback(to: version, reason: "operator", actor: "cli:test")
-            let status = try await Self.waitFor(coordinator) { $0.modelVersion == version }
+            let status = try await coordinator.waitForStatus { $0.modelVersion == version }
             #expect(status.modelVersion == version)
             #expect(await coordinator.driver.currentModel.weights == Self.weights(8))
         }

@@ -44,7 +44,7 @@ import Testing
                 body: Self.fit(Self.trained))
             #expect(submitted.status == 202)
 
-            let status = try await waitFor(coordinator) { $0.committedRounds == 1 }
+            let status = try await coordinator.waitForStatus { $0.committedRounds == 1 }
             #expect(status.modelVersion == 2 && status.phase == "finished")
             let committed = try await coordinator.request("GET", "/v1/models/current", token: client.token)
             #expect(
@@ -203,7 +203,7 @@ import Testing
                 body: Self.fit(Self.trained))
             #expect(accepted.status == 202)
             // `slow` stays within the liveness timeout but misses the 2 s deadline.
-            _ = try await waitFor(coordinator) { $0.committedRounds == 1 }
+            _ = try await coordinator.waitForStatus { $0.committedRounds == 1 }
             let late = try await coordinator.request(
                 "POST", "/v1/tasks/\(tasks[1])/result", token: slow.token, contentType: Self.safetensors,
                 body: Self.fit(Self.trained))
@@ -243,15 +243,4 @@ import Testing
         }
     }
 
-    private func waitFor(
-        _ coordinator: RunningCoordinator, _ condition: (WireProtocol.StatusMessage) -> Bool
-    ) async throws -> WireProtocol.StatusMessage {
-        for _ in 0..<500 {
-            let status = try await coordinator.status()
-            if condition(status) { return status }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        Issue.record("condition not reached within 10 s")
-        return try await coordinator.status()
-    }
 }

@@ -52,13 +52,12 @@ import Testing
 }
 
 @Suite struct LocalFederationDemoTests {
-    @Test func shortFederationImprovesAccuracy() async throws {
+    /// Runs the demo in a temporary data directory; returns its summary and printed lines.
+    static func runDemo(_ configure: (inout DemoOptions) -> Void) async throws -> (DemoSummary, [String]) {
         var options = DemoOptions()
-        options.clients = 3
-        options.rounds = 3
         options.port = 0
-        options.seed = 11
         options.dataDirectory = RunningCoordinator.temporaryDirectory()
+        configure(&options)
         defer { try? FileManager.default.removeItem(atPath: options.dataDirectory) }
         var logger = Logger(label: "demo-test")
         logger.logLevel = .critical
@@ -68,7 +67,15 @@ import Testing
         ) { line in
             lines.withLock { $0.append(line) }
         }
-        let printed = lines.withLock { $0 }
+        return (summary, lines.withLock { $0 })
+    }
+
+    @Test func shortFederationImprovesAccuracy() async throws {
+        let (summary, printed) = try await Self.runDemo {
+            $0.clients = 3
+            $0.rounds = 3
+            $0.seed = 11
+        }
         #expect(printed.filter { $0.hasPrefix("round ") }.count == 3, "\(printed)")
         #expect(summary.rounds == 3 && summary.committedRounds == 3 && summary.finalModelVersion == 4)
         // An all-zero model is at chance (10 %); three rounds of FedAvg must do far better, and the first
@@ -81,26 +88,16 @@ import Testing
     }
 
     @Test func demoCompletesRoundsDespiteVanishingClients() async throws {
-        var options = DemoOptions()
-        options.clients = 4
-        options.rounds = 2
-        options.port = 0
-        options.dropoutRate = 0.3
-        options.seed = 5
-        options.guardMaxRegression = nil
-        options.dataDirectory = RunningCoordinator.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: options.dataDirectory) }
-        var logger = Logger(label: "demo-test")
-        logger.logLevel = .critical
-        let lines = Mutex<[String]>([])
-        let summary = try await LocalFederationDemo.run(
-            options: options, dataset: try DigitsDataset.bundled(), logger: logger
-        ) { line in
-            lines.withLock { $0.append(line) }
+        let (summary, printed) = try await Self.runDemo {
+            $0.clients = 4
+            $0.rounds = 2
+            $0.dropoutRate = 0.3
+            $0.seed = 5
+            $0.guardMaxRegression = nil
         }
         // The sites' dice are seeded: with seed 5, one site vanishes in round 1 and two in round 2, and both
         // rounds still commit on the quorum of two.
-        let rounds = lines.withLock { $0 }.filter { $0.hasPrefix("round ") }
+        let rounds = printed.filter { $0.hasPrefix("round ") }
         #expect(rounds.count == 2)
         #expect(rounds.allSatisfy { !$0.contains("dropouts 0") }, "\(rounds)")
         #expect(summary.committedRounds == 2, "\(rounds)")

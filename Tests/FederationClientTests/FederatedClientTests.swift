@@ -1,4 +1,5 @@
 import Coordinator
+import Foundation
 import FederationClient
 import FederationCore
 import Logging
@@ -137,6 +138,7 @@ struct FailingTrainer: Trainer {
             while try await first.status().committedRounds < 1 { try await Task.sleep(for: .milliseconds(20)) }
             let oldCredentials = await client.connection.credentials
             await first.stop()
+            try? FileManager.default.removeItem(atPath: first.directory)
             try await Task.sleep(for: .milliseconds(300))  // the client now sees refused connections and backs off
             // A new coordinator on the same port knows nothing of the client: it must register again and train.
             try await RunningCoordinator.with(configuration: RunningCoordinator.configuration(port: port, maxRounds: 1))

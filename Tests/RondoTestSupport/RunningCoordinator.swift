@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import ModelManager
 import ServiceLifecycle
+import Testing
 
 /// A real coordinator on 127.0.0.1 (ephemeral port unless one is given), run in its own `ServiceGroup` for
 /// one test and stopped by `stop()`.
@@ -113,6 +114,20 @@ public final class RunningCoordinator: Sendable {
             "POST", "/v1/clients", contentType: "application/json", body: Array(#"{"name":"\#(name)"}"#.utf8))
         let answer = try JSONDecoder().decode(WireProtocol.RegistrationResponse.self, from: Data(response.body))
         return (answer.clientID, answer.token)
+    }
+
+    /// Polls `/v1/status` until `condition` holds (up to about 10 s) and returns that status; records an issue
+    /// and returns the last status when it never does.
+    public func waitForStatus(
+        _ condition: (WireProtocol.StatusMessage) -> Bool
+    ) async throws -> WireProtocol.StatusMessage {
+        for _ in 0..<500 {
+            let status = try await status()
+            if condition(status) { return status }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("status condition not reached within 10 s")
+        return try await status()
     }
 
     public func status() async throws -> WireProtocol.StatusMessage {
