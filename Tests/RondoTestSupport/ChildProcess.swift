@@ -4,6 +4,7 @@ import Synchronization
 /// A process started by a test: its output is collected, and it is killed when the test is done with it.
 public final class ChildProcess: Sendable {
     private let process: Process
+    private let pipe: Pipe
     private let output = CollectedOutput()
 
     /// The repository root (this file is `Tests/RondoTestSupport/ChildProcess.swift`).
@@ -25,13 +26,22 @@ public final class ChildProcess: Sendable {
         process.standardOutput = pipe
         process.standardError = pipe
         process.standardInput = FileHandle.nullDevice
-        let output = output
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if !data.isEmpty { output.text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
-        }
         try process.run()
         self.process = process
+        self.pipe = pipe
+        // A plain thread with blocking reads: dispatch-based readability handlers crash in libdispatch when the
+        // descriptor is closed under them, which happens when a test drops a finished process.
+        let output = output
+        let reader = Thread {
+            let handle = pipe.fileHandleForReading
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { break }
+                output.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+            output.finished.withLock { $0 = true }
+        }
+        reader.start()
     }
 
     /// Runs `rondo` with `arguments` to completion; returns its exit status and output.
@@ -55,7 +65,8 @@ public final class ChildProcess: Sendable {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        try await Task.sleep(for: .milliseconds(50))  // let the pipe drain
+        // Let the reader reach the end of the output (bounded: a grandchild could hold the pipe open).
+        for _ in 0..<100 where !child.output.finished.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(20)) }
         return (child.process.terminationStatus, child.output.text.withLock { $0 })
     }
 
@@ -116,6 +127,7 @@ public final class ChildProcess: Sendable {
 /// The text a child process printed so far, appended from the pipe's reader thread.
 final class CollectedOutput: Sendable {
     let text = Mutex("")
+    let finished = Mutex(false)
 }
 
 public struct ChildProcessError: Error, CustomStringConvertible {
