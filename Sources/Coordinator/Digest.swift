@@ -1,15 +1,10 @@
-import Crypto
+import ModelManager
 
-/// SHA-256 helpers for model ETags and token hashes.
+/// Token helpers: random bearer tokens, and the hashes that are all the coordinator keeps of them.
 enum Digest {
-    /// Lower-case hex SHA-256 of `bytes`.
-    static func sha256Hex(_ bytes: some Sequence<UInt8>) -> String {
-        var hasher = SHA256()
-        hasher.update(data: Array(bytes))
-        return hasher.finalize().map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+    /// Lower-case hex SHA-256 of a token (the same digest the checkpoint store uses for models).
+    static func sha256Hex(_ token: String.UTF8View) -> String {
+        CheckpointStore.sha256Hex(Array(token))
     }
 
     /// A random token of `bytes` bytes, hex encoded (256 bits by default).

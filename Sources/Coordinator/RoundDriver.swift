@@ -369,9 +369,8 @@ public actor RoundDriver: Service {
         let bytes = SafeTensorsFile(
             weights: weights, metadata: ["round": String(round), "parent_version": String(parentVersion)]
         ).encoded()
-        let sha = Digest.sha256Hex(bytes)
         do {
-            let version = try await store.storeCandidate(
+            let (version, sha) = try await store.storeCandidate(
                 round: round, parentVersion: parentVersion, bytes: bytes, tensorCount: weights.tensors.count)
             cacheModel(version: version, bytes: bytes, sha256: sha)
             return machine.candidateStored(

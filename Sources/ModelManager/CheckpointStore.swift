@@ -13,7 +13,7 @@ import Foundation
 ///
 /// ```swift
 /// let store = try CheckpointStore(configuration: .init(path: "rondo-data/rondo.db"))
-/// let version = try await store.storeCandidate(round: 1, parentVersion: nil, bytes: bytes, tensorCount: 2)
+/// let (version, _) = try await store.storeCandidate(round: 1, parentVersion: nil, bytes: bytes, tensorCount: 2)
 /// try await store.commit(version: version, metrics: CheckpointMetrics(evalMetrics: ["accuracy": 0.91]))
 /// ```
 public actor CheckpointStore {
@@ -116,9 +116,13 @@ public actor CheckpointStore {
     }
 
     /// Stores an aggregated model that is not current yet.
-    public func storeCandidate(round: Int, parentVersion: Int?, bytes: [UInt8], tensorCount: Int) throws -> Int {
-        try insert(
+    /// - Returns: the new version and the SHA-256 it was stored under.
+    public func storeCandidate(
+        round: Int, parentVersion: Int?, bytes: [UInt8], tensorCount: Int
+    ) throws -> (version: Int, sha256: String) {
+        let version = try insert(
             round: round, parentVersion: parentVersion, bytes: bytes, tensorCount: tensorCount, status: .candidate)
+        return (version, try requireCheckpoint(version).sha256)
     }
 
     /// Commits a candidate: records its metrics, makes it `current`, and makes it `best` when it beats the

@@ -26,6 +26,7 @@ struct CheckpointBench: AsyncParsableCommand {
         for run in 0..<(runs + 1) {
             let start = clock.now
             let version = try await store.storeCandidate(round: run, parentVersion: nil, bytes: bytes, tensorCount: 1)
+                .version
             try await store.commit(version: version, metrics: CheckpointMetrics())
             let committed = clock.now
             let path = directory + "/plain-\(run).bin"

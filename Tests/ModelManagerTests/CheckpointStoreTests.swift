@@ -29,9 +29,11 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
                 round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported, makeCurrent: true
             )
             let v2 = try await store.storeCandidate(round: 1, parentVersion: v1, bytes: modelBytes(1), tensorCount: 1)
+                .version
             #expect(try await store.refVersion("current") == v1, "a candidate does not move current")
             let best2 = try await store.commit(version: v2, metrics: CheckpointMetrics(evalMetrics: ["accuracy": 0.8]))
             let v3 = try await store.storeCandidate(round: 2, parentVersion: v2, bytes: modelBytes(2), tensorCount: 1)
+                .version
             let best3 = try await store.commit(version: v3, metrics: CheckpointMetrics(evalMetrics: ["accuracy": 0.7]))
             #expect(best2 && !best3)
             #expect(try await store.refs() == ["current": v3, "best": v2])
@@ -63,6 +65,7 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
                 round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported, makeCurrent: true
             )
             let v2 = try await store.storeCandidate(round: 1, parentVersion: v1, bytes: modelBytes(1), tensorCount: 1)
+                .version
             try await store.commit(version: v2, metrics: CheckpointMetrics())
             let previous = try await store.rollback(to: v1, reason: "bad round", actor: "cli:test")
             #expect(previous == v2)
@@ -74,6 +77,7 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
                 ($0 as? CheckpointStoreError)?.code == .notFound
             }
             let v3 = try await store.storeCandidate(round: 2, parentVersion: v1, bytes: modelBytes(2), tensorCount: 1)
+                .version
             await #expect { try await store.rollback(to: v3, reason: "x", actor: "t") } throws: {
                 ($0 as? CheckpointStoreError)?.code == .invalidState
             }
