@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // Pure round logic: no sockets, files, clocks or global randomness.
@@ -32,6 +34,15 @@ let package = Package(
             dependencies: [
                 "FederationCore", "CSQLite",
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "FederationTelemetry",
+            dependencies: [
+                "FederationCore",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
         ),
@@ -53,7 +64,7 @@ let package = Package(
         .target(
             name: "Coordinator",
             dependencies: [
-                "FederationCore", "ModelManager",
+                "FederationCore", "ModelManager", "FederationTelemetry",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -64,7 +75,7 @@ let package = Package(
         .target(
             name: "DemoFederation",
             dependencies: [
-                "FederationCore", "FederationClient", "Coordinator", "CZlib",
+                "FederationCore", "FederationClient", "Coordinator", "CZlib", "FederationTelemetry",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -76,7 +87,9 @@ let package = Package(
             name: "rondo",
             dependencies: [
                 "FederationCore", "FederationClient", "Coordinator", "DemoFederation", "ModelManager",
+                "FederationTelemetry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -93,6 +106,7 @@ let package = Package(
         ),
         .testTarget(name: "FederationCoreTests", dependencies: ["FederationCore"]),
         .testTarget(name: "ModelManagerTests", dependencies: ["ModelManager", "FederationCore"]),
+        .testTarget(name: "FederationTelemetryTests", dependencies: ["FederationTelemetry"]),
         .testTarget(
             name: "FederationClientTests",
             dependencies: ["FederationClient", "CurlHTTP", "Coordinator", "RondoTestSupport"]

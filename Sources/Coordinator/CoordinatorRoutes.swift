@@ -1,4 +1,5 @@
 import FederationCore
+import FederationTelemetry
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -11,10 +12,20 @@ struct CoordinatorRoutes: Sendable {
     let configuration: CoordinatorConfiguration
     /// The bearer token admin endpoints require.
     let adminToken: String
+    let metrics: CoordinatorMetrics
+    /// Renders the Prometheus exposition text for `/metrics`.
+    let renderMetrics: @Sendable () -> [UInt8]
 
     func add(to router: Router<BasicRequestContext>) {
+        router.add(middleware: HTTPMetricsMiddleware(metrics: metrics))
         router.add(middleware: APIErrorMiddleware())
         router.get("/healthz") { _, _ in try json(["status": "ok"]) }
+        router.get("/metrics") { _, _ in
+            metrics.refreshProcessStats()
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: renderMetrics())))
+        }
         router.get("/readyz") { _, _ in
             guard await driver.isAcceptingWork else {
                 throw APIError(.serviceUnavailable, code: "not_ready", "the coordinator is shutting down")
@@ -35,7 +46,17 @@ struct CoordinatorRoutes: Sendable {
         }
         router.get("/v1/clients/:id/tasks/next") { request, context in try await nextTask(request, context) }
         router.get("/v1/models/:version") { request, context in try await model(request, context) }
-        router.post("/v1/tasks/:task_id/result") { request, context in try await submitResult(request, context) }
+        router.post("/v1/tasks/:task_id/result") { request, context in
+            let kind = KindBox()
+            do {
+                return try await submitResult(request, context, kind: kind)
+            } catch let error as APIError {
+                if let reason = Self.rejectionReason(for: error.code) {
+                    metrics.resultRefused(kind: kind.value, reason: reason)
+                }
+                throw error
+            }
+        }
         router.post("/v1/tasks/:task_id/failure") { request, context in
             let client = try await authenticate(request, context, ownerOf: nil)
             let taskID = TaskID(try context.parameters.require("task_id"))
@@ -104,10 +125,31 @@ struct CoordinatorRoutes: Sendable {
             return Response(status: .notModified, headers: headers)
         }
         headers[.contentType] = WireProtocol.safetensorsMediaType
+        metrics.modelSent(bytes: stored.bytes.count)
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: stored.bytes)))
     }
 
-    private func submitResult(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    /// The rejection-counter reason for an error code of a result submission; nil for errors that are not a
+    /// verdict on the result (authentication).
+    static func rejectionReason(for code: String) -> String? {
+        switch code {
+        case "payload_too_large": "too_large"
+        case "unsupported_media_type": "wrong_media_type"
+        case "malformed_body": "malformed"
+        case "invalid_safetensors": "invalid_safetensors"
+        case _ where UpdateRejection.Reason(rawValue: code) != nil: code
+        default: nil
+        }
+    }
+
+    /// Carries the kind of the task a submission named out of the handler, for the refusal counter.
+    final class KindBox: @unchecked Sendable {
+        var value: TaskKind?
+    }
+
+    private func submitResult(_ request: Request, _ context: BasicRequestContext, kind: KindBox) async throws
+        -> Response
+    {
         let client = try await authenticate(request, context, ownerOf: nil)
         let taskID = TaskID(try context.parameters.require("task_id"))
         let task: RoundDriver.Task
@@ -116,6 +158,7 @@ struct CoordinatorRoutes: Sendable {
         } catch {
             throw APIError.rejected(error)
         }
+        kind.value = task.kind
         let mediaType = request.headers[.contentType]?.split(separator: ";").first?
             .trimmingCharacters(in: .whitespaces).lowercased()
         switch task.kind {
@@ -126,6 +169,7 @@ struct CoordinatorRoutes: Sendable {
                     "fit results are \(WireProtocol.safetensorsMediaType), not \(mediaType ?? "unspecified")")
             }
             let body = try await collect(request, limit: configuration.limits.maxUpdateBytes)
+            metrics.updateReceived(bytes: body.readableBytes)
             let result: FitResult
             do {
                 let file = try body.withUnsafeReadableBytes { raw throws(SafeTensorsError) in

@@ -1,4 +1,5 @@
 import FederationCore
+import FederationTelemetry
 import Hummingbird
 import Logging
 import ModelManager
@@ -22,13 +23,20 @@ public struct CoordinatorServer: Sendable {
 
     public init(
         configuration: CoordinatorConfiguration, store: CheckpointStore, adminToken: String,
-        initialWeights: ModelWeights?, logger: Logger
+        initialWeights: ModelWeights?, logger: Logger,
+        metricsFactory: CatalogueMetricsFactory = CatalogueMetricsFactory(),
+        buildVersion: String = "dev", buildRevision: String = "unknown"
     ) async throws {
         precondition(adminToken.count >= 16, "an admin token must be at least 16 characters")
+        let metrics = CoordinatorMetrics(factory: metricsFactory, version: buildVersion, revision: buildRevision)
         let driver = try await RoundDriver(
-            configuration: configuration, store: store, initialWeights: initialWeights, logger: logger)
+            configuration: configuration, store: store, initialWeights: initialWeights, logger: logger, metrics: metrics
+        )
         let router = Router()
-        CoordinatorRoutes(driver: driver, configuration: configuration, adminToken: adminToken).add(to: router)
+        CoordinatorRoutes(
+            driver: driver, configuration: configuration, adminToken: adminToken, metrics: metrics,
+            renderMetrics: metricsFactory.render
+        ).add(to: router)
         let boundPort = BoundPort()
         self.driver = driver
         self.boundPort = boundPort

@@ -1,4 +1,5 @@
 import FederationCore
+import FederationTelemetry
 import Foundation
 import Logging
 import ModelManager
@@ -38,6 +39,12 @@ public actor RoundDriver: Service {
     /// Set while an operator's rollback is between its store write and the state machine update, so the
     /// periodic ref check does not apply the same rollback a second time.
     fileprivate var rollbackInProgress = false
+    /// Where the driver reports what happens.
+    nonisolated let metrics: CoordinatorMetrics
+    /// When each task handed out was delivered, for task-duration metrics.
+    private var taskDeliveredAt: [TaskID: Instant] = [:]
+    private var observedPhase: RoundPhase
+    private var phaseSince: Instant
     /// Recently served model versions (see `model(version:)`).
     private var modelCache: [(version: Int, bytes: [UInt8], sha256: String)] = []
     /// Round start times as wall-clock seconds, for the persisted history.
@@ -51,7 +58,8 @@ public actor RoundDriver: Service {
     /// clients keep their tokens (they count as disconnected until heard from).
     /// - Throws: `CoordinatorStartupError` when there is no usable model.
     public init(
-        configuration: CoordinatorConfiguration, store: CheckpointStore, initialWeights: ModelWeights?, logger: Logger
+        configuration: CoordinatorConfiguration, store: CheckpointStore, initialWeights: ModelWeights?, logger: Logger,
+        metrics: CoordinatorMetrics = CoordinatorMetrics()
     ) async throws {
         let aborted = try await store.abortRunningRounds(reason: "coordinator restart")
         _ = try await store.abortCandidates(reason: "coordinator restart")
@@ -96,6 +104,11 @@ public actor RoundDriver: Service {
         self.configuration = configuration
         self.logger = logger
         self.lastRefCheck = now
+        self.metrics = metrics
+        self.observedPhase = machine.phaseName
+        self.phaseSince = now
+        metrics.modelVersion(currentVersion)
+        metrics.phaseChanged(to: machine.phaseName, from: machine.phaseName, after: .zero)
     }
 
     // MARK: Service
@@ -117,6 +130,9 @@ public actor RoundDriver: Service {
         if lastRefCheck.advanced(by: .seconds(1)) <= now {
             lastRefCheck = now
             await adoptExternalRollback()
+            metrics.clients(
+                connected: machine.connectedClients.count, registered: machine.registeredClientCount,
+                required: machine.requiredClients, quorum: configuration.rounds.minFitResults)
         }
         var actions = machine.tick(now: now)
         for (client, list) in waiters {
@@ -190,7 +206,7 @@ public actor RoundDriver: Service {
     /// task is handed out or `wait` passes (then nil).
     public func nextTask(for client: ClientID, wait: Duration) async -> Task? {
         await perform(machine.setPollParked(client, true, now: clock.now))
-        if let task = machine.takeTask(for: client, now: clock.now) {
+        if let task = deliver(to: client) {
             await perform(machine.setPollParked(client, false, now: clock.now))
             return task
         }
@@ -206,6 +222,13 @@ public actor RoundDriver: Service {
         }
     }
 
+    /// The task waiting for `client`, noting when it was first handed over.
+    private func deliver(to client: ClientID) -> Task? {
+        guard let task = machine.takeTask(for: client, now: clock.now) else { return nil }
+        if taskDeliveredAt[task.id] == nil { taskDeliveredAt[task.id] = clock.now }
+        return task
+    }
+
     /// The open task with this id, if any.
     public func openTask(_ taskID: TaskID) -> Task? {
         machine.openTask(taskID)
@@ -217,6 +240,7 @@ public actor RoundDriver: Service {
     /// - Throws: `UpdateRejection` when the round refuses it.
     public func submitFit(_ taskID: TaskID, client: ClientID, result: FitResult) async throws(UpdateRejection) {
         let actions: [RoundAction<Instant>]
+        let started = clock.now
         do {
             actions = try machine.fitResult(
                 taskID, client: client, weights: result.weights, numExamples: result.numExamples,
@@ -226,6 +250,9 @@ public actor RoundDriver: Service {
             throw error
         }
         await persist("client activity") { try await $0.clientSeen(id: client.rawValue) }
+        metrics.updateFolded(norm: machine.lastAcceptedUpdateNorm, duration: started.duration(to: clock.now))
+        metrics.resultAccepted(
+            kind: .fit, after: taskDeliveredAt.removeValue(forKey: taskID).map { $0.duration(to: clock.now) })
         await perform(actions)
     }
 
@@ -242,6 +269,8 @@ public actor RoundDriver: Service {
             throw error
         }
         await persist("client activity") { try await $0.clientSeen(id: client.rawValue) }
+        metrics.resultAccepted(
+            kind: .evaluate, after: taskDeliveredAt.removeValue(forKey: taskID).map { $0.duration(to: clock.now) })
         await perform(actions)
     }
 
@@ -310,6 +339,7 @@ public actor RoundDriver: Service {
     // MARK: Carrying out actions
 
     private func perform(_ initial: [RoundAction<Instant>]) async {
+        defer { observePhase() }
         var queue = initial[...]
         while let action = queue.popFirst() {
             switch action {
@@ -318,12 +348,14 @@ public actor RoundDriver: Service {
                     "round started",
                     metadata: ["round": "\(round)", "base_version": "\(baseVersion)", "selected": "\(selected.count)"])
                 roundStartedAt[round] = Date().timeIntervalSince1970
+                metrics.roundStarted(round: round, selected: selected.count)
                 await persist("round start") {
                     try await $0.roundStarted(round: round, baseVersion: baseVersion, selected: selected.count)
                 }
             case .tasksAvailable(let clients):
                 queue += wake(clients)
             case .clientDropped(let client, let kind, let reason):
+                metrics.dropout(kind: kind, reason: reason)
                 logger.notice(
                     "client dropped out",
                     metadata: [
@@ -349,12 +381,15 @@ public actor RoundDriver: Service {
                     try await store.commit(
                         version: version, metrics: Self.metrics(evaluation, fitMetrics, examples, clients))
                     queue += machine.committed(round: round, now: clock.now)
+                    metrics.modelVersion(version)
                 } catch {
                     logger.error("commit failed", metadata: ["round": "\(round)", "error": "\(error)"])
                     queue += machine.commitFailed(round: round, message: "\(error)", now: clock.now)
                 }
             case .roundFinished(let report):
                 logFinished(report)
+                metrics.roundFinished(report)
+                taskDeliveredAt = taskDeliveredAt.filter { ($0.key.round ?? 0) > report.round }
                 let record = Self.record(report, startedAt: roundStartedAt.removeValue(forKey: report.round))
                 await persist("round history") { try await $0.roundFinished(record) }
                 subscribers = subscribers.filter {
@@ -365,17 +400,29 @@ public actor RoundDriver: Service {
         }
     }
 
+    /// Reports a phase change (and how long the previous phase lasted) when the machine moved on.
+    private func observePhase() {
+        let phase = machine.phaseName
+        guard phase != observedPhase else { return }
+        metrics.phaseChanged(to: phase, from: observedPhase, after: phaseSince.duration(to: clock.now))
+        observedPhase = phase
+        phaseSince = clock.now
+    }
+
     private func storeCandidate(round: Int, parentVersion: Int, weights: ModelWeights) async -> [RoundAction<Instant>] {
+        let started = clock.now
         let bytes = SafeTensorsFile(
             weights: weights, metadata: ["round": String(round), "parent_version": String(parentVersion)]
         ).encoded()
         do {
             let (version, sha) = try await store.storeCandidate(
                 round: round, parentVersion: parentVersion, bytes: bytes, tensorCount: weights.tensors.count)
+            metrics.checkpointWritten(success: true, duration: started.duration(to: clock.now), bytes: bytes.count)
             cacheModel(version: version, bytes: bytes, sha256: sha)
             return machine.candidateStored(
                 round: round, candidate: GlobalModel(version: version, sha256: sha, weights: weights), now: clock.now)
         } catch {
+            metrics.checkpointWritten(success: false, duration: started.duration(to: clock.now), bytes: nil)
             logger.error("storing the aggregated model failed", metadata: ["round": "\(round)", "error": "\(error)"])
             return machine.candidateStoreFailed(round: round, message: "\(error)", now: clock.now)
         }
@@ -389,7 +436,7 @@ public actor RoundDriver: Service {
             let waiter = list.removeFirst()
             waiters[client] = list.isEmpty ? nil : list
             actions += machine.setPollParked(client, false, now: clock.now)
-            waiter.continuation.resume(returning: machine.takeTask(for: client, now: clock.now))
+            waiter.continuation.resume(returning: deliver(to: client))
         }
         return actions
     }
@@ -467,6 +514,8 @@ extension RoundDriver {
         guard !machine.isPersisting else { throw RollbackBusyError() }
         let previous = machine.model.version
         try await store.rollback(to: version, reason: reason, actor: actor)
+        metrics.rolledBack()
+        metrics.modelVersion(version)
         logger.warning(
             "rolled back",
             metadata: [
@@ -489,6 +538,8 @@ extension RoundDriver {
             guard !machine.isPersisting, !rollbackInProgress, machine.model.version != current else { return }
             logger.warning(
                 "current ref moved outside the coordinator; following it", metadata: ["to_version": "\(current)"])
+            metrics.rolledBack()
+            metrics.modelVersion(current)
             await perform(
                 machine.replaceModel(
                     with: replacement, reason: "rolled back to version \(current) during the round", now: clock.now))

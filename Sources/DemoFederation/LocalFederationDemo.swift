@@ -1,4 +1,5 @@
 import Coordinator
+import FederationTelemetry
 import FederationCore
 import Foundation
 import Logging
@@ -14,6 +15,7 @@ public enum LocalFederationDemo {
     /// - Parameter output: receives the progress lines (stdout in the CLI).
     public static func run(
         options: DemoOptions, dataset: DigitsDataset, logger: Logger,
+        metricsFactory: CatalogueMetricsFactory = CatalogueMetricsFactory(),
         output: @escaping @Sendable (String) -> Void = { print($0) }
     ) async throws -> DemoSummary {
         let started = ContinuousClock.now
@@ -23,7 +25,8 @@ public enum LocalFederationDemo {
         let admin = try AdminToken.resolve(configured: nil, directory: options.dataDirectory)
         let server = try await CoordinatorServer(
             configuration: options.coordinatorConfiguration, store: store, adminToken: admin.token,
-            initialWeights: SoftmaxRegression().weights, logger: logger)
+            initialWeights: SoftmaxRegression().weights, logger: logger, metricsFactory: metricsFactory,
+            buildVersion: RondoBuild.version, buildRevision: RondoBuild.revision)
         let reports = await server.driver.roundReports()
         // Rounds continue numbering from earlier runs on the same data directory.
         let lastRound = await server.driver.status().round

@@ -72,6 +72,8 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     public private(set) var failedRounds = 0
     /// Rounds started by this machine (what `maxRounds` counts).
     public private(set) var roundsStarted = 0
+    /// L2 norm of the most recently accepted fit update (for telemetry).
+    public private(set) var lastAcceptedUpdateNorm: Double?
     /// The guarded metric's value for the best model so far, if known.
     public private(set) var bestMetricValue: Double?
     private var clients: [ClientID: ClientState] = [:]
@@ -266,7 +268,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
             guard metrics.values.allSatisfy(\.isFinite) else {
                 throw UpdateRejection(.nonFinite, "a training metric is NaN or infinite")
             }
-            _ = try configuration.validator.validate(weights, against: progress.base.weights)
+            lastAcceptedUpdateNorm = try configuration.validator.validate(weights, against: progress.base.weights)
         } catch {
             progress.rejected[error.reason, default: 0] += 1
             phase = .training(progress, tasks: tasks, average: average, deadline: deadline)

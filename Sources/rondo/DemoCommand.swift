@@ -42,7 +42,9 @@ struct DemoCommand: AsyncParsableCommand {
         options.summaryJSONPath = summaryJSON
         options.dataDirectory = server.dataDir
         options.guardMaxRegression = noGuard ? nil : guardMaxRegression
-        _ = try await LocalFederationDemo.run(options: options, dataset: try DigitsDataset.bundled(), logger: logger) {
+        _ = try await LocalFederationDemo.run(
+            options: options, dataset: try DigitsDataset.bundled(), logger: logger, metricsFactory: bootstrapMetrics()
+        ) {
             line in
             printLine(line)
         }

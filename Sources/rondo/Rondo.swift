@@ -1,6 +1,8 @@
 import ArgumentParser
+import FederationTelemetry
 import Foundation
 import Logging
+import Metrics
 
 @main
 struct Rondo: AsyncParsableCommand {
@@ -61,4 +63,11 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 /// Writes a line to standard output unbuffered, so progress shows up at once even when stdout is a file or pipe.
 func printLine(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// Creates the Prometheus-backed metrics factory and bootstraps swift-metrics with it (once per process).
+func bootstrapMetrics() -> CatalogueMetricsFactory {
+    let factory = CatalogueMetricsFactory()
+    MetricsSystem.bootstrap(factory)
+    return factory
 }

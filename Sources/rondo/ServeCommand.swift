@@ -2,6 +2,7 @@ import ArgumentParser
 import Coordinator
 import DemoFederation
 import FederationCore
+import FederationTelemetry
 import Foundation
 import ModelManager
 import ServiceLifecycle

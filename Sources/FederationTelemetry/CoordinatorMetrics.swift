@@ -1,0 +1,168 @@
+import CoreMetrics
+import FederationCore
+import Foundation
+
+/// The coordinator's metric emitters, named after what happened rather than after metric types.
+///
+/// Emits through swift-metrics with an injected factory (the executable bootstraps the Prometheus one, tests
+/// pass their own). Every labelled family is created up front for all of its values, so a series exists at 0
+/// before its first event and dashboards never see a missing series.
+public struct CoordinatorMetrics: Sendable {
+    private let factory: any MetricsFactory
+
+    /// - Parameter factory: where metrics go; default the process-wide bootstrapped factory.
+    public init(
+        factory: any MetricsFactory = MetricsSystem.factory, version: String = "dev", revision: String = "unknown"
+    ) {
+        self.factory = factory
+        gauge(MetricCatalogue.buildInfo, [("version", version), ("revision", revision)]).record(1)
+        for definition in MetricCatalogue.all where definition.labels.allSatisfy({ $0.values != nil }) {
+            for labels in Self.combinations(definition.labels.map { ($0.name, $0.values ?? []) }) {
+                switch definition.kind {
+                case .counter: counter(definition, labels).increment(by: 0)
+                case .gauge: gauge(definition, labels).record(0)
+                case .histogram: break  // an empty histogram would suggest observations of 0
+                }
+            }
+        }
+        gauge(MetricCatalogue.processStart, []).record(ProcessStats.startTime ?? 0)
+    }
+
+    // MARK: Rounds
+
+    public func phaseChanged(to phase: RoundPhase, from previous: RoundPhase, after duration: Duration) {
+        for candidate in RoundPhase.allCases {
+            gauge(MetricCatalogue.phase, [("phase", candidate.rawValue)]).record(candidate == phase ? 1 : 0)
+        }
+        recorder(MetricCatalogue.phaseDuration, [("phase", previous.rawValue)]).record(duration.seconds)
+    }
+
+    public func roundStarted(round: Int, selected: Int) {
+        gauge(MetricCatalogue.round, []).record(Double(round))
+        gauge(MetricCatalogue.clientsSelected, []).record(Double(selected))
+    }
+
+    public func roundFinished<Instant>(_ report: RoundReport<Instant>) {
+        let outcome: String
+        switch report.outcome {
+        case .committed:
+            outcome = "committed"
+            gauge(MetricCatalogue.lastCommit, []).record(Date().timeIntervalSince1970)
+        case .failed(let failure):
+            switch failure.code {
+            case .rejectedByGuard:
+                outcome = "rejected"
+                counter(MetricCatalogue.rollbacks, [("trigger", "guard")]).increment()
+            case .aborted: outcome = "aborted"
+            default: outcome = "failed"
+            }
+        }
+        counter(MetricCatalogue.rounds, [("outcome", outcome)]).increment()
+        recorder(MetricCatalogue.roundDuration, []).record(report.duration.seconds)
+        if let evaluation = report.evaluation {
+            gauge(MetricCatalogue.evalLoss, []).record(evaluation.loss)
+            if let accuracy = evaluation.metrics["accuracy"] {
+                gauge(MetricCatalogue.evalAccuracy, []).record(accuracy)
+            }
+        }
+    }
+
+    public func modelVersion(_ version: Int) {
+        gauge(MetricCatalogue.modelVersion, []).record(Double(version))
+    }
+
+    public func clients(connected: Int, registered: Int, required: Int, quorum: Int) {
+        gauge(MetricCatalogue.clientsConnected, []).record(Double(connected))
+        gauge(MetricCatalogue.clientsRegistered, []).record(Double(registered))
+        gauge(MetricCatalogue.clientsRequired, []).record(Double(required))
+        gauge(MetricCatalogue.quorum, []).record(Double(quorum))
+    }
+
+    // MARK: Results
+
+    public func resultAccepted(kind: TaskKind, after duration: Duration?) {
+        counter(MetricCatalogue.results, [("kind", kind.rawValue), ("outcome", "accepted")]).increment()
+        if let duration { recorder(MetricCatalogue.taskDuration, [("kind", kind.rawValue)]).record(duration.seconds) }
+    }
+
+    /// A refused result: counted by outcome (late and duplicate are their own outcomes) and by reason.
+    public func resultRefused(kind: TaskKind?, reason: String) {
+        let outcome = reason == "late" || reason == "duplicate" ? reason : "rejected"
+        if let kind { counter(MetricCatalogue.results, [("kind", kind.rawValue), ("outcome", outcome)]).increment() }
+        counter(MetricCatalogue.rejections, [("reason", reason)]).increment()
+    }
+
+    public func dropout(kind: TaskKind, reason: DropoutReason) {
+        counter(MetricCatalogue.dropouts, [("kind", kind.rawValue), ("reason", reason.rawValue)]).increment()
+    }
+
+    public func updateReceived(bytes: Int) {
+        counter(MetricCatalogue.bytesReceived, []).increment(by: bytes)
+        recorder(MetricCatalogue.updateSize, []).record(Double(bytes))
+    }
+
+    public func updateFolded(norm: Double?, duration: Duration) {
+        if let norm { recorder(MetricCatalogue.updateNorm, []).record(norm) }
+        recorder(MetricCatalogue.aggregationDuration, []).record(duration.seconds)
+    }
+
+    public func modelSent(bytes: Int) {
+        counter(MetricCatalogue.bytesSent, []).increment(by: bytes)
+    }
+
+    // MARK: Checkpoints
+
+    public func checkpointWritten(success: Bool, duration: Duration, bytes: Int?) {
+        counter(MetricCatalogue.checkpointWrites, [("outcome", success ? "success" : "failure")]).increment()
+        guard success else { return }
+        recorder(MetricCatalogue.checkpointWriteDuration, []).record(duration.seconds)
+        if let bytes { recorder(MetricCatalogue.checkpointSize, []).record(Double(bytes)) }
+        gauge(MetricCatalogue.lastCheckpoint, []).record(Date().timeIntervalSince1970)
+    }
+
+    public func rolledBack() {
+        counter(MetricCatalogue.rollbacks, [("trigger", "manual")]).increment()
+    }
+
+    // MARK: HTTP and process
+
+    public func httpRequest(method: String, route: String, status: Int, duration: Duration) {
+        counter(MetricCatalogue.httpRequests, [("method", method), ("route", route), ("status", String(status))])
+            .increment()
+        recorder(MetricCatalogue.httpDuration, [("method", method), ("route", route)]).record(duration.seconds)
+    }
+
+    /// Refreshes the process gauges from `/proc` (called just before each scrape).
+    public func refreshProcessStats() {
+        guard let stats = ProcessStats.current() else { return }
+        let cpu = counterValue(MetricCatalogue.processCPU)
+        cpu.reset()
+        cpu.increment(by: stats.cpuSeconds)
+        gauge(MetricCatalogue.processMemory, []).record(Double(stats.residentBytes))
+        gauge(MetricCatalogue.processFDs, []).record(Double(stats.openFileDescriptors))
+    }
+
+    // MARK: Helpers
+
+    private func counter(_ definition: MetricCatalogue.Definition, _ labels: [(String, String)]) -> Counter {
+        Counter(label: definition.name, dimensions: labels, factory: factory)
+    }
+
+    private func counterValue(_ definition: MetricCatalogue.Definition) -> FloatingPointCounter {
+        FloatingPointCounter(label: definition.name, dimensions: [], factory: factory)
+    }
+
+    private func gauge(_ definition: MetricCatalogue.Definition, _ labels: [(String, String)]) -> Gauge {
+        Gauge(label: definition.name, dimensions: labels, factory: factory)
+    }
+
+    private func recorder(_ definition: MetricCatalogue.Definition, _ labels: [(String, String)]) -> Recorder {
+        Recorder(label: definition.name, dimensions: labels, aggregate: true, factory: factory)
+    }
+
+    static func combinations(_ labels: [(String, [String])]) -> [[(String, String)]] {
+        labels.reduce([[]]) { partial, label in
+            partial.flatMap { prefix in label.1.map { prefix + [(label.0, $0)] } }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+import FederationCore
+
+/// Every metric Rondo exposes, defined once: name, type, help, labels with their bounded value sets, and
+/// histogram buckets.
+///
+/// Emitters and the Prometheus factory both read this table, so a metric cannot be emitted under a name,
+/// label or bucket layout it does not declare, and `/metrics` carries `# HELP` for every family. Label values
+/// come from closed sets (phases, outcomes, reasons, kinds, route templates, status codes): never a client
+/// id, a round number or a version.
+public enum MetricCatalogue {
+    public enum Kind: String, Sendable {
+        case counter, gauge, histogram
+    }
+
+    public struct Definition: Sendable {
+        public var name: String
+        public var kind: Kind
+        public var help: String
+        /// Label name → every value it may take; nil means an open but bounded set (HTTP routes, status codes).
+        public var labels: [(name: String, values: [String]?)]
+        /// Upper bounds for histograms, in the metric's base unit.
+        public var buckets: [Double]
+
+        init(_ name: String, _ kind: Kind, _ help: String, labels: [(String, [String]?)] = [], buckets: [Double] = []) {
+            self.name = name
+            self.kind = kind
+            self.help = help
+            self.labels = labels.map { (name: $0.0, values: $0.1) }
+            self.buckets = buckets
+        }
+    }
+
+    static let roundSeconds: [Double] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800]
+    static let shortSeconds: [Double] = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+    ]
+    static let byteSizes: [Double] = [
+        1024, 16384, 262_144, 1_048_576, 16_777_216, 67_108_864, 268_435_456, 1_073_741_824, 4_294_967_296,
+    ]
+
+    static let phases = RoundPhase.allCases.map(\.rawValue)
+    static let kinds = TaskKind.allCases.map(\.rawValue)
+    static let outcomes = ["committed", "failed", "rejected", "aborted"]
+    static let resultOutcomes = ["accepted", "rejected", "late", "duplicate"]
+    static let rejectionReasons =
+        UpdateRejection.Reason.allCases.map(\.rawValue) + ["invalid_safetensors", "too_large", "wrong_media_type"]
+    static let dropoutReasons = DropoutReason.allCases.map(\.rawValue)
+
+    public static let buildInfo = Definition(
+        "rondo_build_info", .gauge, "Always 1; labels carry the build.", labels: [("version", nil), ("revision", nil)])
+    public static let round = Definition("rondo_round", .gauge, "Number of the most recent round started.")
+    public static let phase = Definition(
+        "rondo_round_phase", .gauge, "1 for the federation's current phase, 0 for the others.",
+        labels: [("phase", phases)])
+    public static let modelVersion = Definition(
+        "rondo_model_version", .gauge, "Checkpoint version the next round trains from (the current ref).")
+    public static let rounds = Definition(
+        "rondo_rounds_total", .counter, "Rounds finished, by outcome.", labels: [("outcome", outcomes)])
+    public static let roundDuration = Definition(
+        "rondo_round_duration_seconds", .histogram, "Time from a round's start to its end.", buckets: roundSeconds)
+    public static let phaseDuration = Definition(
+        "rondo_round_phase_duration_seconds", .histogram, "Time spent in each round phase.",
+        labels: [("phase", phases)], buckets: roundSeconds)
+    public static let lastCommit = Definition(
+        "rondo_last_committed_round_timestamp_seconds", .gauge, "Unix time of the last committed round.")
+    public static let clientsConnected = Definition(
+        "rondo_clients_connected", .gauge, "Clients seen within the liveness timeout or with a poll parked.")
+    public static let clientsRegistered = Definition(
+        "rondo_clients_registered", .gauge, "Clients registered and not departed.")
+    public static let clientsSelected = Definition(
+        "rondo_clients_selected", .gauge, "Clients selected for the most recent round.")
+    public static let clientsRequired = Definition(
+        "rondo_clients_required", .gauge, "Connected clients needed before a round starts.")
+    public static let quorum = Definition(
+        "rondo_round_quorum", .gauge, "Accepted fit results a round needs (min_fit_results).")
+    public static let results = Definition(
+        "rondo_results_total", .counter, "Task results received, by task kind and outcome.",
+        labels: [("kind", kinds), ("outcome", resultOutcomes)])
+    public static let rejections = Definition(
+        "rondo_result_rejections_total", .counter, "Results refused, by reason.", labels: [("reason", rejectionReasons)]
+    )
+    public static let dropouts = Definition(
+        "rondo_dropouts_total", .counter, "Selected clients that gave no result, by task kind and reason.",
+        labels: [("kind", kinds), ("reason", dropoutReasons)])
+    public static let taskDuration = Definition(
+        "rondo_task_duration_seconds", .histogram, "Time from handing a task to a client to its accepted result.",
+        labels: [("kind", kinds)], buckets: roundSeconds)
+    public static let updateSize = Definition(
+        "rondo_update_size_bytes", .histogram, "Size of fit-result uploads.", buckets: byteSizes)
+    public static let updateNorm = Definition(
+        "rondo_update_norm", .histogram, "L2 norm of accepted updates (result minus base).",
+        buckets: [0.01, 0.1, 0.5, 1, 2, 5, 10, 50, 100, 1000])
+    public static let bytesReceived = Definition(
+        "rondo_update_bytes_received_total", .counter, "Bytes of fit results received.")
+    public static let bytesSent = Definition("rondo_model_bytes_sent_total", .counter, "Bytes of model downloads sent.")
+    public static let aggregationDuration = Definition(
+        "rondo_aggregation_duration_seconds", .histogram,
+        "Time to validate and fold one update into the running average.", buckets: shortSeconds)
+    public static let evalLoss = Definition(
+        "rondo_eval_loss", .gauge, "Federated evaluation loss of the most recently evaluated model.")
+    public static let evalAccuracy = Definition(
+        "rondo_eval_accuracy", .gauge, "Federated evaluation accuracy of the most recently evaluated model.")
+    public static let checkpointWrites = Definition(
+        "rondo_checkpoint_writes_total", .counter, "Checkpoint writes (candidate stores and commits), by outcome.",
+        labels: [("outcome", ["success", "failure"])])
+    public static let checkpointWriteDuration = Definition(
+        "rondo_checkpoint_write_duration_seconds", .histogram, "Time to write a checkpoint to the store.",
+        buckets: shortSeconds + [30, 60])
+    public static let checkpointSize = Definition(
+        "rondo_checkpoint_size_bytes", .histogram, "Size of stored checkpoints.", buckets: byteSizes)
+    public static let lastCheckpoint = Definition(
+        "rondo_last_checkpoint_success_timestamp_seconds", .gauge, "Unix time of the last successful checkpoint write.")
+    public static let rollbacks = Definition(
+        "rondo_rollbacks_total", .counter,
+        "Times the current model was set back, by trigger (manual rollback, guard rejection).",
+        labels: [("trigger", ["manual", "guard"])])
+    public static let httpRequests = Definition(
+        "rondo_http_requests_total", .counter, "HTTP requests, by method, route template and status.",
+        labels: [("method", nil), ("route", nil), ("status", nil)])
+    public static let httpDuration = Definition(
+        "rondo_http_request_duration_seconds", .histogram,
+        "HTTP request latency (long-polls included), by method and route template.",
+        labels: [("method", nil), ("route", nil)], buckets: shortSeconds + [30, 60])
+    public static let processCPU = Definition(
+        "process_cpu_seconds_total", .counter, "User and system CPU time of the coordinator process.")
+    public static let processMemory = Definition(
+        "process_resident_memory_bytes", .gauge, "Resident memory of the coordinator process.")
+    public static let processFDs = Definition(
+        "process_open_fds", .gauge, "Open file descriptors of the coordinator process.")
+    public static let processStart = Definition(
+        "process_start_time_seconds", .gauge, "Unix time the coordinator process started.")
+
+    /// The whole catalogue.
+    public static let all: [Definition] = [
+        buildInfo, round, phase, modelVersion, rounds, roundDuration, phaseDuration, lastCommit, clientsConnected,
+        clientsRegistered, clientsSelected, clientsRequired, quorum, results, rejections, dropouts, taskDuration,
+        updateSize, updateNorm, bytesReceived, bytesSent, aggregationDuration, evalLoss, evalAccuracy, checkpointWrites,
+        checkpointWriteDuration, checkpointSize, lastCheckpoint, rollbacks, httpRequests, httpDuration, processCPU,
+        processMemory, processFDs, processStart,
+    ]
+
+    static let byName: [String: Definition] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
+
+    /// The definition of a metric name, if the catalogue has it.
+    public static func definition(named name: String) -> Definition? { byName[name] }
+}
