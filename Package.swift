@@ -40,7 +40,8 @@ let package = Package(
         .target(
             name: "FederationTelemetry",
             dependencies: [
-                "FederationCore",
+                "FederationCore", "CurlHTTP",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],

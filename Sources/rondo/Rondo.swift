@@ -20,15 +20,31 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level?
 
+    @Option(help: "Log format: text (default) or json (one object per line, env RONDO_LOG_FORMAT).")
+    var logFormat: LogFormat?
+
+    enum LogFormat: String, ExpressibleByArgument {
+        case text, json
+    }
+
     /// Bootstraps swift-log once for the process (stderr, so stdout stays for results).
     func bootstrapLogging(defaultLevel: Logger.Level) -> Logger {
         let level =
             logLevel ?? ProcessInfo.processInfo.environment["RONDO_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) }
             ?? defaultLevel
+        let format =
+            logFormat ?? ProcessInfo.processInfo.environment["RONDO_LOG_FORMAT"].flatMap(LogFormat.init) ?? .text
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
         var logger = Logger(label: "rondo")
         logger.logLevel = level
