@@ -18,10 +18,10 @@ build: deps
 demo: build
 	$(SWIFT) run --skip-build rondo demo --clients 10 --rounds 30 --alpha 0.5 --seed 7
 
-# Python is used only by tests that drive real third-party tools (safetensors, numpy) against Rondo's files.
+# Python is used only by tests that drive real third-party tools (safetensors, numpy, opentelemetry-proto).
 venv:
-	@if ! .venv/bin/python -c "import safetensors, numpy" >/dev/null 2>&1; then \
-		python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check safetensors numpy; \
+	@if ! .venv/bin/python -c "import safetensors, numpy, opentelemetry.proto" >/dev/null 2>&1; then \
+		python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check safetensors numpy opentelemetry-proto; \
 	fi
 
 test: deps venv lint

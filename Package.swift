@@ -43,6 +43,7 @@ let package = Package(
                 "FederationCore", "CurlHTTP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
@@ -107,7 +108,7 @@ let package = Package(
         ),
         .testTarget(name: "FederationCoreTests", dependencies: ["FederationCore"]),
         .testTarget(name: "ModelManagerTests", dependencies: ["ModelManager", "FederationCore"]),
-        .testTarget(name: "FederationTelemetryTests", dependencies: ["FederationTelemetry"]),
+        .testTarget(name: "FederationTelemetryTests", dependencies: ["FederationTelemetry", "RondoTestSupport"]),
         .testTarget(
             name: "FederationClientTests",
             dependencies: ["FederationClient", "CurlHTTP", "Coordinator", "RondoTestSupport"]

@@ -121,6 +121,12 @@ public enum MetricCatalogue {
         "rondo_http_request_duration_seconds", .histogram,
         "HTTP request latency (long-polls included), by method and route template.",
         labels: [("method", nil), ("route", nil)], buckets: shortSeconds + [30, 60])
+    public static let spansExported = Definition(
+        "rondo_trace_spans_exported_total", .counter, "Spans accepted by the OTLP receiver.")
+    public static let spansDropped = Definition(
+        "rondo_trace_spans_dropped_total", .counter, "Spans dropped: queue full, or export failed after retries.")
+    public static let exportFailures = Definition(
+        "rondo_trace_export_failures_total", .counter, "OTLP export batches that failed after all retries.")
     public static let processCPU = Definition(
         "process_cpu_seconds_total", .counter, "User and system CPU time of the coordinator process.")
     public static let processMemory = Definition(
@@ -135,7 +141,8 @@ public enum MetricCatalogue {
         buildInfo, round, phase, modelVersion, rounds, roundDuration, phaseDuration, lastCommit, clientsConnected,
         clientsRegistered, clientsSelected, clientsRequired, quorum, results, rejections, dropouts, taskDuration,
         updateSize, updateNorm, bytesReceived, bytesSent, aggregationDuration, evalLoss, evalAccuracy, checkpointWrites,
-        checkpointWriteDuration, checkpointSize, lastCheckpoint, rollbacks, httpRequests, httpDuration, processCPU,
+        checkpointWriteDuration, checkpointSize, lastCheckpoint, rollbacks, spansExported, spansDropped, exportFailures,
+        httpRequests, httpDuration, processCPU,
         processMemory, processFDs, processStart,
     ]
 
