@@ -32,6 +32,7 @@ bench: deps
 	$(SWIFT) build -c release --product rondo
 	$(SWIFT) run -c release --skip-build rondo bench aggregate --clients 10 --parameters 1000000 --runs 7
 	$(SWIFT) run -c release --skip-build rondo bench checkpoint --size-mb 100 --rollback-sizes-mb 10 --rollback-sizes-mb 1000
+	$(SWIFT) run -c release --skip-build rondo bench metrics --clients 10000
 
 lint:
 	@scripts/check-core-imports.sh
