@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
     ],
     targets: [
         // Pure round logic: no sockets, files, clocks or global randomness.
@@ -44,6 +45,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict
@@ -57,7 +59,7 @@ let package = Package(
         .target(
             name: "FederationClient",
             dependencies: [
-                "FederationCore", "CurlHTTP",
+                "FederationCore", "CurlHTTP", "FederationTelemetry",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -100,7 +102,7 @@ let package = Package(
         .target(
             name: "RondoTestSupport",
             dependencies: [
-                "Coordinator", "FederationCore", "CurlHTTP", "ModelManager",
+                "Coordinator", "FederationCore", "CurlHTTP", "ModelManager", "FederationTelemetry",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -108,14 +110,22 @@ let package = Package(
         ),
         .testTarget(name: "FederationCoreTests", dependencies: ["FederationCore"]),
         .testTarget(name: "ModelManagerTests", dependencies: ["ModelManager", "FederationCore"]),
-        .testTarget(name: "FederationTelemetryTests", dependencies: ["FederationTelemetry", "RondoTestSupport"]),
+        .testTarget(
+            name: "FederationTelemetryTests",
+            dependencies: [
+                "FederationTelemetry", "RondoTestSupport",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ]),
         .testTarget(
             name: "FederationClientTests",
             dependencies: ["FederationClient", "CurlHTTP", "Coordinator", "RondoTestSupport"]
         ),
         .testTarget(
             name: "CoordinatorTests",
-            dependencies: ["Coordinator", "FederationClient", "CurlHTTP", "FederationCore", "RondoTestSupport"]
+            dependencies: [
+                "Coordinator", "FederationClient", "CurlHTTP", "FederationCore", "RondoTestSupport",
+                "FederationTelemetry",
+            ]
         ),
         .testTarget(
             name: "DemoFederationTests", dependencies: ["DemoFederation", "FederationCore", "RondoTestSupport"]),

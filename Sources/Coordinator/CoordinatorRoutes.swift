@@ -91,12 +91,15 @@ struct CoordinatorRoutes: Sendable {
             // Clamp before converting: a huge wait_seconds must not overflow the conversion.
             wait = .seconds(min(seconds, configuration.maxLongPoll.seconds))
         }
-        guard let task = await driver.nextTask(for: client, wait: wait) else { return Response(status: .noContent) }
+        guard let (task, traceparent) = await driver.nextTaskWithTrace(for: client, wait: wait) else {
+            return Response(status: .noContent)
+        }
         return try json(
             WireProtocol.TaskMessage(
                 taskID: task.id.rawValue, round: task.round, kind: task.kind.rawValue, modelVersion: task.modelVersion,
                 modelSHA256: task.modelSHA256, config: task.config,
-                deadlineSeconds: max(0, ContinuousClock.now.duration(to: task.deadline).seconds)))
+                deadlineSeconds: max(0, ContinuousClock.now.duration(to: task.deadline).seconds),
+                traceparent: traceparent))
     }
 
     private func model(_ request: Request, _ context: BasicRequestContext) async throws -> Response {

@@ -25,13 +25,14 @@ public struct CoordinatorServer: Sendable {
         configuration: CoordinatorConfiguration, store: CheckpointStore, adminToken: String,
         initialWeights: ModelWeights?, logger: Logger,
         metricsFactory: CatalogueMetricsFactory = CatalogueMetricsFactory(),
-        buildVersion: String = "dev", buildRevision: String = "unknown"
+        buildVersion: String = "dev", buildRevision: String = "unknown", tracer: RondoTracer = RondoTracer(sink: nil)
     ) async throws {
         precondition(adminToken.count >= 16, "an admin token must be at least 16 characters")
         let metrics = CoordinatorMetrics(factory: metricsFactory, version: buildVersion, revision: buildRevision)
         let driver = try await RoundDriver(
-            configuration: configuration, store: store, initialWeights: initialWeights, logger: logger, metrics: metrics
-        )
+            configuration: configuration, store: store, initialWeights: initialWeights, logger: logger,
+            metrics: metrics,
+            tracer: tracer)
         let router = Router()
         CoordinatorRoutes(
             driver: driver, configuration: configuration, adminToken: adminToken, metrics: metrics,

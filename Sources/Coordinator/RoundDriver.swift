@@ -41,6 +41,7 @@ public actor RoundDriver: Service {
     fileprivate var rollbackInProgress = false
     /// Where the driver reports what happens.
     nonisolated let metrics: CoordinatorMetrics
+    private var tracing: RoundTracing
     /// When each task handed out was delivered, for task-duration metrics.
     private var taskDeliveredAt: [TaskID: Instant] = [:]
     private var observedPhase: RoundPhase
@@ -59,7 +60,7 @@ public actor RoundDriver: Service {
     /// - Throws: `CoordinatorStartupError` when there is no usable model.
     public init(
         configuration: CoordinatorConfiguration, store: CheckpointStore, initialWeights: ModelWeights?, logger: Logger,
-        metrics: CoordinatorMetrics = CoordinatorMetrics()
+        metrics: CoordinatorMetrics = CoordinatorMetrics(), tracer: RondoTracer = RondoTracer(sink: nil)
     ) async throws {
         let aborted = try await store.abortRunningRounds(reason: "coordinator restart")
         _ = try await store.abortCandidates(reason: "coordinator restart")
@@ -105,6 +106,7 @@ public actor RoundDriver: Service {
         self.logger = logger
         self.lastRefCheck = now
         self.metrics = metrics
+        self.tracing = RoundTracing(tracer: tracer)
         self.observedPhase = machine.phaseName
         self.phaseSince = now
         metrics.modelVersion(currentVersion)
@@ -205,6 +207,16 @@ public actor RoundDriver: Service {
     /// Long-polls for the client's next task: answers at once when one is waiting, otherwise parks until a
     /// task is handed out or `wait` passes (then nil).
     public func nextTask(for client: ClientID, wait: Duration) async -> Task? {
+        await nextTaskWithTrace(for: client, wait: wait).map(\.task)
+    }
+
+    /// Like `nextTask`, with the W3C `traceparent` of the task's span for the client to continue.
+    public func nextTaskWithTrace(for client: ClientID, wait: Duration) async -> (task: Task, traceparent: String?)? {
+        guard let task = await waitForTask(client, wait: wait) else { return nil }
+        return (task, tracing.taskDelivered(task)?.traceparent)
+    }
+
+    private func waitForTask(_ client: ClientID, wait: Duration) async -> Task? {
         await perform(machine.setPollParked(client, true, now: clock.now))
         if let task = deliver(to: client) {
             await perform(machine.setPollParked(client, false, now: clock.now))
@@ -249,6 +261,7 @@ public actor RoundDriver: Service {
             logRejection(error, taskID: taskID, client: client)
             throw error
         }
+        tracing.taskAnswered(taskID, client: client)
         await persist("client activity") { try await $0.clientSeen(id: client.rawValue) }
         metrics.updateFolded(norm: machine.lastAcceptedUpdateNorm, duration: started.duration(to: clock.now))
         metrics.resultAccepted(
@@ -268,6 +281,7 @@ public actor RoundDriver: Service {
             logRejection(error, taskID: taskID, client: client)
             throw error
         }
+        tracing.taskAnswered(taskID, client: client)
         await persist("client activity") { try await $0.clientSeen(id: client.rawValue) }
         metrics.resultAccepted(
             kind: .evaluate, after: taskDeliveredAt.removeValue(forKey: taskID).map { $0.duration(to: clock.now) })
@@ -284,6 +298,7 @@ public actor RoundDriver: Service {
     }
 
     private func logRejection(_ rejection: UpdateRejection, taskID: TaskID, client: ClientID) {
+        tracing.resultRefused(client: client, reason: rejection.reason.rawValue)
         logger.notice(
             "result rejected",
             metadata: [
@@ -342,6 +357,7 @@ public actor RoundDriver: Service {
         defer { observePhase() }
         var queue = initial[...]
         while let action = queue.popFirst() {
+            observePhase()  // a phase may last only while one action is carried out (aggregating)
             switch action {
             case .roundStarted(let round, let baseVersion, let selected):
                 logger.info(
@@ -349,6 +365,8 @@ public actor RoundDriver: Service {
                     metadata: ["round": "\(round)", "base_version": "\(baseVersion)", "selected": "\(selected.count)"])
                 roundStartedAt[round] = Date().timeIntervalSince1970
                 metrics.roundStarted(round: round, selected: selected.count)
+                tracing.roundStarted(round: round, baseVersion: baseVersion, selected: selected.count)
+                tracing.phaseChanged(to: .training, inRound: round)  // every round starts training
                 await persist("round start") {
                     try await $0.roundStarted(round: round, baseVersion: baseVersion, selected: selected.count)
                 }
@@ -356,6 +374,7 @@ public actor RoundDriver: Service {
                 queue += wake(clients)
             case .clientDropped(let client, let kind, let reason):
                 metrics.dropout(kind: kind, reason: reason)
+                tracing.taskDropped(client: client, reason: reason)
                 logger.notice(
                     "client dropped out",
                     metadata: [
@@ -364,6 +383,7 @@ public actor RoundDriver: Service {
             case .storeCandidate(let round, let parentVersion, let weights):
                 queue += await storeCandidate(round: round, parentVersion: parentVersion, weights: weights)
             case .reject(let round, let version, let evaluation, let fitMetrics, let examples, let clients, let reason):
+                tracing.guardRejected(version: version, reason: reason)
                 logger.warning(
                     "regression guard rejected the round's model",
                     metadata: ["round": "\(round)", "version": "\(version)", "reason": "\(reason)"])
@@ -389,6 +409,7 @@ public actor RoundDriver: Service {
             case .roundFinished(let report):
                 logFinished(report)
                 metrics.roundFinished(report)
+                tracing.roundFinished(report)
                 taskDeliveredAt = taskDeliveredAt.filter { ($0.key.round ?? 0) > report.round }
                 let record = Self.record(report, startedAt: roundStartedAt.removeValue(forKey: report.round))
                 await persist("round history") { try await $0.roundFinished(record) }
@@ -405,6 +426,7 @@ public actor RoundDriver: Service {
         let phase = machine.phaseName
         guard phase != observedPhase else { return }
         metrics.phaseChanged(to: phase, from: observedPhase, after: phaseSince.duration(to: clock.now))
+        tracing.phaseChanged(to: phase, inRound: machine.openRound)
         observedPhase = phase
         phaseSince = clock.now
     }
@@ -515,6 +537,7 @@ extension RoundDriver {
         let previous = machine.model.version
         try await store.rollback(to: version, reason: reason, actor: actor)
         metrics.rolledBack()
+        tracing.rolledBack(from: previous, to: version, actor: actor, reason: reason)
         metrics.modelVersion(version)
         logger.warning(
             "rolled back",

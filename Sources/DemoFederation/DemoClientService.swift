@@ -1,5 +1,6 @@
 import FederationClient
 import FederationCore
+import FederationTelemetry
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -16,11 +17,13 @@ public struct DemoClientService: Service {
     let seed: UInt64
     let dropoutRate: Double
     let logger: Logger
+    let tracer: RondoTracer
 
     public init(
         index: Int, share: DemoData.ClientShare, seed: UInt64, dropoutRate: Double, logger: Logger,
-        coordinatorURL: @escaping @Sendable () async -> String
+        tracer: RondoTracer = RondoTracer(sink: nil), coordinatorURL: @escaping @Sendable () async -> String
     ) {
+        self.tracer = tracer
         self.index = index
         self.share = share
         self.seed = seed
@@ -50,7 +53,7 @@ public struct DemoClientService: Service {
                 let client = FederatedClient(
                     configuration: .init(coordinatorURL: url, name: "demo-site-\(index)"), trainer: trainer,
                     retry: RetryPolicy(initialDelay: .milliseconds(50), maxDelay: .seconds(1)),
-                    longPoll: .seconds(10), logger: logger)
+                    longPoll: .seconds(10), logger: logger, tracer: tracer)
                 current.withLock { $0 = client.connection }
                 let vanished = await withTaskGroup(of: Bool.self) { group in
                     group.addTask {

@@ -16,6 +16,7 @@ public enum LocalFederationDemo {
     public static func run(
         options: DemoOptions, dataset: DigitsDataset, logger: Logger,
         metricsFactory: CatalogueMetricsFactory = CatalogueMetricsFactory(),
+        tracer: RondoTracer = RondoTracer(sink: nil), exporter: OTLPHTTPExporter? = nil,
         output: @escaping @Sendable (String) -> Void = { print($0) }
     ) async throws -> DemoSummary {
         let started = ContinuousClock.now
@@ -26,7 +27,7 @@ public enum LocalFederationDemo {
         let server = try await CoordinatorServer(
             configuration: options.coordinatorConfiguration, store: store, adminToken: admin.token,
             initialWeights: SoftmaxRegression().weights, logger: logger, metricsFactory: metricsFactory,
-            buildVersion: RondoBuild.version, buildRevision: RondoBuild.revision)
+            buildVersion: RondoBuild.version, buildRevision: RondoBuild.revision, tracer: tracer)
         let reports = await server.driver.roundReports()
         // Rounds continue numbering from earlier runs on the same data directory.
         let lastRound = await server.driver.status().round
@@ -38,12 +39,16 @@ public enum LocalFederationDemo {
             lastRound: lastRound)
         let sites = data.clients.enumerated().map { index, share in
             DemoClientService(
-                index: index, share: share, seed: options.seed, dropoutRate: options.dropoutRate, logger: logger
+                index: index, share: share, seed: options.seed, dropoutRate: options.dropoutRate, logger: logger,
+                tracer: tracer
             ) {
                 "http://\(options.host):\(await server.port())"
             }
         }
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = server.services.map { .init(service: $0) }
+        // The exporter comes first so it is shut down last and flushes the final round's spans.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] =
+            ([exporter].compactMap { $0 } + server.services)
+            .map { .init(service: $0) }
         services += sites.map { .init(service: $0) }
         services.append(.init(service: monitor, successTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(

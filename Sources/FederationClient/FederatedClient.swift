@@ -1,5 +1,7 @@
 import FederationCore
+import FederationTelemetry
 import Logging
+import Tracing
 import ServiceLifecycle
 
 /// A federation participant: registers, long-polls for tasks, downloads each task's model, runs the
@@ -20,19 +22,22 @@ public struct FederatedClient<T: Trainer>: Service {
     private let retry: RetryPolicy
     private let longPoll: Duration
     private let logger: Logger
+    /// Continues each task's trace (from its `traceparent`) with download, train and upload spans; nil records none.
+    private let tracer: RondoTracer?
 
     /// - Parameters:
     ///   - retry: backoff for retryable failures.
     ///   - longPoll: how long one task poll may park on the coordinator. Default 30 s.
     public init(
         configuration: CoordinatorConnection.Configuration, trainer: T, retry: RetryPolicy = RetryPolicy(),
-        longPoll: Duration = .seconds(30), logger: Logger
+        longPoll: Duration = .seconds(30), logger: Logger, tracer: RondoTracer? = nil
     ) {
         self.connection = CoordinatorConnection(configuration: configuration)
         self.trainer = trainer
         self.retry = retry
         self.longPoll = longPoll
         self.logger = logger
+        self.tracer = tracer
     }
 
     /// Participates until graceful shutdown, then leaves the federation.
@@ -64,8 +69,15 @@ public struct FederatedClient<T: Trainer>: Service {
         let context = TaskContext(
             taskID: message.taskID, round: message.round, kind: kind, modelVersion: message.modelVersion,
             config: message.config, deadlineSeconds: message.deadlineSeconds)
-        let model = try await retrying("download model") {
-            try await connection.model(version: message.modelVersion, sha256: message.modelSHA256)
+        let taskContext = {
+            var context = ServiceContext.topLevel
+            context.traceContext = message.traceparent.flatMap(TraceContext.init(traceparent:))
+            return context
+        }()
+        let model = try await traced("client.download", taskContext) {
+            try await retrying("download model") {
+                try await connection.model(version: message.modelVersion, sha256: message.modelSHA256)
+            }
         }
         let interval = await connection.credentials?.heartbeatInterval ?? .seconds(5)
         let outcome: Result<Answer, any Error> = await withTaskGroup(of: Result<Answer, any Error>?.self) { group in
@@ -79,9 +91,12 @@ public struct FederatedClient<T: Trainer>: Service {
             }
             group.addTask {
                 do {
-                    switch kind {
-                    case .fit: return .success(.fit(try await trainer.fit(model: model, task: context)))
-                    case .evaluate: return .success(.evaluate(try await trainer.evaluate(model: model, task: context)))
+                    return try await traced("client.\(kind.rawValue)", taskContext) {
+                        switch kind {
+                        case .fit: return .success(.fit(try await trainer.fit(model: model, task: context)))
+                        case .evaluate:
+                            return .success(.evaluate(try await trainer.evaluate(model: model, task: context)))
+                        }
                     }
                 } catch {
                     return .failure(error)
@@ -100,12 +115,16 @@ public struct FederatedClient<T: Trainer>: Service {
         do {
             switch outcome {
             case .success(.fit(let result)):
-                try await retrying("submit fit") {
-                    try await connection.submitFit(taskID: message.taskID, result: result)
+                try await traced("client.upload", taskContext) {
+                    try await retrying("submit fit") {
+                        try await connection.submitFit(taskID: message.taskID, result: result)
+                    }
                 }
             case .success(.evaluate(let report)):
-                try await retrying("submit evaluation") {
-                    try await connection.submitEvaluation(taskID: message.taskID, report: report)
+                try await traced("client.upload", taskContext) {
+                    try await retrying("submit evaluation") {
+                        try await connection.submitEvaluation(taskID: message.taskID, report: report)
+                    }
                 }
             case .failure(let error):
                 logger.warning("task failed", metadata: ["task_id": "\(message.taskID)", "error": "\(error)"])
@@ -119,6 +138,25 @@ public struct FederatedClient<T: Trainer>: Service {
                 metadata: [
                     "task_id": "\(message.taskID)", "code": "\(error.apiCode ?? "")", "error": "\(error.message)",
                 ])
+        }
+    }
+
+    /// Runs `operation` in a span that is a child of the task's span (when tracing is on and the task had a
+    /// `traceparent`); a thrown error marks the span failed.
+    private func traced<R: Sendable>(
+        _ name: String, _ context: ServiceContext, _ operation: () async throws -> R
+    ) async throws -> R {
+        guard let tracer, context.traceContext != nil else { return try await operation() }
+        let span = tracer.startSpan(name, context: context, ofKind: .internal)
+        do {
+            let result = try await operation()
+            span.end()
+            return result
+        } catch {
+            span.recordError(error)
+            span.setStatus(SpanStatus(code: .error, message: "\(error)"))
+            span.end()
+            throw error
         }
     }
 

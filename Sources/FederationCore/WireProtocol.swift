@@ -52,10 +52,12 @@ public enum WireProtocol {
         public var config: [String: String]
         /// Seconds left until the task's deadline when the coordinator answered.
         public var deadlineSeconds: Double
+        /// W3C trace context of the task's span, so the client's spans join the round's trace.
+        public var traceparent: String?
 
         public init(
             taskID: String, round: Int, kind: String, modelVersion: Int, modelSHA256: String, config: [String: String],
-            deadlineSeconds: Double
+            deadlineSeconds: Double, traceparent: String? = nil
         ) {
             self.taskID = taskID
             self.round = round
@@ -64,11 +66,12 @@ public enum WireProtocol {
             self.modelSHA256 = modelSHA256
             self.config = config
             self.deadlineSeconds = deadlineSeconds
+            self.traceparent = traceparent
         }
 
         enum CodingKeys: String, CodingKey {
             case taskID = "task_id"
-            case round, kind, config
+            case round, kind, config, traceparent
             case modelVersion = "model_version"
             case modelSHA256 = "model_sha256"
             case deadlineSeconds = "deadline_seconds"

@@ -2,6 +2,7 @@ import ArgumentParser
 import DemoFederation
 import FederationClient
 import Foundation
+import FederationTelemetry
 import ServiceLifecycle
 
 struct ClientCommand: AsyncParsableCommand {
@@ -25,12 +26,14 @@ struct ClientCommand: AsyncParsableCommand {
         let logger = common.bootstrapLogging(defaultLevel: .info)
         let data = DemoData(dataset: try DigitsDataset.bundled(), clients: parts[1], alpha: alpha, seed: seed)
         let share = data.clients[parts[0]]
+        let tracing = makeTracing(
+            serviceName: "rondo-client", metricsFactory: CatalogueMetricsFactory(), logger: logger)
         let client = FederatedClient(
             configuration: .init(coordinatorURL: coordinator, name: "site-\(parts[0])-of-\(parts[1])", caFile: caFile),
             trainer: DigitsTrainer(
                 train: share.train, test: share.test, seed: seed &+ UInt64(parts[0]),
                 taskDelay: .milliseconds(taskDelayMs)),
-            logger: logger)
+            logger: logger, tracer: tracing.tracer)
         logger.info(
             "demo site starting",
             metadata: [
@@ -38,7 +41,8 @@ struct ClientCommand: AsyncParsableCommand {
             ])
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: client)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: ([tracing.exporter].compactMap { $0 } as [any Service] + [client]).map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

@@ -42,8 +42,11 @@ struct DemoCommand: AsyncParsableCommand {
         options.summaryJSONPath = summaryJSON
         options.dataDirectory = server.dataDir
         options.guardMaxRegression = noGuard ? nil : guardMaxRegression
+        let metricsFactory = bootstrapMetrics()
+        let tracing = makeTracing(serviceName: "rondo-demo", metricsFactory: metricsFactory, logger: logger)
         _ = try await LocalFederationDemo.run(
-            options: options, dataset: try DigitsDataset.bundled(), logger: logger, metricsFactory: bootstrapMetrics()
+            options: options, dataset: try DigitsDataset.bundled(), logger: logger, metricsFactory: metricsFactory,
+            tracer: tracing.tracer, exporter: tracing.exporter
         ) {
             line in
             printLine(line)

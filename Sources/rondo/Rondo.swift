@@ -87,3 +87,18 @@ func bootstrapMetrics() -> CatalogueMetricsFactory {
     MetricsSystem.bootstrap(factory)
     return factory
 }
+
+/// The tracer and, when `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` is set, the OTLP exporter service it feeds.
+/// Without an endpoint spans still carry trace context (so `traceparent` flows) but nothing is exported.
+func makeTracing(
+    serviceName: String, metricsFactory: CatalogueMetricsFactory, logger: Logger
+) -> (tracer: RondoTracer, exporter: OTLPHTTPExporter?) {
+    let environment = ProcessInfo.processInfo.environment
+    let configuration = OTLPExporterConfiguration.fromEnvironment(environment, defaultServiceName: serviceName)
+    guard configuration.endpoint != nil else { return (RondoTracer(sink: nil), nil) }
+    let exporter = OTLPHTTPExporter(configuration: configuration, metricsFactory: metricsFactory, logger: logger)
+    logger.info("exporting traces", metadata: ["endpoint": "\(configuration.endpoint ?? "")"])
+    return (
+        RondoTracer(sampleRatio: RondoTracer.sampleRatio(environment: environment), sink: exporter.enqueue), exporter
+    )
+}

@@ -95,12 +95,16 @@ struct ServeCommand: AsyncParsableCommand {
         let admin = try AdminToken.resolve(
             configured: adminToken ?? environment["RONDO_ADMIN_TOKEN"], directory: server.dataDir)
         if let file = admin.file { logger.notice("admin token", metadata: ["file": "\(file)"]) }
+        let metricsFactory = bootstrapMetrics()
+        let tracing = makeTracing(serviceName: "rondo-coordinator", metricsFactory: metricsFactory, logger: logger)
         let coordinator = try await CoordinatorServer(
-            configuration: configuration, store: store, adminToken: admin.token, initialWeights: weights, logger: logger
-        )
+            configuration: configuration, store: store, adminToken: admin.token, initialWeights: weights,
+            logger: logger,
+            metricsFactory: metricsFactory, buildVersion: RondoBuild.version, buildRevision: RondoBuild.revision,
+            tracer: tracing.tracer)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: coordinator.services.map { .init(service: $0) },
+                services: ([tracing.exporter].compactMap { $0 } + coordinator.services).map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         let host = configuration.host

@@ -1,6 +1,7 @@
 import Coordinator
 import CurlHTTP
 import FederationCore
+import FederationTelemetry
 import Foundation
 import Logging
 import ModelManager
@@ -28,7 +29,7 @@ public final class RunningCoordinator: Sendable {
 
     public init(
         configuration: CoordinatorConfiguration, initialWeights: ModelWeights = RunningCoordinator.testModel,
-        in existingDirectory: String? = nil
+        in existingDirectory: String? = nil, tracer: RondoTracer = RondoTracer(sink: nil)
     ) async throws {
         var logger = Logger(label: "test-coordinator")
         logger.logLevel = .warning
@@ -38,7 +39,7 @@ public final class RunningCoordinator: Sendable {
         let store = try CheckpointStore(configuration: .init(path: dataDirectory + "/rondo.db"))
         let server = try await CoordinatorServer(
             configuration: configuration, store: store, adminToken: Self.adminToken, initialWeights: initialWeights,
-            logger: logger)
+            logger: logger, tracer: tracer)
         self.directory = dataDirectory
         let group = ServiceGroup(services: server.services, logger: logger)
         self.server = server
