@@ -301,10 +301,10 @@ public actor RoundDriver: Service {
         tracing.resultRefused(client: client, reason: rejection.reason.rawValue)
         logger.notice(
             "result rejected",
-            metadata: [
+            metadata: roundScoped([
                 "client_id": "\(client)", "task_id": "\(taskID)", "reason": "\(rejection.reason.rawValue)",
                 "detail": "\(rejection.message)",
-            ])
+            ]))
     }
 
     // MARK: Models and status
@@ -360,13 +360,15 @@ public actor RoundDriver: Service {
             observePhase()  // a phase may last only while one action is carried out (aggregating)
             switch action {
             case .roundStarted(let round, let baseVersion, let selected):
-                logger.info(
-                    "round started",
-                    metadata: ["round": "\(round)", "base_version": "\(baseVersion)", "selected": "\(selected.count)"])
-                roundStartedAt[round] = Date().timeIntervalSince1970
-                metrics.roundStarted(round: round, selected: selected.count)
                 tracing.roundStarted(round: round, baseVersion: baseVersion, selected: selected.count)
                 tracing.phaseChanged(to: .training, inRound: round)  // every round starts training
+                logger.info(
+                    "round started",
+                    metadata: roundScoped([
+                        "round": "\(round)", "base_version": "\(baseVersion)", "selected": "\(selected.count)",
+                    ]))
+                roundStartedAt[round] = Date().timeIntervalSince1970
+                metrics.roundStarted(round: round, selected: selected.count)
                 await persist("round start") {
                     try await $0.roundStarted(round: round, baseVersion: baseVersion, selected: selected.count)
                 }
@@ -377,9 +379,9 @@ public actor RoundDriver: Service {
                 tracing.taskDropped(client: client, reason: reason)
                 logger.notice(
                     "client dropped out",
-                    metadata: [
+                    metadata: roundScoped([
                         "client_id": "\(client)", "task_kind": "\(kind.rawValue)", "reason": "\(reason.rawValue)",
-                    ])
+                    ]))
             case .storeCandidate(let round, let parentVersion, let weights):
                 queue += await storeCandidate(round: round, parentVersion: parentVersion, weights: weights)
             case .reject(let round, let version, let evaluation, let fitMetrics, let examples, let clients, let reason):
@@ -463,6 +465,11 @@ public actor RoundDriver: Service {
         return actions
     }
 
+    /// Adds the round's `trace_id` and `span_id` to a round-scoped log line.
+    private func roundScoped(_ metadata: Logger.Metadata) -> Logger.Metadata {
+        metadata.merging(tracing.logMetadata) { own, _ in own }
+    }
+
     private func logFinished(_ report: Report) {
         var metadata: Logger.Metadata = [
             "round": "\(report.round)", "selected": "\(report.selected)", "accepted": "\(report.accepted)",
@@ -475,11 +482,11 @@ public actor RoundDriver: Service {
         switch report.outcome {
         case .committed:
             metadata["version"] = "\(report.resultVersion ?? 0)"
-            logger.info("round committed", metadata: metadata)
+            logger.info("round committed", metadata: roundScoped(metadata))
         case .failed(let failure):
             metadata["reason"] = "\(failure.code.rawValue)"
             metadata["detail"] = "\(failure.message)"
-            logger.warning("round failed", metadata: metadata)
+            logger.warning("round failed", metadata: roundScoped(metadata))
         }
     }
 }

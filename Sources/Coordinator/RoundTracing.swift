@@ -1,5 +1,6 @@
 import FederationCore
 import FederationTelemetry
+import Logging
 import Tracing
 
 /// The spans of the round in progress: a root span per round, a child per phase, a child of the phase per
@@ -15,6 +16,12 @@ struct RoundTracing {
 
     init(tracer: RondoTracer) {
         self.tracer = tracer
+    }
+
+    /// `trace_id` and `span_id` of the innermost open span of the round, for round-scoped log lines.
+    var logMetadata: Logger.Metadata {
+        guard let span = phase?.span ?? round?.span else { return [:] }
+        return ["trace_id": "\(span.trace.traceIDHex)", "span_id": "\(span.trace.spanIDHex)"]
     }
 
     mutating func roundStarted(round number: Int, baseVersion: Int, selected: Int) {

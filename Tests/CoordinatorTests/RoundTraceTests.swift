@@ -115,4 +115,36 @@ enum OTLPHTTPExporterCounters {
         #expect(
             named("client.fit").contains { $0["status_code"] as? Int == 2 }, "the failing train span is marked failed")
     }
+
+    @Test func roundsCompleteWhenTheReceiverIsDownAndTheLossIsCounted() async throws {
+        var logger = Logger(label: "trace-test")
+        logger.logLevel = .critical
+        let exporterMetrics = CatalogueMetricsFactory()
+        let exporter = OTLPHTTPExporter(
+            configuration: .init(
+                endpoint: "http://127.0.0.1:\(try ChildProcess.freePort())/v1/traces", maxQueueSize: 10,
+                exportTimeout: .milliseconds(200), maxRetries: 1),
+            metricsFactory: exporterMetrics, logger: logger)
+        let configuration = RunningCoordinator.configuration(clients: 1, fractionEvaluate: 1, maxRounds: 3)
+        let coordinator = try await RunningCoordinator(
+            configuration: configuration, tracer: RondoTracer(sink: exporter.enqueue))
+        defer { try? FileManager.default.removeItem(atPath: coordinator.directory) }
+        let client = FederatedClient(
+            configuration: .init(coordinatorURL: coordinator.url, name: "site"), trainer: ShiftingTrainer(),
+            longPoll: .seconds(1), logger: logger, tracer: RondoTracer(sink: exporter.enqueue))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await exporter.run() }
+            group.addTask { try? await client.participate() }
+            let status = try await coordinator.waitForStatus { $0.phase == "finished" }
+            #expect(status.committedRounds == 3, "rounds do not wait for the trace receiver")
+            await coordinator.stop()
+            group.cancelAll()
+        }
+        await exporter.flush()
+        #expect(exporter.queuedCount == 0)
+        let dropped = try #require(OTLPHTTPExporterCounters.value(exporterMetrics, "rondo_trace_spans_dropped_total"))
+        #expect(dropped > 10, "the small queue overflowed and failed exports dropped their spans (\(dropped))")
+        #expect((OTLPHTTPExporterCounters.value(exporterMetrics, "rondo_trace_export_failures_total") ?? 0) >= 1)
+        #expect(OTLPHTTPExporterCounters.value(exporterMetrics, "rondo_trace_spans_exported_total") == 0)
+    }
 }

@@ -2,6 +2,7 @@ import FederationTelemetry
 import Foundation
 import Logging
 import RondoTestSupport
+import ServiceLifecycle
 import Testing
 
 /// The exporter against a real receiver that decodes with the official `opentelemetry-proto` package.
@@ -126,6 +127,31 @@ import Testing
         await exporter.flush()
         #expect(Self.counter(factory, "rondo_trace_export_failures_total") == 1)
         #expect(Self.counter(factory, "rondo_trace_spans_dropped_total") == 8)
+    }
+
+    @Test func gracefulShutdownFlushesWhatIsQueued() async throws {
+        let (receiver, url) = try await Self.receiver("ok")
+        defer { receiver.kill() }
+        let factory = CatalogueMetricsFactory()
+        let exporter = OTLPHTTPExporter(
+            configuration: .init(endpoint: url, scheduleDelay: .seconds(3600)), metricsFactory: factory,
+            logger: Self.logger)
+        let group = ServiceGroup(services: [exporter], logger: Self.logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            for index in 0..<3 {
+                exporter.enqueue(
+                    SpanRecord(
+                        traceID: Self.id(7, 16), spanID: Self.id(UInt8(index + 1), 8), name: "queued-\(index)",
+                        startUnixNano: 1, endUnixNano: 2))
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(exporter.queuedCount == 3, "the hour-long schedule delay has not passed")
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        try await receiver.waitForOutput("queued-2")
+        #expect(Self.counter(factory, "rondo_trace_spans_exported_total") == 3)
     }
 
     @Test func configurationComesFromTheStandardEnvironment() {
