@@ -31,6 +31,7 @@ test: deps venv lint
 bench: deps
 	$(SWIFT) build -c release --product rondo
 	$(SWIFT) run -c release --skip-build rondo bench aggregate --clients 10 --parameters 1000000 --runs 7
+	@.venv/bin/python Benchmarks/numpy_fedavg.py 2>/dev/null || python3 Benchmarks/numpy_fedavg.py
 	$(SWIFT) run -c release --skip-build rondo bench checkpoint --size-mb 100 --rollback-sizes-mb 10 --rollback-sizes-mb 1000
 	$(SWIFT) run -c release --skip-build rondo bench metrics --clients 10000
 
