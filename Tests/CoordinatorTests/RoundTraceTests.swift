@@ -8,13 +8,6 @@ import RondoTestSupport
 import Testing
 
 /// A round as one trace, exported over OTLP/HTTP and decoded by the official opentelemetry-proto package.
-enum OTLPHTTPExporterCounters {
-    static func value(_ factory: CatalogueMetricsFactory, _ name: String) -> Int? {
-        String(decoding: factory.render(), as: UTF8.self).split(separator: "\n")
-            .first { $0.hasPrefix(name + " ") }.flatMap { Int($0.split(separator: " ")[1]) }
-    }
-}
-
 @Suite struct RoundTraceTests {
     struct ShiftingTrainer: Trainer {
         func fit(model: ModelWeights, task: TaskContext) async throws -> FitResult {
@@ -73,7 +66,7 @@ enum OTLPHTTPExporterCounters {
         await coordinator.stop()
         try? FileManager.default.removeItem(atPath: coordinator.directory)
         await exporter.flush()
-        #expect(OTLPHTTPExporterCounters.value(exporterMetrics, "rondo_trace_spans_dropped_total") == 0)
+        #expect(exporterMetrics.sampleValue("rondo_trace_spans_dropped_total") == 0)
         try await receiver.waitForOutput(#""name": "rondo.round""#)
 
         let spans = try receiver.collectedOutput.split(separator: "\n").filter { $0.hasPrefix("{") }.map {
@@ -142,9 +135,9 @@ enum OTLPHTTPExporterCounters {
         }
         await exporter.flush()
         #expect(exporter.queuedCount == 0)
-        let dropped = try #require(OTLPHTTPExporterCounters.value(exporterMetrics, "rondo_trace_spans_dropped_total"))
+        let dropped = try #require(exporterMetrics.sampleValue("rondo_trace_spans_dropped_total"))
         #expect(dropped > 10, "the small queue overflowed and failed exports dropped their spans (\(dropped))")
-        #expect((OTLPHTTPExporterCounters.value(exporterMetrics, "rondo_trace_export_failures_total") ?? 0) >= 1)
-        #expect(OTLPHTTPExporterCounters.value(exporterMetrics, "rondo_trace_spans_exported_total") == 0)
+        #expect((exporterMetrics.sampleValue("rondo_trace_export_failures_total") ?? 0) >= 1)
+        #expect(exporterMetrics.sampleValue("rondo_trace_spans_exported_total") == 0)
     }
 }

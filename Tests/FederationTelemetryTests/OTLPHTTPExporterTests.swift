@@ -26,11 +26,6 @@ import Testing
         return logger
     }
 
-    static func counter(_ factory: CatalogueMetricsFactory, _ name: String) -> Int? {
-        String(decoding: factory.render(), as: UTF8.self).split(separator: "\n")
-            .first { $0.hasPrefix(name + " ") }.flatMap { Int($0.split(separator: " ")[1]) }
-    }
-
     static func id(_ byte: UInt8, _ count: Int) -> [UInt8] { [UInt8](repeating: byte, count: count) }
 
     @Test func exportsDecodeWithTheOfficialProto() async throws {
@@ -79,8 +74,8 @@ import Testing
         let task = try #require(byName["client.task"])
         #expect(task["status_code"] as? Int == 2 && task["status_message"] as? String == "client timed out")
         #expect((task["events"] as? [[String: Any]])?.first?["name"] as? String == "dropout")
-        #expect(Self.counter(factory, "rondo_trace_spans_exported_total") == 3)
-        #expect(Self.counter(factory, "rondo_trace_spans_dropped_total") == 0)
+        #expect(factory.sampleValue("rondo_trace_spans_exported_total") == 3)
+        #expect(factory.sampleValue("rondo_trace_spans_dropped_total") == 0)
     }
 
     @Test func receiverDownOrFailingCountsFailuresAndDrops() async throws {
@@ -96,8 +91,8 @@ import Testing
         }
         #expect(down.queuedCount == 10, "enqueue returns at once, export happens later")
         await down.flush()
-        #expect(Self.counter(factory, "rondo_trace_export_failures_total") == 1)
-        #expect(Self.counter(factory, "rondo_trace_spans_dropped_total") == 10)
+        #expect(factory.sampleValue("rondo_trace_export_failures_total") == 1)
+        #expect(factory.sampleValue("rondo_trace_spans_dropped_total") == 10)
 
         let (failing, url) = try await Self.receiver("fail")
         defer { failing.kill() }
@@ -106,7 +101,7 @@ import Testing
         refused.enqueue(
             SpanRecord(traceID: Self.id(1, 16), spanID: Self.id(1, 8), name: "s", startUnixNano: 1, endUnixNano: 2))
         await refused.flush()
-        #expect(Self.counter(factory, "rondo_trace_export_failures_total") == 2)
+        #expect(factory.sampleValue("rondo_trace_export_failures_total") == 2)
     }
 
     @Test func hangingReceiverTimesOutAndAFullQueueDrops() async throws {
@@ -123,10 +118,10 @@ import Testing
                     endUnixNano: 2))
         }
         #expect(exporter.queuedCount == 5)
-        #expect(Self.counter(factory, "rondo_trace_spans_dropped_total") == 3, "three spans found the queue full")
+        #expect(factory.sampleValue("rondo_trace_spans_dropped_total") == 3, "three spans found the queue full")
         await exporter.flush()
-        #expect(Self.counter(factory, "rondo_trace_export_failures_total") == 1)
-        #expect(Self.counter(factory, "rondo_trace_spans_dropped_total") == 8)
+        #expect(factory.sampleValue("rondo_trace_export_failures_total") == 1)
+        #expect(factory.sampleValue("rondo_trace_spans_dropped_total") == 8)
     }
 
     @Test func gracefulShutdownFlushesWhatIsQueued() async throws {
@@ -151,7 +146,7 @@ import Testing
             try await tasks.waitForAll()
         }
         try await receiver.waitForOutput("queued-2")
-        #expect(Self.counter(factory, "rondo_trace_spans_exported_total") == 3)
+        #expect(factory.sampleValue("rondo_trace_spans_exported_total") == 3)
     }
 
     @Test func configurationComesFromTheStandardEnvironment() {
