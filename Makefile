@@ -2,7 +2,7 @@
 SWIFT ?= swift
 APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev zlib1g-dev prometheus
 
-.PHONY: deps venv build demo test bench lint
+.PHONY: deps venv build demo test bench lint prometheus-check
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -20,11 +20,18 @@ demo: build
 
 # Python is used only by tests that drive real third-party tools (safetensors, numpy, opentelemetry-proto).
 venv:
-	@if ! .venv/bin/python -c "import safetensors, numpy, opentelemetry.proto" >/dev/null 2>&1; then \
-		python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check safetensors numpy opentelemetry-proto; \
+	@if ! .venv/bin/python -c "import safetensors, numpy, opentelemetry.proto, yaml" >/dev/null 2>&1; then \
+		python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check safetensors numpy opentelemetry-proto pyyaml; \
 	fi
 
-test: deps venv lint
+# Prometheus config, rules, rule unit tests (promtool), and runbook/test coverage of every alert.
+prometheus-check: deps venv
+	promtool check config Prometheus/prometheus.yml
+	promtool check rules Prometheus/rules/*.yml
+	promtool test rules Prometheus/tests/*.yml
+	.venv/bin/python scripts/check-prometheus.py
+
+test: deps venv lint prometheus-check
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
