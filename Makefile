@@ -33,6 +33,7 @@ prometheus-check: deps venv
 
 test: deps venv lint prometheus-check
 	$(SWIFT) build --build-tests
+	.venv/bin/python scripts/check-dashboards.py .build/debug/rondo
 	$(SWIFT) test --skip-build
 
 bench: deps
