@@ -38,6 +38,29 @@ for name, rule in sorted(alerts.items()):
     if name not in quiet:
         problems.append(f"{name}: no test case where it must not fire")
 
+# The Kubernetes PrometheusRule must be generated from these files, never a hand-kept copy.
+generator = root.parent / "Deploy" / "kubernetes" / "generate_prometheusrule.py"
+namespace = {"__file__": str(generator), "__name__": "generate_prometheusrule"}
+exec(compile(generator.read_text(), str(generator), "exec"), namespace)
+if (root.parent / "Deploy" / "kubernetes" / "prometheusrule.yaml").read_text() != namespace["render"]():
+    problems.append("Deploy/kubernetes/prometheusrule.yaml is stale: run Deploy/kubernetes/generate_prometheusrule.py")
+# The generated rules still hold the same groups and rules as the files.
+generated = yaml.safe_load(namespace["render"]())["spec"]["groups"]
+if sum(len(g["rules"]) for g in generated) != sum(
+    len(g["rules"]) for f in (root / "rules").glob("*.yml") for g in yaml.safe_load(f.read_text())["groups"]
+):
+    problems.append("the generated PrometheusRule lost rules")
+
+# Deployment and provisioning files must at least be valid YAML with the expected kinds.
+for path in sorted((root.parent / "Deploy").rglob("*.y*ml")) + sorted((root.parent / "Grafana" / "provisioning").rglob("*.yaml")):
+    try:
+        documents = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    except yaml.YAMLError as error:
+        problems.append(f"{path}: {error}")
+        continue
+    if path.parent.name == "kubernetes" and not all("kind" in d and "apiVersion" in d for d in documents):
+        problems.append(f"{path}: every Kubernetes document needs apiVersion and kind")
+
 for problem in problems:
     print("PROBLEM", problem)
 print(f"{len(alerts)} alerts checked: {'ok' if not problems else 'FAILED'}")

@@ -18,13 +18,15 @@ public struct DemoOptions: Sendable {
     public var batchSize = 16
     /// Where the checkpoint database and admin token live. Default `./rondo-data`.
     public var dataDirectory = "./rondo-data"
+    /// How long a silent site counts as connected; vanished sites are noticed after this. Default 2 s.
+    public var livenessTimeout: Duration = .seconds(2)
     /// The regression guard's tolerated accuracy drop; nil turns the guard off. Default 0.05.
     public var guardMaxRegression: Double? = 0.05
 
     public init() {}
 
     /// The coordinator settings the demo runs with: every client in every round, a quorum of 30 %, and
-    /// short timeouts so vanished clients are noticed within about two seconds.
+    /// short timeouts so vanished clients are noticed within `livenessTimeout`.
     public var coordinatorConfiguration: CoordinatorConfiguration {
         let minFit = min(clients, max(2, Int((Double(clients) * 0.3).rounded(.up))))
         let rounds = RoundConfiguration(
@@ -34,7 +36,7 @@ public struct DemoOptions: Sendable {
             minFitResults: minFit,
             fitTimeout: .seconds(20),
             evaluateTimeout: .seconds(10),
-            livenessTimeout: .seconds(2),
+            livenessTimeout: livenessTimeout,
             maxRounds: self.rounds,
             fitConfig: [
                 "local_epochs": String(localEpochs), "learning_rate": String(learningRate),

@@ -57,6 +57,8 @@ import Testing
         var options = DemoOptions()
         options.port = 0
         options.dataDirectory = RunningCoordinator.temporaryDirectory()
+        // Generous: tests run in parallel on two cores, and a starved but healthy site must not look vanished.
+        options.livenessTimeout = .seconds(6)
         configure(&options)
         defer { try? FileManager.default.removeItem(atPath: options.dataDirectory) }
         var logger = Logger(label: "demo-test")
