@@ -10,7 +10,14 @@ DS = {"type": "prometheus", "uid": "${datasource}"}
 RATE = "$__rate_interval"
 
 
-def panel(title, exprs, kind="timeseries", unit=None, legends=None, width=12, description=""):
+TRACES_LINK = {
+    "title": "Find the round's trace in Tempo",
+    "url": "/explore?left=" + '{"datasource":"tempo","queries":[{"refId":"A","queryType":"traceqlSearch","query":"{ name = \\"rondo.round\\" }"}]}',
+    "targetBlank": True,
+}
+
+
+def panel(title, exprs, kind="timeseries", unit=None, legends=None, width=12, description="", traces=False):
     targets = [
         {"refId": chr(65 + i), "datasource": DS, "expr": expr, "legendFormat": (legends or [""] * len(exprs))[i]}
         for i, expr in enumerate(exprs)
@@ -19,6 +26,8 @@ def panel(title, exprs, kind="timeseries", unit=None, legends=None, width=12, de
               "gridPos": {"w": width, "h": 8}, "fieldConfig": {"defaults": {}, "overrides": []}, "options": {}}
     if unit:
         result["fieldConfig"]["defaults"]["unit"] = unit
+    if traces:
+        result["links"] = [TRACES_LINK]
     return result
 
 
@@ -53,7 +62,7 @@ overview = dashboard("rondo-overview", "Rondo / Federation overview", [
           legends=["{{outcome}}"], width=12),
     panel("Round duration", [
         f"histogram_quantile({q}, sum by (le) (rate(rondo_round_duration_seconds_bucket[{RATE}])))"
-        for q in ("0.5", "0.9", "0.99")], unit="s", legends=["p50", "p90", "p99"]),
+        for q in ("0.5", "0.9", "0.99")], unit="s", legends=["p50", "p90", "p99"], traces=True),
     panel("Phase duration p90", [
         f"histogram_quantile(0.9, sum by (le, phase) (rate(rondo_round_phase_duration_seconds_bucket[{RATE}])))"],
         unit="s", legends=["{{phase}}"]),
@@ -62,7 +71,8 @@ overview = dashboard("rondo-overview", "Rondo / Federation overview", [
     panel("Results by outcome", [f"sum by (kind, outcome) (rate(rondo_results_total[{RATE}]))"], unit="ops",
           legends=["{{kind}} {{outcome}}"]),
     panel("Dropouts by reason", [f"sum by (kind, reason) (rate(rondo_dropouts_total[{RATE}]))"], unit="ops",
-          legends=["{{kind}} {{reason}}"]),
+          legends=["{{kind}} {{reason}}"], traces=True,
+          description="Failed client.task spans carry rondo.dropout.reason."),
     panel("Rejections by reason", [f"sum by (reason) (rate(rondo_result_rejections_total[{RATE}]))"], unit="ops",
           legends=["{{reason}}"]),
     panel("Global evaluation accuracy", ["rondo_eval_accuracy"], unit="percentunit", legends=["accuracy"]),
@@ -70,7 +80,8 @@ overview = dashboard("rondo-overview", "Rondo / Federation overview", [
     panel("Task duration p90", [
         f"histogram_quantile(0.9, sum by (le, kind) (rate(rondo_task_duration_seconds_bucket[{RATE}])))"],
         unit="s", legends=["{{kind}}"],
-        description="Time from handing a task out to its accepted result; open the round's trace for one task."),
+        description="Time from handing a task out to its accepted result; open the round's trace for one task.",
+        traces=True),
     panel("Bytes in / out", [f"rate(rondo_update_bytes_received_total[{RATE}])", f"rate(rondo_model_bytes_sent_total[{RATE}])"],
           unit="Bps", legends=["updates received", "models sent"]),
 ], annotations=[
@@ -86,7 +97,7 @@ health = dashboard("rondo-coordinator-health", "Rondo / Coordinator health", [
         unit="percentunit", legends=["4xx+5xx"]),
     panel("HTTP latency p90 by route", [
         f"histogram_quantile(0.9, sum by (le, route) (rate(rondo_http_request_duration_seconds_bucket[{RATE}])))"],
-        unit="s", legends=["{{route}}"], description="Long-polls count their full wait."),
+        unit="s", legends=["{{route}}"], description="Long-polls count their full wait.", traces=True),
     panel("Process CPU", [f"rate(process_cpu_seconds_total[{RATE}])"], unit="percentunit", legends=["cpu"]),
     panel("Resident memory", ["process_resident_memory_bytes"], unit="bytes", legends=["rss"]),
     panel("Open file descriptors", ["process_open_fds"], legends=["fds"]),
