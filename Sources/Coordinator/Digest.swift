@@ -1,3 +1,4 @@
+import FederationCore
 import ModelManager
 
 /// Token helpers: random bearer tokens, and the hashes that are all the coordinator keeps of them.
@@ -10,10 +11,6 @@ enum Digest {
     /// A random token of `bytes` bytes, hex encoded (256 bits by default).
     static func randomToken(bytes: Int = 32) -> String {
         var generator = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in
-            let byte = UInt8.random(in: 0...255, using: &generator)
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        return (0..<bytes).map { _ in UInt8.random(in: 0...255, using: &generator) }.hexString
     }
 }

@@ -205,12 +205,8 @@ public actor RoundDriver: Service {
     }
 
     /// Long-polls for the client's next task: answers at once when one is waiting, otherwise parks until a
-    /// task is handed out or `wait` passes (then nil).
-    public func nextTask(for client: ClientID, wait: Duration) async -> Task? {
-        await nextTaskWithTrace(for: client, wait: wait).map(\.task)
-    }
-
-    /// Like `nextTask`, with the W3C `traceparent` of the task's span for the client to continue.
+    /// task is handed out or `wait` passes (then nil). The task comes with the W3C `traceparent` of its span,
+    /// for the client to continue the round's trace.
     public func nextTaskWithTrace(for client: ClientID, wait: Duration) async -> (task: Task, traceparent: String?)? {
         guard let task = await waitForTask(client, wait: wait) else { return nil }
         return (task, tracing.taskDelivered(task)?.traceparent)
@@ -239,11 +235,6 @@ public actor RoundDriver: Service {
         guard let task = machine.takeTask(for: client, now: clock.now) else { return nil }
         if taskDeliveredAt[task.id] == nil { taskDeliveredAt[task.id] = clock.now }
         return task
-    }
-
-    /// The open task with this id, if any.
-    public func openTask(_ taskID: TaskID) -> Task? {
-        machine.openTask(taskID)
     }
 
     // MARK: Results

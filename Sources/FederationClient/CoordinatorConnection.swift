@@ -92,7 +92,7 @@ public actor CoordinatorConnection {
             return cachedModel.weights
         }
         modelDownloads += 1
-        let digest = SHA256.hash(data: response.body).map { String(format: "%02x", $0) }.joined()
+        let digest = SHA256.hash(data: response.body).hexString
         guard digest == sha256 else {
             throw FederationClientError(
                 .invalidResponse, "model \(version) has SHA-256 \(digest), expected \(sha256)")

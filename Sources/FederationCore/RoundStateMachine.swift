@@ -136,15 +136,6 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         }
     }
 
-    /// The open task with this id, if any (for routing a result by its kind).
-    public func openTask(_ taskID: TaskID) -> Task? {
-        switch phase {
-        case .training(_, let tasks, _, _): tasks[taskID]?.task
-        case .evaluating(_, let tasks, _, _): tasks[taskID]?.task
-        default: nil
-        }
-    }
-
     // MARK: Client events
 
     /// Adds a newly registered client. It may complete the set a round was waiting for.

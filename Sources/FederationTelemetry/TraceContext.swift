@@ -1,3 +1,5 @@
+import FederationCore
+
 /// A W3C trace context: trace id, parent span id and the sampled flag, as carried in `traceparent`
 /// (`00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`).
 public struct TraceContext: Sendable, Hashable {
@@ -28,11 +30,11 @@ public struct TraceContext: Sendable, Hashable {
 
     /// The `traceparent` header value.
     public var traceparent: String {
-        "00-\(Self.hex(traceID))-\(Self.hex(spanID))-\(sampled ? "01" : "00")"
+        "00-\(traceID.hexString)-\(spanID.hexString)-\(sampled ? "01" : "00")"
     }
 
-    public var traceIDHex: String { Self.hex(traceID) }
-    public var spanIDHex: String { Self.hex(spanID) }
+    public var traceIDHex: String { traceID.hexString }
+    public var spanIDHex: String { spanID.hexString }
 
     /// Random ids from `generator` (never all zero).
     public static func randomTraceID(using generator: inout some RandomNumberGenerator) -> [UInt8] {
@@ -49,10 +51,6 @@ public struct TraceContext: Sendable, Hashable {
             bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
         } while bytes.allSatisfy { $0 == 0 }
         return bytes
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        bytes.map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
     }
 
     private static func bytes(_ hex: Substring) -> [UInt8]? {

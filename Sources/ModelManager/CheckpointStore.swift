@@ -66,8 +66,7 @@ public actor CheckpointStore {
 
     /// Lower-case hex SHA-256.
     public static func sha256Hex(_ bytes: [UInt8]) -> String {
-        SHA256.hash(data: bytes).map { byte in byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }
-            .joined()
+        SHA256.hash(data: bytes).hexString
     }
 
     // MARK: Writing checkpoints

@@ -159,8 +159,6 @@ final class SQLiteConnection: @unchecked Sendable {
 
     var lastInsertRowID: Int { Int(sqlite3_last_insert_rowid(handle)) }
 
-    var changes: Int { Int(sqlite3_changes(handle)) }
-
     private func lastError(_ status: Int32) -> SQLiteError {
         SQLiteError(code: status, message: String(cString: sqlite3_errmsg(handle)))
     }
