@@ -9,15 +9,15 @@ import NIOCore
 extension CoordinatorRoutes {
     func addAdminRoutes(to router: Router<BasicRequestContext>) {
         router.get("/v1/status") { request, _ in
-            try requireAdmin(request)
+            try requireAdmin(request, .viewer)
             return try json(await driver.status())
         }
         router.get("/v1/rounds") { request, _ in
-            try requireAdmin(request)
+            try requireAdmin(request, .viewer)
             return try json(["rounds": try await driver.store.rounds(limit: try limit(request))])
         }
         router.get("/v1/rounds/:round") { request, context in
-            try requireAdmin(request)
+            try requireAdmin(request, .viewer)
             let number = try integer(context.parameters.require("round"), name: "round")
             guard let round = try await driver.store.round(number) else {
                 throw APIError(.notFound, code: "unknown_round", "no round \(number)")
@@ -25,17 +25,17 @@ extension CoordinatorRoutes {
             return try json(round)
         }
         router.get("/v1/clients") { request, _ in
-            try requireAdmin(request)
+            try requireAdmin(request, .viewer)
             let clients = try await driver.store.clients().map(ClientView.init)
             return try json(["clients": clients])
         }
         router.get("/v1/checkpoints") { request, _ in
-            try requireAdmin(request)
+            try requireAdmin(request, .viewer)
             return try json(
                 CheckpointList(checkpoints: try await driver.store.checkpoints(), refs: try await driver.store.refs()))
         }
         router.get("/v1/checkpoints/:version") { request, context in
-            try requireAdmin(request)
+            try requireAdmin(request, .viewer)
             let version = try integer(context.parameters.require("version"), name: "version")
             guard let record = try await driver.store.checkpoint(version: version) else {
                 throw unknownCheckpoint(version)
@@ -44,7 +44,7 @@ extension CoordinatorRoutes {
             return try json(CheckpointDetail(checkpoint: record, refs: refs))
         }
         router.get("/v1/checkpoints/:version/weights") { request, context in
-            try requireAdmin(request)
+            try requireAdmin(request, .viewer)
             let version = try integer(context.parameters.require("version"), name: "version")
             guard try await driver.store.checkpoint(version: version) != nil else { throw unknownCheckpoint(version) }
             let bytes = try await storeCall { try await driver.store.bytes(version: version) }
@@ -53,36 +53,97 @@ extension CoordinatorRoutes {
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
         }
         router.get("/v1/events") { request, _ in
-            try requireAdmin(request)
+            try requireAdmin(request, .viewer)
             let kind = request.uri.queryParameters["kind"].map(String.init)
             return try json(["events": try await driver.store.events(limit: try limit(request), kind: kind)])
         }
         router.post("/v1/checkpoints/:version/rollback") { request, context in
-            try requireAdmin(request)
+            let actor = try requireAdmin(request, .operator)
             let version = try integer(context.parameters.require("version"), name: "version")
             let body = try await decodeJSON(ReasonBody.self, from: request)
             guard !body.reason.trimmingCharacters(in: .whitespaces).isEmpty else {
                 throw APIError(.unprocessableContent, code: "invalid_reason", "a rollback needs a reason")
             }
             let (from, to) = try await storeCall {
-                try await driver.rollback(to: version, reason: body.reason, actor: "admin")
+                try await driver.rollback(
+                    to: version, reason: body.reason, actor: actor, traceID: AdminAction.traceID(of: request))
             }
+            metrics.adminAction("rollback")
             return try json(["from_version": from, "to_version": to])
         }
         router.post("/v1/checkpoints/:version/tags") { request, context in
-            try requireAdmin(request)
+            let actor = try requireAdmin(request, .operator)
             let version = try integer(context.parameters.require("version"), name: "version")
             let body = try await decodeJSON(TagBody.self, from: request)
-            try await storeCall { try await driver.store.tag(version: version, name: body.tag, actor: "admin") }
+            try await storeCall { try await driver.store.tag(version: version, name: body.tag, actor: actor) }
+            metrics.adminAction("tag")
             return try json(["version": String(version), "tag": body.tag])
+        }
+        router.post("/v1/federation/pause") { request, _ in
+            let actor = try requireAdmin(request, .operator)
+            await driver.setPaused(true, actor: actor, traceID: AdminAction.traceID(of: request))
+            metrics.adminAction("pause")
+            return try json(["paused": true])
+        }
+        router.post("/v1/federation/resume") { request, _ in
+            let actor = try requireAdmin(request, .operator)
+            await driver.setPaused(false, actor: actor, traceID: AdminAction.traceID(of: request))
+            metrics.adminAction("resume")
+            return try json(["paused": false])
+        }
+        router.post("/v1/rounds/current/abort") { request, _ in
+            let actor = try requireAdmin(request, .operator)
+            let reason = try await optionalReason(request, default: "aborted by an operator")
+            let round: Int
+            do throws(OperatorActionError) {
+                round = try await driver.abortRound(
+                    reason: reason, actor: actor, traceID: AdminAction.traceID(of: request))
+            } catch {
+                throw APIError(.conflict, code: error.code.description, error.message)
+            }
+            metrics.adminAction("abort_round")
+            return try json(["aborted_round": round])
+        }
+        router.post("/v1/clients/:id/revoke") { request, context in
+            let actor = try requireAdmin(request, .operator)
+            let id = try context.parameters.require("id")
+            let reason = try await optionalReason(request, default: "revoked by an operator")
+            do {
+                try await driver.revoke(
+                    ClientID(id), reason: reason, actor: actor, traceID: AdminAction.traceID(of: request))
+            } catch let error as OperatorActionError {
+                throw APIError(.notFound, code: error.code.description, error.message)
+            }
+            metrics.adminAction("revoke_client")
+            return try json(["client_id": id, "status": "revoked"])
         }
     }
 
-    private func requireAdmin(_ request: Request) throws {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-            AdminToken.matches(String(header.dropFirst("Bearer ".count)), adminToken)
-        else {
-            throw APIError(.unauthorized, code: "unauthenticated", "admin endpoints need the admin bearer token")
+    /// Checks the admin bearer token and its role.
+    /// - Returns: the audit actor, `admin:<token name>`.
+    /// - Throws: 401 without a known admin token, 403 when its role does not allow the action.
+    @discardableResult
+    private func requireAdmin(_ request: Request, _ role: AdminCredential.Role) throws -> String {
+        guard let token = bearer(request), let credential = AdminCredential.match(token, in: adminCredentials) else {
+            metrics.authRefused("unauthenticated")
+            throw APIError(.unauthorized, code: "unauthenticated", "admin endpoints need an admin bearer token")
+        }
+        guard credential.role.allows(role) else {
+            metrics.authRefused("forbidden")
+            throw APIError.forbidden("the \(credential.role.rawValue) role may not do this; it needs \(role.rawValue)")
+        }
+        return "admin:\(credential.name)"
+    }
+
+    /// The optional `{reason}` of an operator action; an empty body takes the default.
+    private func optionalReason(_ request: Request, default fallback: String) async throws -> String {
+        let body = try await collect(request, limit: configuration.limits.maxJSONBytes)
+        guard body.readableBytes > 0 else { return fallback }
+        do {
+            let reason = try JSONDecoder().decode(OptionalReasonBody.self, from: Data(body.readableBytesView)).reason
+            return reason.flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 } ?? fallback
+        } catch {
+            throw APIError.malformed("expected a JSON object with an optional \"reason\" string")
         }
     }
 
@@ -125,6 +186,10 @@ extension CoordinatorRoutes {
 
 struct ReasonBody: Decodable {
     var reason: String
+}
+
+struct OptionalReasonBody: Decodable {
+    var reason: String?
 }
 
 struct TagBody: Decodable {

@@ -46,3 +46,38 @@ public struct AdminTokenError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }
 }
+
+/// An admin bearer token with its name (written to audit events) and role.
+public struct AdminCredential: Sendable {
+    /// What a token may do.
+    public enum Role: String, Sendable, CaseIterable {
+        /// Read endpoints only: status, history, checkpoints, events.
+        case viewer
+        /// Everything a viewer may, plus rollback, tag, pause/resume, abort round and revoke.
+        case `operator`
+
+        func allows(_ needed: Role) -> Bool { self == .operator || needed == .viewer }
+    }
+
+    /// Names the token in audit events (`admin:<name>`); never the token itself.
+    public var name: String
+    public var role: Role
+    public var token: String
+
+    /// - Precondition: the token has at least 16 characters.
+    public init(name: String, role: Role, token: String) {
+        precondition(token.count >= 16, "an admin token must be at least 16 characters")
+        self.name = name
+        self.role = role
+        self.token = token
+    }
+
+    /// The credential `candidate` matches, comparing against every token in constant time.
+    static func match(_ candidate: String, in credentials: [AdminCredential]) -> AdminCredential? {
+        var found: AdminCredential?
+        for credential in credentials where AdminToken.matches(candidate, credential.token) {
+            found = found ?? credential
+        }
+        return found
+    }
+}

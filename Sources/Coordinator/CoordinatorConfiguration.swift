@@ -19,6 +19,12 @@ public struct CoordinatorConfiguration: Sendable {
     public var maxLongPoll: Duration
     /// How often the round engine checks deadlines and liveness. Default 100 ms.
     public var tickInterval: Duration
+    /// How long SIGTERM waits for the open round to finish before aborting it. Default nil: as long as the
+    /// round may still take (`rounds.fitTimeout + rounds.evaluateTimeout`); `.zero` stops at once.
+    public var drainTimeout: Duration?
+    /// Bearer token `GET /metrics` requires. Default nil: open, as Prometheus expects (env
+    /// `RONDO_METRICS_TOKEN`).
+    public var metricsToken: String?
 
     /// Request limits. Every refusal is a 4xx with a JSON error body.
     public struct Limits: Sendable {
@@ -46,8 +52,12 @@ public struct CoordinatorConfiguration: Sendable {
         limits: Limits = Limits(),
         heartbeatInterval: Duration = .seconds(5),
         maxLongPoll: Duration = .seconds(60),
-        tickInterval: Duration = .milliseconds(100)
+        tickInterval: Duration = .milliseconds(100),
+        drainTimeout: Duration? = nil,
+        metricsToken: String? = nil
     ) {
+        self.drainTimeout = drainTimeout
+        self.metricsToken = metricsToken
         self.host = host
         self.port = port
         self.rounds = rounds

@@ -10,8 +10,8 @@ import NIOCore
 struct CoordinatorRoutes: Sendable {
     let driver: RoundDriver
     let configuration: CoordinatorConfiguration
-    /// The bearer token admin endpoints require.
-    let adminToken: String
+    /// The tokens admin endpoints accept, each with its role.
+    let adminCredentials: [AdminCredential]
     let metrics: CoordinatorMetrics
     /// Renders the Prometheus exposition text for `/metrics`.
     let renderMetrics: @Sendable () -> [UInt8]
@@ -20,7 +20,11 @@ struct CoordinatorRoutes: Sendable {
         router.add(middleware: HTTPMetricsMiddleware(metrics: metrics))
         router.add(middleware: APIErrorMiddleware())
         router.get("/healthz") { _, _ in try json(["status": "ok"]) }
-        router.get("/metrics") { _, _ in
+        router.get("/metrics") { request, _ in
+            if let token = configuration.metricsToken, !AdminToken.matches(bearer(request) ?? "", token) {
+                metrics.authRefused("unauthenticated")
+                throw APIError(.unauthorized, code: "unauthenticated", "/metrics needs its bearer token")
+            }
             metrics.refreshProcessStats()
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -210,19 +214,34 @@ struct CoordinatorRoutes: Sendable {
     // MARK: Helpers
 
     /// The client behind the request's bearer token; with `ownerOf`, the token must belong to that client id.
+    /// Unknown tokens are 401, revoked ones and another client's resources 403; each refusal is counted.
     private func authenticate(_ request: Request, _ context: BasicRequestContext, ownerOf id: String?) async throws
         -> ClientID
     {
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
+        guard let token = bearer(request) else {
+            metrics.authRefused("unauthenticated")
             throw APIError.unauthenticated
         }
-        guard let client = await driver.authenticate(token: String(header.dropFirst("Bearer ".count))) else {
+        switch await driver.authenticate(token: token) {
+        case .unknown:
+            metrics.authRefused("unauthenticated")
             throw APIError.unauthenticated
+        case .revoked:
+            metrics.authRefused("revoked")
+            throw APIError(.forbidden, code: "revoked", "this client's token was revoked")
+        case .client(let client):
+            if let id, id != client.rawValue {
+                metrics.authRefused("forbidden")
+                throw APIError.forbidden("this token belongs to another client")
+            }
+            return client
         }
-        if let id, id != client.rawValue {
-            throw APIError.forbidden("this token belongs to another client")
-        }
-        return client
+    }
+
+    /// The request's bearer token, if it has one.
+    func bearer(_ request: Request) -> String? {
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { return nil }
+        return String(header.dropFirst("Bearer ".count))
     }
 
     func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {

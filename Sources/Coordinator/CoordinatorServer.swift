@@ -23,11 +23,12 @@ public struct CoordinatorServer: Sendable {
 
     public init(
         configuration: CoordinatorConfiguration, store: CheckpointStore, adminToken: String,
-        initialWeights: ModelWeights?, logger: Logger,
+        viewerToken: String? = nil, initialWeights: ModelWeights?, logger: Logger,
         metricsFactory: CatalogueMetricsFactory = CatalogueMetricsFactory(),
         buildVersion: String = "dev", buildRevision: String = "unknown", tracer: RondoTracer = RondoTracer(sink: nil)
     ) async throws {
-        precondition(adminToken.count >= 16, "an admin token must be at least 16 characters")
+        var credentials = [AdminCredential(name: "admin", role: .operator, token: adminToken)]
+        if let viewerToken { credentials.append(AdminCredential(name: "viewer", role: .viewer, token: viewerToken)) }
         let metrics = CoordinatorMetrics(factory: metricsFactory, version: buildVersion, revision: buildRevision)
         let driver = try await RoundDriver(
             configuration: configuration, store: store, initialWeights: initialWeights, logger: logger,
@@ -35,7 +36,7 @@ public struct CoordinatorServer: Sendable {
             tracer: tracer)
         let router = Router()
         CoordinatorRoutes(
-            driver: driver, configuration: configuration, adminToken: adminToken, metrics: metrics,
+            driver: driver, configuration: configuration, adminCredentials: credentials, metrics: metrics,
             renderMetrics: metricsFactory.render
         ).add(to: router)
         let boundPort = BoundPort()

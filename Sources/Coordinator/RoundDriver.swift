@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import ModelManager
 import ServiceLifecycle
+import Synchronization
 
 /// Runs the round state machine for the HTTP layer: feeds it events (requests, timer ticks) and carries out
 /// its actions (wake long-polls, store and commit models, publish round reports).
@@ -15,24 +16,31 @@ public actor RoundDriver: Service {
     public typealias Task = RoundTask<Instant>
     public typealias Report = RoundReport<Instant>
 
-    private struct Waiter {
+    struct Waiter {
         var id: Int
         var deadline: Instant
         var continuation: CheckedContinuation<Task?, Never>
     }
 
-    fileprivate var machine: RoundStateMachine<Instant>
-    let store: CheckpointStore
-    private let configuration: CoordinatorConfiguration
-    private let logger: Logger
-    private let clock = ContinuousClock()
+    var machine: RoundStateMachine<Instant>
+    /// The store the driver persists to (read-only use from outside: history, events).
+    public let store: CheckpointStore
+    let configuration: CoordinatorConfiguration
+    let logger: Logger
+    let clock = ContinuousClock()
     /// SHA-256 of each client token → its client. Tokens themselves are never kept.
-    private var tokenOwners: [String: ClientID] = [:]
+    var tokenOwners: [String: ClientID] = [:]
+    /// SHA-256 of revoked clients' tokens: refused with 403 for good, told apart from unknown tokens.
+    var revokedTokens: Set<String> = []
     private var clientNames: [ClientID: String] = [:]
-    private var waiters: [ClientID: [Waiter]] = [:]
+    private(set) var waiters: [ClientID: [Waiter]] = [:]
     private var waiterSequence = 0
     private var subscribers: [AsyncStream<Report>.Continuation] = []
     fileprivate(set) var stopped = false
+    /// Set once SIGTERM (graceful shutdown) arrived: no new round starts, the open one may finish.
+    var drainDeadline: Instant?
+    /// Raised from the graceful-shutdown handler, which cannot wait for the actor.
+    nonisolated let drainRequested = Atomic<Bool>(false)
 
     /// When the driver last compared the store's `current` ref with its own model.
     private var lastRefCheck: Instant
@@ -100,6 +108,7 @@ public actor RoundDriver: Service {
             tokenOwners[client.tokenSHA256] = ClientID(client.clientID)
             clientNames[ClientID(client.clientID)] = client.name
         }
+        revokedTokens = Set(try await store.revokedClients().map(\.tokenSHA256))
         self.machine = machine
         self.store = store
         self.configuration = configuration
@@ -115,14 +124,22 @@ public actor RoundDriver: Service {
 
     // MARK: Service
 
-    /// Ticks the state machine until graceful shutdown, then releases every parked long-poll.
+    /// Ticks the state machine until graceful shutdown has drained the open round (or the drain timeout
+    /// aborted it), then releases every parked long-poll.
+    ///
+    /// Draining: SIGTERM pauses the federation, `/readyz` turns 503, and the open round may still finish —
+    /// clients keep submitting while the HTTP server runs — so no committed work is thrown away by a routine
+    /// restart. Cancellation (a second signal, or the group's timeout) stops at once.
     public func run() async throws {
         let interval = configuration.tickInterval
-        await cancelWhenGracefulShutdown {
+        await withGracefulShutdownHandler {
             while !_Concurrency.Task.isCancelled {
                 try? await _Concurrency.Task.sleep(for: interval)
                 await self.tick()
+                if await self.drainStep() { break }
             }
+        } onGracefulShutdown: {
+            self.drainRequested.store(true, ordering: .relaxed)
         }
         shutdown()
     }
@@ -132,6 +149,7 @@ public actor RoundDriver: Service {
         if lastRefCheck.advanced(by: .seconds(1)) <= now {
             lastRefCheck = now
             await adoptExternalRollback()
+            await adoptExternalRevocations()
             metrics.clients(
                 connected: machine.connectedClients.count, registered: machine.registeredClientCount,
                 required: machine.requiredClients, quorum: configuration.rounds.minFitResults)
@@ -181,9 +199,11 @@ public actor RoundDriver: Service {
             heartbeatIntervalSeconds: configuration.heartbeatInterval.seconds)
     }
 
-    /// The client a bearer token belongs to, if any.
-    public func authenticate(token: String) -> ClientID? {
-        tokenOwners[Digest.sha256Hex(token.utf8)]
+    /// The client a bearer token belongs to, or why there is none.
+    public func authenticate(token: String) -> ClientAuthentication {
+        let hash = Digest.sha256Hex(token.utf8)
+        if let client = tokenOwners[hash] { return .client(client) }
+        return revokedTokens.contains(hash) ? .revoked : .unknown
     }
 
     /// Records a heartbeat.
@@ -193,14 +213,20 @@ public actor RoundDriver: Service {
 
     /// The client leaves: its token stops working, its parked polls return, an open task is a dropout.
     public func leave(_ client: ClientID) async {
+        await persist("client departure") { try await $0.clientLeft(id: client.rawValue) }
+        logger.info("client left", metadata: ["client_id": "\(client)"])
+        await forget(client)
+    }
+
+    /// Drops a client from the live federation: its token stops working, its parked polls return, an open
+    /// task counts as a `disconnect` dropout.
+    func forget(_ client: ClientID) async {
         tokenOwners = tokenOwners.filter { $0.value != client }
         clientNames[client] = nil
-        await persist("client departure") { try await $0.clientLeft(id: client.rawValue) }
         for waiter in waiters.removeValue(forKey: client) ?? [] {
             _ = machine.setPollParked(client, false, now: clock.now)
             waiter.continuation.resume(returning: nil)
         }
-        logger.info("client left", metadata: ["client_id": "\(client)"])
         await perform(machine.leave(client, now: clock.now))
     }
 
@@ -328,7 +354,8 @@ public actor RoundDriver: Service {
             modelSHA256: machine.model.sha256, clientsRegistered: machine.registeredClientCount,
             clientsConnected: machine.connectedClients.count, clientsRequired: machine.requiredClients,
             quorum: configuration.rounds.minFitResults, committedRounds: machine.committedRounds,
-            failedRounds: machine.failedRounds, maxRounds: configuration.rounds.maxRounds)
+            failedRounds: machine.failedRounds, maxRounds: configuration.rounds.maxRounds, paused: machine.isPaused,
+            draining: drainDeadline != nil)
     }
 
     /// A stream of every round report from now on; it finishes when the driver shuts down.
@@ -344,7 +371,7 @@ public actor RoundDriver: Service {
 
     // MARK: Carrying out actions
 
-    private func perform(_ initial: [RoundAction<Instant>]) async {
+    func perform(_ initial: [RoundAction<Instant>]) async {
         defer { observePhase() }
         var queue = initial[...]
         while let action = queue.popFirst() {
@@ -485,7 +512,7 @@ public actor RoundDriver: Service {
 extension RoundDriver {
     /// Writes history the round itself does not depend on (round rows, client rows); a failure is logged, not
     /// fatal to the round.
-    fileprivate func persist(_ what: String, _ write: (CheckpointStore) async throws -> Void) async {
+    func persist(_ what: String, _ write: (CheckpointStore) async throws -> Void) async {
         do {
             try await write(store)
         } catch {
@@ -526,14 +553,16 @@ extension RoundDriver {
     /// audit event, then the next round trains from that version; a round in flight is aborted.
     /// - Throws: `CheckpointStoreError` (unknown, corrupt or incomplete version), or `RollbackBusyError` while a
     ///   round's outcome is being stored.
-    public func rollback(to version: Int, reason: String, actor: String) async throws -> (from: Int, to: Int) {
+    public func rollback(to version: Int, reason: String, actor: String, traceID: String? = nil) async throws -> (
+        from: Int, to: Int
+    ) {
         guard !machine.isPersisting, !rollbackInProgress else { throw RollbackBusyError() }
         rollbackInProgress = true
         defer { rollbackInProgress = false }
         let replacement = try await loadModel(version)
         guard !machine.isPersisting else { throw RollbackBusyError() }
         let previous = machine.model.version
-        try await store.rollback(to: version, reason: reason, actor: actor)
+        try await store.rollback(to: version, reason: reason, actor: actor, traceID: traceID)
         metrics.rolledBack()
         tracing.rolledBack(from: previous, to: version, actor: actor, reason: reason)
         metrics.modelVersion(version)
@@ -593,8 +622,8 @@ public struct CoordinatorStartupError: Error, Sendable, CustomStringConvertible 
 }
 
 extension RoundDriver {
-    /// False once shutdown began; `/readyz` answers 503 then.
-    public var isAcceptingWork: Bool { !stopped }
+    /// False once shutdown (or draining) began; `/readyz` answers 503 then.
+    public var isAcceptingWork: Bool { !stopped && drainDeadline == nil }
 
     /// The open task `taskID` if it belongs to `client`.
     /// - Throws: `UpdateRejection` (unknown, another client's, late, duplicate) otherwise.

@@ -164,7 +164,29 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     /// - Precondition: not `isPersisting`.
     public mutating func replaceModel(with replacement: GlobalModel, reason: String, now: Instant) -> [Action] {
         precondition(!isPersisting, "replace the model only between store operations")
-        var actions: [Action] = []
+        model = replacement
+        return abortOpenRound(reason: reason, now: now) ?? startRoundIfReady(now: now)
+    }
+
+    /// True while the operator has paused the federation: the open round runs to its end, no new round starts.
+    public private(set) var isPaused = false
+
+    /// Pauses or resumes the federation. Pausing lets an open round finish; resuming starts a round at once when
+    /// enough clients are connected.
+    public mutating func setPaused(_ paused: Bool, now: Instant) -> [Action] {
+        isPaused = paused
+        return paused ? [] : startRoundIfReady(now: now)
+    }
+
+    /// Aborts the open round on an operator's request: its tasks end, nothing it computed is kept, and the next
+    /// round (unless paused) starts from the current model.
+    /// - Returns: the actions, or nil when no round is in training or evaluation (nothing to abort, or its
+    ///   outcome is being stored and must not be cut in half).
+    public mutating func abortRound(reason: String, now: Instant) -> [Action]? {
+        abortOpenRound(reason: reason, now: now)
+    }
+
+    private mutating func abortOpenRound(reason: String, now: Instant) -> [Action]? {
         switch phase {
         case .training(let progress, let tasks, _, _), .evaluating(let progress, let tasks, _, _):
             for task in tasks.values { endedTasks[task.task.id] = .dropped(.disconnect) }
@@ -172,13 +194,10 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
                 clients[task.task.client]!.openTask = nil
             }
             failedRounds += 1
-            model = replacement
-            actions = finish(progress, outcome: .failed(RoundFailure(.aborted, reason)), resultVersion: nil, now: now)
+            return finish(progress, outcome: .failed(RoundFailure(.aborted, reason)), resultVersion: nil, now: now)
         default:
-            model = replacement
-            actions = startRoundIfReady(now: now)
+            return nil
         }
-        return actions
     }
 
     /// Records that a client was heard from (heartbeat or any authenticated request).
@@ -389,7 +408,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     // MARK: Internals
 
     private mutating func startRoundIfReady(now: Instant) -> [Action] {
-        guard case .idle = phase else { return [] }
+        guard case .idle = phase, !isPaused else { return [] }
         if let maxRounds = configuration.maxRounds, roundsStarted >= maxRounds {
             phase = .finished
             return []

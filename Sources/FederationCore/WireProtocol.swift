@@ -135,12 +135,18 @@ public enum WireProtocol {
         public var committedRounds: Int
         public var failedRounds: Int
         public var maxRounds: Int?
+        /// True while an operator has paused the federation: the open round finishes, no new one starts.
+        public var paused: Bool
+        /// True while the coordinator finishes its round before stopping (SIGTERM).
+        public var draining: Bool
 
         public init(
             phase: String, round: Int, modelVersion: Int, modelSHA256: String, clientsRegistered: Int,
             clientsConnected: Int, clientsRequired: Int, quorum: Int, committedRounds: Int, failedRounds: Int,
-            maxRounds: Int?
+            maxRounds: Int?, paused: Bool = false, draining: Bool = false
         ) {
+            self.paused = paused
+            self.draining = draining
             self.phase = phase
             self.round = round
             self.modelVersion = modelVersion
@@ -155,7 +161,7 @@ public enum WireProtocol {
         }
 
         enum CodingKeys: String, CodingKey {
-            case phase, round, quorum
+            case phase, round, quorum, paused, draining
             case modelVersion = "model_version"
             case modelSHA256 = "model_sha256"
             case clientsRegistered = "clients_registered"

@@ -124,6 +124,22 @@ public struct CoordinatorMetrics: Sendable {
         counter(MetricCatalogue.rollbacks, [("trigger", "manual")]).increment()
     }
 
+    /// The federation was paused or resumed, or began or ended draining.
+    public func federationState(paused: Bool, draining: Bool) {
+        gauge(MetricCatalogue.paused, []).record(paused ? 1 : 0)
+        gauge(MetricCatalogue.draining, []).record(draining ? 1 : 0)
+    }
+
+    /// An operator action was carried out; `action` is one of the catalogue's values.
+    public func adminAction(_ action: String) {
+        counter(MetricCatalogue.adminActions, [("action", action)]).increment()
+    }
+
+    /// A request was refused by authentication (`unauthenticated`) or authorisation (`forbidden`, `revoked`).
+    public func authRefused(_ reason: String) {
+        counter(MetricCatalogue.authRefusals, [("reason", reason)]).increment()
+    }
+
     // MARK: HTTP and process
 
     public func httpRequest(method: String, route: String, status: Int, duration: Duration) {

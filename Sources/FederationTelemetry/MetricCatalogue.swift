@@ -114,6 +114,17 @@ public enum MetricCatalogue {
         "rondo_rollbacks_total", .counter,
         "Times the current model was set back, by trigger (manual rollback, guard rejection).",
         labels: [("trigger", ["manual", "guard"])])
+    public static let paused = Definition(
+        "rondo_federation_paused", .gauge, "1 while an operator has paused the federation (no new rounds), else 0.")
+    public static let draining = Definition(
+        "rondo_federation_draining", .gauge, "1 while the coordinator finishes its round before stopping, else 0.")
+    public static let adminActions = Definition(
+        "rondo_admin_actions_total", .counter, "Operator actions carried out, by action.",
+        labels: [("action", ["rollback", "tag", "pause", "resume", "abort_round", "revoke_client"])])
+    public static let authRefusals = Definition(
+        "rondo_auth_refusals_total", .counter,
+        "Requests refused by authentication or authorisation, by reason.",
+        labels: [("reason", ["unauthenticated", "forbidden", "revoked"])])
     public static let httpRequests = Definition(
         "rondo_http_requests_total", .counter, "HTTP requests, by method, route template and status.",
         labels: [("method", nil), ("route", nil), ("status", nil)])
@@ -141,7 +152,9 @@ public enum MetricCatalogue {
         buildInfo, round, phase, modelVersion, rounds, roundDuration, phaseDuration, lastCommit, clientsConnected,
         clientsRegistered, clientsSelected, clientsRequired, quorum, results, rejections, dropouts, taskDuration,
         updateSize, updateNorm, bytesReceived, bytesSent, aggregationDuration, evalLoss, evalAccuracy, checkpointWrites,
-        checkpointWriteDuration, checkpointSize, lastCheckpoint, rollbacks, spansExported, spansDropped, exportFailures,
+        checkpointWriteDuration, checkpointSize, lastCheckpoint, rollbacks, paused, draining, adminActions,
+        authRefusals,
+        spansExported, spansDropped, exportFailures,
         httpRequests, httpDuration, processCPU,
         processMemory, processFDs, processStart,
     ]

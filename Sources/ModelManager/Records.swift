@@ -144,6 +144,8 @@ public struct ClientRecord: Sendable, Codable, Equatable {
     public var firstSeen: Double
     public var lastSeen: Double
     public var leftAt: Double?
+    /// When an operator revoked the client's token; a revoked client is refused for good.
+    public var revokedAt: Double?
 
     enum CodingKeys: String, CodingKey {
         case name
@@ -152,6 +154,7 @@ public struct ClientRecord: Sendable, Codable, Equatable {
         case firstSeen = "first_seen"
         case lastSeen = "last_seen"
         case leftAt = "left_at"
+        case revokedAt = "revoked_at"
     }
 }
 

@@ -66,7 +66,13 @@ enum StoreMigrations {
             );
             CREATE INDEX events_by_kind ON events(kind, id);
             """
-        )
+        ),
+        (
+            2,
+            """
+            ALTER TABLE clients ADD COLUMN revoked_at REAL;
+            """
+        ),
     ]
 
     /// Applies every migration not yet recorded, each in its own transaction.

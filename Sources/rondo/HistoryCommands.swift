@@ -31,7 +31,32 @@ struct RoundsCommand: AsyncParsableCommand {
 
 struct ClientsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "clients", abstract: "List registered clients, most recently seen first.")
+        commandName: "clients", abstract: "List or revoke clients.",
+        subcommands: [ClientsListCommand.self, ClientsRevokeCommand.self], defaultSubcommand: ClientsListCommand.self)
+}
+
+struct ClientsRevokeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revoke",
+        abstract: "Revoke a client's token for good (a running coordinator refuses it within a second).")
+
+    @OptionGroup var store: StoreOptions
+    @Argument(help: "The client id (see `rondo clients`).") var clientID: String
+    @Option(help: "Why, for the audit log.") var reason = "revoked by an operator"
+
+    func run() async throws {
+        guard try await store.openStore().revokeClient(id: clientID, reason: reason, actor: cliActor)
+        else {
+            throw ValidationError("no client \(clientID)")
+        }
+        if store.json { return try store.printJSON(["client_id": clientID, "status": "revoked"]) }
+        printLine("revoked \(clientID)")
+    }
+}
+
+struct ClientsListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List registered clients, most recently seen first.")
 
     @OptionGroup var store: StoreOptions
 
@@ -44,14 +69,15 @@ struct ClientsCommand: AsyncParsableCommand {
                     [
                         "client_id": $0.clientID, "name": $0.name, "first_seen": timestamp($0.firstSeen),
                         "last_seen": timestamp($0.lastSeen), "left_at": timestamp($0.leftAt),
+                        "revoked_at": timestamp($0.revokedAt),
                     ]
                 })
         }
-        var table = TextTable(headers: ["CLIENT", "NAME", "FIRST SEEN", "LAST SEEN", "LEFT"])
+        var table = TextTable(headers: ["CLIENT", "NAME", "FIRST SEEN", "LAST SEEN", "LEFT", "REVOKED"])
         for client in clients {
             table.rows.append([
                 client.clientID, client.name, timestamp(client.firstSeen), timestamp(client.lastSeen),
-                timestamp(client.leftAt),
+                timestamp(client.leftAt), timestamp(client.revokedAt),
             ])
         }
         printLine(table.render())

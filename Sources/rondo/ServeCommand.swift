@@ -36,6 +36,12 @@ struct ServeCommand: AsyncParsableCommand {
     var guardMetric = "accuracy"
     @Option(help: "Admin bearer token (env RONDO_ADMIN_TOKEN); default: generated into DATA_DIR/admin-token.")
     var adminToken: String?
+    @Option(help: "Read-only admin token (role viewer; env RONDO_VIEWER_TOKEN); default: none.")
+    var viewerToken: String?
+    @Option(help: "Bearer token GET /metrics requires (env RONDO_METRICS_TOKEN); default: /metrics is open.")
+    var metricsToken: String?
+    @Option(help: "Seconds SIGTERM waits for the open round before aborting it; default: its fit + evaluate timeouts.")
+    var drainTimeout: Double?
     @Option(parsing: .upToNextOption, help: "Training config sent to clients, as key=value.")
     var fitConfig: [String] = ["local_epochs=2", "learning_rate=0.1", "batch_size=16"]
 
@@ -50,6 +56,12 @@ struct ServeCommand: AsyncParsableCommand {
             guard value.isFinite, value > 0, value <= 86_400 else {
                 throw ValidationError("--\(name)-timeout must be between 0 and 86400 seconds")
             }
+        }
+        if let drainTimeout, !(drainTimeout.isFinite && drainTimeout >= 0 && drainTimeout <= 86_400) {
+            throw ValidationError("--drain-timeout must be between 0 and 86400 seconds")
+        }
+        for (name, token) in [("viewer", viewerToken), ("metrics", metricsToken)] where (token?.count ?? 16) < 16 {
+            throw ValidationError("--\(name)-token must be at least 16 characters")
         }
         guard minAvailableClients >= 1, minFitClients >= 1 else {
             throw ValidationError("client minimums must be at least 1")
@@ -77,6 +89,8 @@ struct ServeCommand: AsyncParsableCommand {
                     RegressionGuard(metric: guardMetric, higherIsBetter: guardMetric != "loss", maxRegression: $0)
                 }),
             seed: seed ?? environment["RONDO_SEED"].flatMap { UInt64($0) } ?? 0)
+        configuration.drainTimeout = drainTimeout.map { .seconds($0) }
+        configuration.metricsToken = metricsToken ?? environment["RONDO_METRICS_TOKEN"]
         if let bytes = maxUpdateBytes ?? environment["RONDO_MAX_UPDATE_BYTES"].flatMap({ Int($0) }) {
             configuration.limits.maxUpdateBytes = bytes
         }
@@ -98,7 +112,8 @@ struct ServeCommand: AsyncParsableCommand {
         let metricsFactory = bootstrapMetrics()
         let tracing = makeTracing(serviceName: "rondo-coordinator", metricsFactory: metricsFactory, logger: logger)
         let coordinator = try await CoordinatorServer(
-            configuration: configuration, store: store, adminToken: admin.token, initialWeights: weights,
+            configuration: configuration, store: store, adminToken: admin.token,
+            viewerToken: viewerToken ?? environment["RONDO_VIEWER_TOKEN"], initialWeights: weights,
             logger: logger,
             metricsFactory: metricsFactory, buildVersion: RondoBuild.version, buildRevision: RondoBuild.revision,
             tracer: tracing.tracer)

@@ -16,6 +16,8 @@ public final class RunningCoordinator: Sendable {
     /// The data directory (a fresh temporary one unless given); holds `rondo.db`.
     public let directory: String
     public static let adminToken = "test-admin-token-0123456789abcdef"
+    /// A read-only (viewer) admin token.
+    public static let viewerToken = "test-viewer-token-0123456789abcdef"
     public let http = CurlHTTPClient()
     private let group: ServiceGroup
     private let runner: Task<Void, any Error>
@@ -38,7 +40,8 @@ public final class RunningCoordinator: Sendable {
         let dataDirectory = existingDirectory ?? RunningCoordinator.temporaryDirectory()
         let store = try CheckpointStore(configuration: .init(path: dataDirectory + "/rondo.db"))
         let server = try await CoordinatorServer(
-            configuration: configuration, store: store, adminToken: Self.adminToken, initialWeights: initialWeights,
+            configuration: configuration, store: store, adminToken: Self.adminToken, viewerToken: Self.viewerToken,
+            initialWeights: initialWeights,
             logger: logger, tracer: tracer)
         self.directory = dataDirectory
         let group = ServiceGroup(services: server.services, logger: logger)
@@ -63,7 +66,7 @@ public final class RunningCoordinator: Sendable {
                 minFitResults: minFitResults, fitTimeout: fitTimeout, evaluateTimeout: .seconds(10),
                 livenessTimeout: .seconds(10), maxRounds: maxRounds, regressionGuard: regressionGuard),
             limits: .init(maxUpdateBytes: maxUpdateBytes, maxJSONBytes: 64 << 10),
-            heartbeatInterval: .milliseconds(200), tickInterval: .milliseconds(20))
+            heartbeatInterval: .milliseconds(200), tickInterval: .milliseconds(20), drainTimeout: .zero)
     }
 
     /// A new, empty directory under the system's temporary directory.
@@ -88,6 +91,18 @@ public final class RunningCoordinator: Sendable {
             await coordinator.stop()
             throw error
         }
+    }
+
+    /// Starts graceful shutdown (as SIGTERM does) without waiting for it; `stop()` waits.
+    public func beginShutdown() async {
+        await group.triggerGracefulShutdown()
+    }
+
+    /// The value of the series `line` (name with labels, as rendered) in the coordinator's `/metrics`.
+    public func metricValue(_ series: String, token: String? = nil) async throws -> Double? {
+        let text = try await request("GET", "/metrics", token: token).text
+        return text.split(separator: "\n").first { $0.hasPrefix(series + " ") }
+            .flatMap { Double($0.split(separator: " ").last ?? "") }
     }
 
     /// Stops the server and the driver and waits for both.

@@ -1,0 +1,125 @@
+import FederationCore
+import Logging
+import ModelManager
+
+/// Who a client bearer token belongs to.
+public enum ClientAuthentication: Sendable, Equatable {
+    /// A live client's token.
+    case client(ClientID)
+    /// The token of a client an operator revoked: refused with 403 for good.
+    case revoked
+    /// No client has this token (never issued, or the client left): 401.
+    case unknown
+}
+
+/// An operator action that cannot be carried out now.
+public struct OperatorActionError: Error, Sendable, CustomStringConvertible {
+    /// Why, as a stable value.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        fileprivate enum Value: String { case noOpenRound = "no_open_round", busy, unknownClient = "unknown_client" }
+        fileprivate let value: Value
+        /// No round is in training or evaluation.
+        public static let noOpenRound = Code(value: .noOpenRound)
+        /// The round's outcome is being stored; retry in a moment.
+        public static let busy = Code(value: .busy)
+        /// No such client was ever registered.
+        public static let unknownClient = Code(value: .unknownClient)
+        public var description: String { value.rawValue }
+    }
+
+    public var code: Code
+    public var message: String
+    public var description: String { "\(code): \(message)" }
+}
+
+/// Operator controls: pause and resume, abort the open round, revoke a client, and draining on shutdown.
+extension RoundDriver {
+    /// Pauses (no new round starts; the open one finishes) or resumes the federation, with an audit event.
+    public func setPaused(_ paused: Bool, actor: String, traceID: String?) async {
+        guard paused != machine.isPaused else { return }
+        await persist("pause audit event") {
+            try await $0.recordEvent(
+                kind: paused ? "federation_paused" : "federation_resumed", actor: actor, round: machine.openRound,
+                traceID: traceID)
+        }
+        logger.warning(paused ? "federation paused" : "federation resumed", metadata: ["actor": "\(actor)"])
+        await perform(machine.setPaused(paused, now: clock.now))
+        metrics.federationState(paused: machine.isPaused, draining: drainDeadline != nil)
+    }
+
+    /// Aborts the round in training or evaluation: nothing it computed is kept, the round is recorded as
+    /// aborted with `reason`, and the next one (unless paused) starts from the current model.
+    /// - Returns: the aborted round's number.
+    /// - Throws: `OperatorActionError` `.noOpenRound`, or `.busy` while the round's outcome is being stored.
+    @discardableResult
+    public func abortRound(reason: String, actor: String, traceID: String?) async throws(OperatorActionError) -> Int {
+        guard let round = machine.openRound else {
+            throw OperatorActionError(code: .noOpenRound, message: "no round is open")
+        }
+        guard !machine.isPersisting else {
+            throw OperatorActionError(code: .busy, message: "round \(round)'s outcome is being stored; retry")
+        }
+        guard let actions = machine.abortRound(reason: reason, now: clock.now) else {
+            throw OperatorActionError(code: .noOpenRound, message: "no round is open")
+        }
+        await persist("abort audit event") {
+            try await $0.recordEvent(
+                kind: "round_aborted", actor: actor, round: round, detail: ["reason": reason], traceID: traceID)
+        }
+        logger.warning("round aborted", metadata: ["round": "\(round)", "actor": "\(actor)", "reason": "\(reason)"])
+        await perform(actions)
+        return round
+    }
+
+    /// Revokes a client at once: its token is refused (403) from this moment, its parked polls return, and
+    /// an open task counts as a dropout. The revocation is stored, so it survives restarts.
+    /// - Throws: `OperatorActionError.unknownClient`, or the store's error.
+    public func revoke(_ client: ClientID, reason: String, actor: String, traceID: String?) async throws {
+        guard try await store.revokeClient(id: client.rawValue, reason: reason, actor: actor, traceID: traceID) else {
+            throw OperatorActionError(code: .unknownClient, message: "no client \(client)")
+        }
+        revokedTokens.formUnion(tokenOwners.filter { $0.value == client }.keys)
+        logger.warning("client revoked", metadata: ["client_id": "\(client)", "actor": "\(actor)"])
+        await forget(client)
+    }
+
+    /// Follows revocations written directly to the database (`rondo clients revoke` while serving).
+    func adoptExternalRevocations() async {
+        do {
+            for (id, hash) in try await store.revokedClients() where !revokedTokens.contains(hash) {
+                revokedTokens.insert(hash)
+                guard tokenOwners[hash] != nil else { continue }
+                logger.warning("client revoked on the database; refusing it", metadata: ["client_id": "\(id)"])
+                await forget(ClientID(id))
+            }
+        } catch {
+            logger.error("cannot read revocations", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// One step of draining after graceful shutdown was requested.
+    /// - Returns: true when the driver may stop: no round is open, or the drain timeout aborted it.
+    func drainStep() async -> Bool {
+        guard drainRequested.load(ordering: .relaxed) else { return false }
+        let now = clock.now
+        if drainDeadline == nil {
+            let timeout =
+                configuration.drainTimeout ?? configuration.rounds.fitTimeout + configuration.rounds.evaluateTimeout
+            drainDeadline = now.advanced(by: timeout)
+            logger.notice(
+                "draining: finishing the open round before stopping",
+                metadata: [
+                    "round": "\(machine.openRound.map(String.init) ?? "none")", "timeout_seconds": "\(timeout.seconds)",
+                ])
+            await perform(machine.setPaused(true, now: now))
+            metrics.federationState(paused: true, draining: true)
+        }
+        guard let round = machine.openRound else { return true }
+        guard let deadline = drainDeadline, deadline <= now, !machine.isPersisting else { return false }
+        if let actions = machine.abortRound(reason: "coordinator shutting down (drain timeout)", now: now) {
+            logger.warning("drain timeout: aborting the open round", metadata: ["round": "\(round)"])
+            await perform(actions)
+        }
+        return machine.openRound == nil
+    }
+}
