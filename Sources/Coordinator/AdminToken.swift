@@ -8,14 +8,17 @@ import Foundation
 public enum AdminToken {
     /// The configured token, or the one stored in (or newly generated into) `directory`.
     /// - Returns: the token and the file it lives in (nil when configured directly).
-    public static func resolve(configured: String?, directory: String) throws -> (token: String, file: String?) {
+    /// The enrolment token is resolved the same way, into `fileName: "enrolment-token"`.
+    public static func resolve(configured: String?, directory: String, fileName: String = "admin-token") throws -> (
+        token: String, file: String?
+    ) {
         if let configured, !configured.isEmpty {
             guard configured.count >= 16 else {
-                throw AdminTokenError(message: "the admin token must be at least 16 characters")
+                throw AdminTokenError(message: "the \(fileName) must be at least 16 characters")
             }
             return (configured, nil)
         }
-        let path = (directory as NSString).appendingPathComponent("admin-token")
+        let path = (directory as NSString).appendingPathComponent(fileName)
         if let data = FileManager.default.contents(atPath: path) {
             let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             guard token.count >= 16 else { throw AdminTokenError(message: "\(path) holds no usable token") }

@@ -25,6 +25,10 @@ public struct CoordinatorConfiguration: Sendable {
     /// Bearer token `GET /metrics` requires. Default nil: open, as Prometheus expects (env
     /// `RONDO_METRICS_TOKEN`).
     public var metricsToken: String?
+    /// The federation's enrolment token: `POST /v1/clients` needs it as its bearer token. Default nil: open
+    /// enrolment, for embedding and tests; `rondo serve` always sets one (env `RONDO_ENROLMENT_TOKEN`, else
+    /// generated into `DATA_DIR/enrolment-token`).
+    public var enrolmentToken: String?
 
     /// Request limits. Every refusal is a 4xx with a JSON error body.
     public struct Limits: Sendable {
@@ -54,8 +58,10 @@ public struct CoordinatorConfiguration: Sendable {
         maxLongPoll: Duration = .seconds(60),
         tickInterval: Duration = .milliseconds(100),
         drainTimeout: Duration? = nil,
-        metricsToken: String? = nil
+        metricsToken: String? = nil,
+        enrolmentToken: String? = nil
     ) {
+        self.enrolmentToken = enrolmentToken
         self.drainTimeout = drainTimeout
         self.metricsToken = metricsToken
         self.host = host

@@ -77,6 +77,11 @@ struct CoordinatorRoutes: Sendable {
     // MARK: Handlers
 
     private func register(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        if let enrolment = configuration.enrolmentToken, !AdminToken.matches(bearer(request) ?? "", enrolment) {
+            metrics.authRefused("unauthenticated")
+            throw APIError(
+                .unauthorized, code: "unauthenticated", "registration needs the federation's enrolment token")
+        }
         let body = try await decodeJSON(WireProtocol.RegistrationRequest.self, from: request)
         let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !name.isEmpty, name.count <= 200 else {

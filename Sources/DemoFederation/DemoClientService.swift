@@ -18,11 +18,14 @@ public struct DemoClientService: Service {
     let dropoutRate: Double
     let logger: Logger
     let tracer: RondoTracer
+    let enrolmentToken: String?
 
     public init(
         index: Int, share: DemoData.ClientShare, seed: UInt64, dropoutRate: Double, logger: Logger,
-        tracer: RondoTracer = RondoTracer(sink: nil), coordinatorURL: @escaping @Sendable () async -> String
+        tracer: RondoTracer = RondoTracer(sink: nil), enrolmentToken: String? = nil,
+        coordinatorURL: @escaping @Sendable () async -> String
     ) {
+        self.enrolmentToken = enrolmentToken
         self.tracer = tracer
         self.index = index
         self.share = share
@@ -51,7 +54,9 @@ public struct DemoClientService: Service {
                     try? await Task.sleep(for: .seconds(3600))  // cancelled by the vanishing below
                 }
                 let client = FederatedClient(
-                    configuration: .init(coordinatorURL: url, name: "demo-site-\(index)"), trainer: trainer,
+                    configuration: .init(
+                        coordinatorURL: url, name: "demo-site-\(index)", enrolmentToken: enrolmentToken),
+                    trainer: trainer,
                     retry: RetryPolicy(initialDelay: .milliseconds(50), maxDelay: .seconds(1)),
                     longPoll: .seconds(10), logger: logger, tracer: tracer)
                 current.withLock { $0 = client.connection }

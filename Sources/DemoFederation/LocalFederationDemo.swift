@@ -24,8 +24,12 @@ public enum LocalFederationDemo {
         let store = try CheckpointStore(
             configuration: .init(path: (options.dataDirectory as NSString).appendingPathComponent("rondo.db")))
         let admin = try AdminToken.resolve(configured: nil, directory: options.dataDirectory)
+        let enrolment = try AdminToken.resolve(
+            configured: nil, directory: options.dataDirectory, fileName: "enrolment-token")
+        var configuration = options.coordinatorConfiguration
+        configuration.enrolmentToken = enrolment.token
         let server = try await CoordinatorServer(
-            configuration: options.coordinatorConfiguration, store: store, adminToken: admin.token,
+            configuration: configuration, store: store, adminToken: admin.token,
             initialWeights: SoftmaxRegression().weights, logger: logger, metricsFactory: metricsFactory,
             buildVersion: RondoBuild.version, buildRevision: RondoBuild.revision, tracer: tracer)
         let reports = await server.driver.roundReports()
@@ -40,7 +44,7 @@ public enum LocalFederationDemo {
         let sites = data.clients.enumerated().map { index, share in
             DemoClientService(
                 index: index, share: share, seed: options.seed, dropoutRate: options.dropoutRate, logger: logger,
-                tracer: tracer
+                tracer: tracer, enrolmentToken: enrolment.token
             ) {
                 "http://\(options.host):\(await server.port())"
             }

@@ -18,10 +18,14 @@ public actor CoordinatorConnection {
         public var caFile: String?
         /// Timeout of ordinary calls (model downloads and uploads included). Default 120 s.
         public var requestTimeout: Duration
+        /// The federation's enrolment token, sent when registering. Default nil (open enrolment).
+        public var enrolmentToken: String?
 
         public init(
-            coordinatorURL: String, name: String, caFile: String? = nil, requestTimeout: Duration = .seconds(120)
+            coordinatorURL: String, name: String, caFile: String? = nil, requestTimeout: Duration = .seconds(120),
+            enrolmentToken: String? = nil
         ) {
+            self.enrolmentToken = enrolmentToken
             var url = coordinatorURL
             while url.hasSuffix("/") { url.removeLast() }
             self.coordinatorURL = url
@@ -58,7 +62,10 @@ public actor CoordinatorConnection {
     @discardableResult
     public func register() async throws -> Credentials {
         let body = try JSONEncoder().encode(WireProtocol.RegistrationRequest(name: configuration.name))
-        let response = try await send("POST", "/v1/clients", json: Array(body), authenticated: false)
+        let response = try await send(
+            "POST", "/v1/clients",
+            headers: configuration.enrolmentToken.map { [("Authorization", "Bearer \($0)")] } ?? [], body: Array(body),
+            contentType: "application/json", authenticated: false)
         let answer = try decode(WireProtocol.RegistrationResponse.self, from: response)
         let credentials = Credentials(
             clientID: answer.clientID, token: answer.token,

@@ -15,6 +15,7 @@ struct ClientCommand: AsyncParsableCommand {
     @Option(help: "Dirichlet concentration; must match the other sites.") var alpha = 0.5
     @Option(help: "Seed of the data split; must match the other sites.") var seed: UInt64 = 7
     @Option(help: "PEM file of CA certificates to trust for HTTPS.") var caFile: String?
+    @Option(help: "The federation's enrolment token (env RONDO_ENROLMENT_TOKEN).") var enrolmentToken: String?
     @Option(help: "Extra milliseconds each task takes (a slow site, for drills).") var taskDelayMs = 0
     @OptionGroup var common: CommonOptions
 
@@ -29,7 +30,9 @@ struct ClientCommand: AsyncParsableCommand {
         let tracing = makeTracing(
             serviceName: "rondo-client", metricsFactory: CatalogueMetricsFactory(), logger: logger)
         let client = FederatedClient(
-            configuration: .init(coordinatorURL: coordinator, name: "site-\(parts[0])-of-\(parts[1])", caFile: caFile),
+            configuration: .init(
+                coordinatorURL: coordinator, name: "site-\(parts[0])-of-\(parts[1])", caFile: caFile,
+                enrolmentToken: enrolmentToken ?? ProcessInfo.processInfo.environment["RONDO_ENROLMENT_TOKEN"]),
             trainer: DigitsTrainer(
                 train: share.train, test: share.test, seed: seed &+ UInt64(parts[0]),
                 taskDelay: .milliseconds(taskDelayMs)),

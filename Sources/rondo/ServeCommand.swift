@@ -36,6 +36,12 @@ struct ServeCommand: AsyncParsableCommand {
     var guardMetric = "accuracy"
     @Option(help: "Admin bearer token (env RONDO_ADMIN_TOKEN); default: generated into DATA_DIR/admin-token.")
     var adminToken: String?
+    @Option(
+        help:
+            "Enrolment token clients register with (env RONDO_ENROLMENT_TOKEN); default: generated into DATA_DIR/enrolment-token."
+    )
+    var enrolmentToken: String?
+    @Flag(help: "Let anyone register, with no enrolment token (development only).") var openEnrolment = false
     @Option(help: "Read-only admin token (role viewer; env RONDO_VIEWER_TOKEN); default: none.")
     var viewerToken: String?
     @Option(help: "Bearer token GET /metrics requires (env RONDO_METRICS_TOKEN); default: /metrics is open.")
@@ -109,6 +115,13 @@ struct ServeCommand: AsyncParsableCommand {
         let admin = try AdminToken.resolve(
             configured: adminToken ?? environment["RONDO_ADMIN_TOKEN"], directory: server.dataDir)
         if let file = admin.file { logger.notice("admin token", metadata: ["file": "\(file)"]) }
+        if !openEnrolment {
+            let enrolment = try AdminToken.resolve(
+                configured: enrolmentToken ?? environment["RONDO_ENROLMENT_TOKEN"], directory: server.dataDir,
+                fileName: "enrolment-token")
+            configuration.enrolmentToken = enrolment.token
+            if let file = enrolment.file { logger.notice("enrolment token", metadata: ["file": "\(file)"]) }
+        }
         let metricsFactory = bootstrapMetrics()
         let tracing = makeTracing(serviceName: "rondo-coordinator", metricsFactory: metricsFactory, logger: logger)
         let coordinator = try await CoordinatorServer(

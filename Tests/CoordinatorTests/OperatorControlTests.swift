@@ -170,6 +170,23 @@ import Testing
         }
     }
 
+    @Test func registrationNeedsTheEnrolmentTokenWhenOneIsSet() async throws {
+        var configuration = RunningCoordinator.configuration()
+        configuration.enrolmentToken = "enrol-0123456789abcdef"
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let body = Array(#"{"name":"site"}"#.utf8)
+            for token in [nil, "enrol-wrong-0123456789", Self.admin] {
+                let refused = try await coordinator.request(
+                    "POST", "/v1/clients", token: token, contentType: Self.json, body: body)
+                #expect(refused.status == 401 && refused.errorCode == "unauthenticated", "\(token ?? "no token")")
+            }
+            #expect(try await coordinator.status().clientsRegistered == 0, "refused registrations leave nothing")
+            let accepted = try await coordinator.request(
+                "POST", "/v1/clients", token: "enrol-0123456789abcdef", contentType: Self.json, body: body)
+            #expect(accepted.status == 201, "\(accepted.text)")
+        }
+    }
+
     @Test func metricsCanRequireABearerToken() async throws {
         var configuration = RunningCoordinator.configuration()
         configuration.metricsToken = "scrape-token-0123456789abcdef"

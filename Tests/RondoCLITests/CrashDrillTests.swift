@@ -8,6 +8,7 @@ import Testing
 /// SIGKILL drills on a real `rondo serve` process with three real `rondo client` processes.
 @Suite(.serialized) struct CrashDrillTests {
     static let adminToken = "drill-admin-token-0123456789"
+    static let enrolmentToken = "drill-enrolment-token-0123456789"
 
     struct Server {
         var process: ChildProcess
@@ -19,6 +20,7 @@ import Testing
             ChildProcess.rondoBinary,
             [
                 "serve", "--port", String(port), "--data-dir", directory, "--admin-token", adminToken,
+                "--enrolment-token", enrolmentToken,
                 "--min-available-clients", "3", "--min-fit-clients", "3", "--min-fit-results", "2",
                 "--fit-timeout", "20", "--evaluate-timeout", "10", "--liveness-timeout", "3", "--log-level", "warning",
             ])
@@ -55,6 +57,7 @@ import Testing
                 ChildProcess.rondoBinary,
                 [
                     "client", "--coordinator", server.url, "--partition", "\(index)/3", "--task-delay-ms", "300",
+                    "--enrolment-token", Self.enrolmentToken,
                     "--log-level", "error",
                 ])
         }
