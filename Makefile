@@ -20,8 +20,8 @@ demo: build
 
 # Python is used only by tests that drive real third-party tools (safetensors, numpy, opentelemetry-proto).
 venv:
-	@if ! .venv/bin/python -c "import safetensors, numpy, opentelemetry.proto, yaml" >/dev/null 2>&1; then \
-		python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check safetensors numpy opentelemetry-proto pyyaml; \
+	@if ! .venv/bin/python -c "import safetensors, numpy, opentelemetry.proto, yaml, openapi_spec_validator, schemathesis" >/dev/null 2>&1; then \
+		python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check safetensors numpy opentelemetry-proto pyyaml openapi-spec-validator schemathesis; \
 	fi
 
 # Prometheus config, rules, rule unit tests (promtool), and runbook/test coverage of every alert.
@@ -32,6 +32,7 @@ prometheus-check: deps venv
 	.venv/bin/python scripts/check-prometheus.py
 
 test: deps venv lint prometheus-check
+	.venv/bin/openapi-spec-validator Sources/Coordinator/Resources/openapi.yaml
 	$(SWIFT) build --build-tests
 	.venv/bin/python scripts/check-dashboards.py .build/debug/rondo
 	$(SWIFT) test --skip-build

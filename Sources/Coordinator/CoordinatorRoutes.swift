@@ -30,6 +30,11 @@ struct CoordinatorRoutes: Sendable {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: renderMetrics())))
         }
+        router.get("/v1/openapi.yaml") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/yaml"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: try APIDocument.bytes())))
+        }
         router.get("/readyz") { _, _ in
             guard await driver.isAcceptingWork else {
                 throw APIError(.serviceUnavailable, code: "not_ready", "the coordinator is shutting down")

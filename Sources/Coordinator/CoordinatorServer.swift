@@ -20,6 +20,9 @@ public struct CoordinatorServer: Sendable {
     public let driver: RoundDriver
     public let application: Application<RouterResponder<BasicRequestContext>>
     private let boundPort: BoundPort
+    /// Every route the router serves, as `METHOD /path/{parameter}`, sorted; the OpenAPI document must list
+    /// exactly these.
+    public let routes: [String]
 
     public init(
         configuration: CoordinatorConfiguration, store: CheckpointStore, adminToken: String,
@@ -40,6 +43,7 @@ public struct CoordinatorServer: Sendable {
             renderMetrics: metricsFactory.render
         ).add(to: router)
         let boundPort = BoundPort()
+        self.routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }.sorted()
         self.driver = driver
         self.boundPort = boundPort
         self.application = Application(
