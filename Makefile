@@ -2,7 +2,7 @@
 SWIFT ?= swift
 APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev zlib1g-dev prometheus
 
-.PHONY: deps venv build demo test bench lint prometheus-check
+.PHONY: deps venv build demo test bench lint prometheus-check fuzz
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -35,7 +35,12 @@ test: deps venv lint prometheus-check
 	.venv/bin/openapi-spec-validator Sources/Coordinator/Resources/openapi.yaml
 	$(SWIFT) build --build-tests
 	.venv/bin/python scripts/check-dashboards.py .build/debug/rondo
+	.venv/bin/python scripts/fuzz-api.py .build/debug/rondo 10
 	$(SWIFT) test --skip-build
+
+# A longer schemathesis run against a live coordinator (the test command runs a bounded one).
+fuzz: build venv
+	.venv/bin/python scripts/fuzz-api.py .build/debug/rondo 200
 
 bench: deps
 	$(SWIFT) build -c release --product rondo
