@@ -38,10 +38,32 @@ public struct CoordinatorConfiguration: Sendable {
         public var maxJSONBytes: Int
         /// Header and tensor-count limits for uploaded safetensors.
         public var safetensors: SafeTensorsLimits
+        /// Most clients enrolled at once; registration beyond it answers 409 `client_limit_reached`.
+        /// Default 10,000.
+        public var maxClients: Int
+        /// Most long-polls parked at once; one beyond it answers 429 `too_many_polls`. Default 10,000 (each costs
+        /// a file descriptor).
+        public var maxParkedPolls: Int
+        /// Registrations accepted per second across the federation, with bursts of twice that; beyond, 429
+        /// `rate_limited` with `Retry-After`. Default 20.
+        public var registrationsPerSecond: Double
+        /// Result and failure submissions accepted per second from one client, with bursts of twice that;
+        /// beyond, 429 `rate_limited`. Default 5.
+        public var submissionsPerClientPerSecond: Double
+        /// A connection that sends no request for this long is closed, so a client that connects and stalls
+        /// cannot hold it forever. Default 60 s.
+        public var idleTimeout: Duration
 
         public init(
-            maxUpdateBytes: Int = 512 << 20, maxJSONBytes: Int = 1 << 20, safetensors: SafeTensorsLimits = .default
+            maxUpdateBytes: Int = 512 << 20, maxJSONBytes: Int = 1 << 20, safetensors: SafeTensorsLimits = .default,
+            maxClients: Int = 10_000, maxParkedPolls: Int = 10_000, registrationsPerSecond: Double = 20,
+            submissionsPerClientPerSecond: Double = 5, idleTimeout: Duration = .seconds(60)
         ) {
+            self.maxClients = maxClients
+            self.maxParkedPolls = maxParkedPolls
+            self.registrationsPerSecond = registrationsPerSecond
+            self.submissionsPerClientPerSecond = submissionsPerClientPerSecond
+            self.idleTimeout = idleTimeout
             self.maxUpdateBytes = maxUpdateBytes
             self.maxJSONBytes = maxJSONBytes
             self.safetensors = safetensors

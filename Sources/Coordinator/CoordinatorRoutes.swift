@@ -68,6 +68,7 @@ struct CoordinatorRoutes: Sendable {
         }
         router.post("/v1/tasks/:task_id/failure") { request, context in
             let client = try await authenticate(request, context, ownerOf: nil)
+            try await limited { () async throws(LimitError) in try await driver.admitSubmission(from: client) }
             let taskID = TaskID(try context.parameters.require("task_id"))
             let message = try await decodeJSON(WireProtocol.TaskFailureMessage.self, from: request)
             do throws(UpdateRejection) {
@@ -92,7 +93,9 @@ struct CoordinatorRoutes: Sendable {
         guard !name.isEmpty, name.count <= 200 else {
             throw APIError(.unprocessableContent, code: "invalid_name", "name must be 1 to 200 characters")
         }
-        return try json(await driver.register(name: name), status: .created)
+        return try json(
+            try await limited { () async throws(LimitError) in try await driver.register(name: name) }, status: .created
+        )
     }
 
     private func nextTask(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -105,7 +108,10 @@ struct CoordinatorRoutes: Sendable {
             // Clamp before converting: a huge wait_seconds must not overflow the conversion.
             wait = .seconds(min(seconds, configuration.maxLongPoll.seconds))
         }
-        guard let (task, traceparent) = await driver.nextTaskWithTrace(for: client, wait: wait) else {
+        let next = try await limited { () async throws(LimitError) in
+            try await driver.nextTaskWithTrace(for: client, wait: wait)
+        }
+        guard let (task, traceparent) = next else {
             return Response(status: .noContent)
         }
         return try json(
@@ -168,6 +174,7 @@ struct CoordinatorRoutes: Sendable {
         -> Response
     {
         let client = try await authenticate(request, context, ownerOf: nil)
+        try await limited { () async throws(LimitError) in try await driver.admitSubmission(from: client) }
         let taskID = TaskID(try context.parameters.require("task_id"))
         let task: RoundDriver.Task
         do throws(UpdateRejection) {
@@ -245,6 +252,19 @@ struct CoordinatorRoutes: Sendable {
                 throw APIError.forbidden("this token belongs to another client")
             }
             return client
+        }
+    }
+
+    /// Runs `body`, turning a limit refusal into its API error (409 for the client limit, else 429 with
+    /// `Retry-After`) and counting it.
+    func limited<T>(_ body: () async throws(LimitError) -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            metrics.limitRefused(error.limit)
+            let status: HTTPResponse.Status = error.limit == "clients" ? .conflict : .tooManyRequests
+            let retry = error.retryAfter.map { max(1, Int($0.seconds.rounded(.up))) }
+            throw APIError(status, code: error.code, error.message, retryAfterSeconds: retry)
         }
     }
 

@@ -48,6 +48,8 @@ public struct CoordinatorServer: Sendable {
         self.boundPort = boundPort
         self.application = Application(
             router: router,
+            server: .http1(
+                configuration: .init(idleTimeout: .nanoseconds(Int64(configuration.limits.idleTimeout.seconds * 1e9)))),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "rondo"),
             onServerRunning: { channel in await boundPort.set(channel.localAddress?.port ?? configuration.port) },

@@ -34,6 +34,10 @@ public actor RoundDriver: Service {
     var revokedTokens: Set<String> = []
     private var clientNames: [ClientID: String] = [:]
     private(set) var waiters: [ClientID: [Waiter]] = [:]
+    /// Registrations across the federation (see `Limits.registrationsPerSecond`).
+    var registrationBucket: TokenBucket<Instant>
+    /// Each client's submissions (see `Limits.submissionsPerClientPerSecond`).
+    var submissionBuckets: [ClientID: TokenBucket<Instant>] = [:]
     private var waiterSequence = 0
     private var subscribers: [AsyncStream<Report>.Continuation] = []
     fileprivate(set) var stopped = false
@@ -110,6 +114,8 @@ public actor RoundDriver: Service {
         }
         revokedTokens = Set(try await store.revokedClients().map(\.tokenSHA256))
         self.machine = machine
+        let rate = configuration.limits.registrationsPerSecond
+        self.registrationBucket = TokenBucket(rate: rate, burst: max(1, rate * 2))
         self.store = store
         self.configuration = configuration
         self.logger = logger
@@ -182,7 +188,9 @@ public actor RoundDriver: Service {
     // MARK: Clients
 
     /// Registers a client and returns its id and bearer token (shown once; only its hash is kept).
-    public func register(name: String) async -> WireProtocol.RegistrationResponse {
+    /// - Throws: `LimitError` when the federation is full or registrations come too fast.
+    public func register(name: String) async throws(LimitError) -> WireProtocol.RegistrationResponse {
+        try admitRegistration()
         var client: ClientID
         repeat { client = ClientID("c-" + Digest.randomToken(bytes: 8)) } while machine.isRegistered(client)
         let token = Digest.randomToken()
@@ -221,6 +229,7 @@ public actor RoundDriver: Service {
     /// Drops a client from the live federation: its token stops working, its parked polls return, an open
     /// task counts as a `disconnect` dropout.
     func forget(_ client: ClientID) async {
+        submissionBuckets[client] = nil
         tokenOwners = tokenOwners.filter { $0.value != client }
         clientNames[client] = nil
         for waiter in waiters.removeValue(forKey: client) ?? [] {
@@ -233,7 +242,11 @@ public actor RoundDriver: Service {
     /// Long-polls for the client's next task: answers at once when one is waiting, otherwise parks until a
     /// task is handed out or `wait` passes (then nil). The task comes with the W3C `traceparent` of its span,
     /// for the client to continue the round's trace.
-    public func nextTaskWithTrace(for client: ClientID, wait: Duration) async -> (task: Task, traceparent: String?)? {
+    /// - Throws: `LimitError` when too many long-polls are parked already.
+    public func nextTaskWithTrace(for client: ClientID, wait: Duration) async throws(LimitError) -> (
+        task: Task, traceparent: String?
+    )? {
+        if wait > .zero { try admitLongPoll() }
         guard let task = await waitForTask(client, wait: wait) else { return nil }
         return (task, tracing.taskDelivered(task)?.traceparent)
     }

@@ -140,6 +140,11 @@ public struct CoordinatorMetrics: Sendable {
         counter(MetricCatalogue.authRefusals, [("reason", reason)]).increment()
     }
 
+    /// A request was refused by a limit; `limit` is one of the catalogue's values.
+    public func limitRefused(_ limit: String) {
+        counter(MetricCatalogue.limitRefusals, [("limit", limit)]).increment()
+    }
+
     // MARK: HTTP and process
 
     public func httpRequest(method: String, route: String, status: Int, duration: Duration) {

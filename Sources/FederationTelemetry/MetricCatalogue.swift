@@ -125,6 +125,9 @@ public enum MetricCatalogue {
         "rondo_auth_refusals_total", .counter,
         "Requests refused by authentication or authorisation, by reason.",
         labels: [("reason", ["unauthenticated", "forbidden", "revoked"])])
+    public static let limitRefusals = Definition(
+        "rondo_limit_refusals_total", .counter, "Requests refused by a configured limit, by limit.",
+        labels: [("limit", ["clients", "long_polls", "register_rate", "submit_rate"])])
     public static let httpRequests = Definition(
         "rondo_http_requests_total", .counter, "HTTP requests, by method, route template and status.",
         labels: [("method", nil), ("route", nil), ("status", nil)])
@@ -153,8 +156,7 @@ public enum MetricCatalogue {
         clientsRegistered, clientsSelected, clientsRequired, quorum, results, rejections, dropouts, taskDuration,
         updateSize, updateNorm, bytesReceived, bytesSent, aggregationDuration, evalLoss, evalAccuracy, checkpointWrites,
         checkpointWriteDuration, checkpointSize, lastCheckpoint, rollbacks, paused, draining, adminActions,
-        authRefusals,
-        spansExported, spansDropped, exportFailures,
+        authRefusals, limitRefusals, spansExported, spansDropped, exportFailures,
         httpRequests, httpDuration, processCPU,
         processMemory, processFDs, processStart,
     ]

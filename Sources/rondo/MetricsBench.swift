@@ -24,12 +24,14 @@ struct MetricsBench: AsyncParsableCommand {
         let metrics = CoordinatorMetrics(factory: factory)
         let store = try CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
         // No round may start: the bench measures an idle coordinator with a large registry.
+        // Registration limits are lifted: the bench enrols its whole registry at once.
         let configuration = CoordinatorConfiguration(
-            rounds: RoundConfiguration(selection: SelectionPolicy(minFitClients: 2, minAvailableClients: clients + 1)))
+            rounds: RoundConfiguration(selection: SelectionPolicy(minFitClients: 2, minAvailableClients: clients + 1)),
+            limits: .init(maxClients: clients, registrationsPerSecond: Double(clients)))
         let driver = try await RoundDriver(
             configuration: configuration, store: store, initialWeights: SoftmaxRegression().weights, logger: logger,
             metrics: metrics)
-        for index in 0..<clients { _ = await driver.register(name: "bench-\(index)") }
+        for index in 0..<clients { _ = try await driver.register(name: "bench-\(index)") }
         let status = await driver.status()
         metrics.clients(
             connected: status.clientsConnected, registered: status.clientsRegistered, required: status.clientsRequired,

@@ -46,6 +46,12 @@ struct ServeCommand: AsyncParsableCommand {
     var viewerToken: String?
     @Option(help: "Bearer token GET /metrics requires (env RONDO_METRICS_TOKEN); default: /metrics is open.")
     var metricsToken: String?
+    @Option(help: "Most clients enrolled at once.") var maxClients = 10_000
+    @Option(help: "Most long-polls parked at once.") var maxParkedPolls = 10_000
+    @Option(help: "Registrations accepted per second (bursts of twice that).") var registrationsPerSecond = 20.0
+    @Option(help: "Result submissions accepted per second from one client (bursts of twice that).")
+    var submissionsPerSecond = 5.0
+    @Option(help: "Seconds after which a connection that sends no request is closed.") var idleTimeout = 60.0
     @Option(help: "Seconds SIGTERM waits for the open round before aborting it; default: its fit + evaluate timeouts.")
     var drainTimeout: Double?
     @Option(parsing: .upToNextOption, help: "Training config sent to clients, as key=value.")
@@ -62,6 +68,12 @@ struct ServeCommand: AsyncParsableCommand {
             guard value.isFinite, value > 0, value <= 86_400 else {
                 throw ValidationError("--\(name)-timeout must be between 0 and 86400 seconds")
             }
+        }
+        guard maxClients >= 1, maxParkedPolls >= 1, registrationsPerSecond > 0, submissionsPerSecond > 0,
+            registrationsPerSecond.isFinite, submissionsPerSecond.isFinite, idleTimeout.isFinite, idleTimeout >= 1,
+            idleTimeout <= 86_400
+        else {
+            throw ValidationError("limits must be positive (--idle-timeout between 1 and 86400 seconds)")
         }
         if let drainTimeout, !(drainTimeout.isFinite && drainTimeout >= 0 && drainTimeout <= 86_400) {
             throw ValidationError("--drain-timeout must be between 0 and 86400 seconds")
@@ -96,6 +108,11 @@ struct ServeCommand: AsyncParsableCommand {
                 }),
             seed: seed ?? environment["RONDO_SEED"].flatMap { UInt64($0) } ?? 0)
         configuration.drainTimeout = drainTimeout.map { .seconds($0) }
+        configuration.limits.maxClients = maxClients
+        configuration.limits.maxParkedPolls = maxParkedPolls
+        configuration.limits.registrationsPerSecond = registrationsPerSecond
+        configuration.limits.submissionsPerClientPerSecond = submissionsPerSecond
+        configuration.limits.idleTimeout = .seconds(idleTimeout)
         configuration.metricsToken = metricsToken ?? environment["RONDO_METRICS_TOKEN"]
         if let bytes = maxUpdateBytes ?? environment["RONDO_MAX_UPDATE_BYTES"].flatMap({ Int($0) }) {
             configuration.limits.maxUpdateBytes = bytes

@@ -65,7 +65,7 @@ public final class RunningCoordinator: Sendable {
                     fractionEvaluate: fractionEvaluate),
                 minFitResults: minFitResults, fitTimeout: fitTimeout, evaluateTimeout: .seconds(10),
                 livenessTimeout: .seconds(10), maxRounds: maxRounds, regressionGuard: regressionGuard),
-            limits: .init(maxUpdateBytes: maxUpdateBytes, maxJSONBytes: 64 << 10),
+            limits: .init(maxUpdateBytes: maxUpdateBytes, maxJSONBytes: 64 << 10, registrationsPerSecond: 10_000),
             heartbeatInterval: .milliseconds(200), tickInterval: .milliseconds(20), drainTimeout: .zero)
     }
 

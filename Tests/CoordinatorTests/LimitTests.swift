@@ -1,0 +1,111 @@
+import Coordinator
+import CurlHTTP
+import FederationCore
+import Foundation
+import RondoTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Each configured limit refuses with its status, JSON code and counter, and leaves the federation as it was.
+@Suite struct LimitTests {
+    static let json = "application/json"
+
+    @Test func clientLimitAndRegistrationRate() async throws {
+        var configuration = RunningCoordinator.configuration(clients: 5)
+        configuration.limits.maxClients = 3
+        configuration.limits.registrationsPerSecond = 1  // bursts of 2
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let body = Array(#"{"name":"site"}"#.utf8)
+            for _ in 0..<2 {
+                #expect(
+                    try await coordinator.request("POST", "/v1/clients", contentType: Self.json, body: body).status
+                        == 201)
+            }
+            let limited = try await coordinator.request("POST", "/v1/clients", contentType: Self.json, body: body)
+            #expect(limited.status == 429 && limited.errorCode == "rate_limited", "\(limited.text)")
+            #expect(limited.header("Retry-After").flatMap(Int.init) ?? 0 >= 1)
+            try await Task.sleep(for: .milliseconds(1100))
+            #expect(
+                try await coordinator.request("POST", "/v1/clients", contentType: Self.json, body: body).status == 201)
+            try await Task.sleep(for: .milliseconds(1100))
+            let full = try await coordinator.request("POST", "/v1/clients", contentType: Self.json, body: body)
+            #expect(full.status == 409 && full.errorCode == "client_limit_reached", "\(full.text)")
+            #expect(try await coordinator.status().clientsRegistered == 3)
+            #expect(try await coordinator.metricValue(#"rondo_limit_refusals_total{limit="clients"}"#) == 1)
+            #expect(try await coordinator.metricValue(#"rondo_limit_refusals_total{limit="register_rate"}"#) == 1)
+        }
+    }
+
+    @Test func submissionRatePerClient() async throws {
+        var configuration = RunningCoordinator.configuration(clients: 3)
+        configuration.limits.submissionsPerClientPerSecond = 1  // bursts of 2
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let noisy = try await coordinator.register("noisy")
+            let quiet = try await coordinator.register("quiet")
+            let body = Array(#"{"message":"x"}"#.utf8)
+            var statuses: [Int] = []
+            for _ in 0..<3 {
+                statuses.append(
+                    try await coordinator.request(
+                        "POST", "/v1/tasks/1-fit-1/failure", token: noisy.token, contentType: Self.json, body: body
+                    ).status)
+            }
+            #expect(statuses == [404, 404, 429], "the third submission within a second is refused")
+            let other = try await coordinator.request(
+                "POST", "/v1/tasks/1-fit-1/failure", token: quiet.token, contentType: Self.json, body: body)
+            #expect(other.status == 404, "another client has its own budget")
+            #expect(try await coordinator.metricValue(#"rondo_limit_refusals_total{limit="submit_rate"}"#) == 1)
+        }
+    }
+
+    @Test func parkedLongPollLimit() async throws {
+        var configuration = RunningCoordinator.configuration(clients: 5)
+        configuration.limits.maxParkedPolls = 1
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let first = try await coordinator.register("first")
+            let second = try await coordinator.register("second")
+            async let parked = coordinator.request(
+                "GET", "/v1/clients/\(first.id)/tasks/next?wait_seconds=2", token: first.token)
+            try await Task.sleep(for: .milliseconds(500))
+            let refused = try await coordinator.request(
+                "GET", "/v1/clients/\(second.id)/tasks/next?wait_seconds=2", token: second.token)
+            #expect(refused.status == 429 && refused.errorCode == "too_many_polls", "\(refused.text)")
+            #expect(try await parked.status == 204)
+            let again = try await coordinator.request(
+                "GET", "/v1/clients/\(second.id)/tasks/next?wait_seconds=0.2", token: second.token)
+            #expect(again.status == 204, "the slot is free once the first poll returned")
+            #expect(try await coordinator.metricValue(#"rondo_limit_refusals_total{limit="long_polls"}"#) == 1)
+        }
+    }
+
+    @Test func aConnectionThatSendsNothingIsClosed() async throws {
+        var configuration = RunningCoordinator.configuration()
+        configuration.limits.idleTimeout = .seconds(1)
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            #expect(fd >= 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(coordinator.port)).bigEndian
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            #expect(connected == 0)
+            _ = "GET /heal".withCString { send(fd, $0, 9, 0) }  // a request head that never ends
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            let started = ContinuousClock.now
+            var buffer = [UInt8](repeating: 0, count: 64)
+            let read = recv(fd, &buffer, buffer.count, 0)
+            #expect(read == 0, "the server closed the stalled connection")
+            #expect(started.duration(to: .now) < .seconds(8))
+        }
+    }
+}
