@@ -45,6 +45,57 @@ import Testing
         return result
     }
 
+    /// Twenty kills at seeded random moments (0.1–2.5 s after a start, every fourth only after a commit in
+    /// that run), with three clients running throughout: after each, `verify` passes and every checkpoint
+    /// committed so far is still there with its hash; the federation keeps committing across the drill.
+    @Test func sigkillAtTwentyRandomMomentsLosesNothing() async throws {
+        let directory = RunningCoordinator.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = try ChildProcess.freePort()
+        let http = CurlHTTPClient()
+        defer { http.shutdown() }
+        var server = try await Self.startServer(directory: directory, port: port)
+        let clients = try (0..<3).map { index in
+            try ChildProcess(
+                ChildProcess.rondoBinary,
+                [
+                    "client", "--coordinator", server.url, "--partition", "\(index)/3", "--task-delay-ms", "100",
+                    "--enrolment-token", Self.enrolmentToken, "--log-level", "error",
+                ])
+        }
+        defer { clients.forEach { $0.terminate() } }
+        var generator = SeededRandomNumberGenerator(seed: 20)
+        var committed: [Int: String] = [:]
+        var phases: [String: Int] = [:]
+        for kill in 1...20 {
+            if kill % 4 == 0 {
+                let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+                while (await Self.status(http, server.url)?.committedRounds ?? 0) < 1, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            try await Task.sleep(for: .milliseconds(Int.random(in: 100...2500, using: &generator)))
+            if let phase = await Self.status(http, server.url)?.phase { phases[phase, default: 0] += 1 }
+            server.process.kill()
+
+            let verify = try await ChildProcess.runRondo(["checkpoints", "verify", "--data-dir", directory])
+            #expect(verify.status == 0, "verify after kill \(kill): \(verify.output)")
+            let now = try await Self.finishedCheckpoints(directory)
+            for (version, sha) in committed { #expect(now[version] == sha, "kill \(kill): version \(version) lost") }
+            committed.merge(now) { old, _ in old }
+            server = try await Self.startServer(directory: directory, port: port)
+        }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(60))
+        while (await Self.status(http, server.url)?.committedRounds ?? 0) < 1, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect((await Self.status(http, server.url)?.committedRounds ?? 0) >= 1, "commits after the last restart")
+        let versions = try await Self.finishedCheckpoints(directory)
+        #expect(versions.count >= 6, "the federation advanced across the drill: \(versions.count - 1) commits")
+        print("crash drill: 20 kills in phases \(phases), \(versions.count - 1) committed versions, none lost")
+        server.process.terminate()
+    }
+
     @Test func sigkillInDifferentPhasesLosesNoCommittedCheckpoint() async throws {
         let directory = RunningCoordinator.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
