@@ -28,6 +28,18 @@ import Testing
         return Server(process: process, url: "http://127.0.0.1:\(port)")
     }
 
+    /// Three `rondo client` processes on shares 0/3, 1/3 and 2/3 of the demo data.
+    static func startClients(_ server: Server, taskDelayMs: Int) throws -> [ChildProcess] {
+        try (0..<3).map { index in
+            try ChildProcess(
+                ChildProcess.rondoBinary,
+                [
+                    "client", "--coordinator", server.url, "--partition", "\(index)/3", "--task-delay-ms",
+                    String(taskDelayMs), "--enrolment-token", enrolmentToken, "--log-level", "error",
+                ])
+        }
+    }
+
     static func status(_ http: CurlHTTPClient, _ url: String) async -> WireProtocol.StatusMessage? {
         let request = HTTPRequest(
             url: url + "/v1/status", headers: [("Authorization", "Bearer \(adminToken)")], timeout: .seconds(2))
@@ -55,14 +67,7 @@ import Testing
         let http = CurlHTTPClient()
         defer { http.shutdown() }
         var server = try await Self.startServer(directory: directory, port: port)
-        let clients = try (0..<3).map { index in
-            try ChildProcess(
-                ChildProcess.rondoBinary,
-                [
-                    "client", "--coordinator", server.url, "--partition", "\(index)/3", "--task-delay-ms", "100",
-                    "--enrolment-token", Self.enrolmentToken, "--log-level", "error",
-                ])
-        }
+        let clients = try Self.startClients(server, taskDelayMs: 100)
         defer { clients.forEach { $0.terminate() } }
         var generator = SeededRandomNumberGenerator(seed: 20)
         var committed: [Int: String] = [:]
@@ -103,15 +108,7 @@ import Testing
         let http = CurlHTTPClient()
         defer { http.shutdown() }
         var server = try await Self.startServer(directory: directory, port: port)
-        let clients = try (0..<3).map { index in
-            try ChildProcess(
-                ChildProcess.rondoBinary,
-                [
-                    "client", "--coordinator", server.url, "--partition", "\(index)/3", "--task-delay-ms", "300",
-                    "--enrolment-token", Self.enrolmentToken,
-                    "--log-level", "error",
-                ])
-        }
+        let clients = try Self.startClients(server, taskDelayMs: 300)
         defer { clients.forEach { $0.terminate() } }
 
         var lastRoundBefore = 0
