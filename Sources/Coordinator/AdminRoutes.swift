@@ -203,8 +203,10 @@ struct ClientView: Encodable {
     var firstSeen: Double
     var lastSeen: Double
     var leftAt: Double?
+    var revokedAt: Double?
 
     init(_ record: ClientRecord) {
+        revokedAt = record.revokedAt
         clientID = record.clientID
         name = record.name
         firstSeen = record.firstSeen
@@ -218,6 +220,7 @@ struct ClientView: Encodable {
         case firstSeen = "first_seen"
         case lastSeen = "last_seen"
         case leftAt = "left_at"
+        case revokedAt = "revoked_at"
     }
 }
 

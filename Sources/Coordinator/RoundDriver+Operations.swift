@@ -35,8 +35,9 @@ public struct OperatorActionError: Error, Sendable, CustomStringConvertible {
 /// Operator controls: pause and resume, abort the open round, revoke a client, and draining on shutdown.
 extension RoundDriver {
     /// Pauses (no new round starts; the open one finishes) or resumes the federation, with an audit event.
+    /// While draining the federation stays paused: a resume then changes nothing.
     public func setPaused(_ paused: Bool, actor: String, traceID: String?) async {
-        guard paused != machine.isPaused else { return }
+        guard paused != machine.isPaused, paused || drainDeadline == nil else { return }
         await persist("pause audit event") {
             try await $0.recordEvent(
                 kind: paused ? "federation_paused" : "federation_resumed", actor: actor, round: machine.openRound,

@@ -210,6 +210,8 @@ import Testing
             let draining = try await coordinator.waitForStatus { $0.draining }
             #expect(draining.phase == "training")
             #expect(try await coordinator.request("GET", "/readyz").status == 503)
+            _ = try await coordinator.request("POST", "/v1/federation/resume", token: Self.admin)
+            #expect(try await coordinator.status().paused, "a resume does not undo draining")
             let submitted = try await coordinator.request(
                 "POST", "/v1/tasks/\(task.taskID)/result", token: client.token,
                 contentType: WireProtocol.safetensorsMediaType,
