@@ -16,29 +16,4 @@ public enum APIDocument {
         }
         return Array(try Data(contentsOf: url))
     }
-
-    /// The `METHOD /path` pairs the document describes, sorted, read from its `paths` section (two-space
-    /// indented paths, four-space indented methods, as the document is written).
-    public static func operations() throws -> [String] {
-        var operations: [String] = []
-        var path: String?
-        var inPaths = false
-        for line in String(decoding: try bytes(), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
-        {
-            if !line.hasPrefix(" ") {
-                inPaths = line == "paths:"
-                continue
-            }
-            guard inPaths else { continue }
-            if line.hasPrefix("  /"), !line.hasPrefix("   ") {
-                path = String(line.dropFirst(2).dropLast())  // "  /v1/x:" → "/v1/x"
-            } else if let path, line.hasPrefix("    "), !line.hasPrefix("     ") {
-                let key = line.dropFirst(4).prefix { $0 != ":" }
-                if ["get", "post", "put", "delete", "patch"].contains(key) {
-                    operations.append("\(key.uppercased()) \(path)")
-                }
-            }
-        }
-        return operations.sorted()
-    }
 }
