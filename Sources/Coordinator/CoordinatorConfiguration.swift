@@ -29,6 +29,9 @@ public struct CoordinatorConfiguration: Sendable {
     /// enrolment, for embedding and tests; `rondo serve` always sets one (env `RONDO_ENROLMENT_TOKEN`, else
     /// generated into `DATA_DIR/enrolment-token`).
     public var enrolmentToken: String?
+    /// HTTPS on the coordinator's own listener. Default nil: plain HTTP, for loopback, tests, and deployments
+    /// that terminate TLS in a proxy or ingress (env `RONDO_TLS_CERT` / `RONDO_TLS_KEY` for `rondo serve`).
+    public var tls: ServerTLS?
 
     /// Request limits. Every refusal is a 4xx with a JSON error body.
     public struct Limits: Sendable {
@@ -81,8 +84,10 @@ public struct CoordinatorConfiguration: Sendable {
         tickInterval: Duration = .milliseconds(100),
         drainTimeout: Duration? = nil,
         metricsToken: String? = nil,
-        enrolmentToken: String? = nil
+        enrolmentToken: String? = nil,
+        tls: ServerTLS? = nil
     ) {
+        self.tls = tls
         self.enrolmentToken = enrolmentToken
         self.drainTimeout = drainTimeout
         self.metricsToken = metricsToken

@@ -1,6 +1,7 @@
 import FederationCore
 import FederationTelemetry
 import Hummingbird
+import HummingbirdCore
 import Logging
 import ModelManager
 import NIOCore
@@ -24,6 +25,7 @@ public struct CoordinatorServer: Sendable {
     /// exactly these.
     public let routes: [String]
 
+    /// Throws ``ServerTLSError`` when `configuration.tls` names files that do not make a certificate and key.
     public init(
         configuration: CoordinatorConfiguration, store: CheckpointStore, adminToken: String,
         viewerToken: String? = nil, initialWeights: ModelWeights?, logger: Logger,
@@ -46,10 +48,11 @@ public struct CoordinatorServer: Sendable {
         self.routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }.sorted()
         self.driver = driver
         self.boundPort = boundPort
+        let http1 = HTTPServerBuilder.http1(
+            configuration: .init(idleTimeout: .nanoseconds(Int64(configuration.limits.idleTimeout.seconds * 1e9))))
         self.application = Application(
             router: router,
-            server: .http1(
-                configuration: .init(idleTimeout: .nanoseconds(Int64(configuration.limits.idleTimeout.seconds * 1e9)))),
+            server: try configuration.tls.map { try $0.serverBuilder(http1) } ?? http1,
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "rondo"),
             onServerRunning: { channel in await boundPort.set(channel.localAddress?.port ?? configuration.port) },

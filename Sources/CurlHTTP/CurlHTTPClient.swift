@@ -69,11 +69,25 @@ final class CurlTransfer: @unchecked Sendable {
     var handle: UnsafeMutableRawPointer?
     var headerList: UnsafeMutablePointer<curl_slist>?
     var body: UnsafeMutableRawBufferPointer?
+    /// libcurl's CURLOPT_ERRORBUFFER: the detailed reason of a failure ("SSL certificate problem: …").
+    let errorBuffer: UnsafeMutablePointer<CChar> = {
+        let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE))
+        buffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
+        return buffer
+    }()
     var responseBody: [UInt8] = []
     var responseHeaders: [String: String] = [:]
 
     init(request: HTTPRequest) {
         self.request = request
+    }
+
+    deinit { errorBuffer.deallocate() }
+
+    /// What went wrong: libcurl's detailed message when it wrote one, else its generic text for `code`.
+    func failureMessage(_ code: CURLcode) -> String {
+        let detail = String(cString: errorBuffer)
+        return detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
     }
 
     /// Resumes the caller exactly once.

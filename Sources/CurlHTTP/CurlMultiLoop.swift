@@ -79,7 +79,7 @@ final class CurlMultiLoop: @unchecked Sendable {
                             HTTPResponse(status: status, headers: transfer.responseHeaders, body: transfer.responseBody)
                         ))
                 } else {
-                    let text = String(cString: curl_easy_strerror(code))
+                    let text = transfer.failureMessage(code)
                     finish(transfer, .failure(CurlTransferError(code: Int(code.rawValue), message: text)))
                 }
             }
@@ -105,6 +105,7 @@ final class CurlMultiLoop: @unchecked Sendable {
         let request = transfer.request
         ccurl_setopt_string(handle, CURLOPT_URL, request.url)
         ccurl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
+        ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, transfer.errorBuffer)
         ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, Self.milliseconds(request.timeout))
         ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(configuration.connectTimeout))
         ccurl_setopt_long(handle, CURLOPT_TCP_NODELAY, 1)

@@ -53,5 +53,11 @@ public struct CurlTransferError: Error, Sendable, CustomStringConvertible {
     /// True for CURLE_OPERATION_TIMEDOUT.
     public var isTimeout: Bool { code == 28 }
 
+    /// True when TLS verification failed or could not be set up: the peer's certificate is not trusted
+    /// (CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH,
+    /// CURLE_SSL_INVALIDCERTSTATUS) or the CA file cannot be used (CURLE_SSL_CACERT_BADFILE,
+    /// CURLE_SSL_CERTPROBLEM). Trying again does not help; the configuration has to change.
+    public var isCertificateFailure: Bool { [58, 60, 77, 83, 90, 91].contains(code) }
+
     public var description: String { "libcurl error \(code): \(message)" }
 }

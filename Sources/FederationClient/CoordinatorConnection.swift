@@ -166,7 +166,8 @@ public actor CoordinatorConnection {
         do {
             response = try await http.execute(request)
         } catch let error as CurlTransferError {
-            throw FederationClientError(.transport, "\(method) \(path): \(error.message)")
+            throw FederationClientError(
+                error.isCertificateFailure ? .untrustedServer : .transport, "\(method) \(path): \(error.message)")
         }
         guard response.status >= 400 else { return response }
         let detail = try? JSONDecoder().decode(WireProtocol.ErrorMessage.self, from: Data(response.body))

@@ -41,9 +41,21 @@ public struct FederatedClient<T: Trainer>: Service {
     }
 
     /// Participates until graceful shutdown, then leaves the federation.
+    ///
+    /// If participation ends on its own, with a failure that retrying cannot fix (an untrusted certificate, a
+    /// refused enrolment), the error is logged and rethrown so the process exits with the reason.
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            try? await participate()
+        let failure: (any Error)? = await cancelWhenGracefulShutdown {
+            do {
+                try await participate()
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let failure, !Task.isShuttingDownGracefully, !Task.isCancelled, !(failure is CancellationError) {
+            logger.error("giving up on the federation", metadata: ["error": "\(failure)"])
+            throw failure
         }
         try? await connection.leave()
     }

@@ -11,6 +11,9 @@ public struct FederationClientError: Error, Sendable, CustomStringConvertible {
         /// 401: the coordinator does not know the token (it restarted, or the client left). The runner
         /// registers again.
         public static let unauthenticated = Code("unauthenticated")
+        /// The coordinator's HTTPS certificate was not trusted (unknown CA, wrong host name, expired) or the CA
+        /// file is unusable. Not retried: the configuration (`caFile`, the URL) has to change.
+        public static let untrustedServer = Code("untrusted_server")
         /// Any other 4xx: the request itself was refused. Not retried.
         public static let refused = Code("refused")
         /// The answer did not have the expected form (bad JSON, hash mismatch).

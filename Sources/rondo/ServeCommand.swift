@@ -46,6 +46,10 @@ struct ServeCommand: AsyncParsableCommand {
     var viewerToken: String?
     @Option(help: "Bearer token GET /metrics requires (env RONDO_METRICS_TOKEN); default: /metrics is open.")
     var metricsToken: String?
+    @Option(
+        help: "PEM certificate chain to serve HTTPS with (env RONDO_TLS_CERT); needs --tls-key. Default: plain HTTP.")
+    var tlsCert: String?
+    @Option(help: "PEM private key of --tls-cert, unencrypted (env RONDO_TLS_KEY).") var tlsKey: String?
     @Option(help: "Most clients enrolled at once.") var maxClients = 10_000
     @Option(help: "Most long-polls parked at once.") var maxParkedPolls = 10_000
     @Option(help: "Registrations accepted per second (bursts of twice that).") var registrationsPerSecond = 20.0
@@ -81,6 +85,11 @@ struct ServeCommand: AsyncParsableCommand {
         for (name, token) in [("viewer", viewerToken), ("metrics", metricsToken)] where (token?.count ?? 16) < 16 {
             throw ValidationError("--\(name)-token must be at least 16 characters")
         }
+        let environment = ProcessInfo.processInfo.environment
+        guard ((tlsCert ?? environment["RONDO_TLS_CERT"]) == nil) == ((tlsKey ?? environment["RONDO_TLS_KEY"]) == nil)
+        else {
+            throw ValidationError("--tls-cert and --tls-key go together")
+        }
         guard minAvailableClients >= 1, minFitClients >= 1 else {
             throw ValidationError("client minimums must be at least 1")
         }
@@ -114,6 +123,10 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.limits.submissionsPerClientPerSecond = submissionsPerSecond
         configuration.limits.idleTimeout = .seconds(idleTimeout)
         configuration.metricsToken = metricsToken ?? environment["RONDO_METRICS_TOKEN"]
+        if let certificate = tlsCert ?? environment["RONDO_TLS_CERT"], let key = tlsKey ?? environment["RONDO_TLS_KEY"]
+        {
+            configuration.tls = ServerTLS(certificateChainPath: certificate, privateKeyPath: key)
+        }
         if let bytes = maxUpdateBytes ?? environment["RONDO_MAX_UPDATE_BYTES"].flatMap({ Int($0) }) {
             configuration.limits.maxUpdateBytes = bytes
         }
@@ -152,12 +165,12 @@ struct ServeCommand: AsyncParsableCommand {
                 services: ([tracing.exporter].compactMap { $0 } + coordinator.services).map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-        let host = configuration.host
+        let origin = (configuration.tls == nil ? "http://" : "https://") + configuration.host
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             tasks.addTask {
                 let port = await coordinator.port()
-                printLine("rondo coordinator listening on http://\(host):\(port)")
+                printLine("rondo coordinator listening on \(origin):\(port)")
             }
             try await tasks.waitForAll()
         }
