@@ -18,11 +18,13 @@ public final class RunningCoordinator: Sendable {
     public static let adminToken = "test-admin-token-0123456789abcdef"
     /// A read-only (viewer) admin token.
     public static let viewerToken = "test-viewer-token-0123456789abcdef"
-    public let http = CurlHTTPClient()
+    /// Trusts the CA file given to `init`, so requests work when the coordinator serves HTTPS.
+    public let http: CurlHTTPClient
+    /// `https://127.0.0.1:PORT` when the configuration has `tls`, else `http://…`.
+    public let url: String
     private let group: ServiceGroup
     private let runner: Task<Void, any Error>
 
-    public var url: String { "http://127.0.0.1:\(port)" }
     public var driver: RoundDriver { server.driver }
 
     public static let testModel = ModelWeights([
@@ -31,7 +33,8 @@ public final class RunningCoordinator: Sendable {
 
     public init(
         configuration: CoordinatorConfiguration, initialWeights: ModelWeights = RunningCoordinator.testModel,
-        in existingDirectory: String? = nil, tracer: RondoTracer = RondoTracer(sink: nil)
+        in existingDirectory: String? = nil, tracer: RondoTracer = RondoTracer(sink: nil),
+        trusting caFile: String? = nil
     ) async throws {
         var logger = Logger(label: "test-coordinator")
         logger.logLevel = .warning
@@ -49,6 +52,8 @@ public final class RunningCoordinator: Sendable {
         self.group = group
         self.runner = Task { try await group.run() }
         self.port = await server.port()
+        self.url = (configuration.tls == nil ? "http://" : "https://") + "127.0.0.1:\(port)"
+        self.http = CurlHTTPClient(configuration: .init(caFile: caFile))
     }
 
     /// Small, fast rounds for tests: one client suffices, no evaluation unless asked.
@@ -79,9 +84,10 @@ public final class RunningCoordinator: Sendable {
     /// Runs `body` against a fresh coordinator and stops it afterwards, whether `body` returns or throws;
     /// its temporary data directory is removed.
     public static func with<R>(
-        configuration: CoordinatorConfiguration, _ body: (RunningCoordinator) async throws -> R
+        configuration: CoordinatorConfiguration, trusting caFile: String? = nil,
+        _ body: (RunningCoordinator) async throws -> R
     ) async throws -> R {
-        let coordinator = try await RunningCoordinator(configuration: configuration)
+        let coordinator = try await RunningCoordinator(configuration: configuration, trusting: caFile)
         defer { try? FileManager.default.removeItem(atPath: coordinator.directory) }
         do {
             let result = try await body(coordinator)
