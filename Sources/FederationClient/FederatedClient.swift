@@ -9,6 +9,7 @@ import ServiceLifecycle
 ///
 /// It rides out coordinator restarts and network trouble: transport errors and 5xx answers are retried with
 /// jittered backoff, and a 401 (the coordinator no longer knows this client) leads to a fresh registration.
+/// A 401 on registration itself (a wrong enrolment token) is not retried: only a new token can fix it.
 /// A result the coordinator refuses (late, duplicate, invalid) is logged and the client moves on.
 ///
 /// ```swift
@@ -184,7 +185,9 @@ public struct FederatedClient<T: Trainer>: Service {
         while true {
             do {
                 return try await operation()
-            } catch let error as FederationClientError where error.isRetryable || error.code == .unauthenticated {
+            } catch let error as FederationClientError
+                where error.isRetryable || (error.code == .unauthenticated && what != "register")
+            {
                 attempt += 1
                 if let maxAttempts = retry.maxAttempts, attempt >= maxAttempts { throw error }
                 logger.debug(

@@ -62,11 +62,9 @@ import Testing
             }
             #expect(up == ["rondo": "1", "without-token": "0", "without-ca": "0"], "\(prometheus.collectedOutput)")
             // The token-less job's scrapes were refused and counted.
-            let metrics = try await coordinator.request("GET", "/metrics", token: Self.metricsToken).text
-            let refused = metrics.split(separator: "\n")
-                .first { $0.hasPrefix("rondo_auth_refusals_total{reason=\"unauthenticated\"} ") }
-                .flatMap { Double($0.split(separator: " ").last ?? "") }
-            #expect((refused ?? 0) >= 1, "\(metrics)")
+            let refused = try await coordinator.metricValue(
+                "rondo_auth_refusals_total{reason=\"unauthenticated\"}", token: Self.metricsToken)
+            #expect((refused ?? 0) >= 1)
         }
     }
 

@@ -124,6 +124,26 @@ struct FailingTrainer: Trainer {
         }
     }
 
+    /// A client that can never succeed ends its service with the reason, instead of retrying forever.
+    @Test func aWrongEnrolmentTokenEndsTheServiceAfterOneAttempt() async throws {
+        var configuration = RunningCoordinator.configuration(clients: 1, maxRounds: 1)
+        configuration.enrolmentToken = "right-enrolment-token-0123456789"
+        try await RunningCoordinator.with(configuration: configuration) {
+            (coordinator: RunningCoordinator) async throws in
+            let client = FederatedClient(
+                configuration: .init(
+                    coordinatorURL: coordinator.url, name: "wrong-token", enrolmentToken: "wrong-token-0123456789"),
+                trainer: IncrementingTrainer(), retry: RetryPolicy(initialDelay: .milliseconds(1), maxAttempts: 20),
+                logger: Self.logger)
+            await #expect {
+                try await client.run()
+            } throws: { ($0 as? FederationClientError)?.code == .unauthenticated }
+            // One refused registration: twenty retries would have counted twenty.
+            #expect(try await coordinator.metricValue("rondo_auth_refusals_total{reason=\"unauthenticated\"}") == 1)
+            #expect(try await coordinator.status().clientsRegistered == 0)
+        }
+    }
+
     @Test func clientRidesOutACoordinatorRestart() async throws {
         // First coordinator: the client registers there and finishes a round.
         let first = try await RunningCoordinator(configuration: RunningCoordinator.configuration(maxRounds: 1))
