@@ -32,6 +32,8 @@ public struct CoordinatorConfiguration: Sendable {
     /// HTTPS on the coordinator's own listener. Default nil: plain HTTP, for loopback, tests, and deployments
     /// that terminate TLS in a proxy or ingress (env `RONDO_TLS_CERT` / `RONDO_TLS_KEY` for `rondo serve`).
     public var tls: ServerTLS?
+    /// `https` when ``tls`` is set, else `http`: the scheme of the coordinator's own URLs.
+    public var urlScheme: String { tls == nil ? "http" : "https" }
 
     /// Request limits. Every refusal is a 4xx with a JSON error body.
     public struct Limits: Sendable {

@@ -85,13 +85,19 @@ struct ServeCommand: AsyncParsableCommand {
         for (name, token) in [("viewer", viewerToken), ("metrics", metricsToken)] where (token?.count ?? 16) < 16 {
             throw ValidationError("--\(name)-token must be at least 16 characters")
         }
-        let environment = ProcessInfo.processInfo.environment
-        guard ((tlsCert ?? environment["RONDO_TLS_CERT"]) == nil) == ((tlsKey ?? environment["RONDO_TLS_KEY"]) == nil)
-        else {
-            throw ValidationError("--tls-cert and --tls-key go together")
-        }
+        _ = try serverTLS()
         guard minAvailableClients >= 1, minFitClients >= 1 else {
             throw ValidationError("client minimums must be at least 1")
+        }
+    }
+
+    /// The certificate and key from the flags, else from `RONDO_TLS_CERT` / `RONDO_TLS_KEY`; nil for plain HTTP.
+    private func serverTLS() throws -> ServerTLS? {
+        let environment = ProcessInfo.processInfo.environment
+        switch (tlsCert ?? environment["RONDO_TLS_CERT"], tlsKey ?? environment["RONDO_TLS_KEY"]) {
+        case (nil, nil): return nil
+        case (let certificate?, let key?): return ServerTLS(certificateChainPath: certificate, privateKeyPath: key)
+        default: throw ValidationError("--tls-cert and --tls-key go together")
         }
     }
 
@@ -123,10 +129,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.limits.submissionsPerClientPerSecond = submissionsPerSecond
         configuration.limits.idleTimeout = .seconds(idleTimeout)
         configuration.metricsToken = metricsToken ?? environment["RONDO_METRICS_TOKEN"]
-        if let certificate = tlsCert ?? environment["RONDO_TLS_CERT"], let key = tlsKey ?? environment["RONDO_TLS_KEY"]
-        {
-            configuration.tls = ServerTLS(certificateChainPath: certificate, privateKeyPath: key)
-        }
+        configuration.tls = try serverTLS()
         if let bytes = maxUpdateBytes ?? environment["RONDO_MAX_UPDATE_BYTES"].flatMap({ Int($0) }) {
             configuration.limits.maxUpdateBytes = bytes
         }
@@ -165,7 +168,7 @@ struct ServeCommand: AsyncParsableCommand {
                 services: ([tracing.exporter].compactMap { $0 } + coordinator.services).map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-        let origin = (configuration.tls == nil ? "http://" : "https://") + configuration.host
+        let origin = "\(configuration.urlScheme)://\(configuration.host)"
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             tasks.addTask {

@@ -52,7 +52,7 @@ public final class RunningCoordinator: Sendable {
         self.group = group
         self.runner = Task { try await group.run() }
         self.port = await server.port()
-        self.url = (configuration.tls == nil ? "http://" : "https://") + "127.0.0.1:\(port)"
+        self.url = "\(configuration.urlScheme)://127.0.0.1:\(port)"
         self.http = CurlHTTPClient(configuration: .init(caFile: caFile))
     }
 
