@@ -101,6 +101,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -129,7 +130,7 @@ let package = Package(
             name: "CoordinatorTests",
             dependencies: [
                 "Coordinator", "FederationClient", "CurlHTTP", "FederationCore", "RondoTestSupport",
-                "FederationTelemetry",
+                "FederationTelemetry", "ModelManager",
             ]
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import FederationCore
 import Foundation
+import ModelManager
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -39,6 +40,21 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
     static let unauthenticated = APIError(
         .unauthorized, code: "unauthenticated", "missing or unknown bearer token")
     static func forbidden(_ message: String) -> APIError { APIError(.forbidden, code: "forbidden", message) }
+    static func payloadTooLarge(limit: Int) -> APIError {
+        APIError(.contentTooLarge, code: "payload_too_large", "body exceeds the limit of \(limit) bytes")
+    }
+
+    /// The answer for a store refusal: 404 unknown version, 409 corrupt or wrong state, 422 bad tag; nil for
+    /// failures of the database itself (they stay 500).
+    static func store(_ error: CheckpointStoreError) -> APIError? {
+        switch error.code {
+        case .notFound: APIError(.notFound, code: "unknown_checkpoint", error.message)
+        case .integrity: APIError(.conflict, code: "checkpoint_corrupt", error.message)
+        case .invalidState: APIError(.conflict, code: "invalid_state", error.message)
+        case .invalidTag: APIError(.unprocessableContent, code: "invalid_tag", error.message)
+        default: nil
+        }
+    }
 
     /// The answer for a refused result: 404 unknown task, 403 another client's, 409 late or duplicate,
     /// 400 malformed, 422 for anything well-formed but invalid.
@@ -69,6 +85,10 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             throw Self.translate(error)
         } catch let error as DecodingError {
             throw APIError.malformed("request body does not match the expected JSON: \(Self.describe(error))")
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, code: "payload_too_large", "request body exceeds the limit")
+        } catch let error as CheckpointStoreError where APIError.store(error) != nil {
+            throw APIError.store(error)!
         } catch {
             context.logger.error("unhandled error", metadata: ["error": "\(error)"])
             throw APIError(.internalServerError, code: "internal", "internal error")

@@ -61,12 +61,11 @@ extension CoordinatorRoutes {
             let actor = try requireAdmin(request, .operator)
             let version = try integer(context.parameters.require("version"), name: "version")
             let body = try await decodeJSON(ReasonBody.self, from: request)
-            guard !body.reason.trimmingCharacters(in: .whitespaces).isEmpty else {
-                throw APIError(.unprocessableContent, code: "invalid_reason", "a rollback needs a reason")
-            }
+            let reason = try ClientText.validated(
+                body.reason, field: "reason", code: "invalid_reason", maxBytes: ClientText.maxMessageBytes)
             let (from, to) = try await storeCall {
                 try await driver.rollback(
-                    to: version, reason: body.reason, actor: actor, traceID: AdminAction.traceID(of: request))
+                    to: version, reason: reason, actor: actor, traceID: AdminAction.traceID(of: request))
             }
             metrics.adminAction("rollback")
             return try json(["from_version": from, "to_version": to])
@@ -139,12 +138,15 @@ extension CoordinatorRoutes {
     private func optionalReason(_ request: Request, default fallback: String) async throws -> String {
         let body = try await collect(request, limit: configuration.limits.maxJSONBytes)
         guard body.readableBytes > 0 else { return fallback }
+        let reason: String?
         do {
-            let reason = try JSONDecoder().decode(OptionalReasonBody.self, from: Data(body.readableBytesView)).reason
-            return reason.flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 } ?? fallback
+            reason = try JSONDecoder().decode(OptionalReasonBody.self, from: Data(body.readableBytesView)).reason
         } catch {
             throw APIError.malformed("expected a JSON object with an optional \"reason\" string")
         }
+        guard let reason, !reason.trimmingWhitespace().isEmpty else { return fallback }
+        return try ClientText.validated(
+            reason, field: "reason", code: "invalid_reason", maxBytes: ClientText.maxMessageBytes)
     }
 
     private func integer(_ text: String, name: String) throws -> Int {
@@ -171,13 +173,7 @@ extension CoordinatorRoutes {
         do {
             return try await body()
         } catch let error as CheckpointStoreError {
-            switch error.code {
-            case .notFound: throw APIError(.notFound, code: "unknown_checkpoint", error.message)
-            case .integrity: throw APIError(.conflict, code: "checkpoint_corrupt", error.message)
-            case .invalidState: throw APIError(.conflict, code: "invalid_state", error.message)
-            case .invalidTag: throw APIError(.unprocessableContent, code: "invalid_tag", error.message)
-            default: throw error
-            }
+            throw APIError.store(error) ?? error
         } catch is RollbackBusyError {
             throw APIError(.conflict, code: "busy", "a round's outcome is being stored; retry in a moment")
         }

@@ -8,7 +8,9 @@ import Foundation
 public enum AdminToken {
     /// The configured token, or the one stored in (or newly generated into) `directory`.
     /// - Returns: the token and the file it lives in (nil when configured directly).
-    /// The enrolment token is resolved the same way, into `fileName: "enrolment-token"`.
+    /// The enrolment token is resolved the same way, into `fileName: "enrolment-token"`. A generated file is
+    /// read only if it is a regular file (no symlink) of this user's that no one else may access, and written
+    /// with `O_EXCL | O_NOFOLLOW` at mode 0600, so no other local user can plant or read a token there.
     public static func resolve(configured: String?, directory: String, fileName: String = "admin-token") throws -> (
         token: String, file: String?
     ) {
@@ -19,17 +21,12 @@ public enum AdminToken {
             return (configured, nil)
         }
         let path = (directory as NSString).appendingPathComponent(fileName)
-        if let data = FileManager.default.contents(atPath: path) {
-            let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        if let token = try SecretFile.readGenerated(path) {
             guard token.count >= 16 else { throw AdminTokenError(message: "\(path) holds no usable token") }
             return (token, path)
         }
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let token = Digest.randomToken()
-        guard
-            FileManager.default.createFile(
-                atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
-        else { throw AdminTokenError(message: "cannot write \(path)") }
+        try SecretFile.create(path, token: token)
         return (token, path)
     }
 

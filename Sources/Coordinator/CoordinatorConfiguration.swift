@@ -49,21 +49,39 @@ public struct CoordinatorConfiguration: Sendable {
         /// Most long-polls parked at once; one beyond it answers 429 `too_many_polls`. Default 10,000 (each costs
         /// a file descriptor).
         public var maxParkedPolls: Int
+        /// Most long-polls one client may have parked at once; one beyond it answers 429 `too_many_polls`.
+        /// Default 2 (a client needs one; two covers a reconnect racing the old poll).
+        public var maxParkedPollsPerClient: Int
         /// Registrations accepted per second across the federation, with bursts of twice that; beyond, 429
         /// `rate_limited` with `Retry-After`. Default 20.
         public var registrationsPerSecond: Double
         /// Result and failure submissions accepted per second from one client, with bursts of twice that;
         /// beyond, 429 `rate_limited`. Default 5.
         public var submissionsPerClientPerSecond: Double
-        /// A connection that sends no request for this long is closed, so a client that connects and stalls
-        /// cannot hold it forever. Default 60 s.
+        /// A connection that sends no complete request head for this long (after opening, or after its last
+        /// answer) is closed, so a client that connects and stalls, or trickles header bytes, cannot hold it
+        /// forever. Default 60 s.
         public var idleTimeout: Duration
+        /// Most connections open at once; one beyond it is answered 503 `too_many_connections` and closed.
+        /// Default 16,384 (a process here may open 20,000 files; the store and the exporter need a few).
+        public var maxConnections: Int
+        /// Slowest accepted request body: a body that sends fewer bytes than this per second over a
+        /// `bodyRateWindow` is cut off (408 `body_too_slow` when no answer was started). Default 1,024 B/s.
+        public var minimumBodyBytesPerSecond: Int
+        /// The window the body rate is measured over. Default 10 s.
+        public var bodyRateWindow: Duration
 
         public init(
             maxUpdateBytes: Int = 512 << 20, maxJSONBytes: Int = 1 << 20, safetensors: SafeTensorsLimits = .default,
             maxClients: Int = 10_000, maxParkedPolls: Int = 10_000, registrationsPerSecond: Double = 20,
-            submissionsPerClientPerSecond: Double = 5, idleTimeout: Duration = .seconds(60)
+            submissionsPerClientPerSecond: Double = 5, idleTimeout: Duration = .seconds(60),
+            maxConnections: Int = 16_384, maxParkedPollsPerClient: Int = 2, minimumBodyBytesPerSecond: Int = 1024,
+            bodyRateWindow: Duration = .seconds(10)
         ) {
+            self.maxConnections = maxConnections
+            self.maxParkedPollsPerClient = maxParkedPollsPerClient
+            self.minimumBodyBytesPerSecond = minimumBodyBytesPerSecond
+            self.bodyRateWindow = bodyRateWindow
             self.maxClients = maxClients
             self.maxParkedPolls = maxParkedPolls
             self.registrationsPerSecond = registrationsPerSecond

@@ -36,8 +36,8 @@ struct CoordinatorRoutes: Sendable {
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: try APIDocument.bytes())))
         }
         router.get("/readyz") { _, _ in
-            guard await driver.isAcceptingWork else {
-                throw APIError(.serviceUnavailable, code: "not_ready", "the coordinator is shutting down")
+            if let reason = await driver.notReadyReason {
+                throw APIError(.serviceUnavailable, code: reason.rawValue, reason.message)
             }
             return try json(["status": "ready"])
         }
@@ -70,9 +70,15 @@ struct CoordinatorRoutes: Sendable {
             let client = try await authenticate(request, context, ownerOf: nil)
             try await limited { () async throws(LimitError) in try await driver.admitSubmission(from: client) }
             let taskID = TaskID(try context.parameters.require("task_id"))
-            let message = try await decodeJSON(WireProtocol.TaskFailureMessage.self, from: request)
+            let body = try await decodeJSON(WireProtocol.TaskFailureMessage.self, from: request)
+            let message =
+                body.message.trimmingWhitespace().isEmpty
+                ? "(no message)"
+                : try ClientText.validated(
+                    body.message, field: "message", code: "invalid_message", maxBytes: ClientText.maxMessageBytes,
+                    multiline: true)
             do throws(UpdateRejection) {
-                try await driver.reportFailure(taskID, client: client, message: message.message)
+                try await driver.reportFailure(taskID, client: client, message: message)
             } catch {
                 throw APIError.rejected(error)
             }
@@ -89,10 +95,8 @@ struct CoordinatorRoutes: Sendable {
                 .unauthorized, code: "unauthenticated", "registration needs the federation's enrolment token")
         }
         let body = try await decodeJSON(WireProtocol.RegistrationRequest.self, from: request)
-        let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !name.isEmpty, name.count <= 200 else {
-            throw APIError(.unprocessableContent, code: "invalid_name", "name must be 1 to 200 characters")
-        }
+        let name = try ClientText.validated(
+            body.name, field: "name", code: "invalid_name", maxBytes: ClientText.maxNameBytes)
         return try json(
             try await limited { () async throws(LimitError) in try await driver.register(name: name) }, status: .created
         )
@@ -123,7 +127,7 @@ struct CoordinatorRoutes: Sendable {
     }
 
     private func model(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        _ = try await authenticate(request, context, ownerOf: nil)
+        let client = try await authenticate(request, context, ownerOf: nil)
         let text = try context.parameters.require("version")
         let version: Int
         if text == "current" {
@@ -134,6 +138,13 @@ struct CoordinatorRoutes: Sendable {
                     .badRequest, code: "invalid_parameter", "model version must be a positive integer or \"current\"")
             }
             version = number
+        }
+        guard await driver.mayDownload(version, client: client) else {
+            guard try await driver.store.checkpoint(version: version) != nil else {
+                throw APIError(.notFound, code: "unknown_model_version", "no model version \(version)")
+            }
+            metrics.authRefused("forbidden")
+            throw APIError.forbidden("model version \(version) is neither current nor in one of this client's tasks")
         }
         guard let stored = try await driver.model(version: version) else {
             throw APIError(.notFound, code: "unknown_model_version", "no model version \(version)")
@@ -282,7 +293,10 @@ struct CoordinatorRoutes: Sendable {
         do {
             return try await request.body.collect(upTo: limit)
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError(.contentTooLarge, code: "payload_too_large", "body exceeds the limit of \(limit) bytes")
+            throw APIError.payloadTooLarge(limit: limit)
+        } catch is NIOTooManyBytesError {
+            // A chunked body has no Content-Length to check up front; NIO stops collecting at the limit.
+            throw APIError.payloadTooLarge(limit: limit)
         }
     }
 

@@ -48,8 +48,14 @@ public struct CoordinatorServer: Sendable {
         self.routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }.sorted()
         self.driver = driver
         self.boundPort = boundPort
+        let policy = ConnectionPolicy(limits: configuration.limits)
+        let connections = ConnectionCounter()
         let http1 = HTTPServerBuilder.http1(
-            configuration: .init(idleTimeout: .nanoseconds(Int64(configuration.limits.idleTimeout.seconds * 1e9))))
+            configuration: .init(
+                additionalChannelHandlers: [
+                    ConnectionGuard(policy: policy, counter: connections) { metrics.limitRefused($0.rawValue) }
+                ],
+                idleTimeout: TimeAmount(configuration.limits.idleTimeout)))
         self.application = Application(
             router: router,
             server: try configuration.tls.map { try $0.serverBuilder(http1) } ?? http1,

@@ -42,8 +42,15 @@ extension RoundDriver {
         }
     }
 
-    /// - Throws: `LimitError` when as many long-polls as allowed are already parked.
-    func admitLongPoll() throws(LimitError) {
+    /// - Throws: `LimitError` when as many long-polls as allowed are already parked, in all or for this client
+    ///   (so one client cannot take every slot).
+    func admitLongPoll(for client: ClientID) throws(LimitError) {
+        let own = waiters[client]?.count ?? 0
+        guard own < configuration.limits.maxParkedPollsPerClient else {
+            throw LimitError(
+                limit: "client_long_polls", code: "too_many_polls",
+                message: "this client already has \(own) long-polls waiting", retryAfter: .seconds(1))
+        }
         let parked = waiters.values.reduce(0) { $0 + $1.count }
         guard parked < configuration.limits.maxParkedPolls else {
             throw LimitError(

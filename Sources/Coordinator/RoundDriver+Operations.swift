@@ -124,3 +124,18 @@ extension RoundDriver {
         return machine.openRound == nil
     }
 }
+
+/// Why the coordinator is not ready for work (`/readyz` 503); the raw value is the API error code.
+public enum NotReadyReason: String, Sendable {
+    /// SIGTERM arrived: draining or stopped.
+    case shuttingDown = "not_ready"
+    /// The last store write failed (disk full, I/O error); rounds fail and back off until the store works.
+    case storeFailing = "store_failing"
+
+    var message: String {
+        switch self {
+        case .shuttingDown: "the coordinator is shutting down"
+        case .storeFailing: "the checkpoint store is failing writes; rounds are failing and backing off"
+        }
+    }
+}

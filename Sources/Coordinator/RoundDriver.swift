@@ -62,6 +62,15 @@ public actor RoundDriver: Service {
     private var modelCache: [(version: Int, bytes: [UInt8], sha256: String)] = []
     /// Round start times as wall-clock seconds, for the persisted history.
     private var roundStartedAt: [Int: Double] = [:]
+    /// Finished rounds whose history row could not be written yet (the store failed); retried on later ticks
+    /// so the history records each round's real outcome, not "running".
+    var unrecordedRounds: [RoundRecord] = []
+    /// True while `recordUnrecordedRounds` is writing (see there).
+    var recordingRounds = false
+    /// True after a store write failed, until one succeeds: `/readyz` answers 503 `store_failing`.
+    var storeFailing = false
+    /// True while `rondo_round_backoff_seconds` shows a wait.
+    private var backoffShown = false
 
     /// Creates a driver on `store`, resuming from its `current` checkpoint; an empty store is seeded with
     /// `initialWeights` as an imported version.
@@ -154,6 +163,7 @@ public actor RoundDriver: Service {
         let now = clock.now
         if lastRefCheck.advanced(by: .seconds(1)) <= now {
             lastRefCheck = now
+            await recordUnrecordedRounds()
             await adoptExternalRollback()
             await adoptExternalRevocations()
             metrics.clients(
@@ -200,7 +210,8 @@ public actor RoundDriver: Service {
         await persist("client registration") {
             try await $0.clientRegistered(id: client.rawValue, name: name, tokenSHA256: tokenHash)
         }
-        logger.info("client registered", metadata: ["client_id": "\(client)", "client_name": "\(name)"])
+        logger.info(
+            "client registered", metadata: ["client_id": "\(client)", "client_name": "\(ClientText.forLog(name))"])
         await perform(machine.register(client, name: name, now: clock.now))
         return WireProtocol.RegistrationResponse(
             clientID: client.rawValue, token: token,
@@ -246,7 +257,7 @@ public actor RoundDriver: Service {
     public func nextTaskWithTrace(for client: ClientID, wait: Duration) async throws(LimitError) -> (
         task: Task, traceparent: String?
     )? {
-        if wait > .zero { try admitLongPoll() }
+        if wait > .zero { try admitLongPoll(for: client) }
         guard let task = await waitForTask(client, wait: wait) else { return nil }
         return (task, tracing.taskDelivered(task)?.traceparent)
     }
@@ -323,7 +334,7 @@ public actor RoundDriver: Service {
         let actions = try machine.taskFailed(taskID, client: client, now: clock.now)
         logger.warning(
             "client reported a failed task",
-            metadata: ["client_id": "\(client)", "task_id": "\(taskID)", "message": "\(message)"])
+            metadata: ["client_id": "\(client)", "task_id": "\(taskID)", "message": "\(ClientText.forLog(message))"])
         await perform(actions)
     }
 
@@ -333,7 +344,7 @@ public actor RoundDriver: Service {
             "result rejected",
             metadata: roundScoped([
                 "client_id": "\(client)", "task_id": "\(taskID)", "reason": "\(rejection.reason.rawValue)",
-                "detail": "\(rejection.message)",
+                "detail": "\(ClientText.forLog(rejection.message))",
             ]))
     }
 
@@ -359,6 +370,12 @@ public actor RoundDriver: Service {
 
     /// The model the next round trains from.
     public var currentModel: GlobalModel { machine.model }
+
+    /// True when `client` may download `version`: the current model, or the model of its open task. Other
+    /// versions (a candidate the guard rejected, old checkpoints) are for operators only.
+    public func mayDownload(_ version: Int, client: ClientID) -> Bool {
+        version == machine.model.version || machine.taskModelVersion(for: client) == version
+    }
 
     /// A snapshot for `GET /v1/status`.
     public func status() -> WireProtocol.StatusMessage {
@@ -435,17 +452,30 @@ public actor RoundDriver: Service {
                         version: version, metrics: Self.metrics(evaluation, fitMetrics, examples, clients))
                     queue += machine.committed(round: round, now: clock.now)
                     metrics.modelVersion(version)
+                    storeFailing = false
                 } catch {
+                    metrics.checkpointWritten(success: false, duration: .zero, bytes: nil)
+                    storeFailing = true
                     logger.error("commit failed", metadata: ["round": "\(round)", "error": "\(error)"])
                     queue += machine.commitFailed(round: round, message: "\(error)", now: clock.now)
                 }
+            case .backingOff(_, let delay, let failures):
+                metrics.roundBackoff(delay)
+                backoffShown = true
+                logger.warning(
+                    "rounds keep failing; waiting before the next one",
+                    metadata: ["consecutive_failures": "\(failures)", "delay_seconds": "\(delay.seconds)"])
             case .roundFinished(let report):
+                if case .committed = report.outcome, backoffShown {
+                    metrics.roundBackoff(nil)
+                    backoffShown = false
+                }
                 logFinished(report)
                 metrics.roundFinished(report)
                 tracing.roundFinished(report)
                 taskDeliveredAt = taskDeliveredAt.filter { ($0.key.round ?? 0) > report.round }
                 let record = Self.record(report, startedAt: roundStartedAt.removeValue(forKey: report.round))
-                await persist("round history") { try await $0.roundFinished(record) }
+                await recordRound(record)
                 subscribers = subscribers.filter {
                     if case .terminated = $0.yield(report) { return false }
                     return true
@@ -473,11 +503,13 @@ public actor RoundDriver: Service {
             let (version, sha) = try await store.storeCandidate(
                 round: round, parentVersion: parentVersion, bytes: bytes, tensorCount: weights.tensors.count)
             metrics.checkpointWritten(success: true, duration: started.duration(to: clock.now), bytes: bytes.count)
+            storeFailing = false
             cacheModel(version: version, bytes: bytes, sha256: sha)
             return machine.candidateStored(
                 round: round, candidate: GlobalModel(version: version, sha256: sha, weights: weights), now: clock.now)
         } catch {
             metrics.checkpointWritten(success: false, duration: started.duration(to: clock.now), bytes: nil)
+            storeFailing = true
             logger.error("storing the aggregated model failed", metadata: ["round": "\(round)", "error": "\(error)"])
             return machine.candidateStoreFailed(round: round, message: "\(error)", now: clock.now)
         }
@@ -523,6 +555,36 @@ public actor RoundDriver: Service {
 }
 
 extension RoundDriver {
+    /// Writes a finished round's history row; when the store refuses, keeps it to retry on a later tick.
+    func recordRound(_ record: RoundRecord) async {
+        unrecordedRounds.append(record)
+        await recordUnrecordedRounds()
+    }
+
+    /// Retries the history rows the store refused earlier, oldest first, stopping at the first failure.
+    /// Single-flight: the actor may re-enter while a write is awaited, and only this loop removes entries.
+    func recordUnrecordedRounds() async {
+        guard !recordingRounds else { return }
+        recordingRounds = true
+        defer { recordingRounds = false }
+        while let record = unrecordedRounds.first {
+            do {
+                try await store.roundFinished(record)
+                unrecordedRounds.removeFirst()
+            } catch {
+                storeFailing = true
+                if unrecordedRounds.count == 1 {
+                    logger.error(
+                        "recording the round's outcome failed; retrying",
+                        metadata: ["round": "\(record.round)", "error": "\(error)"])
+                }
+                // Keep a bounded backlog: a store down for days must not grow memory without end.
+                if unrecordedRounds.count > 1000 { unrecordedRounds.removeFirst(unrecordedRounds.count - 1000) }
+                return
+            }
+        }
+    }
+
     /// Writes history the round itself does not depend on (round rows, client rows); a failure is logged, not
     /// fatal to the round.
     func persist(_ what: String, _ write: (CheckpointStore) async throws -> Void) async {
@@ -637,6 +699,13 @@ public struct CoordinatorStartupError: Error, Sendable, CustomStringConvertible 
 extension RoundDriver {
     /// False once shutdown (or draining) began; `/readyz` answers 503 then.
     public var isAcceptingWork: Bool { !stopped && drainDeadline == nil }
+
+    /// Why `/readyz` should answer 503, or nil when the coordinator is ready.
+    public var notReadyReason: NotReadyReason? {
+        if stopped || drainDeadline != nil { return .shuttingDown }
+        if storeFailing { return .storeFailing }
+        return nil
+    }
 
     /// The open task `taskID` if it belongs to `client`.
     /// - Throws: `UpdateRejection` (unknown, another client's, late, duplicate) otherwise.

@@ -1,5 +1,13 @@
 /// One client's answer to an evaluate task.
 public struct EvaluationReport: Sendable, Equatable {
+    /// Refuses an example count outside 1...`max`: a client-reported weight must be positive and bounded.
+    public static func checkExampleCount(_ count: Int, max: Int) throws(UpdateRejection) {
+        guard count > 0 else { throw UpdateRejection(.invalidValue, "num_examples must be positive") }
+        guard count <= max else {
+            throw UpdateRejection(.invalidValue, "num_examples \(count) exceeds the federation's limit of \(max)")
+        }
+    }
+
     public var loss: Double
     public var numExamples: Int
     /// Named metrics such as `accuracy`; averaged across clients weighted by `numExamples`.
@@ -11,9 +19,9 @@ public struct EvaluationReport: Sendable, Equatable {
         self.metrics = metrics
     }
 
-    /// Checks the numbers are usable: finite, and a positive example count.
-    public func validate() throws(UpdateRejection) {
-        guard numExamples > 0 else { throw UpdateRejection(.invalidValue, "num_examples must be positive") }
+    /// Checks the numbers are usable: finite, and an example count in 1...`maxExamples`.
+    public func validate(maxExamples: Int) throws(UpdateRejection) {
+        try Self.checkExampleCount(numExamples, max: maxExamples)
         guard loss.isFinite, metrics.values.allSatisfy(\.isFinite) else {
             throw UpdateRejection(.nonFinite, "loss or a metric is NaN or infinite")
         }
@@ -40,33 +48,52 @@ public struct EvaluationSummary: Sendable, Equatable {
 }
 
 /// Accumulates evaluation reports into an `EvaluationSummary`, weighting each by its example count.
+///
+/// Reports are a few numbers each, so they are kept and weighted at the end; with a `WeightCap`, no client's
+/// report weighs more than the cap's share of the summary.
 public struct FederatedEvaluation: Sendable {
-    private var lossSum = 0.0
-    private var examples = 0
-    private var metricSums: [String: (sum: Double, examples: Int)] = [:]
-    public private(set) var clients = 0
+    private let weightCap: WeightCap?
+    private var reports: [EvaluationReport] = []
 
-    public init() {}
+    public init(weightCap: WeightCap? = nil) {
+        self.weightCap = weightCap
+    }
+
+    /// Clients whose report was added.
+    public var clients: Int { reports.count }
 
     /// Adds one validated report.
     public mutating func add(_ report: EvaluationReport) {
-        let weight = Double(report.numExamples)
-        lossSum += report.loss * weight
-        examples += report.numExamples
-        for (name, value) in report.metrics {
-            let current = metricSums[name] ?? (0, 0)
-            metricSums[name] = (current.sum + value * weight, current.examples + report.numExamples)
-        }
-        clients += 1
+        reports.append(report)
     }
 
     /// The weighted averages, or nil when no report arrived.
     public func summary() -> EvaluationSummary? {
-        guard examples > 0 else { return nil }
+        guard !reports.isEmpty else { return nil }
+        let raw = reports.map { Double($0.numExamples) }
+        let weights = weightCap?.apply(to: raw) ?? raw
+        let total = weights.reduce(0, +)
+        var lossSum = 0.0
+        var metricSums: [String: (sum: Double, weight: Double)] = [:]
+        for (report, weight) in zip(reports, weights) {
+            lossSum += report.loss * weight
+            for (name, value) in report.metrics {
+                let current = metricSums[name] ?? (0, 0)
+                metricSums[name] = (current.sum + value * weight, current.weight + weight)
+            }
+        }
         return EvaluationSummary(
-            loss: lossSum / Double(examples),
-            metrics: metricSums.mapValues { $0.sum / Double($0.examples) },
-            numExamples: examples,
-            clients: clients)
+            loss: lossSum / total,
+            metrics: metricSums.mapValues { $0.sum / $0.weight },
+            numExamples: reports.reduce(0) { $0.saturatingAdd($1.numExamples) },
+            clients: reports.count)
+    }
+}
+
+extension Int {
+    /// `self + other`, stopping at `Int.max` instead of trapping: totals of client-reported counts.
+    public func saturatingAdd(_ other: Int) -> Int {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? (other > 0 ? .max : .min) : sum
     }
 }

@@ -25,6 +25,18 @@ public struct RoundConfiguration: Sendable, Equatable {
     public var fitConfig: [String: String]
     /// Sent with every evaluate task.
     public var evaluateConfig: [String: String]
+    /// Largest `num_examples` one fit or evaluate result may report; above it the result is refused as
+    /// `invalid_value` (422). Bounds the weight a client can claim. Default 100,000,000.
+    public var maxExamplesPerResult: Int
+    /// After a failed round the next waits this long, doubling with every further failure in a row up to
+    /// `maxFailureBackoff`, so a broken store or clients that fail at once cannot spin rounds. A committed
+    /// round resets it; operator aborts and rollbacks do not count. Default 1 s.
+    public var failureBackoff: Duration
+    /// The longest wait between failed rounds. Default 60 s.
+    public var maxFailureBackoff: Duration
+    /// Caps the share of a round's average (fit and evaluation) any one client can hold; nil leaves FedAvg's
+    /// plain example weighting. Default nil.
+    public var weightCap: WeightCap?
 
     public init(
         selection: SelectionPolicy = SelectionPolicy(),
@@ -37,8 +49,16 @@ public struct RoundConfiguration: Sendable, Equatable {
         validator: UpdateValidator = UpdateValidator(),
         fitConfig: [String: String] = [:],
         evaluateConfig: [String: String] = [:],
-        regressionGuard: RegressionGuard? = nil
+        regressionGuard: RegressionGuard? = nil,
+        maxExamplesPerResult: Int = 100_000_000,
+        weightCap: WeightCap? = nil,
+        failureBackoff: Duration = .seconds(1),
+        maxFailureBackoff: Duration = .seconds(60)
     ) {
+        precondition(failureBackoff >= .zero && maxFailureBackoff >= failureBackoff)
+        self.failureBackoff = failureBackoff
+        self.maxFailureBackoff = maxFailureBackoff
+        precondition(maxExamplesPerResult >= 1)
         precondition(
             minFitResults >= 1 && minFitResults <= selection.minFitClients,
             "min_fit_results must be between 1 and min_fit_clients (\(selection.minFitClients))")
@@ -55,6 +75,8 @@ public struct RoundConfiguration: Sendable, Equatable {
         self.fitConfig = fitConfig
         self.evaluateConfig = evaluateConfig
         self.regressionGuard = regressionGuard
+        self.maxExamplesPerResult = maxExamplesPerResult
+        self.weightCap = weightCap
     }
 }
 

@@ -42,15 +42,15 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         var startedAt: Instant
         var selected: Int
         var accepted = 0
+        /// Examples behind the accepted results (saturating: a sum of client-reported counts).
         var examples = 0
         var rejected: [UpdateRejection.Reason: Int] = [:]
         var fitDropouts: [DropoutReason: Int] = [:]
         var evaluationDropouts: [DropoutReason: Int] = [:]
-        var fitMetricSums: [String: (sum: Double, examples: Int)] = [:]
+        /// Each accepted result's training metrics with its example count, weighted when the round closes.
+        var fitReports: [EvaluationReport] = []
         var candidate: GlobalModel?
         var evaluation: EvaluationSummary?
-
-        var fitMetrics: [String: Double] { fitMetricSums.mapValues { $0.sum / Double(max($0.examples, 1)) } }
     }
 
     enum Phase: Sendable {
@@ -81,6 +81,10 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     private var generator: SeededRandomNumberGenerator
     private var taskSequence = 0
     private var endedTasks: [TaskID: TaskEnd] = [:]
+    /// Failed rounds in a row (operator aborts excluded); reset by a commit.
+    public private(set) var consecutiveFailures = 0
+    /// No round starts before this instant (set after a failed round).
+    public private(set) var nextRoundNotBefore: Instant?
 
     /// - Parameters:
     ///   - model: the model the first round trains from.
@@ -133,6 +137,16 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         case .training(let progress, _, _, _), .aggregating(let progress), .evaluating(let progress, _, _, _),
             .committing(let progress), .rejecting(let progress, _):
             progress.round
+        }
+    }
+
+    /// The model version of the client's open task, if it has one: with the current model, the only versions
+    /// a client has reason to download.
+    public func taskModelVersion(for client: ClientID) -> Int? {
+        guard let taskID = clients[client]?.openTask else { return nil }
+        switch phase {
+        case .training(_, let tasks, _, _), .evaluating(_, let tasks, _, _): return tasks[taskID]?.task.modelVersion
+        default: return nil
         }
     }
 
@@ -274,7 +288,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         }
         clients[client]?.lastSeen = now
         do throws(UpdateRejection) {
-            guard numExamples > 0 else { throw UpdateRejection(.invalidValue, "num_examples must be positive") }
+            try EvaluationReport.checkExampleCount(numExamples, max: configuration.maxExamplesPerResult)
             guard metrics.values.allSatisfy(\.isFinite) else {
                 throw UpdateRejection(.nonFinite, "a training metric is NaN or infinite")
             }
@@ -286,11 +300,8 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         }
         average.fold(weights, numExamples: numExamples)
         progress.accepted += 1
-        progress.examples += numExamples
-        for (name, value) in metrics {
-            let current = progress.fitMetricSums[name] ?? (0, 0)
-            progress.fitMetricSums[name] = (current.sum + value * Double(numExamples), current.examples + numExamples)
-        }
+        progress.examples = progress.examples.saturatingAdd(numExamples)
+        progress.fitReports.append(EvaluationReport(loss: 0, numExamples: numExamples, metrics: metrics))
         tasks[taskID] = nil
         phase = .training(progress, tasks: tasks, average: average, deadline: deadline)
         return finishTask(taskID, of: client, end: .answered, now: now)
@@ -308,7 +319,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         }
         clients[client]?.lastSeen = now
         do throws(UpdateRejection) {
-            try report.validate()
+            try report.validate(maxExamples: configuration.maxExamplesPerResult)
         } catch {
             progress.rejected[error.reason, default: 0] += 1
             phase = .evaluating(progress, tasks: tasks, evaluation: evaluation, deadline: deadline)
@@ -367,7 +378,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
             for: chosen, round: round, kind: .evaluate, model: candidate,
             deadline: now.advanced(by: configuration.evaluateTimeout), config: configuration.evaluateConfig)
         phase = .evaluating(
-            progress, tasks: tasks, evaluation: FederatedEvaluation(),
+            progress, tasks: tasks, evaluation: FederatedEvaluation(weightCap: configuration.weightCap),
             deadline: now.advanced(by: configuration.evaluateTimeout))
         return [.tasksAvailable(chosen)]
     }
@@ -391,6 +402,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         }
         model = candidate
         committedRounds += 1
+        consecutiveFailures = 0
         if let regressionGuard = configuration.regressionGuard, let summary = progress.evaluation,
             let value = regressionGuard.value(in: summary), regressionGuard.improves(value, on: bestMetricValue)
         {
@@ -409,6 +421,10 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
 
     private mutating func startRoundIfReady(now: Instant) -> [Action] {
         guard case .idle = phase, !isPaused else { return [] }
+        if let notBefore = nextRoundNotBefore {
+            guard notBefore <= now else { return [] }
+            nextRoundNotBefore = nil
+        }
         if let maxRounds = configuration.maxRounds, roundsStarted >= maxRounds {
             phase = .finished
             return []
@@ -424,7 +440,9 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         let tasks = makeTasks(
             for: selected, round: round, kind: .fit, model: model, deadline: deadline, config: configuration.fitConfig)
         let progress = RoundProgress(round: round, base: model, startedAt: now, selected: selected.count)
-        phase = .training(progress, tasks: tasks, average: StreamingFedAvg(layout: model.weights), deadline: deadline)
+        phase = .training(
+            progress, tasks: tasks, average: StreamingFedAvg(layout: model.weights, weightCap: configuration.weightCap),
+            deadline: deadline)
         return [.roundStarted(round: round, baseVersion: model.version, selected: selected), .tasksAvailable(selected)]
     }
 
@@ -537,7 +555,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
             return [
                 .reject(
                     round: progress.round, version: candidate.version, evaluation: progress.evaluation,
-                    fitMetrics: progress.fitMetrics, examples: progress.examples, clients: progress.accepted,
+                    fitMetrics: fitMetrics(progress), examples: progress.examples, clients: progress.accepted,
                     reason: reason)
             ]
         }
@@ -545,13 +563,30 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         return [
             .commit(
                 round: progress.round, version: candidate.version, evaluation: progress.evaluation,
-                fitMetrics: progress.fitMetrics, examples: progress.examples, clients: progress.accepted)
+                fitMetrics: fitMetrics(progress), examples: progress.examples, clients: progress.accepted)
         ]
+    }
+
+    /// The accepted results' training metrics, weighted like the average (so under the same weight cap).
+    private func fitMetrics(_ progress: RoundProgress) -> [String: Double] {
+        var evaluation = FederatedEvaluation(weightCap: configuration.weightCap)
+        for report in progress.fitReports { evaluation.add(report) }
+        return evaluation.summary()?.metrics ?? [:]
     }
 
     private mutating func fail(_ progress: RoundProgress, _ failure: RoundFailure, now: Instant) -> [Action] {
         failedRounds += 1
-        return finish(progress, outcome: .failed(failure), resultVersion: nil, now: now)
+        consecutiveFailures += 1
+        // Wait before the next round: base × 2^(failures − 1), capped.
+        let exponent = min(consecutiveFailures - 1, 30)
+        let delay = min(configuration.failureBackoff * (1 << exponent), configuration.maxFailureBackoff)
+        var actions: [Action] = []
+        if delay > .zero {
+            nextRoundNotBefore = now.advanced(by: delay)
+            actions.append(
+                .backingOff(until: now.advanced(by: delay), delay: delay, consecutiveFailures: consecutiveFailures))
+        }
+        return actions + finish(progress, outcome: .failed(failure), resultVersion: nil, now: now)
     }
 
     private mutating func finish(
@@ -562,7 +597,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
             round: progress.round, outcome: outcome, baseVersion: progress.base.version, resultVersion: resultVersion,
             selected: progress.selected, accepted: progress.accepted, rejected: progress.rejected,
             fitDropouts: progress.fitDropouts, evaluationDropouts: progress.evaluationDropouts,
-            examples: progress.examples, fitMetrics: progress.fitMetrics, evaluation: progress.evaluation,
+            examples: progress.examples, fitMetrics: fitMetrics(progress), evaluation: progress.evaluation,
             startedAt: progress.startedAt, finishedAt: now)
         return [.roundFinished(report)] + startRoundIfReady(now: now)
     }

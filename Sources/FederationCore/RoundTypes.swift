@@ -128,4 +128,6 @@ public enum RoundAction<Instant: InstantProtocol & Sendable>: Sendable where Ins
         clients: Int)
     /// The round ended; the report says how.
     case roundFinished(RoundReport<Instant>)
+    /// Rounds keep failing: the next one waits until `until` (`consecutiveFailures` in a row so far).
+    case backingOff(until: Instant, delay: Duration, consecutiveFailures: Int)
 }

@@ -4,17 +4,28 @@
 /// memory stays O(model) however many clients answer, and the work of a round is spread over its arrivals
 /// instead of piling up at the deadline. Sums are kept in double precision: the result is independent of
 /// arrival order up to float32 rounding of the final division.
+///
+/// With a `WeightCap`, no client holds more than the cap's share of the average. Every update is still folded
+/// on arrival with its full weight; the few updates that could end up clipped (the `clippedClientBound`
+/// heaviest so far) are kept aside, and `average()` takes back the part of their weight above the clipping
+/// level. Memory is then O(model × ⌈1/share⌉).
 public struct StreamingFedAvg: Sendable {
     private let layout: ModelWeights
+    private let weightCap: WeightCap?
     private var sums: [[Double]]
-    /// Total weight folded so far (the sum of `num_examples`).
+    /// Every folded update's weight, in arrival order (what the cap's level is computed from).
+    private var weights: [Double] = []
+    /// The heaviest updates so far, kept only under a weight cap: the only ones the cap can clip.
+    private var heaviest: [(weight: Double, update: ModelWeights)] = []
+    /// Total weight folded so far (the sum of `num_examples`, before any cap).
     public private(set) var totalExamples: Double = 0
     /// Number of updates folded so far.
-    public private(set) var count = 0
+    public var count: Int { weights.count }
 
-    /// Starts an empty average for models laid out like `layout`.
-    public init(layout: ModelWeights) {
+    /// Starts an empty average for models laid out like `layout`, optionally capping any client's share.
+    public init(layout: ModelWeights, weightCap: WeightCap? = nil) {
         self.layout = layout
+        self.weightCap = weightCap
         self.sums = layout.tensors.map { [Double](repeating: 0, count: $0.tensor.elementCount) }
     }
 
@@ -25,6 +36,21 @@ public struct StreamingFedAvg: Sendable {
         precondition(numExamples > 0, "an update must carry a positive example count")
         precondition(weights.hasSameLayout(as: layout), "update layout differs from the base model")
         let weight = Double(numExamples)
+        Self.add(weights, weight: weight, into: &sums)
+        totalExamples += weight
+        self.weights.append(weight)
+        if let weightCap {
+            if heaviest.count < weightCap.clippedClientBound {
+                heaviest.append((weight, weights))
+            } else if let lightest = heaviest.indices.min(by: { heaviest[$0].weight < heaviest[$1].weight }),
+                heaviest[lightest].weight < weight
+            {
+                heaviest[lightest] = (weight, weights)
+            }
+        }
+    }
+
+    private static func add(_ weights: ModelWeights, weight: Double, into sums: inout [[Double]]) {
         for index in sums.indices {
             let values = weights.tensors[index].tensor.floatValues
             sums[index].withUnsafeMutableBufferPointer { sum in
@@ -33,8 +59,6 @@ public struct StreamingFedAvg: Sendable {
                 }
             }
         }
-        totalExamples += weight
-        count += 1
     }
 
     /// sum[i] += weight × values[i]; a loop the optimiser vectorises.
@@ -51,7 +75,15 @@ public struct StreamingFedAvg: Sendable {
     /// The weighted average of everything folded so far, or nil if nothing was folded.
     public func average() -> ModelWeights? {
         guard count > 0 else { return nil }
-        let scale = 1 / totalExamples
+        var sums = sums
+        var total = totalExamples
+        if let level = weightCap?.level(for: weights) {
+            for (weight, update) in heaviest where weight > level {
+                Self.add(update, weight: level - weight, into: &sums)
+                total -= weight - level
+            }
+        }
+        let scale = 1 / total
         return ModelWeights(
             zip(layout.tensors, sums).map { named, sum in
                 NamedTensor(

@@ -42,6 +42,12 @@ public struct CoordinatorMetrics: Sendable {
         gauge(MetricCatalogue.clientsSelected, []).record(Double(selected))
     }
 
+    /// Rounds keep failing: the next waits `delay`. `nil` clears the wait (a round committed).
+    public func roundBackoff(_ delay: Duration?) {
+        if delay != nil { counter(MetricCatalogue.roundBackoffs, []).increment() }
+        gauge(MetricCatalogue.roundBackoff, []).record(delay?.seconds ?? 0)
+    }
+
     public func roundFinished<Instant>(_ report: RoundReport<Instant>) {
         let outcome: String
         switch report.outcome {

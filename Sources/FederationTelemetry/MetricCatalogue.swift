@@ -100,6 +100,12 @@ public enum MetricCatalogue {
         "rondo_eval_loss", .gauge, "Federated evaluation loss of the most recently evaluated model.")
     public static let evalAccuracy = Definition(
         "rondo_eval_accuracy", .gauge, "Federated evaluation accuracy of the most recently evaluated model.")
+    public static let roundBackoffs = Definition(
+        "rondo_round_backoffs_total", .counter,
+        "Times the next round was held back because rounds kept failing (exponential backoff).")
+    public static let roundBackoff = Definition(
+        "rondo_round_backoff_seconds", .gauge,
+        "Current wait before the next round after consecutive failures; 0 when rounds are not failing.")
     public static let checkpointWrites = Definition(
         "rondo_checkpoint_writes_total", .counter, "Checkpoint writes (candidate stores and commits), by outcome.",
         labels: [("outcome", ["success", "failure"])])
@@ -127,7 +133,15 @@ public enum MetricCatalogue {
         labels: [("reason", ["unauthenticated", "forbidden", "revoked"])])
     public static let limitRefusals = Definition(
         "rondo_limit_refusals_total", .counter, "Requests refused by a configured limit, by limit.",
-        labels: [("limit", ["clients", "long_polls", "register_rate", "submit_rate"])])
+        labels: [
+            (
+                "limit",
+                [
+                    "clients", "long_polls", "client_long_polls", "register_rate", "submit_rate", "connections",
+                    "slow_body",
+                ]
+            )
+        ])
     public static let httpRequests = Definition(
         "rondo_http_requests_total", .counter, "HTTP requests, by method, route template and status.",
         labels: [("method", nil), ("route", nil), ("status", nil)])
@@ -154,7 +168,8 @@ public enum MetricCatalogue {
     public static let all: [Definition] = [
         buildInfo, round, phase, modelVersion, rounds, roundDuration, phaseDuration, lastCommit, clientsConnected,
         clientsRegistered, clientsSelected, clientsRequired, quorum, results, rejections, dropouts, taskDuration,
-        updateSize, updateNorm, bytesReceived, bytesSent, aggregationDuration, evalLoss, evalAccuracy, checkpointWrites,
+        updateSize, updateNorm, bytesReceived, bytesSent, aggregationDuration, evalLoss, evalAccuracy, roundBackoffs,
+        roundBackoff, checkpointWrites,
         checkpointWriteDuration, checkpointSize, lastCheckpoint, rollbacks, paused, draining, adminActions,
         authRefusals, limitRefusals, spansExported, spansDropped, exportFailures,
         httpRequests, httpDuration, processCPU,

@@ -175,8 +175,10 @@ public actor CheckpointStore {
     }
 
     /// Points `current` at an earlier version; nothing is copied. Writes a `rollback` audit event.
-    /// - Throws: `notFound` for an unknown version, `integrity` for a version `verify` found corrupt,
-    ///   `invalidState` for a version that never completed (candidate, aborted).
+    /// - Throws: `notFound` for an unknown version, `integrity` for a version `verify` found corrupt or whose
+    ///   bytes no longer hash to its recorded SHA-256 (re-hashed here, inside the transaction, so a version
+    ///   damaged since the last `verify` cannot become current), `invalidState` for a version that never
+    ///   completed (candidate, aborted).
     /// - Returns: the version `current` pointed at before.
     @discardableResult
     public func rollback(to version: Int, reason: String, actor: String, traceID: String? = nil) throws -> Int? {
@@ -191,6 +193,7 @@ public actor CheckpointStore {
                     .invalidState,
                     "version \(version) is \(record.status.rawValue); only complete versions can become current")
             }
+            _ = try bytes(version: version)
             let previous = try refVersion("current")
             try setRef("current", version, at: now)
             try insertEvent(
@@ -255,6 +258,12 @@ public actor CheckpointStore {
             throw CheckpointStoreError(.integrity, "version \(version) hashes to \(digest), recorded \(record.sha256)")
         }
         return bytes
+    }
+
+    /// Runs `body` on the store's connection inside the actor, so it never races the store's own use (tests
+    /// use it to simulate a full disk).
+    func withConnection<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        try body(connection)
     }
 
     func rawBytes(_ version: Int) throws -> [UInt8] {
@@ -400,10 +409,25 @@ public actor CheckpointStore {
         try connection.query("UPDATE clients SET last_seen = ? WHERE client_id = ?", [.real(clock()), .text(id)])
     }
 
+    /// How many departed clients' rows `clientLeft` keeps: live and revoked clients are always kept (a revoked
+    /// token must stay told apart from an unknown one), departures only up to this many, newest first, so a
+    /// client that registers and leaves in a loop cannot grow the table without bound.
+    public static let departedClientsKept = 1000
+
+    /// Marks a client as departed, then deletes the oldest departed rows beyond `departedClientsKept`.
     public func clientLeft(id: String) throws {
         let now = clock()
-        try connection.query(
-            "UPDATE clients SET left_at = ?, last_seen = ? WHERE client_id = ?", [.real(now), .real(now), .text(id)])
+        try connection.transaction {
+            try connection.query(
+                "UPDATE clients SET left_at = ?, last_seen = ? WHERE client_id = ?",
+                [.real(now), .real(now), .text(id)])
+            try connection.query(
+                """
+                DELETE FROM clients WHERE left_at IS NOT NULL AND revoked_at IS NULL AND client_id NOT IN (
+                    SELECT client_id FROM clients WHERE left_at IS NOT NULL AND revoked_at IS NULL
+                    ORDER BY left_at DESC, rowid DESC LIMIT ?)
+                """, [.integer(Int64(Self.departedClientsKept))])
+        }
     }
 
     /// Revokes a client: its token stops working for good and it counts as gone. Revoking twice is harmless;

@@ -49,7 +49,8 @@ final class SQLiteConnection: @unchecked Sendable {
     /// Opens (creating if needed) the database at `path` with WAL, foreign keys and a busy timeout.
     init(path: String, busyTimeoutMilliseconds: Int32 = 5000) throws {
         var database: OpaquePointer?
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        // NOFOLLOW: a symlink planted in place of the database (or its journal) is refused, not followed.
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW
         let status = sqlite3_open_v2(path, &database, flags, nil)
         guard status == SQLITE_OK, let database else {
             let message = database.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open \(path)"

@@ -187,20 +187,42 @@ struct CheckpointsCommand: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
         @Argument(help: "The safetensors file.") var file: String
         @Flag(help: "Store it without making it current.") var keepCurrent = false
+        @Flag(help: "Accept a layout (tensor names, shapes, dtypes) that differs from the current model's.")
+        var force = false
 
         func run() async throws {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw ValidationError("cannot read \(file)")
             }
             let decoded = try SafeTensorsFile.decode(Array(data))
+            try ModelImportCheck.checkContents(decoded.weights)
             let bytes = SafeTensorsFile(
                 weights: decoded.weights, metadata: ["imported_from": (file as NSString).lastPathComponent]
             ).encoded()
             let database = try store.openStore()
+            let current = try await database.refVersion("current")
+            var layoutChange: String?
+            if let current {
+                let currentWeights = try SafeTensorsFile.decode(try await database.bytes(version: current)).weights
+                do throws(ModelImportCheck.Refusal) {
+                    try ModelImportCheck.checkLayout(decoded.weights, against: currentWeights)
+                } catch {
+                    guard force else {
+                        throw ModelImportCheck.Refusal(
+                            reason: error.reason, message: error.message + "; pass --force to import it anyway")
+                    }
+                    layoutChange = error.message
+                }
+            }
             let version = try await database.insert(
-                round: try await database.lastRoundNumber(), parentVersion: try await database.refVersion("current"),
+                round: try await database.lastRoundNumber(), parentVersion: current,
                 bytes: bytes, tensorCount: decoded.weights.tensors.count, status: .imported, makeCurrent: !keepCurrent,
                 actor: cliActor)
+            if let layoutChange {
+                try await database.recordEvent(
+                    kind: "layout_changed", actor: cliActor, version: version,
+                    detail: ["from_version": current.map(String.init) ?? "none", "detail": layoutChange])
+            }
             printLine("imported \(file) as v\(version)\(keepCurrent ? "" : " (now current)")")
         }
     }

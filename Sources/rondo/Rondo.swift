@@ -1,4 +1,5 @@
 import ArgumentParser
+import Coordinator
 import FederationTelemetry
 import Foundation
 import Logging
@@ -69,8 +70,11 @@ struct ServerOptions: ParsableArguments {
 
     var databasePath: String { (dataDir as NSString).appendingPathComponent("rondo.db") }
 
+    /// Makes new files private (umask 077), creates the directory (0700) and refuses one another user owns
+    /// or may write to.
     func prepareDataDirectory() throws {
-        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        DataDirectory.restrictNewFiles()
+        _ = try DataDirectory(preparing: dataDir)
     }
 }
 

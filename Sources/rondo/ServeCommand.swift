@@ -6,6 +6,7 @@ import FederationTelemetry
 import Foundation
 import ModelManager
 import ServiceLifecycle
+import UnixSignals
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,6 +27,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Stop starting rounds after this many.") var rounds: Int?
     @Option(help: "Largest accepted L2 norm of an update (result - base).") var maxUpdateNorm: Double?
     @Option(help: "Largest accepted fit-result body, in bytes (env RONDO_MAX_UPDATE_BYTES).") var maxUpdateBytes: Int?
+    @Option(help: "Largest num_examples a result may report; above it the result is refused (422).")
+    var maxNumExamples = 100_000_000
+    @Option(
+        help:
+            "Largest share (0-1] of a round's weighted average one client may hold; heavier clients are clipped (default: off)."
+    )
+    var maxClientWeightShare: Double?
     @Option(help: "Seed for client selection (env RONDO_SEED).") var seed: UInt64?
     @Option(
         help:
@@ -36,6 +44,11 @@ struct ServeCommand: AsyncParsableCommand {
     var guardMetric = "accuracy"
     @Option(help: "Admin bearer token (env RONDO_ADMIN_TOKEN); default: generated into DATA_DIR/admin-token.")
     var adminToken: String?
+    @Option(help: "File holding the admin token (preferred over --admin-token: flags show in `ps`).")
+    var adminTokenFile: String?
+    @Option(help: "File holding the enrolment token.") var enrolmentTokenFile: String?
+    @Option(help: "File holding the viewer token.") var viewerTokenFile: String?
+    @Option(help: "File holding the /metrics bearer token.") var metricsTokenFile: String?
     @Option(
         help:
             "Enrolment token clients register with (env RONDO_ENROLMENT_TOKEN); default: generated into DATA_DIR/enrolment-token."
@@ -52,10 +65,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "PEM private key of --tls-cert, unencrypted (env RONDO_TLS_KEY).") var tlsKey: String?
     @Option(help: "Most clients enrolled at once.") var maxClients = 10_000
     @Option(help: "Most long-polls parked at once.") var maxParkedPolls = 10_000
+    @Option(help: "Most long-polls one client may have parked at once.") var maxParkedPollsPerClient = 2
     @Option(help: "Registrations accepted per second (bursts of twice that).") var registrationsPerSecond = 20.0
     @Option(help: "Result submissions accepted per second from one client (bursts of twice that).")
     var submissionsPerSecond = 5.0
-    @Option(help: "Seconds after which a connection that sends no request is closed.") var idleTimeout = 60.0
+    @Option(help: "Seconds a connection may take to send a request head (idle or trickling); then it is closed.")
+    var idleTimeout = 60.0
+    @Option(help: "Most connections open at once; beyond it: 503 too_many_connections.") var maxConnections = 16_384
+    @Option(help: "Slowest accepted request body, in bytes per second over 10 s; slower bodies are cut off.")
+    var minBodyRate = 1024
     @Option(help: "Seconds SIGTERM waits for the open round before aborting it; default: its fit + evaluate timeouts.")
     var drainTimeout: Double?
     @Option(parsing: .upToNextOption, help: "Training config sent to clients, as key=value.")
@@ -73,7 +91,8 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("--\(name)-timeout must be between 0 and 86400 seconds")
             }
         }
-        guard maxClients >= 1, maxParkedPolls >= 1, registrationsPerSecond > 0, submissionsPerSecond > 0,
+        guard maxClients >= 1, maxParkedPolls >= 1, maxParkedPollsPerClient >= 1, maxConnections >= 1, minBodyRate >= 0,
+            registrationsPerSecond > 0, submissionsPerSecond > 0,
             registrationsPerSecond.isFinite, submissionsPerSecond.isFinite, idleTimeout.isFinite, idleTimeout >= 1,
             idleTimeout <= 86_400
         else {
@@ -86,6 +105,10 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--\(name)-token must be at least 16 characters")
         }
         _ = try serverTLS()
+        guard maxNumExamples >= 1 else { throw ValidationError("--max-num-examples must be at least 1") }
+        if let share = maxClientWeightShare, !(share > 0 && share <= 1) {
+            throw ValidationError("--max-client-weight-share must be in (0, 1]")
+        }
         guard minAvailableClients >= 1, minFitClients >= 1 else {
             throw ValidationError("client minimums must be at least 1")
         }
@@ -120,15 +143,21 @@ struct ServeCommand: AsyncParsableCommand {
                 fitConfig: try parseConfig(fitConfig),
                 regressionGuard: guardMaxRegression.map {
                     RegressionGuard(metric: guardMetric, higherIsBetter: guardMetric != "loss", maxRegression: $0)
-                }),
+                },
+                maxExamplesPerResult: maxNumExamples,
+                weightCap: maxClientWeightShare.map(WeightCap.init(maxShare:))),
             seed: seed ?? environment["RONDO_SEED"].flatMap { UInt64($0) } ?? 0)
         configuration.drainTimeout = drainTimeout.map { .seconds($0) }
         configuration.limits.maxClients = maxClients
         configuration.limits.maxParkedPolls = maxParkedPolls
+        configuration.limits.maxParkedPollsPerClient = maxParkedPollsPerClient
         configuration.limits.registrationsPerSecond = registrationsPerSecond
         configuration.limits.submissionsPerClientPerSecond = submissionsPerSecond
         configuration.limits.idleTimeout = .seconds(idleTimeout)
-        configuration.metricsToken = metricsToken ?? environment["RONDO_METRICS_TOKEN"]
+        configuration.limits.maxConnections = maxConnections
+        configuration.limits.minimumBodyBytesPerSecond = minBodyRate
+        configuration.metricsToken = try secret(
+            metricsToken, file: metricsTokenFile, environment: "RONDO_METRICS_TOKEN")
         configuration.tls = try serverTLS()
         if let bytes = maxUpdateBytes ?? environment["RONDO_MAX_UPDATE_BYTES"].flatMap({ Int($0) }) {
             configuration.limits.maxUpdateBytes = bytes
@@ -139,6 +168,7 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("cannot read \(initialModel)")
             }
             weights = try SafeTensorsFile.decode(Array(data)).weights
+            try ModelImportCheck.checkContents(weights)
         } else {
             weights = SoftmaxRegression().weights
         }
@@ -146,37 +176,90 @@ struct ServeCommand: AsyncParsableCommand {
             configuration: .init(
                 path: server.databasePath, bestMetric: guardMetric, higherIsBetter: guardMetric != "loss"))
         let admin = try AdminToken.resolve(
-            configured: adminToken ?? environment["RONDO_ADMIN_TOKEN"], directory: server.dataDir)
+            configured: try secret(adminToken, file: adminTokenFile, environment: "RONDO_ADMIN_TOKEN"),
+            directory: server.dataDir)
         if let file = admin.file { logger.notice("admin token", metadata: ["file": "\(file)"]) }
         if !openEnrolment {
             let enrolment = try AdminToken.resolve(
-                configured: enrolmentToken ?? environment["RONDO_ENROLMENT_TOKEN"], directory: server.dataDir,
+                configured: try secret(enrolmentToken, file: enrolmentTokenFile, environment: "RONDO_ENROLMENT_TOKEN"),
+                directory: server.dataDir,
                 fileName: "enrolment-token")
             configuration.enrolmentToken = enrolment.token
             if let file = enrolment.file { logger.notice("enrolment token", metadata: ["file": "\(file)"]) }
+        }
+        let viewer = try secret(viewerToken, file: viewerTokenFile, environment: "RONDO_VIEWER_TOKEN")
+        for (name, token) in [("viewer", viewer), ("metrics", configuration.metricsToken)]
+        where (token?.count ?? 16) < 16 {
+            throw ValidationError("the \(name) token must be at least 16 characters")
         }
         let metricsFactory = bootstrapMetrics()
         let tracing = makeTracing(serviceName: "rondo-coordinator", metricsFactory: metricsFactory, logger: logger)
         let coordinator = try await CoordinatorServer(
             configuration: configuration, store: store, adminToken: admin.token,
-            viewerToken: viewerToken ?? environment["RONDO_VIEWER_TOKEN"], initialWeights: weights,
+            viewerToken: viewer, initialWeights: weights,
             logger: logger,
             metricsFactory: metricsFactory, buildVersion: RondoBuild.version, buildRevision: RondoBuild.revision,
             tracer: tracing.tracer)
+        // Signals are followed here rather than by the group: the group ignores a second SIGTERM while it
+        // drains, and an operator's second signal must stop the coordinator at once.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: ([tracing.exporter].compactMap { $0 } + coordinator.services).map { .init(service: $0) },
-                gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         let origin = "\(configuration.urlScheme)://\(configuration.host)"
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
+        try await withThrowingTaskGroup(of: ServeTask.self) { tasks in
+            tasks.addTask {
+                try await group.run()
+                return .served
+            }
             tasks.addTask {
                 let port = await coordinator.port()
                 printLine("rondo coordinator listening on \(origin):\(port)")
+                return .announced
             }
-            try await tasks.waitForAll()
+            tasks.addTask {
+                var received = 0
+                for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                    received += 1
+                    if received == 1 {
+                        logger.notice(
+                            "signal received: draining; send it again to stop at once",
+                            metadata: ["signal": "\(signal)"])
+                        await group.triggerGracefulShutdown()
+                    } else {
+                        logger.warning("second signal: stopping now", metadata: ["signal": "\(signal)"])
+                        return .forced
+                    }
+                }
+                return .forced
+            }
+            while let finished = try await tasks.next() {
+                switch finished {
+                case .announced: continue
+                case .served:
+                    tasks.cancelAll()
+                    return
+                case .forced:
+                    // Cancelling the group stops every service at once; its cancellation error is expected.
+                    tasks.cancelAll()
+                    while (try? await tasks.next()) != nil {}
+                    return
+                }
+            }
         }
+    }
+
+    /// What ended one of `run()`'s concurrent tasks.
+    private enum ServeTask: Sendable {
+        case served, announced, forced
+    }
+
+    /// A token from its flag, its file (checked: this user's or root's, writable by no one else) or its
+    /// environment variable, in that order.
+    private func secret(_ flag: String?, file: String?, environment name: String) throws -> String? {
+        if flag != nil, file != nil { throw ValidationError("give a token or its file, not both (\(name))") }
+        if let file { return try SecretFile.readConfigured(file) }
+        return flag ?? ProcessInfo.processInfo.environment[name]
     }
 
     private func parseConfig(_ pairs: [String]) throws -> [String: String] {

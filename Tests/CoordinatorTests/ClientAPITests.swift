@@ -160,6 +160,53 @@ import Testing
         BadInput(name: "unknown route", status: 404, code: "not_found") { c, _, _, _ in
             try await c.request("GET", "/v1/nothing-here")
         },
+        BadInput(name: "num_examples Int.max", status: 422, code: "invalid_value") { c, me, task, _ in
+            try await c.request(
+                "POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors,
+                body: fit(trained, examples: String(Int.max)))
+        },
+        BadInput(name: "num_examples above the limit", status: 422, code: "invalid_value") { c, me, task, _ in
+            try await c.request(
+                "POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors,
+                body: fit(trained, examples: "100000001"))
+        },
+        BadInput(name: "num_examples beyond Int64", status: 400, code: "malformed") { c, me, task, _ in
+            try await c.request(
+                "POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors,
+                body: fit(trained, examples: "9223372036854775808"))
+        },
+        BadInput(name: "num_examples zero", status: 400, code: "malformed") { c, me, task, _ in
+            try await c.request(
+                "POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors,
+                body: fit(trained, examples: "0"))
+        },
+        BadInput(name: "name of 201 bytes in 2 characters", status: 422, code: "invalid_name") { c, _, _, _ in
+            let name = "a" + String(repeating: "\u{301}", count: 100)  // one character, 201 bytes of UTF-8
+            return try await c.request(
+                "POST", "/v1/clients", contentType: "application/json",
+                body: Array(#"{"name":"\#(name)"}"#.utf8))
+        },
+        BadInput(name: "newline in a name", status: 422, code: "invalid_name") { c, _, _, _ in
+            try await c.request(
+                "POST", "/v1/clients", contentType: "application/json",
+                body: Array(#"{"name":"site\n[critical] forged"}"#.utf8))
+        },
+        BadInput(name: "NUL in a name", status: 422, code: "invalid_name") { c, _, _, _ in
+            try await c.request(
+                "POST", "/v1/clients", contentType: "application/json", body: Array(#"{"name":"a\u0000HIDDEN"}"#.utf8))
+        },
+        BadInput(name: "failure message over 4 KiB", status: 422, code: "invalid_message") { c, me, task, _ in
+            let message = String(repeating: "x", count: 4097)
+            return try await c.request(
+                "POST", "/v1/tasks/\(task)/failure", token: me.token, contentType: "application/json",
+                body: Array(#"{"message":"\#(message)"}"#.utf8))
+        },
+        BadInput(name: "control character in a failure message", status: 422, code: "invalid_message") {
+            c, me, task, _ in
+            try await c.request(
+                "POST", "/v1/tasks/\(task)/failure", token: me.token, contentType: "application/json",
+                body: Array(#"{"message":"oops\u001b[2J"}"#.utf8))
+        },
     ]
 
     @Test(arguments: badInputs)

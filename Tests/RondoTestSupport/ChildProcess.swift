@@ -92,6 +92,19 @@ public final class ChildProcess: Sendable {
         process.waitUntilExit()
     }
 
+    /// Sends `signal` without waiting.
+    public func send(signal: Int32) {
+        guard process.isRunning else { return }
+        Foundation.kill(process.processIdentifier, signal)
+    }
+
+    /// Waits up to `timeout` for the process to exit; true when it did.
+    public func waitForExit(timeout: Duration) async throws -> Bool {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        return !process.isRunning
+    }
+
     /// SIGTERM, then wait for the exit.
     public func terminate() {
         guard process.isRunning else { return }

@@ -1,0 +1,73 @@
+import Coordinator
+import CurlHTTP
+import FederationCore
+import Foundation
+import RondoTestSupport
+import Testing
+
+@testable import ModelManager
+
+/// A full disk: the store refuses every write. Rounds must fail with their real outcome,
+/// back off instead of spinning, and show the condition on `/readyz`; once the disk has room again the next
+/// round commits and the history holds every round's real outcome.
+@Suite struct StoreFailureTests {
+    /// Answers every task at once, as the clients in the outside report did, for `duration` (or until a round
+    /// commits).
+    static func answerEverything(
+        _ coordinator: RunningCoordinator, _ client: (id: String, token: String), for duration: Duration,
+        untilCommitted: Bool = false
+    ) async throws {
+        let deadline = ContinuousClock.now.advanced(by: duration)
+        while ContinuousClock.now < deadline {
+            if untilCommitted, try await coordinator.status().committedRounds >= 1 { return }
+            let response = try await coordinator.request(
+                "GET", "/v1/clients/\(client.id)/tasks/next?wait_seconds=0.5", token: client.token)
+            guard response.status == 200 else { continue }
+            let task = try JSONDecoder().decode(WireProtocol.TaskMessage.self, from: Data(response.body))
+            _ = try await coordinator.request(
+                "POST", "/v1/tasks/\(task.taskID)/result", token: client.token,
+                contentType: WireProtocol.safetensorsMediaType, body: ClientAPITests.fit(ClientAPITests.trained))
+        }
+    }
+
+    @Test func aFullStoreBacksOffShowsOnReadyzAndRecoversWithHonestHistory() async throws {
+        var configuration = RunningCoordinator.configuration()
+        configuration.rounds.failureBackoff = .milliseconds(250)
+        configuration.rounds.maxFailureBackoff = .seconds(2)
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let store = await coordinator.driver.store
+            // Every write now fails, as on a full or read-only disk (the test model is too small for a page cap).
+            _ = try await store.withConnection { try $0.query("PRAGMA query_only = ON") }
+            let client = try await coordinator.register("eager")
+
+            try await Self.answerEverything(coordinator, client, for: .seconds(4))
+            let failing = try await coordinator.status()
+            // 0.25 + 0.5 + 1 + 2 s of waits fit in 4 s: about five rounds, where a spinning loop ran hundreds.
+            #expect(failing.failedRounds >= 2 && failing.failedRounds <= 7, "\(failing.failedRounds) failed rounds")
+            #expect(failing.committedRounds == 0)
+            let readiness = try await coordinator.request("GET", "/readyz")
+            #expect(readiness.status == 503 && readiness.errorCode == "store_failing", "\(readiness.text)")
+            #expect(try await coordinator.metricValue("rondo_round_backoffs_total") ?? 0 >= 2)
+            #expect(try await coordinator.metricValue("rondo_round_backoff_seconds") ?? 0 >= 0.5)
+            #expect(
+                try await coordinator.metricValue(#"rondo_checkpoint_writes_total{outcome="failure"}"#) ?? 0 >= 2)
+
+            _ = try await store.withConnection { try $0.query("PRAGMA query_only = OFF") }
+            try await Self.answerEverything(coordinator, client, for: .seconds(15), untilCommitted: true)
+            #expect(try await coordinator.status().committedRounds >= 1)
+            #expect(try await coordinator.request("GET", "/readyz").status == 200)
+            #expect(try await coordinator.metricValue("rondo_round_backoff_seconds") == 0)
+            // The failed rounds' history rows were written once the store worked again: none is left "running".
+            var rounds: [RoundRecord] = []
+            for _ in 0..<100 {
+                rounds = try await store.rounds()
+                if rounds.allSatisfy({ $0.status != .running || $0.round == rounds.map(\.round).max() }) { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let failed = rounds.filter { $0.status == .failed }
+            #expect(failed.count >= failing.failedRounds, "\(rounds.map { "\($0.round) \($0.status)" })")
+            #expect(failed.allSatisfy { $0.reason == "store_failed" })
+            #expect(rounds.filter { $0.status == .running }.count <= 1, "only the round in progress may be running")
+        }
+    }
+}
