@@ -78,6 +78,45 @@ import Testing
         #expect(factory.sampleValue("rondo_trace_spans_dropped_total") == 0)
     }
 
+    /// Proto3 leaves zero scalars off the wire, but an `AnyValue` is a oneof: its case must be sent even when the
+    /// value is 0, false or "", or the backend gets an attribute with no value at all.
+    @Test func zeroFalseAndEmptyAttributeValuesArriveWithTheirType() async throws {
+        let (receiver, url) = try await Self.receiver("ok")
+        defer { receiver.kill() }
+        let exporter = OTLPHTTPExporter(
+            configuration: .init(endpoint: url, serviceName: "rondo-test"), metricsFactory: CatalogueMetricsFactory(),
+            logger: Self.logger)
+        let zeros: [(String, SpanRecord.Value)] = [
+            ("rondo.dropouts", .int(0)), ("rondo.accepted", .bool(false)), ("rondo.reason", .string("")),
+            ("rondo.loss", .double(0)),
+        ]
+        exporter.enqueue(
+            SpanRecord(
+                traceID: Self.id(0xCD, 16), spanID: Self.id(9, 8), name: "zeros", startUnixNano: 1_000,
+                endUnixNano: 2_000, attributes: zeros,
+                events: [.init(name: "zeros.event", timeUnixNano: 1_500, attributes: zeros)]))
+        await exporter.flush()
+        try await receiver.waitForOutput(#""name": "zeros""#)
+        let line = try #require(receiver.collectedOutput.split(separator: "\n").first { $0.hasPrefix("{") })
+        let span = try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let event = try #require((span["events"] as? [[String: Any]])?.first)
+        let expectedCases = [
+            "rondo.dropouts": "int_value", "rondo.accepted": "bool_value", "rondo.reason": "string_value",
+            "rondo.loss": "double_value",
+        ]
+        for (owner, carrier) in [("span", span), ("event", event)] {
+            let cases = carrier["attribute_cases"] as? [String: Any]
+            let values = carrier["attributes"] as? [String: Any]
+            for (key, expected) in expectedCases.sorted(by: { $0.key < $1.key }) {
+                #expect(cases?[key] as? String == expected, "\(owner) attribute \(key): case \(cases?[key] ?? "none")")
+            }
+            #expect(values?["rondo.dropouts"] as? Int == 0, "\(owner): \(values?["rondo.dropouts"] ?? "none")")
+            #expect(values?["rondo.accepted"] as? Bool == false, "\(owner): \(values?["rondo.accepted"] ?? "none")")
+            #expect(values?["rondo.reason"] as? String == "", "\(owner): \(values?["rondo.reason"] ?? "none")")
+            #expect(values?["rondo.loss"] as? Double == 0, "\(owner): \(values?["rondo.loss"] ?? "none")")
+        }
+    }
+
     @Test func receiverDownOrFailingCountsFailuresAndDrops() async throws {
         let factory = CatalogueMetricsFactory()
         let down = OTLPHTTPExporter(

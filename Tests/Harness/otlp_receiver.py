@@ -1,6 +1,8 @@
 """A minimal OTLP/HTTP trace receiver for Rondo's tests.
 
 Decodes every export with the official opentelemetry-proto package and prints one JSON line per span.
+Attribute values are printed as decoded; "attribute_cases" names the AnyValue oneof case each one arrived
+with (null when the value was missing), so a zero, false or empty value is told apart from no value.
 Modes: ok (answer 200), fail (answer 503), hang (never answer). Listens on 127.0.0.1, a free port,
 announced as "listening PORT".
 """
@@ -20,6 +22,10 @@ MODE = sys.argv[1] if len(sys.argv) > 1 else "ok"
 def any_value(value):
     kind = value.WhichOneof("value")
     return getattr(value, kind) if kind else None
+
+
+def value_cases(attributes):
+    return {kv.key: kv.value.WhichOneof("value") for kv in attributes}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -50,8 +56,10 @@ class Handler(BaseHTTPRequestHandler):
                         "start": span.start_time_unix_nano,
                         "end": span.end_time_unix_nano,
                         "attributes": {kv.key: any_value(kv.value) for kv in span.attributes},
+                        "attribute_cases": value_cases(span.attributes),
                         "events": [{"name": e.name, "time": e.time_unix_nano,
-                                    "attributes": {kv.key: any_value(kv.value) for kv in e.attributes}}
+                                    "attributes": {kv.key: any_value(kv.value) for kv in e.attributes},
+                                    "attribute_cases": value_cases(e.attributes)}
                                    for e in span.events],
                         "status_code": span.status.code,
                         "status_message": span.status.message,
