@@ -71,6 +71,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var readingBody = false
     private var responseStarted = false
     private var bodyBytesInWindow = 0
+    /// True while the server has asked for more input and none arrived yet. A slow body is judged only then:
+    /// when the server itself stopped reading (backpressure while a handler is busy), the client is not slow.
+    private var awaitingInput = false
     private var headTimer: Scheduled<Void>?
     private var rateTimer: Scheduled<Void>?
 
@@ -117,7 +120,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Inbound
 
+    func read(context: ChannelHandlerContext) {
+        awaitingInput = true
+        context.read()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        awaitingInput = false
         let part = unwrapInboundIn(data)
         if overLimit {
             if case .head = part {
@@ -199,7 +208,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         rateTimer = context.eventLoop.scheduleTask(in: .init(window)) { [self] in
             guard readingBody else { return }
             let needed = Int(Double(policy.minimumBodyBytesPerSecond) * window.seconds)
-            guard bodyBytesInWindow < needed else {
+            guard bodyBytesInWindow < needed, awaitingInput else {
                 bodyBytesInWindow = 0
                 armRateTimer(context: context)
                 return

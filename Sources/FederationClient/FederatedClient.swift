@@ -87,10 +87,21 @@ public struct FederatedClient<T: Trainer>: Service {
             context.traceContext = message.traceparent.flatMap(TraceContext.init(traceparent:))
             return context
         }()
-        let model = try await traced("client.download", taskContext) {
-            try await retrying("download model") {
-                try await connection.model(version: message.modelVersion, sha256: message.modelSHA256)
+        let model: ModelWeights
+        do {
+            model = try await traced("client.download", taskContext) {
+                try await retrying("download model") {
+                    try await connection.model(version: message.modelVersion, sha256: message.modelSHA256)
+                }
             }
+        } catch let error as FederationClientError where error.code == .refused {
+            // The task is stale (the coordinator restarted or rolled back since handing it out): skip it.
+            logger.notice(
+                "coordinator refused the task's model; skipping the task",
+                metadata: [
+                    "task_id": "\(message.taskID)", "code": "\(error.apiCode ?? "")", "error": "\(error.message)",
+                ])
+            return
         }
         let interval = await connection.credentials?.heartbeatInterval ?? .seconds(5)
         let outcome: Result<Answer, any Error> = await withTaskGroup(of: Result<Answer, any Error>?.self) { group in
