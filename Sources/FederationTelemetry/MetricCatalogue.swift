@@ -105,7 +105,7 @@ public enum MetricCatalogue {
         "Times the next round was held back because rounds kept failing (exponential backoff).")
     public static let roundBackoff = Definition(
         "rondo_round_backoff_seconds", .gauge,
-        "Current wait before the next round after consecutive failures; 0 when rounds are not failing.")
+        "The wait imposed after the last failed round while rounds keep failing; 0 once a round commits.")
     public static let checkpointWrites = Definition(
         "rondo_checkpoint_writes_total", .counter, "Checkpoint writes (candidate stores and commits), by outcome.",
         labels: [("outcome", ["success", "failure"])])
