@@ -87,6 +87,9 @@ struct APIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             throw APIError.malformed("request body does not match the expected JSON: \(Self.describe(error))")
         } catch is NIOTooManyBytesError {
             throw APIError(.contentTooLarge, code: "payload_too_large", "request body exceeds the limit")
+        } catch is ConnectionGuardError {
+            // The connection guard already answered and is closing the connection; this answer is not sent.
+            throw APIError(.requestTimeout, code: "request_cut_off", "the request was cut off")
         } catch let error as CheckpointStoreError where APIError.store(error) != nil {
             throw APIError.store(error)!
         } catch {

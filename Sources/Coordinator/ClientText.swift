@@ -1,4 +1,5 @@
 import FederationCore
+import Foundation
 
 /// Checks and cleans strings that clients and operators send (names, failure messages, reasons).
 ///
@@ -19,7 +20,8 @@ enum ClientText {
     static func validated(_ text: String, field: String, code: String, maxBytes: Int, multiline: Bool = false)
         throws(APIError) -> String
     {
-        let trimmed = text.trimmingWhitespace()
+        // CRLF line ends (a Windows client's stack trace) count as newlines.
+        let trimmed = (multiline ? text.replacingOccurrences(of: "\r\n", with: "\n") : text).trimmingWhitespace()
         guard !trimmed.isEmpty else {
             throw APIError(.unprocessableContent, code: code, "\(field) must not be empty")
         }

@@ -40,16 +40,25 @@ public final class ConnectionCounter: Sendable {
     func closed() { open.subtract(1, ordering: .relaxed) }
 }
 
+/// A request the guard cut off (a body too slow, or malformed HTTP): surfaced to the request's body reader, so a
+/// truncated body is never taken for a complete one.
+struct ConnectionGuardError: Error, Sendable {}
+
 /// A channel handler placed after HTTP decoding that enforces `ConnectionPolicy` on one connection:
 ///
-/// - the connection count (over the cap: 503 JSON, then close);
+/// - the connection count: over the cap, a connection gets a short deadline for its first request, which is
+///   answered 503 `too_many_connections` and closed (health and metrics requests are still served, so probes
+///   do not restart a busy coordinator);
 /// - a deadline for each request head, which trickled header bytes cannot extend;
-/// - a minimum rate for request bodies;
-/// - an answer sent before its request body was read closes the connection, so a refused upload (401, 413,
-///   …) cannot keep it open by sending the rest slowly;
+/// - a minimum rate for request bodies, judged only while the server is waiting for input;
+/// - an answer sent before its request body was read (a refusal: 401, 413, …) is sent with
+///   `Connection: close`, then the output side is closed and the rest of the body is read and discarded for a
+///   moment before the connection closes, so the client can read the answer instead of a reset, and a
+///   refused upload cannot keep the connection;
 /// - a malformed request or an oversized header gets a JSON error (400 / 431) instead of a bare status.
 ///
-/// Timers run on the channel's event loop, so tests drive them with `EmbeddedEventLoop.advanceTime(by:)`.
+/// Requests on one connection are counted, so a pipelined request is never mistaken for the one being
+/// answered. Timers run on the channel's event loop, so tests can drive them with `EmbeddedEventLoop`.
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -62,14 +71,31 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         case slowBody = "slow_body"
     }
 
+    /// Paths an over-the-cap connection is still served: probes and scrapes must not fail because clients
+    /// filled the connection table.
+    static let alwaysServed: Set<String> = ["/healthz", "/readyz", "/metrics"]
+    /// How long an over-the-cap connection may take to send its request.
+    static let overLimitHeadTimeout = TimeAmount.seconds(1)
+    /// How long the rest of a refused request body is read and discarded before the connection closes.
+    static let lingerTimeout = TimeAmount.seconds(2)
+
     private let policy: ConnectionPolicy
     private let counter: ConnectionCounter
     private let refused: @Sendable (Refusal) -> Void
     private var counted = false
     private var overLimit = false
+    private var closed = false
+    /// Requests whose head arrived, and answers completed; the one being answered is number `answered + 1`.
+    private var received = 0
+    private var answered = 0
     /// True from a request head until its `.end`: the body is still being read.
     private var readingBody = false
-    private var responseStarted = false
+    /// True while an answer is being written (head sent, `.end` not yet).
+    private var answering = false
+    /// Set when the connection must close once the answer in progress is complete.
+    private var closeAfterAnswer = false
+    /// True after the output side was closed while the rest of a refused body is discarded.
+    private var lingering = false
     private var bodyBytesInWindow = 0
     /// True while the server has asked for more input and none arrived yet. A slow body is judged only then:
     /// when the server itself stopped reading (backpressure while a handler is busy), the client is not slow.
@@ -114,6 +140,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func release() {
         if counted { counter.closed() }
         counted = false
+        closed = true
         headTimer?.cancel()
         rateTimer?.cancel()
     }
@@ -127,21 +154,23 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         awaitingInput = false
+        guard !lingering else { return }  // the rest of a refused body: discarded
         let part = unwrapInboundIn(data)
-        if overLimit {
-            if case .head = part {
-                answerAndClose(
-                    context: context, status: .serviceUnavailable, code: "too_many_connections",
-                    message: "the coordinator has \(policy.maxConnections) connections open; retry shortly",
-                    retryAfter: 1)
-            }
-            return
-        }
         switch part {
-        case .head:
+        case .head(let head):
             headTimer?.cancel()
+            received += 1
+            if overLimit {
+                guard let path = head.path?.split(separator: "?").first, Self.alwaysServed.contains(String(path)) else {
+                    answerAndClose(
+                        context: context, status: .serviceUnavailable, code: "too_many_connections",
+                        message: "the coordinator has \(policy.maxConnections) connections open; retry shortly",
+                        retryAfter: 1)
+                    return
+                }
+                closeAfterAnswer = true
+            }
             readingBody = true
-            responseStarted = false
             bodyBytesInWindow = 0
             armRateTimer(context: context)
         case .body(let buffer):
@@ -158,6 +187,12 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireErrorCaught(error)
             return
         }
+        guard !answering else {
+            // An answer is being written: do not interleave another; close once it is complete.
+            closeAfterAnswer = true
+            context.fireErrorCaught(ConnectionGuardError())
+            return
+        }
         if parserError == .headerOverflow {
             answerAndClose(
                 context: context, status: .init(code: 431), code: "headers_too_large",
@@ -167,45 +202,71 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 context: context, status: .badRequest, code: "malformed_request",
                 message: "the request is not valid HTTP/1.1 (\(parserError))")
         }
+        context.fireErrorCaught(ConnectionGuardError())
     }
 
     // MARK: Outbound
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
-        case .head:
-            responseStarted = true
-            context.write(data, promise: promise)
+        case .head(var head):
+            answering = true
+            // Answering the request whose body is still arriving: this answer ends the connection.
+            if readingBody && received == answered + 1 { closeAfterAnswer = true }
+            if closeAfterAnswer { head.headerFields[.connection] = "close" }
+            context.write(wrapOutboundOut(.head(head)), promise: promise)
         case .body:
             context.write(data, promise: promise)
         case .end:
-            if readingBody {
-                // Answered before the body arrived (a refusal): do not wait for the rest of it.
-                rateTimer?.cancel()
-                context.writeAndFlush(data).whenComplete { result in
-                    promise?.completeWith(result)
-                    context.close(promise: nil)
-                }
-            } else {
+            answering = false
+            answered += 1
+            guard closeAfterAnswer else {
                 context.write(data, promise: promise)
-                armHeadTimer(context: context)
+                if received == answered { armHeadTimer(context: context) }
+                return
+            }
+            rateTimer?.cancel()
+            let bodyUnread = readingBody
+            context.writeAndFlush(data).assumeIsolated().whenComplete { result in
+                promise?.completeWith(result)
+                self.finishAfterAnswer(context: context, bodyUnread: bodyUnread)
             }
         }
+    }
+
+    /// Closes after an answer that ends the connection: at once, or, when the request body is still arriving,
+    /// after closing the output side and discarding the rest for a moment (so the client reads the answer
+    /// rather than a reset).
+    private func finishAfterAnswer(context: ChannelHandlerContext, bodyUnread: Bool) {
+        guard bodyUnread, !closed else {
+            context.close(promise: nil)
+            return
+        }
+        lingering = true
+        readingBody = false
+        context.close(mode: .output, promise: nil)
+        context.read()
+        context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTimeout) { context.close(promise: nil) }
+        // The handler that answered may still be reading the body: end it with an error, not a clean end.
+        context.fireErrorCaught(ConnectionGuardError())
     }
 
     // MARK: Timers
 
     private func armHeadTimer(context: ChannelHandlerContext) {
+        guard !closed else { return }
         headTimer?.cancel()
-        headTimer = context.eventLoop.scheduleTask(in: .init(policy.requestHeadTimeout)) {
+        let timeout = overLimit ? Self.overLimitHeadTimeout : TimeAmount(policy.requestHeadTimeout)
+        headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             context.close(promise: nil)
         }
     }
 
     private func armRateTimer(context: ChannelHandlerContext) {
+        guard !closed else { return }
         rateTimer?.cancel()
         let window = policy.bodyRateWindow
-        rateTimer = context.eventLoop.scheduleTask(in: .init(window)) { [self] in
+        rateTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .init(window)) { [self] in
             guard readingBody else { return }
             let needed = Int(Double(policy.minimumBodyBytesPerSecond) * window.seconds)
             guard bodyBytesInWindow < needed, awaitingInput else {
@@ -215,7 +276,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             }
             refused(.slowBody)
             readingBody = false
-            if responseStarted {
+            if answering || received > answered + 1 {
                 context.close(promise: nil)
             } else {
                 answerAndClose(
@@ -223,6 +284,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                     message: "the request body arrived slower than \(policy.minimumBodyBytesPerSecond) bytes per second"
                 )
             }
+            context.fireErrorCaught(ConnectionGuardError())
         }
     }
 
@@ -231,6 +293,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context: ChannelHandlerContext, status: HTTPResponse.Status, code: String, message: String,
         retryAfter: Int? = nil
     ) {
+        guard !closed, !lingering else { return }
         let body = (try? JSONEncoder().encode(WireProtocol.ErrorMessage(code: code, message: message))) ?? Data()
         var headers: HTTPFields = [
             .contentType: "application/json", .connection: "close", .contentLength: String(body.count),
@@ -238,10 +301,12 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         headTimer?.cancel()
         rateTimer?.cancel()
-        responseStarted = true
+        lingering = true  // nothing more is read or answered on this connection
         context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(ByteBuffer(bytes: body))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
     }
 }
 

@@ -129,25 +129,25 @@ struct CoordinatorRoutes: Sendable {
     private func model(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let client = try await authenticate(request, context, ownerOf: nil)
         let text = try context.parameters.require("version")
-        let version: Int
-        if text == "current" {
-            version = await driver.currentModel.version
-        } else {
+        var requested: Int?
+        if text != "current" {
             guard let number = Int(text), number > 0 else {
                 throw APIError(
                     .badRequest, code: "invalid_parameter", "model version must be a positive integer or \"current\"")
             }
+            requested = number
+        }
+        let version: Int
+        let stored: (bytes: [UInt8], sha256: String)
+        switch try await driver.download(requested, for: client) {
+        case .model(let number, let bytes, let sha256):
             version = number
-        }
-        guard await driver.mayDownload(version, client: client) else {
-            guard try await driver.store.checkpoint(version: version) != nil else {
-                throw APIError(.notFound, code: "unknown_model_version", "no model version \(version)")
-            }
+            stored = (bytes, sha256)
+        case .unknown(let number):
+            throw APIError(.notFound, code: "unknown_model_version", "no model version \(number)")
+        case .forbidden(let number):
             metrics.authRefused("forbidden")
-            throw APIError.forbidden("model version \(version) is neither current nor in one of this client's tasks")
-        }
-        guard let stored = try await driver.model(version: version) else {
-            throw APIError(.notFound, code: "unknown_model_version", "no model version \(version)")
+            throw APIError.forbidden("model version \(number) is neither current nor in one of this client's tasks")
         }
         let etag = "\"\(stored.sha256)\""
         var headers: HTTPFields = [.eTag: etag, .cacheControl: "no-cache"]

@@ -30,7 +30,8 @@ public struct CoordinatorServer: Sendable {
         configuration: CoordinatorConfiguration, store: CheckpointStore, adminToken: String,
         viewerToken: String? = nil, initialWeights: ModelWeights?, logger: Logger,
         metricsFactory: CatalogueMetricsFactory = CatalogueMetricsFactory(),
-        buildVersion: String = "dev", buildRevision: String = "unknown", tracer: RondoTracer = RondoTracer(sink: nil)
+        buildVersion: String = "dev", buildRevision: String = "unknown", tracer: RondoTracer = RondoTracer(sink: nil),
+        onListening: (@Sendable (Int) async -> Void)? = nil
     ) async throws {
         var credentials = [AdminCredential(name: "admin", role: .operator, token: adminToken)]
         if let viewerToken { credentials.append(AdminCredential(name: "viewer", role: .viewer, token: viewerToken)) }
@@ -61,7 +62,11 @@ public struct CoordinatorServer: Sendable {
             server: try configuration.tls.map { try $0.serverBuilder(http1) } ?? http1,
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "rondo"),
-            onServerRunning: { channel in await boundPort.set(channel.localAddress?.port ?? configuration.port) },
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? configuration.port
+                await boundPort.set(port)
+                await onListening?(port)
+            },
             logger: logger)
     }
 

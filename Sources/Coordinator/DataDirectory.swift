@@ -35,7 +35,8 @@ public struct DataDirectory: Sendable {
                 "data directory \(path) is writable by other users (mode \(String(info.st_mode & 0o777, radix: 8))); "
                     + "run `chmod 700 \(path)`")
         }
-        // Files a release before this one created world-readable.
+        // A directory and files a release before this one created readable by everyone.
+        if info.st_mode & 0o077 != 0 { chmod(path, 0o700) }
         for name in ["rondo.db", "rondo.db-wal", "rondo.db-shm"] {
             let file = file(name)
             if lstat(file, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == geteuid() {

@@ -20,7 +20,8 @@ extension RoundDriver {
             do {
                 try await store.roundFinished(record)
                 unrecordedRounds.removeFirst()
-            } catch {
+                storeFailing = false
+            } catch let error as SQLiteError {
                 storeFailing = true
                 if unrecordedRounds.count == 1 {
                     logger.error(
@@ -30,7 +31,26 @@ extension RoundDriver {
                 // Keep a bounded backlog: a store down for days must not grow memory without end.
                 if unrecordedRounds.count > 1000 { unrecordedRounds.removeFirst(unrecordedRounds.count - 1000) }
                 return
+            } catch {
+                // Not the database failing: this record cannot be written (it would fail on every retry).
+                logger.error(
+                    "a round's history row cannot be recorded; dropping it",
+                    metadata: ["round": "\(record.round)", "error": "\(error)"])
+                unrecordedRounds.removeFirst()
             }
+        }
+    }
+
+    /// While store writes fail, tries a small real write each second, so readiness comes back as soon as the
+    /// store works again even when no round is running to prove it (a not-ready coordinator gets no traffic).
+    func probeFailingStore() async {
+        guard storeFailing else { return }
+        do {
+            try await store.probeWrite()
+            storeFailing = false
+            logger.notice("the checkpoint store accepts writes again")
+        } catch {
+            logger.debug("the checkpoint store still refuses writes", metadata: ["error": "\(error)"])
         }
     }
 

@@ -139,3 +139,11 @@ public enum NotReadyReason: String, Sendable {
         }
     }
 }
+
+/// What a client's model download gets (see `RoundDriver.download`).
+public enum ModelDownload: Sendable {
+    case model(version: Int, bytes: [UInt8], sha256: String)
+    /// The version exists but is neither current nor the model of this client's open task.
+    case forbidden(Int)
+    case unknown(Int)
+}

@@ -69,8 +69,8 @@ public actor RoundDriver: Service {
     var recordingRounds = false
     /// True after a store write failed, until one succeeds: `/readyz` answers 503 `store_failing`.
     var storeFailing = false
-    /// True while `rondo_round_backoff_seconds` shows a wait.
-    private var backoffShown = false
+    /// What `rondo_round_backoff_seconds` shows.
+    private var shownBackoff = Duration.zero
 
     /// Creates a driver on `store`, resuming from its `current` checkpoint; an empty store is seeded with
     /// `initialWeights` as an imported version.
@@ -164,6 +164,7 @@ public actor RoundDriver: Service {
         if lastRefCheck.advanced(by: .seconds(1)) <= now {
             lastRefCheck = now
             await recordUnrecordedRounds()
+            await probeFailingStore()
             await adoptExternalRollback()
             await adoptExternalRevocations()
             metrics.clients(
@@ -354,6 +355,18 @@ public actor RoundDriver: Service {
     ///
     /// The last few versions served stay in memory: every selected client downloads the same one or two
     /// versions per round, and reading and re-hashing them from SQLite for each would be wasted work.
+    /// The model a client asked for (`version`, or nil for the current one) if it may have it: the current
+    /// model, or the model of its open task. Decided in one step, so a commit in between cannot turn a request
+    /// for `current` into a refusal.
+    public func download(_ version: Int?, for client: ClientID) async throws -> ModelDownload {
+        let version = version ?? machine.model.version
+        guard version == machine.model.version || machine.taskModelVersion(for: client) == version else {
+            return try await store.checkpoint(version: version) == nil ? .unknown(version) : .forbidden(version)
+        }
+        guard let stored = try await model(version: version) else { return .unknown(version) }
+        return .model(version: version, bytes: stored.bytes, sha256: stored.sha256)
+    }
+
     public func model(version: Int) async throws -> (bytes: [UInt8], sha256: String)? {
         if let cached = modelCache.first(where: { $0.version == version }) { return (cached.bytes, cached.sha256) }
         guard let record = try await store.checkpoint(version: version) else { return nil }
@@ -370,12 +383,6 @@ public actor RoundDriver: Service {
 
     /// The model the next round trains from.
     public var currentModel: GlobalModel { machine.model }
-
-    /// True when `client` may download `version`: the current model, or the model of its open task. Other
-    /// versions (a candidate the guard rejected, old checkpoints) are for operators only.
-    public func mayDownload(_ version: Int, client: ClientID) -> Bool {
-        version == machine.model.version || machine.taskModelVersion(for: client) == version
-    }
 
     /// A snapshot for `GET /v1/status`.
     public func status() -> WireProtocol.StatusMessage {
@@ -402,7 +409,10 @@ public actor RoundDriver: Service {
     // MARK: Carrying out actions
 
     func perform(_ initial: [RoundAction<Instant>]) async {
-        defer { observePhase() }
+        defer {
+            observePhase()
+            observeBackoff()
+        }
         var queue = initial[...]
         while let action = queue.popFirst() {
             observePhase()  // a phase may last only while one action is carried out (aggregating)
@@ -442,6 +452,7 @@ public actor RoundDriver: Service {
                         version: version, metrics: Self.metrics(evaluation, fitMetrics, examples, clients),
                         reason: reason)
                 } catch {
+                    storeFailing = true
                     logger.error(
                         "recording the rejection failed", metadata: ["round": "\(round)", "error": "\(error)"])
                 }
@@ -460,16 +471,11 @@ public actor RoundDriver: Service {
                     queue += machine.commitFailed(round: round, message: "\(error)", now: clock.now)
                 }
             case .backingOff(_, let delay, let failures):
-                metrics.roundBackoff(delay)
-                backoffShown = true
+                metrics.roundBackedOff()
                 logger.warning(
                     "rounds keep failing; waiting before the next one",
                     metadata: ["consecutive_failures": "\(failures)", "delay_seconds": "\(delay.seconds)"])
             case .roundFinished(let report):
-                if case .committed = report.outcome, backoffShown {
-                    metrics.roundBackoff(nil)
-                    backoffShown = false
-                }
                 logFinished(report)
                 metrics.roundFinished(report)
                 tracing.roundFinished(report)
@@ -482,6 +488,14 @@ public actor RoundDriver: Service {
                 }
             }
         }
+    }
+
+    /// Shows the wait failing rounds impose now (`rondo_round_backoff_seconds`) whenever it changed.
+    private func observeBackoff() {
+        let backoff = machine.failureBackoff
+        guard backoff != shownBackoff else { return }
+        metrics.roundBackoff(backoff)
+        shownBackoff = backoff
     }
 
     /// Reports a phase change (and how long the previous phase lasted) when the machine moved on.
@@ -569,6 +583,13 @@ extension RoundDriver {
         guard !machine.isPersisting else { throw RollbackBusyError() }
         let previous = machine.model.version
         try await store.rollback(to: version, reason: reason, actor: actor, traceID: traceID)
+        // The re-hash inside the store's transaction takes a while; meanwhile the open round may have closed
+        // and be storing its outcome. Let that finish, and if it committed (moving `current` on), roll back
+        // again, so the store and the round engine agree on the model.
+        while machine.isPersisting { try? await _Concurrency.Task.sleep(for: .milliseconds(5)) }
+        if try await store.refVersion("current") != version {
+            try await store.rollback(to: version, reason: reason, actor: actor, traceID: traceID)
+        }
         metrics.rolledBack()
         tracing.rolledBack(from: previous, to: version, actor: actor, reason: reason)
         metrics.modelVersion(version)

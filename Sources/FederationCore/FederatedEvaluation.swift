@@ -1,5 +1,17 @@
 /// One client's answer to an evaluate task.
 public struct EvaluationReport: Sendable, Equatable {
+    /// The largest magnitude a reported loss or metric may have. Weighted sums of values this size stay finite
+    /// for any example count (Int.max × 10¹⁵ × 10⁴ clients ≈ 10³⁸), so one client cannot turn a round's
+    /// summary into infinity, which the store cannot record.
+    public static let maxMagnitude = 1e15
+
+    /// Refuses a value above `maxMagnitude` in size.
+    public static func checkMagnitudes(_ values: [String: Double]) throws(UpdateRejection) {
+        if let (name, value) = values.first(where: { abs($0.value) > maxMagnitude }) {
+            throw UpdateRejection(.invalidValue, "\(name) \(value) is larger in size than \(maxMagnitude)")
+        }
+    }
+
     /// Refuses an example count outside 1...`max`: a client-reported weight must be positive and bounded.
     public static func checkExampleCount(_ count: Int, max: Int) throws(UpdateRejection) {
         guard count > 0 else { throw UpdateRejection(.invalidValue, "num_examples must be positive") }
@@ -25,6 +37,7 @@ public struct EvaluationReport: Sendable, Equatable {
         guard loss.isFinite, metrics.values.allSatisfy(\.isFinite) else {
             throw UpdateRejection(.nonFinite, "loss or a metric is NaN or infinite")
         }
+        try Self.checkMagnitudes(metrics.merging(["loss": loss]) { own, _ in own })
     }
 }
 

@@ -86,6 +86,15 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     /// No round starts before this instant (set after a failed round).
     public private(set) var nextRoundNotBefore: Instant?
 
+    /// The wait the current run of failures imposes before each next round: base × 2^(failures − 1), capped;
+    /// zero without failures, while paused, and once the federation finished (nothing is being held back).
+    public var failureBackoff: Duration {
+        guard consecutiveFailures > 0, !isPaused else { return .zero }
+        if case .finished = phase { return .zero }
+        let exponent = min(consecutiveFailures - 1, 30)
+        return min(configuration.failureBackoff * (1 << exponent), configuration.maxFailureBackoff)
+    }
+
     /// - Parameters:
     ///   - model: the model the first round trains from.
     ///   - lastRound: the number of the last round already run (rounds continue from `lastRound + 1`).
@@ -179,6 +188,9 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     public mutating func replaceModel(with replacement: GlobalModel, reason: String, now: Instant) -> [Action] {
         precondition(!isPersisting, "replace the model only between store operations")
         model = replacement
+        // A new model is a fresh start: the failures that led to the rollback no longer delay the next round.
+        consecutiveFailures = 0
+        nextRoundNotBefore = nil
         return abortOpenRound(reason: reason, now: now) ?? startRoundIfReady(now: now)
     }
 
@@ -292,6 +304,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
             guard metrics.values.allSatisfy(\.isFinite) else {
                 throw UpdateRejection(.nonFinite, "a training metric is NaN or infinite")
             }
+            try EvaluationReport.checkMagnitudes(metrics)
             lastAcceptedUpdateNorm = try configuration.validator.validate(weights, against: progress.base.weights)
         } catch {
             progress.rejected[error.reason, default: 0] += 1
@@ -386,7 +399,9 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     /// The server recorded the guard's rejection; the round ends and the model stays as it was.
     public mutating func rejectionRecorded(round: Int, now: Instant) -> [Action] {
         guard case .rejecting(let progress, let reason) = phase, progress.round == round else { return [] }
-        return fail(progress, RoundFailure(.rejectedByGuard, reason), now: now)
+        // The guard working as intended is not a failure to back off from.
+        failedRounds += 1
+        return finish(progress, outcome: .failed(RoundFailure(.rejectedByGuard, reason)), resultVersion: nil, now: now)
     }
 
     /// The server could not store the aggregate; the round fails and the model stays as it was.
@@ -421,13 +436,13 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
 
     private mutating func startRoundIfReady(now: Instant) -> [Action] {
         guard case .idle = phase, !isPaused else { return [] }
-        if let notBefore = nextRoundNotBefore {
-            guard notBefore <= now else { return [] }
-            nextRoundNotBefore = nil
-        }
         if let maxRounds = configuration.maxRounds, roundsStarted >= maxRounds {
             phase = .finished
             return []
+        }
+        if let notBefore = nextRoundNotBefore {
+            guard notBefore <= now else { return [] }
+            nextRoundNotBefore = nil
         }
         let available = connectedClients
         guard let count = configuration.selection.fitSampleSize(available: available.count) else { return [] }
@@ -577,9 +592,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     private mutating func fail(_ progress: RoundProgress, _ failure: RoundFailure, now: Instant) -> [Action] {
         failedRounds += 1
         consecutiveFailures += 1
-        // Wait before the next round: base × 2^(failures − 1), capped.
-        let exponent = min(consecutiveFailures - 1, 30)
-        let delay = min(configuration.failureBackoff * (1 << exponent), configuration.maxFailureBackoff)
+        let delay = failureBackoff
         var actions: [Action] = []
         if delay > .zero {
             nextRoundNotBefore = now.advanced(by: delay)

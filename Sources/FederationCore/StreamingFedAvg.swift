@@ -5,10 +5,11 @@
 /// instead of piling up at the deadline. Sums are kept in double precision: the result is independent of
 /// arrival order up to float32 rounding of the final division.
 ///
-/// With a `WeightCap`, no client holds more than the cap's share of the average. Every update is still folded
-/// on arrival with its full weight; the few updates that could end up clipped (the `clippedClientBound`
-/// heaviest so far) are kept aside, and `average()` takes back the part of their weight above the clipping
-/// level. Memory is then O(model × ⌈1/share⌉).
+/// With a `WeightCap`, no client holds more than the cap's share of the average. Only the heaviest updates can
+/// be clipped, so the `clippedClientBound` heaviest so far are kept aside unfolded; an update is folded, at its
+/// full weight, once enough heavier ones arrived that it can never be clipped, and `average()` adds the kept
+/// ones at their clipped weights. Nothing is folded and taken back, so the result is exact whatever the
+/// weights. Memory is then O(model × ⌈1/share⌉).
 public struct StreamingFedAvg: Sendable {
     private let layout: ModelWeights
     private let weightCap: WeightCap?
@@ -17,6 +18,8 @@ public struct StreamingFedAvg: Sendable {
     private var weights: [Double] = []
     /// The heaviest updates so far, kept only under a weight cap: the only ones the cap can clip.
     private var heaviest: [(weight: Double, update: ModelWeights)] = []
+    /// Weight already in `sums` (everything but the updates kept aside).
+    private var foldedWeight: Double = 0
     /// Total weight folded so far (the sum of `num_examples`, before any cap).
     public private(set) var totalExamples: Double = 0
     /// Number of updates folded so far.
@@ -36,17 +39,25 @@ public struct StreamingFedAvg: Sendable {
         precondition(numExamples > 0, "an update must carry a positive example count")
         precondition(weights.hasSameLayout(as: layout), "update layout differs from the base model")
         let weight = Double(numExamples)
-        Self.add(weights, weight: weight, into: &sums)
         totalExamples += weight
         self.weights.append(weight)
-        if let weightCap {
-            if heaviest.count < weightCap.clippedClientBound {
-                heaviest.append((weight, weights))
-            } else if let lightest = heaviest.indices.min(by: { heaviest[$0].weight < heaviest[$1].weight }),
-                heaviest[lightest].weight < weight
-            {
-                heaviest[lightest] = (weight, weights)
-            }
+        guard let weightCap else {
+            Self.add(weights, weight: weight, into: &sums)
+            foldedWeight += weight
+            return
+        }
+        if heaviest.count < weightCap.clippedClientBound {
+            heaviest.append((weight, weights))
+        } else if let lightest = heaviest.indices.min(by: { heaviest[$0].weight < heaviest[$1].weight }),
+            heaviest[lightest].weight < weight
+        {
+            // The evicted update has `clippedClientBound` heavier ones now: it can never be clipped.
+            Self.add(heaviest[lightest].update, weight: heaviest[lightest].weight, into: &sums)
+            foldedWeight += heaviest[lightest].weight
+            heaviest[lightest] = (weight, weights)
+        } else {
+            Self.add(weights, weight: weight, into: &sums)
+            foldedWeight += weight
         }
     }
 
@@ -76,12 +87,11 @@ public struct StreamingFedAvg: Sendable {
     public func average() -> ModelWeights? {
         guard count > 0 else { return nil }
         var sums = sums
-        var total = totalExamples
-        if let level = weightCap?.level(for: weights) {
-            for (weight, update) in heaviest where weight > level {
-                Self.add(update, weight: level - weight, into: &sums)
-                total -= weight - level
-            }
+        var total = foldedWeight
+        let level = weightCap?.level(for: weights) ?? .infinity
+        for (weight, update) in heaviest {
+            Self.add(update, weight: min(weight, level), into: &sums)
+            total += min(weight, level)
         }
         let scale = 1 / total
         return ModelWeights(

@@ -42,10 +42,14 @@ public struct CoordinatorMetrics: Sendable {
         gauge(MetricCatalogue.clientsSelected, []).record(Double(selected))
     }
 
-    /// Rounds keep failing: the next waits `delay`. `nil` clears the wait (a round committed).
-    public func roundBackoff(_ delay: Duration?) {
-        if delay != nil { counter(MetricCatalogue.roundBackoffs, []).increment() }
-        gauge(MetricCatalogue.roundBackoff, []).record(delay?.seconds ?? 0)
+    /// A failed round held the next one back.
+    public func roundBackedOff() {
+        counter(MetricCatalogue.roundBackoffs, []).increment()
+    }
+
+    /// The wait failing rounds impose now; zero when rounds are not failing.
+    public func roundBackoff(_ delay: Duration) {
+        gauge(MetricCatalogue.roundBackoff, []).record(delay.seconds)
     }
 
     public func roundFinished<Instant>(_ report: RoundReport<Instant>) {

@@ -105,7 +105,8 @@ public enum MetricCatalogue {
         "Times the next round was held back because rounds kept failing (exponential backoff).")
     public static let roundBackoff = Definition(
         "rondo_round_backoff_seconds", .gauge,
-        "The wait imposed after the last failed round while rounds keep failing; 0 once a round commits.")
+        "The wait failing rounds impose before each next round; 0 once a round commits, the model is rolled back, or the federation is paused or finished."
+    )
     public static let checkpointWrites = Definition(
         "rondo_checkpoint_writes_total", .counter, "Checkpoint writes (candidate stores and commits), by outcome.",
         labels: [("outcome", ["success", "failure"])])

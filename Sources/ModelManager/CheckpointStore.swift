@@ -260,6 +260,14 @@ public actor CheckpointStore {
         return bytes
     }
 
+    /// Commits a small real write (the `current` ref rewritten with its own value): succeeds only when the
+    /// database file and its journal accept writes again.
+    public func probeWrite() throws {
+        try connection.transaction {
+            try connection.query("UPDATE refs SET version = version WHERE name = 'current'")
+        }
+    }
+
     /// Runs `body` on the store's connection inside the actor, so it never races the store's own use (tests
     /// use it to simulate a full disk).
     func withConnection<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {

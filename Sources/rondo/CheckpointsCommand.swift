@@ -203,7 +203,15 @@ struct CheckpointsCommand: AsyncParsableCommand {
             let current = try await database.refVersion("current")
             var layoutChange: String?
             if let current {
-                let currentWeights = try SafeTensorsFile.decode(try await database.bytes(version: current)).weights
+                // A current model that cannot be read is exactly when an operator imports a replacement.
+                let currentWeights: ModelWeights
+                do {
+                    currentWeights = try SafeTensorsFile.decode(try await database.bytes(version: current)).weights
+                } catch {
+                    guard force else { throw error }
+                    currentWeights = decoded.weights
+                    layoutChange = "the current model v\(current) is unreadable (\(error))"
+                }
                 do throws(ModelImportCheck.Refusal) {
                     try ModelImportCheck.checkLayout(decoded.weights, against: currentWeights)
                 } catch {

@@ -68,7 +68,10 @@ struct ServerOptions: ParsableArguments {
 
     var resolvedPort: Int { port ?? ProcessInfo.processInfo.environment["RONDO_PORT"].flatMap { Int($0) } ?? 8470 }
 
-    var databasePath: String { (dataDir as NSString).appendingPathComponent("rondo.db") }
+    /// The database inside the data directory, with symlinks in the directory's path resolved: SQLite opens it
+    /// with `SQLITE_OPEN_NOFOLLOW`, which refuses a symlink anywhere in the path, while a data directory reached
+    /// through a symlink (`/var/lib/rondo -> /srv/rondo`) is a normal deployment.
+    var databasePath: String { resolvedDatabasePath(dataDir) }
 
     /// Makes new files private (umask 077), creates the directory (0700) and refuses one another user owns
     /// or may write to.
@@ -105,4 +108,9 @@ func makeTracing(
     return (
         RondoTracer(sampleRatio: RondoTracer.sampleRatio(environment: environment), sink: exporter.enqueue), exporter
     )
+}
+
+/// `DATA_DIR/rondo.db` with the directory's symlinks resolved (see `ServerOptions.databasePath`).
+func resolvedDatabasePath(_ dataDir: String) -> String {
+    (URL(fileURLWithPath: dataDir).resolvingSymlinksInPath().path as NSString).appendingPathComponent("rondo.db")
 }

@@ -187,6 +187,20 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.enrolmentToken = enrolment.token
             if let file = enrolment.file { logger.notice("enrolment token", metadata: ["file": "\(file)"]) }
         }
+        if let share = maxClientWeightShare {
+            let cap = WeightCap(maxShare: share)
+            logger.notice(
+                "weight cap on: the fold keeps the heaviest updates aside",
+                metadata: [
+                    "max_share": "\(share)", "updates_kept": "\(cap.clippedClientBound)",
+                    "memory_bound_bytes": "\(cap.clippedClientBound * configuration.limits.maxUpdateBytes)",
+                ])
+            if share * Double(minFitResults) <= 1 {
+                logger.warning(
+                    "with this few results a round cannot meet the weight cap: such rounds average with equal weights",
+                    metadata: ["max_share": "\(share)", "min_fit_results": "\(minFitResults)"])
+            }
+        }
         let viewer = try secret(viewerToken, file: viewerTokenFile, environment: "RONDO_VIEWER_TOKEN")
         for (name, token) in [("viewer", viewer), ("metrics", configuration.metricsToken)]
         where (token?.count ?? 16) < 16 {
@@ -199,23 +213,20 @@ struct ServeCommand: AsyncParsableCommand {
             viewerToken: viewer, initialWeights: weights,
             logger: logger,
             metricsFactory: metricsFactory, buildVersion: RondoBuild.version, buildRevision: RondoBuild.revision,
-            tracer: tracing.tracer)
+            tracer: tracing.tracer,
+            onListening: { [origin = "\(configuration.urlScheme)://\(configuration.host)"] port in
+                printLine("rondo coordinator listening on \(origin):\(port)")
+            })
         // Signals are followed here rather than by the group: the group ignores a second SIGTERM while it
         // drains, and an operator's second signal must stop the coordinator at once.
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: ([tracing.exporter].compactMap { $0 } + coordinator.services).map { .init(service: $0) },
                 logger: logger))
-        let origin = "\(configuration.urlScheme)://\(configuration.host)"
-        try await withThrowingTaskGroup(of: ServeTask.self) { tasks in
+        let forcedBy: UnixSignal? = try await withThrowingTaskGroup(of: UnixSignal?.self) { tasks in
             tasks.addTask {
                 try await group.run()
-                return .served
-            }
-            tasks.addTask {
-                let port = await coordinator.port()
-                printLine("rondo coordinator listening on \(origin):\(port)")
-                return .announced
+                return nil
             }
             tasks.addTask {
                 var received = 0
@@ -228,30 +239,22 @@ struct ServeCommand: AsyncParsableCommand {
                         await group.triggerGracefulShutdown()
                     } else {
                         logger.warning("second signal: stopping now", metadata: ["signal": "\(signal)"])
-                        return .forced
+                        return signal
                     }
                 }
-                return .forced
+                return nil
             }
-            while let finished = try await tasks.next() {
-                switch finished {
-                case .announced: continue
-                case .served:
-                    tasks.cancelAll()
-                    return
-                case .forced:
-                    // Cancelling the group stops every service at once; its cancellation error is expected.
-                    tasks.cancelAll()
-                    while (try? await tasks.next()) != nil {}
-                    return
-                }
-            }
+            // The first task to end decides: the group (done, or failed: its error is rethrown) or a second
+            // signal (the group is cancelled, which stops every service at once; its cancellation is expected).
+            let first = try await tasks.next() ?? nil
+            tasks.cancelAll()
+            if first != nil { while (try? await tasks.next()) != nil {} }
+            return first
         }
-    }
-
-    /// What ended one of `run()`'s concurrent tasks.
-    private enum ServeTask: Sendable {
-        case served, announced, forced
+        if let forcedBy {
+            // Stopped by a signal before the drain finished: say so in the exit status, as a shell would.
+            throw ExitCode(128 + (forcedBy == .sigint ? SIGINT : SIGTERM))
+        }
     }
 
     /// A token from its flag, its file (checked: this user's or root's, writable by no one else) or its

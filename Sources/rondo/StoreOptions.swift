@@ -1,4 +1,5 @@
 import ArgumentParser
+import Coordinator
 import Foundation
 import ModelManager
 
@@ -12,7 +13,8 @@ struct StoreOptions: ParsableArguments {
 
     /// Opens the existing database; a missing one is an error, not a new empty store.
     func openStore() throws -> CheckpointStore {
-        let path = (dataDir as NSString).appendingPathComponent("rondo.db")
+        DataDirectory.restrictNewFiles()  // a WAL or export this command creates stays private too
+        let path = resolvedDatabasePath(dataDir)
         guard FileManager.default.fileExists(atPath: path) else {
             throw ValidationError(
                 "no Rondo database at \(path) (run `rondo serve` or `rondo demo` with --data-dir \(dataDir) first)")

@@ -53,6 +53,13 @@ import Testing
                 try await coordinator.metricValue(#"rondo_checkpoint_writes_total{outcome="failure"}"#) ?? 0 >= 2)
 
             _ = try await store.withConnection { try $0.query("PRAGMA query_only = OFF") }
+            // Readiness comes back by itself (a not-ready coordinator gets no traffic to prove the store works).
+            var ready = false
+            for _ in 0..<100 where !ready {
+                ready = try await coordinator.request("GET", "/readyz").status == 200
+                if !ready { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(ready, "/readyz recovers without a round having to commit first")
             try await Self.answerEverything(coordinator, client, for: .seconds(15), untilCommitted: true)
             #expect(try await coordinator.status().committedRounds >= 1)
             #expect(try await coordinator.request("GET", "/readyz").status == 200)

@@ -48,4 +48,15 @@ import Testing
         #expect(try #require(plain.average()?["w"]?.floatValues.first) > 99.9)
         #expect(try #require(capped.average()?["w"]?.floatValues.first) == 50)
     }
+
+    @Test func aHugeCountDoesNotSwallowTheHonestUpdates() throws {
+        // Int.max examples against counts of 3: folding the attacker at full weight and taking the excess back
+        // would lose the honest updates to rounding; kept aside, the result is exact.
+        var average = StreamingFedAvg(layout: Self.model([0]), weightCap: WeightCap(maxShare: 0.5))
+        for (value, examples) in [(Float(1000), Int.max), (1, 3), (3, 3)] {
+            average.fold(Self.model([value]), numExamples: examples)
+        }
+        // Level 0.5·6/(1 − 0.5) = 6: (1000·6 + 1·3 + 3·3) / 12.
+        #expect(try #require(average.average()?["w"]?.floatValues.first) == Float((6000.0 + 12) / 12))
+    }
 }

@@ -100,4 +100,19 @@ import Testing
         #expect(summary.loss == 0.5)
         #expect(fitMetrics["accuracy"] == 0.5)
     }
+
+    @Test(arguments: [1e308, -1e16, 1e15 + 1e3])
+    func aHugeMetricOrLossIsRefusedSoTheSummaryStaysFinite(value: Double) throws {
+        var (machine, ids) = Self.machine()
+        let tasks = ids.map { machine.takeTask(for: $0, now: .zero)! }
+        #expect {
+            try machine.fitResult(
+                tasks[0].id, client: ids[0], weights: Self.weights(1), numExamples: 5, metrics: ["m": value],
+                now: .zero)
+        } throws: { ($0 as? UpdateRejection)?.reason == .invalidValue }
+        #expect {
+            try EvaluationReport(loss: value, numExamples: 2).validate(maxExamples: 10)
+        } throws: { ($0 as? UpdateRejection)?.reason == .invalidValue }
+        #expect(throws: Never.self) { try EvaluationReport(loss: 1e15, numExamples: 2).validate(maxExamples: 10) }
+    }
 }

@@ -96,4 +96,46 @@ import Testing
         #expect(machine.taskModelVersion(for: client) == nil, "no open task between rounds")
         #expect(machine.taskModelVersion(for: ClientID("stranger")) == nil)
     }
+
+    @Test func aRollbackPauseOrTheEndOfTheFederationClearsTheWait() throws {
+        var (machine, client) = Self.machine()
+        _ = try Self.failRound(&machine, client, at: .zero)
+        _ = machine.tick(now: .seconds(1))  // the first wait (1 s) is over: the next round starts
+        _ = try Self.failRound(&machine, client, at: .seconds(1))
+        #expect(machine.failureBackoff == .seconds(2))
+        _ = machine.setPaused(true, now: .seconds(2))
+        #expect(machine.failureBackoff == .zero, "nothing is held back while paused")
+        let resumed = machine.setPaused(false, now: .seconds(2))
+        #expect(machine.failureBackoff == .seconds(2) && resumed.isEmpty, "resuming keeps the wait")
+        let rolledBack = machine.replaceModel(with: Self.base, reason: "rollback", now: .seconds(2))
+        #expect(machine.failureBackoff == .zero && machine.consecutiveFailures == 0)
+        #expect(rolledBack.contains { if case .roundStarted = $0 { true } else { false } }, "a rollback starts at once")
+    }
+
+    @Test func aGuardRejectionIsNotAFailureToBackOffFrom() {
+        // Covered through the public path: `rejectionRecorded` finishes without `backingOff`.
+        let configuration = RoundConfiguration(
+            selection: SelectionPolicy(fractionFit: 1, minFitClients: 1, minAvailableClients: 1, fractionEvaluate: 1),
+            minFitResults: 1, fitTimeout: .seconds(10), evaluateTimeout: .seconds(10), livenessTimeout: .seconds(100),
+            regressionGuard: RegressionGuard(maxRegression: 0.01))
+        var machine = Machine(configuration: configuration, model: Self.base, seed: 1, bestMetricValue: 0.9)
+        let client = ClientID("c")
+        _ = machine.register(client, name: "c", now: .zero)
+        let fit = machine.takeTask(for: client, now: .zero)!
+        _ = try? machine.fitResult(
+            fit.id, client: client, weights: Self.base.weights, numExamples: 1, metrics: [:], now: .zero)
+        _ = machine.candidateStored(
+            round: 1, candidate: GlobalModel(version: 2, sha256: "c", weights: Self.base.weights), now: .zero)
+        let evaluate = machine.takeTask(for: client, now: .zero)!
+        let rejecting = try? machine.evaluationResult(
+            evaluate.id, client: client, report: EvaluationReport(loss: 1, numExamples: 1, metrics: ["accuracy": 0.1]),
+            now: .zero)
+        guard case .reject? = rejecting?.last else {
+            Issue.record("expected a guard rejection, got \(String(describing: rejecting))")
+            return
+        }
+        let finished = machine.rejectionRecorded(round: 1, now: .zero)
+        #expect(!finished.contains { if case .backingOff = $0 { true } else { false } })
+        #expect(machine.consecutiveFailures == 0)
+    }
 }

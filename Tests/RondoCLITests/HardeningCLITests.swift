@@ -161,5 +161,6 @@ import Testing
         #expect(try await !server.waitForExit(timeout: .milliseconds(500)), "the first signal drains")
         server.send(signal: SIGTERM)
         #expect(try await server.waitForExit(timeout: .seconds(15)), "the second signal stops at once")
+        #expect(server.exitStatus == 128 + SIGTERM, "a forced stop says so in the exit status")
     }
 }

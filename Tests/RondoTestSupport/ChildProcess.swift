@@ -71,6 +71,8 @@ public final class ChildProcess: Sendable {
     }
 
     public var isRunning: Bool { process.isRunning }
+    /// The exit status, once the process has ended.
+    public var exitStatus: Int32 { process.terminationStatus }
     public var pid: Int32 { process.processIdentifier }
     public var collectedOutput: String { output.text.withLock { $0 } }
 
