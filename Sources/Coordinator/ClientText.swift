@@ -30,13 +30,20 @@ enum ClientText {
                 .unprocessableContent, code: code,
                 "\(field) is \(trimmed.utf8.count) bytes of UTF-8; at most \(maxBytes) are allowed")
         }
+        // Control characters, and format characters (bidi overrides such as U+202E, zero-width characters)
+        // that make a name display as something else.
         let refused = trimmed.unicodeScalars.first { scalar in
-            scalar.properties.generalCategory == .control && !(multiline && (scalar == "\n" || scalar == "\t"))
+            switch scalar.properties.generalCategory {
+            case .control: !(multiline && (scalar == "\n" || scalar == "\t"))
+            case .format: !multiline
+            default: false
+            }
         }
         if let refused {
             throw APIError(
                 .unprocessableContent, code: code,
-                "\(field) contains the control character U+\(String(refused.value, radix: 16, uppercase: true))")
+                "\(field) contains the control or format character U+\(String(refused.value, radix: 16, uppercase: true))"
+            )
         }
         return trimmed
     }

@@ -5,6 +5,33 @@ public struct EvaluationReport: Sendable, Equatable {
     /// summary into infinity, which the store cannot record.
     public static let maxMagnitude = 1e15
 
+    /// The most metrics one result may report.
+    public static let maxMetricCount = 64
+    /// The longest metric name, in bytes.
+    public static let maxMetricNameBytes = 64
+
+    /// Refuses metric names that are not short identifiers (`[A-Za-z0-9_.:@/-]`, at most 64 bytes) and more
+    /// than 64 metrics: names are stored with every checkpoint and printed by the CLI and in log lines, so a
+    /// client must not be able to put escape sequences, line breaks or megabytes there.
+    public static func checkMetricNames(_ metrics: [String: Double]) throws(UpdateRejection) {
+        guard metrics.count <= maxMetricCount else {
+            throw UpdateRejection(.invalidValue, "\(metrics.count) metrics; at most \(maxMetricCount) are allowed")
+        }
+        for name in metrics.keys {
+            let valid =
+                !name.isEmpty && name.utf8.count <= maxMetricNameBytes
+                && name.utf8.allSatisfy { byte in
+                    (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                        || "_.:@/-".utf8.contains(byte)
+                }
+            guard valid else {
+                throw UpdateRejection(
+                    .invalidValue,
+                    "metric names are 1 to 64 of A-Z a-z 0-9 _ . : @ / -, not \(name.debugDescription.prefix(80))")
+            }
+        }
+    }
+
     /// Refuses a value above `maxMagnitude` in size.
     public static func checkMagnitudes(_ values: [String: Double]) throws(UpdateRejection) {
         if let (name, value) = values.first(where: { abs($0.value) > maxMagnitude }) {
@@ -37,6 +64,10 @@ public struct EvaluationReport: Sendable, Equatable {
         guard loss.isFinite, metrics.values.allSatisfy(\.isFinite) else {
             throw UpdateRejection(.nonFinite, "loss or a metric is NaN or infinite")
         }
+        guard metrics["loss"] == nil else {
+            throw UpdateRejection(.invalidValue, "\"loss\" is the report's own field, not a metric name")
+        }
+        try Self.checkMetricNames(metrics)
         try Self.checkMagnitudes(metrics.merging(["loss": loss]) { own, _ in own })
     }
 }

@@ -90,11 +90,37 @@ public struct RegressionGuard: Sendable, Equatable {
     /// Largest tolerated step back from the best value. Default 0.05.
     public var maxRegression: Double
 
-    public init(metric: String = "accuracy", higherIsBetter: Bool = true, maxRegression: Double = 0.05) {
+    /// The values a client's report may give the guarded metric; a report outside it is refused (422), so one
+    /// client cannot set `best` out of reach (an accuracy of 10¹⁵ would make every later round "worse").
+    /// Default: 0...1 for rate metrics (names containing accuracy, precision, recall, f1 or auc), else nil.
+    public var validRange: ClosedRange<Double>?
+
+    public init(
+        metric: String = "accuracy", higherIsBetter: Bool = true, maxRegression: Double = 0.05,
+        validRange: ClosedRange<Double>? = nil
+    ) {
         precondition(maxRegression >= 0 && maxRegression.isFinite)
         self.metric = metric
         self.higherIsBetter = higherIsBetter
         self.maxRegression = maxRegression
+        self.validRange = validRange ?? Self.defaultRange(for: metric)
+    }
+
+    /// 0...1 for metrics that are rates by name, else nil.
+    public static func defaultRange(for metric: String) -> ClosedRange<Double>? {
+        let name = metric.lowercased()
+        return ["accuracy", "precision", "recall", "f1", "auc"].contains { name.contains($0) } ? 0...1 : nil
+    }
+
+    /// Refuses a report whose guarded metric lies outside `validRange`.
+    public func check(_ report: EvaluationReport) throws(UpdateRejection) {
+        guard let validRange, let value = metric == "loss" ? report.loss : report.metrics[metric],
+            !validRange.contains(value)
+        else { return }
+        throw UpdateRejection(
+            .invalidValue,
+            "\(metric) \(value) is outside \(validRange.lowerBound)...\(validRange.upperBound), the range the regression guard accepts"
+        )
     }
 
     /// The value of the guarded metric in an evaluation summary.

@@ -304,6 +304,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
             guard metrics.values.allSatisfy(\.isFinite) else {
                 throw UpdateRejection(.nonFinite, "a training metric is NaN or infinite")
             }
+            try EvaluationReport.checkMetricNames(metrics)
             try EvaluationReport.checkMagnitudes(metrics)
             lastAcceptedUpdateNorm = try configuration.validator.validate(weights, against: progress.base.weights)
         } catch {
@@ -333,6 +334,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         clients[client]?.lastSeen = now
         do throws(UpdateRejection) {
             try report.validate(maxExamples: configuration.maxExamplesPerResult)
+            try configuration.regressionGuard?.check(report)
         } catch {
             progress.rejected[error.reason, default: 0] += 1
             phase = .evaluating(progress, tasks: tasks, evaluation: evaluation, deadline: deadline)

@@ -195,6 +195,22 @@ import Testing
             try await c.request(
                 "POST", "/v1/clients", contentType: "application/json", body: Array(#"{"name":"a\u0000HIDDEN"}"#.utf8))
         },
+        BadInput(name: "right-to-left override in a name", status: 422, code: "invalid_name") { c, _, _, _ in
+            try await c.request(
+                "POST", "/v1/clients", contentType: "application/json",
+                body: Array(#"{"name":"admin\u202egnp.exe"}"#.utf8))
+        },
+        BadInput(name: "name of only a zero-width space", status: 422, code: "invalid_name") { c, _, _, _ in
+            try await c.request(
+                "POST", "/v1/clients", contentType: "application/json", body: Array(#"{"name":"\u200b"}"#.utf8))
+        },
+        BadInput(name: "evaluation-style metric name with a newline", status: 422, code: "invalid_value") {
+            c, me, task, _ in
+            var file = SafeTensorsFile(weights: trained, metadata: [WireProtocol.numExamplesKey: "10"])
+            file.metadata[WireProtocol.metricsKey] = #"{"acc\nFORGED":1}"#
+            return try await c.request(
+                "POST", "/v1/tasks/\(task)/result", token: me.token, contentType: safetensors, body: file.encoded())
+        },
         BadInput(name: "failure message over 4 KiB", status: 422, code: "invalid_message") { c, me, task, _ in
             let message = String(repeating: "x", count: 4097)
             return try await c.request(

@@ -118,8 +118,15 @@ import Testing
             let deadline = ContinuousClock.now.advanced(by: .seconds(60))
             while killedIn == nil, ContinuousClock.now < deadline {
                 if let status = await Self.status(http, server.url) {
+                    // The round's row is written just after its phase shows in /v1/status: kill only once it
+                    // is there, so the restart has a round to mark aborted.
+                    var recorded = target == "selecting"
+                    if !recorded, let reader = try? CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
+                    {
+                        recorded = (try? await reader.round(status.round)) != nil
+                    }
                     let ready = target == "selecting" || status.committedRounds >= 1
-                    if ready && status.phase == target {
+                    if ready && recorded && status.phase == target {
                         server.process.kill()
                         killedIn = status.phase
                     }
