@@ -97,6 +97,18 @@ import Testing
         }
     }
 
+    /// Sends one space every 100 ms (10 B/s) while reading the answer; returns what `readUntilClosed` saw.
+    static func trickle(_ connection: RawConnection) async -> (text: String, closed: Bool) {
+        let sender = Task.detached {
+            for _ in 0..<80 {
+                guard connection.send(" ") else { return }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        defer { sender.cancel() }
+        return await connection.readUntilClosed()
+    }
+
     @Test func aTrickledBodyIsCutOff() async throws {
         var configuration = RunningCoordinator.configuration()
         configuration.limits.minimumBodyBytesPerSecond = 100
@@ -107,15 +119,7 @@ import Testing
             connection.send(
                 "POST /v1/tasks/1-fit-1/failure HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(me.token)\r\n"
                     + "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
-            let trickle = Task.detached {
-                // One byte every 100 ms: 10 B/s, well under the 100 B/s floor.
-                for _ in 0..<80 {
-                    guard connection.send(" ") else { return }
-                    try? await Task.sleep(for: .milliseconds(100))
-                }
-            }
-            let (text, closed) = await connection.readUntilClosed()
-            trickle.cancel()
+            let (text, closed) = await Self.trickle(connection)
             #expect(text.hasPrefix("HTTP/1.1 408") && text.contains("body_too_slow"), "\(text)")
             #expect(closed)
             #expect(try await coordinator.metricValue(#"rondo_limit_refusals_total{limit="slow_body"}"#) == 1)
@@ -126,14 +130,7 @@ import Testing
             registration.send(
                 "POST /v1/clients HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                     + "Content-Length: 1000\r\n\r\n{\"name\":\"sneaky\"}")
-            let padding = Task.detached {
-                for _ in 0..<80 {
-                    guard registration.send(" ") else { return }
-                    try? await Task.sleep(for: .milliseconds(100))
-                }
-            }
-            let cut = await registration.readUntilClosed()
-            padding.cancel()
+            let cut = await Self.trickle(registration)
             #expect(cut.text.hasPrefix("HTTP/1.1 408"), "\(cut.text)")
             #expect(try await coordinator.status().clientsRegistered == 1, "the cut-off registration did not happen")
         }
