@@ -17,7 +17,6 @@ public actor RoundDriver: Service {
     public typealias Report = RoundReport<Instant>
 
     struct Waiter {
-        var id: Int
         var deadline: Instant
         var continuation: CheckedContinuation<Task?, Never>
     }
@@ -32,13 +31,11 @@ public actor RoundDriver: Service {
     var tokenOwners: [String: ClientID] = [:]
     /// SHA-256 of revoked clients' tokens: refused with 403 for good, told apart from unknown tokens.
     var revokedTokens: Set<String> = []
-    private var clientNames: [ClientID: String] = [:]
     private(set) var waiters: [ClientID: [Waiter]] = [:]
     /// Registrations across the federation (see `Limits.registrationsPerSecond`).
     var registrationBucket: TokenBucket<Instant>
     /// Each client's submissions (see `Limits.submissionsPerClientPerSecond`).
     var submissionBuckets: [ClientID: TokenBucket<Instant>] = [:]
-    private var waiterSequence = 0
     private var subscribers: [AsyncStream<Report>.Continuation] = []
     fileprivate(set) var stopped = false
     /// Set once SIGTERM (graceful shutdown) arrived: no new round starts, the open one may finish.
@@ -119,7 +116,6 @@ public actor RoundDriver: Service {
         for client in try await store.clients(includeLeft: false) {
             machine.restore(ClientID(client.clientID), name: client.name, now: now)
             tokenOwners[client.tokenSHA256] = ClientID(client.clientID)
-            clientNames[ClientID(client.clientID)] = client.name
         }
         revokedTokens = Set(try await store.revokedClients().map(\.tokenSHA256))
         self.machine = machine
@@ -207,7 +203,6 @@ public actor RoundDriver: Service {
         let token = Digest.randomToken()
         let tokenHash = Digest.sha256Hex(token.utf8)
         tokenOwners[tokenHash] = client
-        clientNames[client] = name
         await persist("client registration") {
             try await $0.clientRegistered(id: client.rawValue, name: name, tokenSHA256: tokenHash)
         }
@@ -243,7 +238,6 @@ public actor RoundDriver: Service {
     func forget(_ client: ClientID) async {
         submissionBuckets[client] = nil
         tokenOwners = tokenOwners.filter { $0.value != client }
-        clientNames[client] = nil
         for waiter in waiters.removeValue(forKey: client) ?? [] {
             _ = machine.setPollParked(client, false, now: clock.now)
             waiter.continuation.resume(returning: nil)
@@ -273,11 +267,9 @@ public actor RoundDriver: Service {
             await perform(machine.setPollParked(client, false, now: clock.now))
             return nil
         }
-        waiterSequence += 1
-        let waiter = waiterSequence
         let deadline = clock.now.advanced(by: wait)
         return await withCheckedContinuation { continuation in
-            waiters[client, default: []].append(Waiter(id: waiter, deadline: deadline, continuation: continuation))
+            waiters[client, default: []].append(Waiter(deadline: deadline, continuation: continuation))
         }
     }
 

@@ -50,9 +50,6 @@ public struct CurlTransferError: Error, Sendable, CustomStringConvertible {
         self.message = message
     }
 
-    /// True for CURLE_OPERATION_TIMEDOUT.
-    public var isTimeout: Bool { code == 28 }
-
     /// True when TLS verification failed or could not be set up: the peer's certificate is not trusted
     /// (CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH,
     /// CURLE_SSL_INVALIDCERTSTATUS) or the CA file cannot be used (CURLE_SSL_CACERT_BADFILE,

@@ -35,9 +35,6 @@ public struct ModelWeights: Sendable, Equatable {
 
     public var names: [String] { tensors.map(\.name) }
 
-    /// Total number of scalar parameters.
-    public var parameterCount: Int { tensors.reduce(0) { $0 + $1.tensor.elementCount } }
-
     /// Bytes of tensor data (without a file header).
     public var dataByteCount: Int { tensors.reduce(0) { $0 + $1.tensor.byteCount } }
 

@@ -10,7 +10,7 @@ public struct Tensor: Sendable, Equatable {
     }
 
     public let shape: [Int]
-    public private(set) var storage: Storage
+    public let storage: Storage
 
     /// Creates a `float32` tensor.
     /// - Precondition: `values.count` equals the product of `shape` and no dimension is negative.
@@ -48,12 +48,5 @@ public struct Tensor: Sendable, Equatable {
     /// The product of the dimensions (1 for a scalar).
     public static func elementCount(of shape: [Int]) -> Int {
         shape.reduce(1, *)
-    }
-
-    /// Replaces the elements, keeping the shape.
-    /// - Precondition: `values.count == elementCount`.
-    public mutating func setFloatValues(_ values: [Float]) {
-        precondition(values.count == elementCount)
-        storage = .float32(values)
     }
 }
