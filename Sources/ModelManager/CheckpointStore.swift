@@ -45,7 +45,7 @@ public actor CheckpointStore {
 
     public nonisolated let configuration: Configuration
     let connection: SQLiteConnection
-    private let clock: @Sendable () -> Double
+    let clock: @Sendable () -> Double
 
     /// Opens the store, creating the file and its directory and applying pending migrations.
     public init(
@@ -342,146 +342,7 @@ public actor CheckpointStore {
         }
     }
 
-    // MARK: Rounds, clients, events
-
-    public func roundStarted(round: Int, baseVersion: Int, selected: Int) throws {
-        try connection.query(
-            """
-            INSERT OR REPLACE INTO rounds (round, status, started_at, base_version, selected)
-            VALUES (?, 'running', ?, ?, ?)
-            """,
-            [.integer(Int64(round)), .real(clock()), .integer(Int64(baseVersion)), .integer(Int64(selected))])
-    }
-
-    public func roundFinished(_ record: RoundRecord) throws {
-        try connection.query(
-            """
-            INSERT OR REPLACE INTO rounds (round, status, started_at, finished_at, base_version, result_version,
-                selected, answered, dropped, rejected, reason, detail, eval_loss, eval_metrics_json)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """,
-            [
-                .integer(Int64(record.round)), .text(record.status.rawValue), .real(record.startedAt),
-                .real(record.finishedAt ?? clock()), .integer(Int64(record.baseVersion)),
-                record.resultVersion.map { .integer(Int64($0)) } ?? .null, .integer(Int64(record.selected)),
-                .integer(Int64(record.answered)), .integer(Int64(record.dropped)), .integer(Int64(record.rejected)),
-                record.reason.map { .text($0) } ?? .null, record.detail.map { .text($0) } ?? .null,
-                record.evalLoss.map { .real($0) } ?? .null, .text(try Self.json(record.evalMetrics)),
-            ])
-    }
-
-    /// Marks rounds still `running` (the coordinator died during them) as aborted, with an event each.
-    public func abortRunningRounds(reason: String) throws -> [Int] {
-        let now = clock()
-        return try connection.transaction {
-            let running = try connection.query("SELECT round FROM rounds WHERE status = 'running'").compactMap {
-                $0[0].int
-            }
-            for round in running {
-                try connection.query(
-                    "UPDATE rounds SET status = 'aborted', finished_at = ?, reason = 'aborted', detail = ? WHERE round = ?",
-                    [.real(now), .text(reason), .integer(Int64(round))])
-                try insertEvent(
-                    kind: "round_aborted", actor: "coordinator", round: round, version: nil, detail: ["reason": reason],
-                    at: now)
-            }
-            return running
-        }
-    }
-
-    /// The highest round number ever started (0 for a new store); numbering continues after it.
-    public func lastRoundNumber() throws -> Int {
-        let fromRounds = try connection.query("SELECT MAX(round) FROM rounds").first?[0].int ?? 0
-        let fromCheckpoints = try connection.query("SELECT MAX(round) FROM checkpoints").first?[0].int ?? 0
-        return max(fromRounds, fromCheckpoints)
-    }
-
-    /// Rounds, newest first.
-    public func rounds(limit: Int = 100) throws -> [RoundRecord] {
-        try connection.query("\(Self.roundColumns) ORDER BY round DESC LIMIT ?", [.integer(Int64(limit))]).map(
-            Self.round)
-    }
-
-    public func round(_ number: Int) throws -> RoundRecord? {
-        try connection.query("\(Self.roundColumns) WHERE round = ?", [.integer(Int64(number))]).first.map(Self.round)
-    }
-
-    public func clientRegistered(id: String, name: String, tokenSHA256: String) throws {
-        let now = clock()
-        try connection.query(
-            "INSERT INTO clients (client_id, name, token_sha256, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)",
-            [.text(id), .text(name), .text(tokenSHA256), .real(now), .real(now)])
-    }
-
-    public func clientSeen(id: String) throws {
-        try connection.query("UPDATE clients SET last_seen = ? WHERE client_id = ?", [.real(clock()), .text(id)])
-    }
-
-    /// How many departed clients' rows `clientLeft` keeps: live and revoked clients are always kept (a revoked
-    /// token must stay told apart from an unknown one), departures only up to this many, newest first, so a
-    /// client that registers and leaves in a loop cannot grow the table without bound.
-    public static let departedClientsKept = 1000
-
-    /// Marks a client as departed, then deletes the oldest departed rows beyond `departedClientsKept`.
-    public func clientLeft(id: String) throws {
-        let now = clock()
-        try connection.transaction {
-            try connection.query(
-                "UPDATE clients SET left_at = ?, last_seen = ? WHERE client_id = ?",
-                [.real(now), .real(now), .text(id)])
-            try connection.query(
-                """
-                DELETE FROM clients WHERE left_at IS NOT NULL AND revoked_at IS NULL AND client_id NOT IN (
-                    SELECT client_id FROM clients WHERE left_at IS NOT NULL AND revoked_at IS NULL
-                    ORDER BY left_at DESC, rowid DESC LIMIT ?)
-                """, [.integer(Int64(Self.departedClientsKept))])
-        }
-    }
-
-    /// Revokes a client: its token stops working for good and it counts as gone. Revoking twice is harmless;
-    /// the audit event is written with the first.
-    /// - Returns: false when no such client was ever registered.
-    /// - Throws: SQLite errors.
-    @discardableResult
-    public func revokeClient(id: String, reason: String, actor: String, traceID: String? = nil) throws -> Bool {
-        let now = clock()
-        return try connection.transaction {
-            guard
-                let row = try connection.query("SELECT revoked_at FROM clients WHERE client_id = ?", [.text(id)]).first
-            else { return false }
-            guard row[0].double == nil else { return true }
-            try connection.query(
-                "UPDATE clients SET revoked_at = ?, left_at = COALESCE(left_at, ?) WHERE client_id = ?",
-                [.real(now), .real(now), .text(id)])
-            try insertEvent(
-                kind: "client_revoked", actor: actor, round: nil, version: nil,
-                detail: ["client_id": id, "reason": reason], traceID: traceID, at: now)
-            return true
-        }
-    }
-
-    /// Clients, most recently seen first. Without `includeLeft`, only those still enrolled (neither left nor
-    /// revoked).
-    public func clients(includeLeft: Bool = true) throws -> [ClientRecord] {
-        try connection.query(
-            """
-            SELECT client_id, name, token_sha256, first_seen, last_seen, left_at, revoked_at FROM clients
-            \(includeLeft ? "" : "WHERE left_at IS NULL AND revoked_at IS NULL") ORDER BY last_seen DESC
-            """
-        ).map { row in
-            ClientRecord(
-                clientID: row[0].string ?? "", name: row[1].string ?? "", tokenSHA256: row[2].string ?? "",
-                firstSeen: row[3].double ?? 0, lastSeen: row[4].double ?? 0, leftAt: row[5].double,
-                revokedAt: row[6].double)
-        }
-    }
-
-    /// Token hashes of revoked clients, by client id (so a running coordinator follows a CLI revocation).
-    public func revokedClients() throws -> [(clientID: String, tokenSHA256: String)] {
-        try connection.query("SELECT client_id, token_sha256 FROM clients WHERE revoked_at IS NOT NULL").map {
-            ($0[0].string ?? "", $0[1].string ?? "")
-        }
-    }
+    // MARK: Events
 
     public func recordEvent(
         kind: String, actor: String, round: Int? = nil, version: Int? = nil, detail: [String: String] = [:],
@@ -530,7 +391,7 @@ public actor CheckpointStore {
         return configuration.higherIsBetter ? value > bestValue : value < bestValue
     }
 
-    private func insertEvent(
+    func insertEvent(
         kind: String, actor: String, round: Int?, version: Int?, detail: [String: String], traceID: String? = nil,
         at now: Double
     ) throws {
@@ -564,12 +425,12 @@ public actor CheckpointStore {
                 ?? CheckpointMetrics())
     }
 
-    private static let roundColumns = """
+    static let roundColumns = """
         SELECT round, status, started_at, finished_at, base_version, result_version, selected, answered, dropped,
             rejected, reason, detail, eval_loss, eval_metrics_json FROM rounds
         """
 
-    private static func round(_ row: [SQLiteValue]) -> RoundRecord {
+    static func round(_ row: [SQLiteValue]) -> RoundRecord {
         RoundRecord(
             round: row[0].int ?? 0, status: RoundStatus(rawValue: row[1].string ?? "") ?? .aborted,
             startedAt: row[2].double ?? 0, finishedAt: row[3].double, baseVersion: row[4].int ?? 0,
