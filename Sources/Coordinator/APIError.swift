@@ -56,6 +56,22 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The answer for a request refused by a limit: 409 when the federation is full, 429 with `Retry-After`
+    /// for rates and parked polls.
+    static func limited(_ error: LimitError) -> APIError {
+        let retry = error.retryAfter.map { max(1, Int($0.seconds.rounded(.up))) }
+        return switch error.limit {
+        case .clients: APIError(.conflict, code: "client_limit_reached", error.message)
+        case .registerRate, .submitRate:
+            APIError(.tooManyRequests, code: "rate_limited", error.message, retryAfterSeconds: retry)
+        case .longPolls, .clientLongPolls:
+            APIError(.tooManyRequests, code: "too_many_polls", error.message, retryAfterSeconds: retry)
+        case .connections:
+            APIError(.serviceUnavailable, code: "too_many_connections", error.message, retryAfterSeconds: retry)
+        case .slowBody: APIError(.requestTimeout, code: "body_too_slow", error.message)
+        }
+    }
+
     /// The answer for a refused result: 404 unknown task, 403 another client's, 409 late or duplicate,
     /// 400 malformed, 422 for anything well-formed but invalid.
     static func rejected(_ rejection: UpdateRejection) -> APIError {

@@ -113,17 +113,15 @@ struct CoordinatorRoutes: Sendable {
             wait = .seconds(min(seconds, configuration.maxLongPoll.seconds))
         }
         let next = try await limited { () async throws(LimitError) in
-            try await driver.nextTaskWithTrace(for: client, wait: wait)
+            try await driver.nextTask(for: client, wait: wait)
         }
-        guard let (task, traceparent) = next else {
-            return Response(status: .noContent)
-        }
+        guard let next else { return Response(status: .noContent) }
+        let task = next.task
         return try json(
             WireProtocol.TaskMessage(
                 taskID: task.id.rawValue, round: task.round, kind: task.kind.rawValue, modelVersion: task.modelVersion,
                 modelSHA256: task.modelSHA256, config: task.config,
-                deadlineSeconds: max(0, ContinuousClock.now.duration(to: task.deadline).seconds),
-                traceparent: traceparent))
+                deadlineSeconds: next.deadlineIn.seconds, traceparent: next.traceparent))
     }
 
     private func model(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -272,10 +270,8 @@ struct CoordinatorRoutes: Sendable {
         do {
             return try await body()
         } catch {
-            metrics.limitRefused(error.limit)
-            let status: HTTPResponse.Status = error.limit == "clients" ? .conflict : .tooManyRequests
-            let retry = error.retryAfter.map { max(1, Int($0.seconds.rounded(.up))) }
-            throw APIError(status, code: error.code, error.message, retryAfterSeconds: retry)
+            metrics.limitRefused(error.limit.rawValue)
+            throw APIError.limited(error)
         }
     }
 

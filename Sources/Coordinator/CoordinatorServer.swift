@@ -31,15 +31,14 @@ public struct CoordinatorServer: Sendable {
         viewerToken: String? = nil, initialWeights: ModelWeights?, logger: Logger,
         metricsFactory: CatalogueMetricsFactory = CatalogueMetricsFactory(),
         buildVersion: String = "dev", buildRevision: String = "unknown", tracer: RondoTracer = RondoTracer(sink: nil),
-        onListening: (@Sendable (Int) async -> Void)? = nil
+        onListening: (@Sendable (Int) async -> Void)? = nil, clock: any CoordinatorClock = SystemClock()
     ) async throws {
         var credentials = [AdminCredential(name: "admin", role: .operator, token: adminToken)]
         if let viewerToken { credentials.append(AdminCredential(name: "viewer", role: .viewer, token: viewerToken)) }
         let metrics = CoordinatorMetrics(factory: metricsFactory, version: buildVersion, revision: buildRevision)
         let driver = try await RoundDriver(
             configuration: configuration, store: store, initialWeights: initialWeights, logger: logger,
-            metrics: metrics,
-            tracer: tracer)
+            metrics: metrics, tracer: tracer, clock: clock)
         let router = Router()
         CoordinatorRoutes(
             driver: driver, configuration: configuration, adminCredentials: credentials, metrics: metrics,

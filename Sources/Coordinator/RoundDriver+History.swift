@@ -88,7 +88,7 @@ extension RoundDriver {
         return RoundRecord(
             round: report.round, status: status, startedAt: startedAt ?? now - report.duration.seconds, finishedAt: now,
             baseVersion: report.baseVersion, resultVersion: report.resultVersion, selected: report.selected,
-            answered: report.accepted, dropped: report.totalDropouts, rejected: report.rejected.values.reduce(0, +),
+            answered: report.accepted, dropped: report.fitDropoutCount, rejected: report.rejected.values.reduce(0, +),
             reason: reason, detail: detail, evalLoss: report.evaluation?.loss,
             evalMetrics: report.evaluation?.metrics ?? [:])
     }

@@ -2,16 +2,6 @@ import FederationCore
 import Logging
 import ModelManager
 
-/// Who a client bearer token belongs to.
-public enum ClientAuthentication: Sendable, Equatable {
-    /// A live client's token.
-    case client(ClientID)
-    /// The token of a client an operator revoked: refused with 403 for good.
-    case revoked
-    /// No client has this token (never issued, or the client left): 401.
-    case unknown
-}
-
 /// An operator action that cannot be carried out now.
 public struct OperatorActionError: Error, Sendable, CustomStringConvertible {
     /// Why, as a stable value.
@@ -79,7 +69,7 @@ extension RoundDriver {
         guard try await store.revokeClient(id: client.rawValue, reason: reason, actor: actor, traceID: traceID) else {
             throw OperatorActionError(code: .unknownClient, message: "no client \(client)")
         }
-        revokedTokens.formUnion(tokenOwners.filter { $0.value == client }.keys)
+        registry.revoke(client)
         logger.warning("client revoked", metadata: ["client_id": "\(client)", "actor": "\(actor)"])
         await forget(client)
     }
@@ -87,9 +77,8 @@ extension RoundDriver {
     /// Follows revocations written directly to the database (`rondo clients revoke` while serving).
     func adoptExternalRevocations() async {
         do {
-            for (id, hash) in try await store.revokedClients() where !revokedTokens.contains(hash) {
-                revokedTokens.insert(hash)
-                guard tokenOwners[hash] != nil else { continue }
+            for (id, hash) in try await store.revokedClients() {
+                guard registry.revoke(tokenSHA256: hash) != nil else { continue }
                 logger.warning("client revoked on the database; refusing it", metadata: ["client_id": "\(id)"])
                 await forget(ClientID(id))
             }
@@ -138,6 +127,15 @@ public enum NotReadyReason: String, Sendable {
         case .storeFailing: "the checkpoint store is failing writes; rounds are failing and backing off"
         }
     }
+}
+
+/// A task handed to a client by `RoundDriver.nextTask`.
+public struct TaskDelivery: Sendable {
+    public var task: RoundDriver.Task
+    /// The W3C `traceparent` of the task's span, for the client to continue the round's trace.
+    public var traceparent: String?
+    /// Time left until the task's deadline.
+    public var deadlineIn: Duration
 }
 
 /// What a client's model download gets (see `RoundDriver.download`).

@@ -9,34 +9,27 @@ import Synchronization
 /// Runs the round state machine for the HTTP layer: feeds it events (requests, timer ticks) and carries out
 /// its actions (wake long-polls, store and commit models, publish round reports).
 ///
-/// The state machine decides; this actor only performs. All mutable coordinator state lives here, so
-/// handlers stay thin and a request never observes a half-applied change.
+/// The state machine decides; this actor only performs. It owns the parts that do one job each — the client
+/// registry (tokens, revocation), admission (limits), the long-poll hub and the model cache — so handlers stay
+/// thin and a request never observes a half-applied change. Carrying out the machine's actions is in
+/// `RoundDriver+Actions.swift`, operator controls in `+Operations`, rollbacks in `+Rollback`, history in
+/// `+History`.
 public actor RoundDriver: Service {
     public typealias Instant = ContinuousClock.Instant
     public typealias Task = RoundTask<Instant>
     public typealias Report = RoundReport<Instant>
-
-    struct Waiter {
-        var deadline: Instant
-        var continuation: CheckedContinuation<Task?, Never>
-    }
 
     var machine: RoundStateMachine<Instant>
     /// The store the driver persists to (read-only use from outside: history, events).
     public let store: CheckpointStore
     let configuration: CoordinatorConfiguration
     let logger: Logger
-    let clock = ContinuousClock()
-    /// SHA-256 of each client token → its client. Tokens themselves are never kept.
-    var tokenOwners: [String: ClientID] = [:]
-    /// SHA-256 of revoked clients' tokens: refused with 403 for good, told apart from unknown tokens.
-    var revokedTokens: Set<String> = []
-    private(set) var waiters: [ClientID: [Waiter]] = [:]
-    /// Registrations across the federation (see `Limits.registrationsPerSecond`).
-    var registrationBucket: TokenBucket<Instant>
-    /// Each client's submissions (see `Limits.submissionsPerClientPerSecond`).
-    var submissionBuckets: [ClientID: TokenBucket<Instant>] = [:]
-    private var subscribers: [AsyncStream<Report>.Continuation] = []
+    let clock: any CoordinatorClock
+    var registry = ClientRegistry()
+    var admission: Admission
+    var polls = LongPollHub<Task>()
+    var models = ModelCache()
+    var subscribers: [AsyncStream<Report>.Continuation] = []
     fileprivate(set) var stopped = false
     /// Set once SIGTERM (graceful shutdown) arrived: no new round starts, the open one may finish.
     var drainDeadline: Instant?
@@ -52,13 +45,11 @@ public actor RoundDriver: Service {
     nonisolated let metrics: CoordinatorMetrics
     var tracing: RoundTracing
     /// When each task handed out was delivered, for task-duration metrics.
-    private var taskDeliveredAt: [TaskID: Instant] = [:]
-    private var observedPhase: RoundPhase
-    private var phaseSince: Instant
-    /// Recently served model versions (see `model(version:)`).
-    private var modelCache: [(version: Int, bytes: [UInt8], sha256: String)] = []
+    var taskDeliveredAt: [TaskID: Instant] = [:]
+    /// When the machine announced the phase it is in, for phase-duration metrics.
+    var phaseSince: Instant
     /// Round start times as wall-clock seconds, for the persisted history.
-    private var roundStartedAt: [Int: Double] = [:]
+    var roundStartedAt: [Int: Double] = [:]
     /// Finished rounds whose history row could not be written yet (the store failed); retried on later ticks
     /// so the history records each round's real outcome, not "running".
     var unrecordedRounds: [RoundRecord] = []
@@ -67,7 +58,7 @@ public actor RoundDriver: Service {
     /// True after a store write failed, until one succeeds: `/readyz` answers 503 `store_failing`.
     var storeFailing = false
     /// What `rondo_round_backoff_seconds` shows.
-    private var shownBackoff = Duration.zero
+    var shownBackoff = Duration.zero
 
     /// Creates a driver on `store`, resuming from its `current` checkpoint; an empty store is seeded with
     /// `initialWeights` as an imported version.
@@ -78,7 +69,8 @@ public actor RoundDriver: Service {
     /// - Throws: `CoordinatorStartupError` when there is no usable model.
     public init(
         configuration: CoordinatorConfiguration, store: CheckpointStore, initialWeights: ModelWeights?, logger: Logger,
-        metrics: CoordinatorMetrics = CoordinatorMetrics(), tracer: RondoTracer = RondoTracer(sink: nil)
+        metrics: CoordinatorMetrics = CoordinatorMetrics(), tracer: RondoTracer = RondoTracer(sink: nil),
+        clock: any CoordinatorClock = SystemClock()
     ) async throws {
         let aborted = try await store.abortRunningRounds(reason: "coordinator restart")
         _ = try await store.abortCandidates(reason: "coordinator restart")
@@ -112,22 +104,21 @@ public actor RoundDriver: Service {
             configuration: configuration.rounds,
             model: GlobalModel(version: currentVersion, sha256: record.sha256, weights: weights),
             lastRound: try await store.lastRoundNumber(), seed: configuration.seed, bestMetricValue: bestValue)
-        let now = ContinuousClock.now
+        let now = clock.now
         for client in try await store.clients(includeLeft: false) {
-            machine.restore(ClientID(client.clientID), name: client.name, now: now)
-            tokenOwners[client.tokenSHA256] = ClientID(client.clientID)
+            machine.restore(ClientID(client.clientID), now: now)
+            registry.restore(ClientID(client.clientID), tokenSHA256: client.tokenSHA256)
         }
-        revokedTokens = Set(try await store.revokedClients().map(\.tokenSHA256))
+        for revoked in try await store.revokedClients() { registry.restoreRevocation(tokenSHA256: revoked.tokenSHA256) }
         self.machine = machine
-        let rate = configuration.limits.registrationsPerSecond
-        self.registrationBucket = TokenBucket(rate: rate, burst: max(1, rate * 2))
+        self.admission = Admission(limits: configuration.limits)
+        self.clock = clock
         self.store = store
         self.configuration = configuration
         self.logger = logger
         self.lastRefCheck = now
         self.metrics = metrics
         self.tracing = RoundTracing(tracer: tracer)
-        self.observedPhase = machine.phaseName
         self.phaseSince = now
         metrics.modelVersion(currentVersion)
         metrics.phaseChanged(to: machine.phaseName, from: machine.phaseName, after: .zero)
@@ -145,7 +136,7 @@ public actor RoundDriver: Service {
         let interval = configuration.tickInterval
         await withGracefulShutdownHandler {
             while !_Concurrency.Task.isCancelled {
-                try? await _Concurrency.Task.sleep(for: interval)
+                try? await self.clock.sleep(for: interval)
                 await self.tick()
                 if await self.drainStep() { break }
             }
@@ -155,7 +146,8 @@ public actor RoundDriver: Service {
         shutdown()
     }
 
-    private func tick() async {
+    /// One step of time: housekeeping once a second, expired long-polls answered, the machine ticked.
+    func tick() async {
         let now = clock.now
         if lastRefCheck.advanced(by: .seconds(1)) <= now {
             lastRefCheck = now
@@ -167,27 +159,13 @@ public actor RoundDriver: Service {
                 connected: machine.connectedClients.count, registered: machine.registeredClientCount,
                 required: machine.requiredClients, quorum: configuration.rounds.minFitResults)
         }
-        var actions = machine.tick(now: now)
-        for (client, list) in waiters {
-            let (expired, kept) = (list.filter { $0.deadline <= now }, list.filter { $0.deadline > now })
-            waiters[client] = kept.isEmpty ? nil : kept
-            for waiter in expired {
-                actions += machine.setPollParked(client, false, now: now)
-                waiter.continuation.resume(returning: nil)
-            }
-        }
-        await perform(actions)
+        polls.expire(now: now)
+        await perform(machine.tick(now: now, parked: polls.parkedClients))
     }
 
     private func shutdown() {
         stopped = true
-        for (client, list) in waiters {
-            for waiter in list {
-                _ = machine.setPollParked(client, false, now: clock.now)
-                waiter.continuation.resume(returning: nil)
-            }
-        }
-        waiters = [:]
+        polls.release()
         for subscriber in subscribers { subscriber.finish() }
         subscribers = []
     }
@@ -197,18 +175,16 @@ public actor RoundDriver: Service {
     /// Registers a client and returns its id and bearer token (shown once; only its hash is kept).
     /// - Throws: `LimitError` when the federation is full or registrations come too fast.
     public func register(name: String) async throws(LimitError) -> WireProtocol.RegistrationResponse {
-        try admitRegistration()
+        try admission.admitRegistration(registered: machine.registeredClientCount, now: clock.now)
         var client: ClientID
         repeat { client = ClientID("c-" + Digest.randomToken(bytes: 8)) } while machine.isRegistered(client)
-        let token = Digest.randomToken()
-        let tokenHash = Digest.sha256Hex(token.utf8)
-        tokenOwners[tokenHash] = client
+        let (token, tokenHash) = registry.issueToken(for: client)
         await persist("client registration") {
             try await $0.clientRegistered(id: client.rawValue, name: name, tokenSHA256: tokenHash)
         }
         logger.info(
             "client registered", metadata: ["client_id": "\(client)", "client_name": "\(ClientText.forLog(name))"])
-        await perform(machine.register(client, name: name, now: clock.now))
+        await perform(machine.register(client, now: clock.now))
         return WireProtocol.RegistrationResponse(
             clientID: client.rawValue, token: token,
             heartbeatIntervalSeconds: configuration.heartbeatInterval.seconds)
@@ -216,9 +192,12 @@ public actor RoundDriver: Service {
 
     /// The client a bearer token belongs to, or why there is none.
     public func authenticate(token: String) -> ClientAuthentication {
-        let hash = Digest.sha256Hex(token.utf8)
-        if let client = tokenOwners[hash] { return .client(client) }
-        return revokedTokens.contains(hash) ? .revoked : .unknown
+        registry.authenticate(token: token)
+    }
+
+    /// - Throws: `LimitError` when `client` submits results or failures faster than its rate.
+    public func admitSubmission(from client: ClientID) throws(LimitError) {
+        try admission.admitSubmission(from: client, now: clock.now)
     }
 
     /// Records a heartbeat.
@@ -236,12 +215,9 @@ public actor RoundDriver: Service {
     /// Drops a client from the live federation: its token stops working, its parked polls return, an open
     /// task counts as a `disconnect` dropout.
     func forget(_ client: ClientID) async {
-        submissionBuckets[client] = nil
-        tokenOwners = tokenOwners.filter { $0.value != client }
-        for waiter in waiters.removeValue(forKey: client) ?? [] {
-            _ = machine.setPollParked(client, false, now: clock.now)
-            waiter.continuation.resume(returning: nil)
-        }
+        admission.forget(client)
+        registry.forget(client)
+        polls.release(client)
         await perform(machine.leave(client, now: clock.now))
     }
 
@@ -249,32 +225,35 @@ public actor RoundDriver: Service {
     /// task is handed out or `wait` passes (then nil). The task comes with the W3C `traceparent` of its span,
     /// for the client to continue the round's trace.
     /// - Throws: `LimitError` when too many long-polls are parked already.
-    public func nextTaskWithTrace(for client: ClientID, wait: Duration) async throws(LimitError) -> (
-        task: Task, traceparent: String?
-    )? {
-        if wait > .zero { try admitLongPoll(for: client) }
+    public func nextTask(for client: ClientID, wait: Duration) async throws(LimitError) -> TaskDelivery? {
+        if wait > .zero {
+            try admission.admitLongPoll(own: polls.parkedCount(for: client), total: polls.parkedCount)
+        }
         guard let task = await waitForTask(client, wait: wait) else { return nil }
-        return (task, tracing.taskDelivered(task)?.traceparent)
+        return TaskDelivery(
+            task: task, traceparent: tracing.taskDelivered(task)?.traceparent,
+            deadlineIn: max(.zero, clock.now.duration(to: task.deadline)))
     }
 
+    /// A poll is a sign of life: the client is seen when it starts and when it ends; while it is parked, the
+    /// hub's `parkedClients` keep it connected at every tick.
     private func waitForTask(_ client: ClientID, wait: Duration) async -> Task? {
-        await perform(machine.setPollParked(client, true, now: clock.now))
-        if let task = deliver(to: client) {
-            await perform(machine.setPollParked(client, false, now: clock.now))
-            return task
-        }
-        guard wait > .zero, !stopped else {
-            await perform(machine.setPollParked(client, false, now: clock.now))
-            return nil
-        }
+        await perform(machine.touch(client, now: clock.now))
+        if let task = deliver(to: client) { return task }
+        guard wait > .zero, !stopped else { return nil }
         let deadline = clock.now.advanced(by: wait)
-        return await withCheckedContinuation { continuation in
-            waiters[client, default: []].append(Waiter(deadline: deadline, continuation: continuation))
+        let task = await withCheckedContinuation { continuation in
+            polls.park(client, until: deadline, continuation)
         }
+        await perform(machine.touch(client, now: clock.now))
+        return task
     }
+
+    /// Polls parked now (for tests and status).
+    var parkedPollCount: Int { polls.parkedCount }
 
     /// The task waiting for `client`, noting when it was first handed over.
-    private func deliver(to client: ClientID) -> Task? {
+    func deliver(to client: ClientID) -> Task? {
         guard let task = machine.takeTask(for: client, now: clock.now) else { return nil }
         if taskDeliveredAt[task.id] == nil { taskDeliveredAt[task.id] = clock.now }
         return task
@@ -295,11 +274,8 @@ public actor RoundDriver: Service {
             logRejection(error, taskID: taskID, client: client)
             throw error
         }
-        tracing.taskAnswered(taskID, client: client)
+        metrics.updateFolded(duration: started.duration(to: clock.now))
         await persist("client activity") { try await $0.clientSeen(id: client.rawValue) }
-        metrics.updateFolded(norm: machine.lastAcceptedUpdateNorm, duration: started.duration(to: clock.now))
-        metrics.resultAccepted(
-            kind: .fit, after: taskDeliveredAt.removeValue(forKey: taskID).map { $0.duration(to: clock.now) })
         await perform(actions)
     }
 
@@ -315,10 +291,7 @@ public actor RoundDriver: Service {
             logRejection(error, taskID: taskID, client: client)
             throw error
         }
-        tracing.taskAnswered(taskID, client: client)
         await persist("client activity") { try await $0.clientSeen(id: client.rawValue) }
-        metrics.resultAccepted(
-            kind: .evaluate, after: taskDeliveredAt.removeValue(forKey: taskID).map { $0.duration(to: clock.now) })
         await perform(actions)
     }
 
@@ -343,10 +316,6 @@ public actor RoundDriver: Service {
 
     // MARK: Models and status
 
-    /// A stored model version (committed or candidate).
-    ///
-    /// The last few versions served stay in memory: every selected client downloads the same one or two
-    /// versions per round, and reading and re-hashing them from SQLite for each would be wasted work.
     /// The model a client asked for (`version`, or nil for the current one) if it may have it: the current
     /// model, or the model of its open task. Decided in one step, so a commit in between cannot turn a request
     /// for `current` into a refusal.
@@ -359,18 +328,13 @@ public actor RoundDriver: Service {
         return .model(version: version, bytes: stored.bytes, sha256: stored.sha256)
     }
 
+    /// A stored model version (committed or candidate), from the cache of recently served ones when there.
     public func model(version: Int) async throws -> (bytes: [UInt8], sha256: String)? {
-        if let cached = modelCache.first(where: { $0.version == version }) { return (cached.bytes, cached.sha256) }
+        if let cached = models.model(version: version) { return (cached.bytes, cached.sha256) }
         guard let record = try await store.checkpoint(version: version) else { return nil }
         let bytes = try await store.bytes(version: version)
-        cacheModel(version: version, bytes: bytes, sha256: record.sha256)
+        models.insert(version: version, bytes: bytes, sha256: record.sha256)
         return (bytes, record.sha256)
-    }
-
-    private func cacheModel(version: Int, bytes: [UInt8], sha256: String) {
-        modelCache.removeAll { $0.version == version }
-        modelCache.append((version, bytes, sha256))
-        if modelCache.count > 3 { modelCache.removeFirst() }
     }
 
     /// The model the next round trains from.
@@ -396,167 +360,6 @@ public actor RoundDriver: Service {
             subscribers.append(continuation)
         }
         return stream
-    }
-
-    // MARK: Carrying out actions
-
-    func perform(_ initial: [RoundAction<Instant>]) async {
-        defer {
-            observePhase()
-            observeBackoff()
-        }
-        var queue = initial[...]
-        while let action = queue.popFirst() {
-            observePhase()  // a phase may last only while one action is carried out (aggregating)
-            switch action {
-            case .roundStarted(let round, let baseVersion, let selected):
-                tracing.roundStarted(round: round, baseVersion: baseVersion, selected: selected.count)
-                tracing.phaseChanged(to: .training, inRound: round)  // every round starts training
-                logger.info(
-                    "round started",
-                    metadata: roundScoped([
-                        "round": "\(round)", "base_version": "\(baseVersion)", "selected": "\(selected.count)",
-                    ]))
-                roundStartedAt[round] = Date().timeIntervalSince1970
-                metrics.roundStarted(round: round, selected: selected.count)
-                await persist("round start") {
-                    try await $0.roundStarted(round: round, baseVersion: baseVersion, selected: selected.count)
-                }
-            case .tasksAvailable(let clients):
-                queue += wake(clients)
-            case .clientDropped(let client, let kind, let reason):
-                metrics.dropout(kind: kind, reason: reason)
-                tracing.taskDropped(client: client, reason: reason)
-                logger.notice(
-                    "client dropped out",
-                    metadata: roundScoped([
-                        "client_id": "\(client)", "task_kind": "\(kind.rawValue)", "reason": "\(reason.rawValue)",
-                    ]))
-            case .storeCandidate(let round, let parentVersion, let weights):
-                queue += await storeCandidate(round: round, parentVersion: parentVersion, weights: weights)
-            case .reject(let round, let version, let evaluation, let fitMetrics, let examples, let clients, let reason):
-                tracing.guardRejected(version: version, reason: reason)
-                logger.warning(
-                    "regression guard rejected the round's model",
-                    metadata: ["round": "\(round)", "version": "\(version)", "reason": "\(reason)"])
-                do {
-                    try await store.reject(
-                        version: version, metrics: Self.metrics(evaluation, fitMetrics, examples, clients),
-                        reason: reason)
-                } catch {
-                    storeFailing = true
-                    logger.error(
-                        "recording the rejection failed", metadata: ["round": "\(round)", "error": "\(error)"])
-                }
-                queue += machine.rejectionRecorded(round: round, now: clock.now)
-            case .commit(let round, let version, let evaluation, let fitMetrics, let examples, let clients):
-                do {
-                    try await store.commit(
-                        version: version, metrics: Self.metrics(evaluation, fitMetrics, examples, clients))
-                    queue += machine.committed(round: round, now: clock.now)
-                    metrics.modelVersion(version)
-                    storeFailing = false
-                } catch {
-                    metrics.checkpointWritten(success: false, duration: .zero, bytes: nil)
-                    storeFailing = true
-                    logger.error("commit failed", metadata: ["round": "\(round)", "error": "\(error)"])
-                    queue += machine.commitFailed(round: round, message: "\(error)", now: clock.now)
-                }
-            case .backingOff(_, let delay, let failures):
-                metrics.roundBackedOff()
-                logger.warning(
-                    "rounds keep failing; waiting before the next one",
-                    metadata: ["consecutive_failures": "\(failures)", "delay_seconds": "\(delay.seconds)"])
-            case .roundFinished(let report):
-                logFinished(report)
-                metrics.roundFinished(report)
-                tracing.roundFinished(report)
-                taskDeliveredAt = taskDeliveredAt.filter { ($0.key.round ?? 0) > report.round }
-                let record = Self.record(report, startedAt: roundStartedAt.removeValue(forKey: report.round))
-                await recordRound(record)
-                subscribers = subscribers.filter {
-                    if case .terminated = $0.yield(report) { return false }
-                    return true
-                }
-            }
-        }
-    }
-
-    /// Shows the wait failing rounds impose now (`rondo_round_backoff_seconds`) whenever it changed.
-    private func observeBackoff() {
-        let backoff = machine.failureBackoff
-        guard backoff != shownBackoff else { return }
-        metrics.roundBackoff(backoff)
-        shownBackoff = backoff
-    }
-
-    /// Reports a phase change (and how long the previous phase lasted) when the machine moved on.
-    private func observePhase() {
-        let phase = machine.phaseName
-        guard phase != observedPhase else { return }
-        metrics.phaseChanged(to: phase, from: observedPhase, after: phaseSince.duration(to: clock.now))
-        tracing.phaseChanged(to: phase, inRound: machine.openRound)
-        observedPhase = phase
-        phaseSince = clock.now
-    }
-
-    private func storeCandidate(round: Int, parentVersion: Int, weights: ModelWeights) async -> [RoundAction<Instant>] {
-        let started = clock.now
-        let bytes = SafeTensorsFile(
-            weights: weights, metadata: ["round": String(round), "parent_version": String(parentVersion)]
-        ).encoded()
-        do {
-            let (version, sha) = try await store.storeCandidate(
-                round: round, parentVersion: parentVersion, bytes: bytes, tensorCount: weights.tensors.count)
-            metrics.checkpointWritten(success: true, duration: started.duration(to: clock.now), bytes: bytes.count)
-            storeFailing = false
-            cacheModel(version: version, bytes: bytes, sha256: sha)
-            return machine.candidateStored(
-                round: round, candidate: GlobalModel(version: version, sha256: sha, weights: weights), now: clock.now)
-        } catch {
-            metrics.checkpointWritten(success: false, duration: started.duration(to: clock.now), bytes: nil)
-            storeFailing = true
-            logger.error("storing the aggregated model failed", metadata: ["round": "\(round)", "error": "\(error)"])
-            return machine.candidateStoreFailed(round: round, message: "\(error)", now: clock.now)
-        }
-    }
-
-    /// Hands waiting tasks to parked long-polls.
-    private func wake(_ clients: [ClientID]) -> [RoundAction<Instant>] {
-        var actions: [RoundAction<Instant>] = []
-        for client in clients {
-            guard var list = waiters[client], !list.isEmpty else { continue }
-            let waiter = list.removeFirst()
-            waiters[client] = list.isEmpty ? nil : list
-            actions += machine.setPollParked(client, false, now: clock.now)
-            waiter.continuation.resume(returning: deliver(to: client))
-        }
-        return actions
-    }
-
-    /// Adds the round's `trace_id` and `span_id` to a round-scoped log line.
-    private func roundScoped(_ metadata: Logger.Metadata) -> Logger.Metadata {
-        metadata.merging(tracing.logMetadata) { own, _ in own }
-    }
-
-    private func logFinished(_ report: Report) {
-        var metadata: Logger.Metadata = [
-            "round": "\(report.round)", "selected": "\(report.selected)", "accepted": "\(report.accepted)",
-            "dropouts": "\(report.totalDropouts)", "duration_seconds": "\(report.duration.seconds)",
-        ]
-        if let evaluation = report.evaluation {
-            metadata["eval_loss"] = "\(evaluation.loss)"
-            for (name, value) in evaluation.metrics { metadata["eval_\(name)"] = "\(value)" }
-        }
-        switch report.outcome {
-        case .committed:
-            metadata["version"] = "\(report.resultVersion ?? 0)"
-            logger.info("round committed", metadata: roundScoped(metadata))
-        case .failed(let failure):
-            metadata["reason"] = "\(failure.code.rawValue)"
-            metadata["detail"] = "\(failure.message)"
-            logger.warning("round failed", metadata: roundScoped(metadata))
-        }
     }
 }
 

@@ -99,7 +99,7 @@ struct RoundTracing {
         phase = nil
         guard let round, round.number == report.round else { return }
         round.span.attributes["rondo.accepted"] = report.accepted
-        round.span.attributes["rondo.dropouts"] = report.totalDropouts
+        round.span.attributes["rondo.dropouts"] = report.fitDropoutCount
         round.span.attributes["rondo.rejected"] = report.rejected.values.reduce(0, +)
         switch report.outcome {
         case .committed:

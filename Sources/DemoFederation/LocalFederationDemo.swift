@@ -148,7 +148,7 @@ public enum LocalFederationDemo {
             }
             let counts = String(
                 format: "round %3d/%d  answered %2d/%-2d  dropouts %d", report.round, total, report.accepted,
-                report.selected, report.totalDropouts)
+                report.selected, report.fitDropoutCount)
             return "\(counts)  \(evaluation)  \(String(format: "%.2fs", seconds))  \(outcome)"
         }
     }

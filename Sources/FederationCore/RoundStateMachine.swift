@@ -18,9 +18,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     public typealias Report = RoundReport<Instant>
 
     struct ClientState: Sendable {
-        var name: String
         var lastSeen: Instant
-        var parkedPolls = 0
         var connected = true
         var openTask: TaskID?
     }
@@ -65,26 +63,26 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
 
     public let configuration: RoundConfiguration
     /// The last good model: what the next round trains from.
-    public private(set) var model: GlobalModel
+    public internal(set) var model: GlobalModel
     /// The number of the most recent round started (0 before the first).
-    public private(set) var currentRound: Int
-    public private(set) var committedRounds = 0
-    public private(set) var failedRounds = 0
+    public internal(set) var currentRound: Int
+    public internal(set) var committedRounds = 0
+    public internal(set) var failedRounds = 0
     /// Rounds started by this machine (what `maxRounds` counts).
-    public private(set) var roundsStarted = 0
-    /// L2 norm of the most recently accepted fit update (for telemetry).
-    public private(set) var lastAcceptedUpdateNorm: Double?
+    public internal(set) var roundsStarted = 0
     /// The guarded metric's value for the best model so far, if known.
-    public private(set) var bestMetricValue: Double?
-    private var clients: [ClientID: ClientState] = [:]
-    private var phase: Phase = .idle
-    private var generator: SeededRandomNumberGenerator
+    public internal(set) var bestMetricValue: Double?
+    var clients: [ClientID: ClientState] = [:]
+    var phase: Phase = .idle
+    /// The phase last announced with a `phaseChanged` action.
+    var announcedPhase = RoundPhase.selecting
+    var generator: SeededRandomNumberGenerator
     private var taskSequence = 0
-    private var endedTasks: [TaskID: TaskEnd] = [:]
+    var endedTasks: [TaskID: TaskEnd] = [:]
     /// Failed rounds in a row (operator aborts excluded); reset by a commit.
-    public private(set) var consecutiveFailures = 0
+    public internal(set) var consecutiveFailures = 0
     /// No round starts before this instant (set after a failed round).
-    public private(set) var nextRoundNotBefore: Instant?
+    public internal(set) var nextRoundNotBefore: Instant?
 
     /// The wait the current run of failures imposes before each next round: base × 2^(failures − 1), capped;
     /// zero without failures, while paused, and once the federation finished (nothing is being held back).
@@ -129,7 +127,8 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
 
     public func isRegistered(_ client: ClientID) -> Bool { clients[client] != nil }
 
-    /// Clients counted as connected: a poll parked, or seen within the liveness timeout.
+    /// Clients counted as connected: seen within the liveness timeout (a parked long-poll counts as seen, see
+    /// `tick(now:parked:)`).
     public var connectedClients: [ClientID] {
         clients.compactMap { $0.value.connected ? $0.key : nil }
     }
@@ -162,16 +161,16 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     // MARK: Client events
 
     /// Adds a newly registered client. It may complete the set a round was waiting for.
-    public mutating func register(_ client: ClientID, name: String, now: Instant) -> [Action] {
+    public mutating func register(_ client: ClientID, now: Instant) -> [Action] {
         precondition(clients[client] == nil, "client \(client) registered twice")
-        clients[client] = ClientState(name: name, lastSeen: now)
+        clients[client] = ClientState(lastSeen: now)
         return startRoundIfReady(now: now)
     }
 
     /// Re-adds a client known from before a restart, as disconnected until it is heard from again.
-    public mutating func restore(_ client: ClientID, name: String, now: Instant) {
+    public mutating func restore(_ client: ClientID, now: Instant) {
         guard clients[client] == nil else { return }
-        clients[client] = ClientState(name: name, lastSeen: now, connected: false)
+        clients[client] = ClientState(lastSeen: now, connected: false)
     }
 
     /// True while the store is being asked to persist the round's outcome (a rollback must wait).
@@ -195,7 +194,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     }
 
     /// True while the operator has paused the federation: the open round runs to its end, no new round starts.
-    public private(set) var isPaused = false
+    public internal(set) var isPaused = false
 
     /// Pauses or resumes the federation. Pausing lets an open round finish; resuming starts a round at once when
     /// enough clients are connected.
@@ -212,7 +211,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         abortOpenRound(reason: reason, now: now)
     }
 
-    private mutating func abortOpenRound(reason: String, now: Instant) -> [Action]? {
+    mutating func abortOpenRound(reason: String, now: Instant) -> [Action]? {
         switch phase {
         case .training(let progress, let tasks, _, _), .evaluating(let progress, let tasks, _, _):
             for task in tasks.values { endedTasks[task.task.id] = .dropped(.disconnect) }
@@ -236,14 +235,6 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
             return startRoundIfReady(now: now)
         }
         return []
-    }
-
-    /// A long-poll for this client started or ended; a parked poll keeps the client connected.
-    public mutating func setPollParked(_ client: ClientID, _ parked: Bool, now: Instant) -> [Action] {
-        guard clients[client] != nil else { return [] }
-        clients[client]!.parkedPolls += parked ? 1 : -1
-        precondition(clients[client]!.parkedPolls >= 0)
-        return touch(client, now: now)
     }
 
     /// The task waiting for this client, if any; marks it delivered.
@@ -285,74 +276,16 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         return endTask(taskID, dropout: .error, now: now)
     }
 
-    // MARK: Results
-
-    /// Accepts a fit result: validates it against the round's base model and folds it into the average.
-    /// - Throws: `UpdateRejection`. A refused result changes nothing but the round's `rejected` count: the task
-    ///   stays open, so the client may still send a valid result before the deadline.
-    public mutating func fitResult(
-        _ taskID: TaskID, client: ClientID, weights: ModelWeights, numExamples: Int,
-        metrics: [String: Double], now: Instant
-    ) throws(UpdateRejection) -> [Action] {
-        let task = try checkTask(taskID, of: client)
-        guard task.kind == .fit, case .training(var progress, var tasks, var average, let deadline) = phase else {
-            throw UpdateRejection(.late, "task \(taskID) is not an open fit task")
-        }
-        clients[client]?.lastSeen = now
-        do throws(UpdateRejection) {
-            try EvaluationReport.checkExampleCount(numExamples, max: configuration.maxExamplesPerResult)
-            guard metrics.values.allSatisfy(\.isFinite) else {
-                throw UpdateRejection(.nonFinite, "a training metric is NaN or infinite")
-            }
-            try EvaluationReport.checkMetricNames(metrics)
-            try EvaluationReport.checkMagnitudes(metrics)
-            lastAcceptedUpdateNorm = try configuration.validator.validate(weights, against: progress.base.weights)
-        } catch {
-            progress.rejected[error.reason, default: 0] += 1
-            phase = .training(progress, tasks: tasks, average: average, deadline: deadline)
-            throw error
-        }
-        average.fold(weights, numExamples: numExamples)
-        progress.accepted += 1
-        progress.examples = progress.examples.saturatingAdd(numExamples)
-        progress.fitReports.append(EvaluationReport(loss: 0, numExamples: numExamples, metrics: metrics))
-        tasks[taskID] = nil
-        phase = .training(progress, tasks: tasks, average: average, deadline: deadline)
-        return finishTask(taskID, of: client, end: .answered, now: now)
-    }
-
-    /// Accepts an evaluation report for the round's candidate model.
-    /// - Throws: `UpdateRejection` when the task is not an open evaluate task of this client or the numbers are invalid.
-    public mutating func evaluationResult(
-        _ taskID: TaskID, client: ClientID, report: EvaluationReport, now: Instant
-    ) throws(UpdateRejection) -> [Action] {
-        let task = try checkTask(taskID, of: client)
-        guard task.kind == .evaluate, case .evaluating(var progress, var tasks, var evaluation, let deadline) = phase
-        else {
-            throw UpdateRejection(.late, "task \(taskID) is not an open evaluate task")
-        }
-        clients[client]?.lastSeen = now
-        do throws(UpdateRejection) {
-            try report.validate(maxExamples: configuration.maxExamplesPerResult)
-            try configuration.regressionGuard?.check(report)
-        } catch {
-            progress.rejected[error.reason, default: 0] += 1
-            phase = .evaluating(progress, tasks: tasks, evaluation: evaluation, deadline: deadline)
-            throw error
-        }
-        evaluation.add(report)
-        tasks[taskID] = nil
-        phase = .evaluating(progress, tasks: tasks, evaluation: evaluation, deadline: deadline)
-        return finishTask(taskID, of: client, end: .answered, now: now)
-    }
-
     // MARK: Time
 
     /// Advances time: disconnects silent clients, drops tasks past their deadline, closes phases, and starts a
     /// round when enough clients are connected.
-    public mutating func tick(now: Instant) -> [Action] {
+    /// - Parameter parked: clients with a long-poll parked on the server right now; a parked poll is a sign of
+    ///   life, so they count as seen at `now`.
+    public mutating func tick(now: Instant, parked: Set<ClientID> = []) -> [Action] {
         var actions: [Action] = []
-        for (id, state) in clients where state.connected && state.parkedPolls == 0 {
+        for client in parked where clients[client] != nil { actions += touch(client, now: now) }
+        for (id, state) in clients where state.connected {
             if state.lastSeen.advanced(by: configuration.livenessTimeout) < now {
                 clients[id]!.connected = false
                 if let taskID = state.openTask {
@@ -378,69 +311,13 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         return actions
     }
 
-    // MARK: Storage outcomes
-
-    /// The server stored the aggregate as `candidate`; evaluation (or the commit) follows.
-    public mutating func candidateStored(round: Int, candidate: GlobalModel, now: Instant) -> [Action] {
-        guard case .aggregating(var progress) = phase, progress.round == round else { return [] }
-        progress.candidate = candidate
-        let available = connectedClients
-        guard let count = configuration.selection.evaluateSampleSize(available: available.count) else {
-            return commit(progress, now: now)
-        }
-        let chosen = SelectionPolicy.sample(count, from: available, using: &generator)
-        let tasks = makeTasks(
-            for: chosen, round: round, kind: .evaluate, model: candidate,
-            deadline: now.advanced(by: configuration.evaluateTimeout), config: configuration.evaluateConfig)
-        phase = .evaluating(
-            progress, tasks: tasks, evaluation: FederatedEvaluation(weightCap: configuration.weightCap),
-            deadline: now.advanced(by: configuration.evaluateTimeout))
-        return [.tasksAvailable(chosen)]
-    }
-
-    /// The server recorded the guard's rejection; the round ends and the model stays as it was.
-    public mutating func rejectionRecorded(round: Int, now: Instant) -> [Action] {
-        guard case .rejecting(let progress, let reason) = phase, progress.round == round else { return [] }
-        // The guard working as intended is not a failure to back off from.
-        failedRounds += 1
-        return finish(progress, outcome: .failed(RoundFailure(.rejectedByGuard, reason)), resultVersion: nil, now: now)
-    }
-
-    /// The server could not store the aggregate; the round fails and the model stays as it was.
-    public mutating func candidateStoreFailed(round: Int, message: String, now: Instant) -> [Action] {
-        guard case .aggregating(let progress) = phase, progress.round == round else { return [] }
-        return fail(progress, RoundFailure(.storeFailed, message), now: now)
-    }
-
-    /// The candidate is now the current model.
-    public mutating func committed(round: Int, now: Instant) -> [Action] {
-        guard case .committing(let progress) = phase, progress.round == round, let candidate = progress.candidate else {
-            return []
-        }
-        model = candidate
-        committedRounds += 1
-        consecutiveFailures = 0
-        if let regressionGuard = configuration.regressionGuard, let summary = progress.evaluation,
-            let value = regressionGuard.value(in: summary), regressionGuard.improves(value, on: bestMetricValue)
-        {
-            bestMetricValue = value
-        }
-        return finish(progress, outcome: .committed, resultVersion: candidate.version, now: now)
-    }
-
-    /// The commit failed; the round fails and the model stays as it was.
-    public mutating func commitFailed(round: Int, message: String, now: Instant) -> [Action] {
-        guard case .committing(let progress) = phase, progress.round == round else { return [] }
-        return fail(progress, RoundFailure(.commitFailed, message), now: now)
-    }
-
     // MARK: Internals
 
-    private mutating func startRoundIfReady(now: Instant) -> [Action] {
+    mutating func startRoundIfReady(now: Instant) -> [Action] {
         guard case .idle = phase, !isPaused else { return [] }
         if let maxRounds = configuration.maxRounds, roundsStarted >= maxRounds {
             phase = .finished
-            return []
+            return announcePhase()
         }
         if let notBefore = nextRoundNotBefore {
             guard notBefore <= now else { return [] }
@@ -460,10 +337,11 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         phase = .training(
             progress, tasks: tasks, average: StreamingFedAvg(layout: model.weights, weightCap: configuration.weightCap),
             deadline: deadline)
-        return [.roundStarted(round: round, baseVersion: model.version, selected: selected), .tasksAvailable(selected)]
+        return [.roundStarted(round: round, baseVersion: model.version, selected: selected)] + announcePhase()
+            + [.tasksAvailable(selected)]
     }
 
-    private mutating func makeTasks(
+    mutating func makeTasks(
         for chosen: [ClientID], round: Int, kind: TaskKind, model: GlobalModel, deadline: Instant,
         config: [String: String]
     ) -> [TaskID: OpenTask] {
@@ -480,36 +358,8 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         return tasks
     }
 
-    /// The open task `taskID`, checked to belong to `client`.
-    /// - Throws: `UpdateRejection` — `unknownTask`, `notYourTask`, `duplicate` or `late` — when no result for
-    ///   it can be accepted from this client now.
-    public func checkTask(_ taskID: TaskID, of client: ClientID) throws(UpdateRejection) -> Task {
-        let open: OpenTask?
-        switch phase {
-        case .training(_, let tasks, _, _): open = tasks[taskID]
-        case .evaluating(_, let tasks, _, _): open = tasks[taskID]
-        default: open = nil
-        }
-        if let open {
-            guard open.task.client == client else {
-                throw UpdateRejection(.notYourTask, "task \(taskID) was given to another client")
-            }
-            return open.task
-        }
-        switch endedTasks[taskID] {
-        case .answered?: throw UpdateRejection(.duplicate, "task \(taskID) was already answered")
-        case .dropped(let reason)?:
-            throw UpdateRejection(.late, "task \(taskID) already ended as a \(reason.rawValue) dropout")
-        case nil:
-            if let round = taskID.round, round >= 1, round <= currentRound {
-                throw UpdateRejection(.late, "round \(round) no longer accepts results for task \(taskID)")
-            }
-            throw UpdateRejection(.unknownTask, "no task \(taskID)")
-        }
-    }
-
     /// Ends an open task as a dropout and closes the phase if nothing else is outstanding.
-    private mutating func endTask(_ taskID: TaskID, dropout reason: DropoutReason, now: Instant) -> [Action] {
+    mutating func endTask(_ taskID: TaskID, dropout reason: DropoutReason, now: Instant) -> [Action] {
         var kind = TaskKind.fit
         var client: ClientID?
         switch phase {
@@ -532,88 +382,10 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
             + finishTask(taskID, of: client, end: .dropped(reason), now: now)
     }
 
-    private mutating func finishTask(_ taskID: TaskID, of client: ClientID, end: TaskEnd, now: Instant) -> [Action] {
+    mutating func finishTask(_ taskID: TaskID, of client: ClientID, end: TaskEnd, now: Instant) -> [Action] {
         endedTasks[taskID] = end
         if clients[client]?.openTask == taskID { clients[client]!.openTask = nil }
         return closePhaseIfDone(now: now)
     }
 
-    private mutating func closePhaseIfDone(now: Instant) -> [Action] {
-        switch phase {
-        case .training(let progress, let tasks, let average, _) where tasks.isEmpty:
-            guard progress.accepted >= configuration.minFitResults, let aggregate = average.average() else {
-                return fail(
-                    progress,
-                    RoundFailure(
-                        .quorumNotReached,
-                        "\(progress.accepted) of \(progress.selected) selected clients answered; \(configuration.minFitResults) needed"
-                    ),
-                    now: now)
-            }
-            phase = .aggregating(progress)
-            return [.storeCandidate(round: progress.round, parentVersion: progress.base.version, weights: aggregate)]
-        case .evaluating(var progress, let tasks, let evaluation, _) where tasks.isEmpty:
-            if evaluation.clients >= configuration.minEvaluateResults {
-                progress.evaluation = evaluation.summary()
-            }
-            return commit(progress, now: now)
-        default:
-            return []
-        }
-    }
-
-    private mutating func commit(_ progress: RoundProgress, now: Instant) -> [Action] {
-        guard let candidate = progress.candidate else { preconditionFailure("commit without a candidate") }
-        if let regressionGuard = configuration.regressionGuard, let summary = progress.evaluation,
-            let value = regressionGuard.value(in: summary), let best = bestMetricValue,
-            let reason = regressionGuard.verdict(value: value, best: best)
-        {
-            phase = .rejecting(progress, reason: reason)
-            return [
-                .reject(
-                    round: progress.round, version: candidate.version, evaluation: progress.evaluation,
-                    fitMetrics: fitMetrics(progress), examples: progress.examples, clients: progress.accepted,
-                    reason: reason)
-            ]
-        }
-        phase = .committing(progress)
-        return [
-            .commit(
-                round: progress.round, version: candidate.version, evaluation: progress.evaluation,
-                fitMetrics: fitMetrics(progress), examples: progress.examples, clients: progress.accepted)
-        ]
-    }
-
-    /// The accepted results' training metrics, weighted like the average (so under the same weight cap).
-    private func fitMetrics(_ progress: RoundProgress) -> [String: Double] {
-        var evaluation = FederatedEvaluation(weightCap: configuration.weightCap)
-        for report in progress.fitReports { evaluation.add(report) }
-        return evaluation.summary()?.metrics ?? [:]
-    }
-
-    private mutating func fail(_ progress: RoundProgress, _ failure: RoundFailure, now: Instant) -> [Action] {
-        failedRounds += 1
-        consecutiveFailures += 1
-        let delay = failureBackoff
-        var actions: [Action] = []
-        if delay > .zero {
-            nextRoundNotBefore = now.advanced(by: delay)
-            actions.append(
-                .backingOff(until: now.advanced(by: delay), delay: delay, consecutiveFailures: consecutiveFailures))
-        }
-        return actions + finish(progress, outcome: .failed(failure), resultVersion: nil, now: now)
-    }
-
-    private mutating func finish(
-        _ progress: RoundProgress, outcome: Report.Outcome, resultVersion: Int?, now: Instant
-    ) -> [Action] {
-        phase = .idle
-        let report = Report(
-            round: progress.round, outcome: outcome, baseVersion: progress.base.version, resultVersion: resultVersion,
-            selected: progress.selected, accepted: progress.accepted, rejected: progress.rejected,
-            fitDropouts: progress.fitDropouts, evaluationDropouts: progress.evaluationDropouts,
-            examples: progress.examples, fitMetrics: fitMetrics(progress), evaluation: progress.evaluation,
-            startedAt: progress.startedAt, finishedAt: now)
-        return [.roundFinished(report)] + startRoundIfReady(now: now)
-    }
 }

@@ -104,7 +104,8 @@ public struct RoundReport<Instant: InstantProtocol & Sendable>: Sendable where I
     public var finishedAt: Instant
 
     public var duration: Duration { startedAt.duration(to: finishedAt) }
-    public var totalDropouts: Int { fitDropouts.values.reduce(0, +) }
+    /// Selected clients that gave no fit result (evaluation dropouts are not counted here).
+    public var fitDropoutCount: Int { fitDropouts.values.reduce(0, +) }
 }
 
 /// An instruction from the round state machine to the server that drives it.
@@ -128,6 +129,12 @@ public enum RoundAction<Instant: InstantProtocol & Sendable>: Sendable where Ins
         clients: Int)
     /// The round ended; the report says how.
     case roundFinished(RoundReport<Instant>)
+    /// The federation moved from one phase to another (`round` is the open round, nil once none is open).
+    /// Announced where the change happens, so a phase that lasts only while one action is carried out
+    /// (aggregating) is still seen.
+    case phaseChanged(from: RoundPhase, to: RoundPhase, round: Int?)
+    /// A client's result was accepted; `updateNorm` is the L2 norm of a fit update (nil for evaluations).
+    case resultAccepted(TaskID, client: ClientID, kind: TaskKind, updateNorm: Double?)
     /// Rounds keep failing: the next one waits until `until` (`consecutiveFailures` in a row so far).
     case backingOff(until: Instant, delay: Duration, consecutiveFailures: Int)
 }

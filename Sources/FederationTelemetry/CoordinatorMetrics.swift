@@ -111,8 +111,13 @@ public struct CoordinatorMetrics: Sendable {
         recorder(MetricCatalogue.updateSize, []).record(Double(bytes))
     }
 
-    public func updateFolded(norm: Double?, duration: Duration) {
-        if let norm { recorder(MetricCatalogue.updateNorm, []).record(norm) }
+    /// An accepted fit update's L2 norm.
+    public func updateNorm(_ norm: Double) {
+        recorder(MetricCatalogue.updateNorm, []).record(norm)
+    }
+
+    /// How long validating and folding one fit update took.
+    public func updateFolded(duration: Duration) {
         recorder(MetricCatalogue.aggregationDuration, []).record(duration.seconds)
     }
 

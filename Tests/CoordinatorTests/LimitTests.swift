@@ -1,4 +1,4 @@
-import Coordinator
+@testable import Coordinator
 import CurlHTTP
 import FederationCore
 import Foundation
@@ -16,65 +16,84 @@ import Testing
     @Test func clientLimitAndRegistrationRate() async throws {
         var configuration = RunningCoordinator.configuration(clients: 5)
         configuration.limits.maxClients = 2
-        // One every 2 s, bursts of 1: slow enough that a loaded machine cannot refill between two requests.
-        configuration.limits.registrationsPerSecond = 0.5
-        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+        configuration.limits.registrationsPerSecond = 0.5  // one every 2 s, bursts of 1
+        let clock = ManualClock()
+        try await RunningCoordinator.with(configuration: configuration, clock: clock) { coordinator in
             let body = Array(#"{"name":"site"}"#.utf8)
             #expect(
                 try await coordinator.request("POST", "/v1/clients", contentType: Self.json, body: body).status == 201)
             let limited = try await coordinator.request("POST", "/v1/clients", contentType: Self.json, body: body)
             #expect(limited.status == 429 && limited.errorCode == "rate_limited", "\(limited.text)")
-            #expect(limited.header("Retry-After").flatMap(Int.init) ?? 0 >= 1)
-            try await Task.sleep(for: .milliseconds(2100))
+            #expect(limited.header("Retry-After").flatMap(Int.init) == 2)
+            clock.advance(by: .milliseconds(1900))
+            let early = try await coordinator.request("POST", "/v1/clients", contentType: Self.json, body: body)
+            #expect(early.status == 429, "0.1 s before the bucket refills: \(early.text)")
+            clock.advance(by: .milliseconds(100))
             #expect(
                 try await coordinator.request("POST", "/v1/clients", contentType: Self.json, body: body).status == 201)
-            try await Task.sleep(for: .milliseconds(2100))
+            clock.advance(by: .seconds(2))
             let full = try await coordinator.request("POST", "/v1/clients", contentType: Self.json, body: body)
             #expect(full.status == 409 && full.errorCode == "client_limit_reached", "\(full.text)")
             #expect(try await coordinator.status().clientsRegistered == 2)
             #expect(try await coordinator.metricValue(#"rondo_limit_refusals_total{limit="clients"}"#) == 1)
-            #expect(try await coordinator.metricValue(#"rondo_limit_refusals_total{limit="register_rate"}"#) == 1)
+            #expect(try await coordinator.metricValue(#"rondo_limit_refusals_total{limit="register_rate"}"#) == 2)
         }
     }
 
     @Test func submissionRatePerClient() async throws {
         var configuration = RunningCoordinator.configuration(clients: 3)
         configuration.limits.submissionsPerClientPerSecond = 0.5  // bursts of 1
-        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+        let clock = ManualClock()
+        try await RunningCoordinator.with(configuration: configuration, clock: clock) { coordinator in
             let noisy = try await coordinator.register("noisy")
             let quiet = try await coordinator.register("quiet")
             let body = Array(#"{"message":"x"}"#.utf8)
-            var statuses: [Int] = []
-            for _ in 0..<2 {
-                statuses.append(
-                    try await coordinator.request(
-                        "POST", "/v1/tasks/1-fit-1/failure", token: noisy.token, contentType: Self.json, body: body
-                    ).status)
+            func submit(_ token: String) async throws -> Int {
+                try await coordinator.request(
+                    "POST", "/v1/tasks/1-fit-1/failure", token: token, contentType: Self.json, body: body
+                ).status
             }
-            #expect(statuses == [404, 429], "the second submission within two seconds is refused")
-            let other = try await coordinator.request(
-                "POST", "/v1/tasks/1-fit-1/failure", token: quiet.token, contentType: Self.json, body: body)
-            #expect(other.status == 404, "another client has its own budget")
+            #expect(try await submit(noisy.token) == 404)
+            #expect(try await submit(noisy.token) == 429, "the second submission within two seconds is refused")
+            #expect(try await submit(quiet.token) == 404, "another client has its own budget")
+            clock.advance(by: .seconds(2))
+            #expect(try await submit(noisy.token) == 404, "two seconds later the budget has refilled")
             #expect(try await coordinator.metricValue(#"rondo_limit_refusals_total{limit="submit_rate"}"#) == 1)
         }
+    }
+
+    /// Waits (in real time, bounded) until the driver has `count` polls parked: the request is on its way.
+    static func waitForParkedPolls(_ count: Int, in coordinator: RunningCoordinator) async throws {
+        for _ in 0..<1000 where await coordinator.driver.parkedPollCount != count { await Task.yield() }
+        let deadline = ContinuousClock.now.advanced(by: .seconds(10))
+        while await coordinator.driver.parkedPollCount != count, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(await coordinator.driver.parkedPollCount == count)
     }
 
     @Test func parkedLongPollLimit() async throws {
         var configuration = RunningCoordinator.configuration(clients: 5)
         configuration.limits.maxParkedPolls = 1
-        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+        let clock = ManualClock()
+        try await RunningCoordinator.with(configuration: configuration, clock: clock) { coordinator in
             let first = try await coordinator.register("first")
             let second = try await coordinator.register("second")
             async let parked = coordinator.request(
-                "GET", "/v1/clients/\(first.id)/tasks/next?wait_seconds=2", token: first.token)
-            try await Task.sleep(for: .milliseconds(500))
+                "GET", "/v1/clients/\(first.id)/tasks/next?wait_seconds=30", token: first.token)
+            try await Self.waitForParkedPolls(1, in: coordinator)
             let refused = try await coordinator.request(
-                "GET", "/v1/clients/\(second.id)/tasks/next?wait_seconds=2", token: second.token)
+                "GET", "/v1/clients/\(second.id)/tasks/next?wait_seconds=30", token: second.token)
             #expect(refused.status == 429 && refused.errorCode == "too_many_polls", "\(refused.text)")
-            #expect(try await parked.status == 204)
-            let again = try await coordinator.request(
-                "GET", "/v1/clients/\(second.id)/tasks/next?wait_seconds=0.2", token: second.token)
-            #expect(again.status == 204, "the slot is free once the first poll returned")
+            clock.advance(by: .seconds(30))
+            await coordinator.driver.tick()
+            #expect(try await parked.status == 204, "the poll's 30 s passed")
+            async let again = coordinator.request(
+                "GET", "/v1/clients/\(second.id)/tasks/next?wait_seconds=1", token: second.token)
+            try await Self.waitForParkedPolls(1, in: coordinator)
+            clock.advance(by: .seconds(1))
+            await coordinator.driver.tick()
+            #expect(try await again.status == 204, "the slot is free once the first poll returned")
             #expect(try await coordinator.metricValue(#"rondo_limit_refusals_total{limit="long_polls"}"#) == 1)
         }
     }

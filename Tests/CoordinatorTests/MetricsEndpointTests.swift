@@ -1,4 +1,4 @@
-import Coordinator
+@testable import Coordinator
 import FederationCore
 import FederationTelemetry
 import Foundation
@@ -60,7 +60,9 @@ import Testing
     }
 
     @Test func seriesDoNotGrowWithClients() async throws {
-        try await RunningCoordinator.with(configuration: RunningCoordinator.configuration(clients: 5000)) {
+        let clock = ManualClock()
+        try await RunningCoordinator.with(configuration: RunningCoordinator.configuration(clients: 5000), clock: clock)
+        {
             coordinator in
             // Warm up every route the loop below uses, so only clients could add series afterwards.
             for index in 0..<10 {
@@ -76,7 +78,9 @@ import Testing
                     _ = try await coordinator.request("POST", "/v1/clients/\(client.id)/heartbeat", token: client.token)
                 }
             }
-            try await Task.sleep(for: .milliseconds(1200))  // a client-gauge refresh happens once a second
+            // The client gauges refresh once a second: let a second pass and tick.
+            clock.advance(by: .seconds(1))
+            await coordinator.driver.tick()
             let after = Self.series(try await Self.scrape(coordinator))
             let names = Set(after.map { $0.split(separator: " ").first ?? "" }).subtracting(
                 beforeSeries.map { $0.split(separator: " ").first ?? "" })

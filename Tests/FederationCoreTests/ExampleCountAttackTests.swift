@@ -20,7 +20,7 @@ import Testing
             livenessTimeout: .seconds(30), maxExamplesPerResult: 1_000_000, weightCap: weightCap)
         var machine = Machine(configuration: configuration, model: base, seed: 5)
         let ids = (0..<clients).map { ClientID("c\($0)") }
-        for id in ids { _ = machine.register(id, name: id.rawValue, now: .zero) }
+        for id in ids { _ = machine.register(id, now: .zero) }
         return (machine, ids)
     }
 

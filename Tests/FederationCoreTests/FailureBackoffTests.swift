@@ -16,7 +16,7 @@ import Testing
             failureBackoff: .seconds(1), maxFailureBackoff: .seconds(8))
         var machine = Machine(configuration: configuration, model: base, seed: 1)
         let client = ClientID("c")
-        _ = machine.register(client, name: "c", now: .zero)
+        _ = machine.register(client, now: .zero)
         return (machine, client)
     }
 
@@ -38,7 +38,7 @@ import Testing
         var delays: [Double] = []
         for _ in 0..<6 {
             let actions = try Self.failRound(&machine, client, at: now)
-            guard case .backingOff(let until, let delay, _)? = actions.first else {
+            guard case .backingOff(let until, let delay, _)? = actions.work().first else {
                 Issue.record("no backoff in \(actions)")
                 return
             }
@@ -46,7 +46,7 @@ import Testing
             #expect(machine.openRound == nil, "no round starts at once after a failure")
             #expect(machine.tick(now: until.advanced(by: .milliseconds(-1))).isEmpty, "nor before the wait is over")
             let started = machine.tick(now: until)
-            guard case .roundStarted? = started.first else {
+            guard case .roundStarted? = started.work().first else {
                 Issue.record("the next round did not start after the wait: \(started)")
                 return
             }
@@ -59,7 +59,7 @@ import Testing
     @Test func aCommitResetsTheBackoff() throws {
         var (machine, client) = Self.machine()
         var actions = try Self.failRound(&machine, client, at: .zero)
-        guard case .backingOff(let until, _, _)? = actions.first else {
+        guard case .backingOff(let until, _, _)? = actions.work().first else {
             Issue.record("no backoff")
             return
         }
@@ -120,7 +120,7 @@ import Testing
             regressionGuard: RegressionGuard(maxRegression: 0.01))
         var machine = Machine(configuration: configuration, model: Self.base, seed: 1, bestMetricValue: 0.9)
         let client = ClientID("c")
-        _ = machine.register(client, name: "c", now: .zero)
+        _ = machine.register(client, now: .zero)
         let fit = machine.takeTask(for: client, now: .zero)!
         _ = try? machine.fitResult(
             fit.id, client: client, weights: Self.base.weights, numExamples: 1, metrics: [:], now: .zero)

@@ -87,7 +87,7 @@ import Testing
         var machine = RoundStateMachine<TestInstant>(
             configuration: configuration, model: GlobalModel(version: 1, sha256: "s", weights: weights), seed: 1)
         let ids = [ClientID("a"), ClientID("b")]
-        for id in ids { _ = machine.register(id, name: id.rawValue, now: .zero) }
+        for id in ids { _ = machine.register(id, now: .zero) }
         let tasks = ids.compactMap { machine.takeTask(for: $0, now: .zero) }
         var outcome = Outcome.accepted
         do {

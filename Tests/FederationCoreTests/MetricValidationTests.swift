@@ -56,7 +56,7 @@ import Testing
         var machine = RoundStateMachine<TestInstant>(
             configuration: configuration, model: GlobalModel(version: 1, sha256: "s", weights: model), seed: 1)
         let client = ClientID("c")
-        _ = machine.register(client, name: "c", now: .zero)
+        _ = machine.register(client, now: .zero)
         let taken = machine.takeTask(for: client, now: .zero)
         let task = try #require(taken)
         #expect {

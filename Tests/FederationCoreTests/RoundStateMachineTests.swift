@@ -21,7 +21,7 @@ import Testing
         var machine = Machine(configuration: configuration, model: base, seed: 1)
         let ids = (1...clients).map { ClientID("c\($0)") }
         var actions: [Action] = []
-        for id in ids { actions += machine.register(id, name: id.rawValue, now: .zero) }
+        for id in ids { actions += machine.register(id, now: .zero) }
         return (machine, ids, actions)
     }
 
@@ -45,7 +45,7 @@ import Testing
 
     @Test func roundStartsWhenEnoughClientsAndHandsEachATask() {
         var (machine, ids, actions) = Self.started()
-        guard case .roundStarted(1, 1, let selected)? = actions.first else {
+        guard case .roundStarted(1, 1, let selected)? = actions.work().first else {
             Issue.record("no roundStarted in \(actions)")
             return
         }
@@ -75,16 +75,16 @@ import Testing
 
         let candidate = GlobalModel(version: 2, sha256: "two", weights: aggregate)
         let commitActions = machine.candidateStored(round: 1, candidate: candidate, now: .seconds(3))
-        guard case .commit(1, 2, nil, _, 8, 3)? = commitActions.first else {
+        guard case .commit(1, 2, nil, _, 8, 3)? = commitActions.work().first else {
             Issue.record("expected a commit, got \(commitActions)")
             return
         }
         let finished = machine.committed(round: 1, now: .seconds(4))
         let report = try #require(Self.report(in: finished))
         #expect(report.outcome == .committed)
-        #expect(report.accepted == 3 && report.resultVersion == 2 && report.totalDropouts == 0)
+        #expect(report.accepted == 3 && report.resultVersion == 2 && report.fitDropoutCount == 0)
         #expect(machine.model.version == 2)
-        guard case .roundStarted(2, 2, _)? = finished.dropFirst().first else {
+        guard case .roundStarted(2, 2, _)? = finished.work().dropFirst().first else {
             Issue.record("next round should start from version 2: \(finished)")
             return
         }
@@ -213,9 +213,10 @@ import Testing
     @Test func parkedPollKeepsAClientConnected() {
         var (machine, ids, _) = Self.started()
         _ = Self.tasks(&machine, ids)
-        _ = machine.setPollParked(ids[0], true, now: .zero)
-        _ = machine.tick(now: .seconds(5))
+        _ = machine.tick(now: .seconds(5), parked: [ids[0]])
         #expect(machine.connectedClients == [ids[0]])
+        _ = machine.tick(now: .seconds(200))
+        #expect(machine.connectedClients.isEmpty, "once the poll returned, silence disconnects it too")
     }
 
     @Test func evaluationPhaseAggregatesWeightedReports() throws {
@@ -224,7 +225,7 @@ import Testing
             minFitResults: 2, fitTimeout: .seconds(10), evaluateTimeout: .seconds(5), livenessTimeout: .seconds(30))
         var machine = Machine(configuration: configuration, model: Self.base, seed: 3)
         let ids = [ClientID("a"), ClientID("b")]
-        for id in ids { _ = machine.register(id, name: "x", now: .zero) }
+        for id in ids { _ = machine.register(id, now: .zero) }
         var tasks = Self.tasks(&machine, ids)
         _ = try machine.fitResult(
             tasks[ids[0]]!.id, client: ids[0], weights: Self.weights(1, 1), numExamples: 1, metrics: ["loss": 1],
@@ -235,7 +236,7 @@ import Testing
         let evaluate = machine.candidateStored(
             round: 1, candidate: GlobalModel(version: 2, sha256: "c", weights: Self.weights(2, 2)), now: .zero)
         #expect(machine.phaseName == .evaluating)
-        guard case .tasksAvailable(let chosen)? = evaluate.first else {
+        guard case .tasksAvailable(let chosen)? = evaluate.work().first else {
             Issue.record("no evaluate tasks: \(evaluate)")
             return
         }
@@ -265,7 +266,7 @@ import Testing
             selection: SelectionPolicy(fractionFit: 1, minFitClients: 1, minAvailableClients: 1, fractionEvaluate: 0),
             minFitResults: 1, maxRounds: 1)
         var machine = Machine(configuration: configuration, model: Self.base, seed: 3)
-        _ = machine.register(ClientID("a"), name: "a", now: .zero)
+        _ = machine.register(ClientID("a"), now: .zero)
         let taken = machine.takeTask(for: ClientID("a"), now: .zero)
         let task = try #require(taken)
         _ = try machine.fitResult(
@@ -273,7 +274,7 @@ import Testing
         _ = machine.candidateStored(
             round: 1, candidate: GlobalModel(version: 2, sha256: "c", weights: Self.weights(1, 2)), now: .zero)
         let actions = machine.committed(round: 1, now: .zero)
-        #expect(actions.count == 1, "no second round starts")
+        #expect(actions.work().count == 1, "no second round starts")
         #expect(machine.phaseName == .finished)
     }
 }
@@ -289,7 +290,7 @@ import Testing
             selection: SelectionPolicy(fractionFit: 1, minFitClients: 1, minAvailableClients: 1, fractionEvaluate: 1),
             minFitResults: 1, regressionGuard: RegressionGuard(metric: "accuracy", maxRegression: 0.05))
         var machine = Machine(configuration: configuration, model: base, seed: 1, bestMetricValue: 0.9)
-        _ = machine.register(ClientID("a"), name: "a", now: .zero)
+        _ = machine.register(ClientID("a"), now: .zero)
         return machine
     }
 
@@ -317,7 +318,7 @@ import Testing
     @Test func aPoisonedRoundIsRejectedAndTheModelStays() throws {
         var machine = Self.machine()
         let actions = try Self.evaluateRound(&machine, accuracy: 0.8, candidateVersion: 2)
-        guard case .reject(1, 2, _, _, _, 1, let reason)? = actions.first else {
+        guard case .reject(1, 2, _, _, _, 1, let reason)? = actions.work().first else {
             Issue.record("expected a rejection, got \(actions)")
             return
         }
@@ -332,7 +333,7 @@ import Testing
     @Test func aSmallDipWithinTheMarginCommitsAndAnImprovementRaisesTheBest() throws {
         var machine = Self.machine()
         let dip = try Self.evaluateRound(&machine, accuracy: 0.86, candidateVersion: 2)
-        guard case .commit(1, 2, _, _, _, 1)? = dip.first else {
+        guard case .commit(1, 2, _, _, _, 1)? = dip.work().first else {
             Issue.record("a 0.04 dip should commit: \(dip)")
             return
         }
@@ -351,7 +352,7 @@ import Testing
         let actions = machine.replaceModel(with: older, reason: "rolled back", now: .seconds(1))
         let report = try #require(RoundStateMachineTests.report(in: actions))
         #expect(report.outcome == .failed(RoundFailure(.aborted, "rolled back")))
-        guard case .roundStarted(2, 7, _)? = actions.dropFirst().first else {
+        guard case .roundStarted(2, 7, _)? = actions.work().dropFirst().first else {
             Issue.record("the next round should train from version 7: \(actions)")
             return
         }
@@ -367,10 +368,10 @@ import Testing
             selection: SelectionPolicy(fractionFit: 1, minFitClients: 1, minAvailableClients: 1, fractionEvaluate: 0),
             minFitResults: 1, maxRounds: 1)
         var machine = Machine(configuration: configuration, model: Self.base, lastRound: 41, seed: 1)
-        machine.restore(ClientID("old"), name: "old", now: .zero)
+        machine.restore(ClientID("old"), now: .zero)
         #expect(machine.connectedClients.isEmpty, "a restored client is disconnected until heard from")
         let actions = machine.touch(ClientID("old"), now: .zero)
-        guard case .roundStarted(42, 1, [ClientID("old")])? = actions.first else {
+        guard case .roundStarted(42, 1, [ClientID("old")])? = actions.work().first else {
             Issue.record("expected round 42 with the returning client: \(actions)")
             return
         }

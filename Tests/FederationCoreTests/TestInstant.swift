@@ -14,3 +14,16 @@ struct TestInstant: InstantProtocol, Sendable {
     func duration(to other: TestInstant) -> Duration { other.offset - offset }
     static func < (lhs: TestInstant, rhs: TestInstant) -> Bool { lhs.offset < rhs.offset }
 }
+
+extension Array {
+    /// The actions that ask the server to do work, without the announcements that only inform its telemetry
+    /// (`phaseChanged`, `resultAccepted`): what tests about round flow look at.
+    func work<Instant>() -> [RoundAction<Instant>] where Element == RoundAction<Instant> {
+        filter {
+            switch $0 {
+            case .phaseChanged, .resultAccepted: false
+            default: true
+            }
+        }
+    }
+}

@@ -34,7 +34,7 @@ public final class RunningCoordinator: Sendable {
     public init(
         configuration: CoordinatorConfiguration, initialWeights: ModelWeights = RunningCoordinator.testModel,
         in existingDirectory: String? = nil, tracer: RondoTracer = RondoTracer(sink: nil),
-        trusting caFile: String? = nil
+        trusting caFile: String? = nil, clock: any CoordinatorClock = SystemClock()
     ) async throws {
         var logger = Logger(label: "test-coordinator")
         logger.logLevel = .warning
@@ -44,8 +44,7 @@ public final class RunningCoordinator: Sendable {
         let store = try CheckpointStore(configuration: .init(path: dataDirectory + "/rondo.db"))
         let server = try await CoordinatorServer(
             configuration: configuration, store: store, adminToken: Self.adminToken, viewerToken: Self.viewerToken,
-            initialWeights: initialWeights,
-            logger: logger, tracer: tracer)
+            initialWeights: initialWeights, logger: logger, tracer: tracer, clock: clock)
         self.directory = dataDirectory
         let group = ServiceGroup(services: server.services, logger: logger)
         self.server = server
@@ -85,9 +84,9 @@ public final class RunningCoordinator: Sendable {
     /// its temporary data directory is removed.
     public static func with<R>(
         configuration: CoordinatorConfiguration, trusting caFile: String? = nil,
-        _ body: (RunningCoordinator) async throws -> R
+        clock: any CoordinatorClock = SystemClock(), _ body: (RunningCoordinator) async throws -> R
     ) async throws -> R {
-        let coordinator = try await RunningCoordinator(configuration: configuration, trusting: caFile)
+        let coordinator = try await RunningCoordinator(configuration: configuration, trusting: caFile, clock: clock)
         defer { try? FileManager.default.removeItem(atPath: coordinator.directory) }
         do {
             let result = try await body(coordinator)

@@ -1,0 +1,156 @@
+import FederationCore
+import FederationTelemetry
+import Foundation
+import Logging
+import ModelManager
+
+/// Carrying out the round state machine's actions: telemetry for announcements, store writes for the round's
+/// outcome (each fed back to the machine), long-polls woken for new tasks, reports published.
+extension RoundDriver {
+    /// Carries out the machine's actions in order, feeding back the outcome of each store operation (which
+    /// may bring more actions).
+    func perform(_ initial: [RoundAction<Instant>]) async {
+        defer { observeBackoff() }
+        var queue = initial[...]
+        while let action = queue.popFirst() {
+            switch action {
+            case .phaseChanged(let from, let to, let round):
+                metrics.phaseChanged(to: to, from: from, after: phaseSince.duration(to: clock.now))
+                tracing.phaseChanged(to: to, inRound: round)
+                phaseSince = clock.now
+            case .resultAccepted(let taskID, let client, let kind, let norm):
+                tracing.taskAnswered(taskID, client: client)
+                if let norm { metrics.updateNorm(norm) }
+                metrics.resultAccepted(
+                    kind: kind, after: taskDeliveredAt.removeValue(forKey: taskID).map { $0.duration(to: clock.now) })
+            case .roundStarted(let round, let baseVersion, let selected):
+                tracing.roundStarted(round: round, baseVersion: baseVersion, selected: selected.count)
+                logger.info(
+                    "round started",
+                    metadata: roundScoped([
+                        "round": "\(round)", "base_version": "\(baseVersion)", "selected": "\(selected.count)",
+                    ]))
+                roundStartedAt[round] = Date().timeIntervalSince1970
+                metrics.roundStarted(round: round, selected: selected.count)
+                await persist("round start") {
+                    try await $0.roundStarted(round: round, baseVersion: baseVersion, selected: selected.count)
+                }
+            case .tasksAvailable(let clients):
+                wake(clients)
+            case .clientDropped(let client, let kind, let reason):
+                metrics.dropout(kind: kind, reason: reason)
+                tracing.taskDropped(client: client, reason: reason)
+                logger.notice(
+                    "client dropped out",
+                    metadata: roundScoped([
+                        "client_id": "\(client)", "task_kind": "\(kind.rawValue)", "reason": "\(reason.rawValue)",
+                    ]))
+            case .storeCandidate(let round, let parentVersion, let weights):
+                queue += await storeCandidate(round: round, parentVersion: parentVersion, weights: weights)
+            case .reject(let round, let version, let evaluation, let fitMetrics, let examples, let clients, let reason):
+                tracing.guardRejected(version: version, reason: reason)
+                logger.warning(
+                    "regression guard rejected the round's model",
+                    metadata: ["round": "\(round)", "version": "\(version)", "reason": "\(reason)"])
+                do {
+                    try await store.reject(
+                        version: version, metrics: Self.metrics(evaluation, fitMetrics, examples, clients),
+                        reason: reason)
+                } catch {
+                    storeFailing = true
+                    logger.error(
+                        "recording the rejection failed", metadata: ["round": "\(round)", "error": "\(error)"])
+                }
+                queue += machine.rejectionRecorded(round: round, now: clock.now)
+            case .commit(let round, let version, let evaluation, let fitMetrics, let examples, let clients):
+                do {
+                    try await store.commit(
+                        version: version, metrics: Self.metrics(evaluation, fitMetrics, examples, clients))
+                    queue += machine.committed(round: round, now: clock.now)
+                    metrics.modelVersion(version)
+                    storeFailing = false
+                } catch {
+                    metrics.checkpointWritten(success: false, duration: .zero, bytes: nil)
+                    storeFailing = true
+                    logger.error("commit failed", metadata: ["round": "\(round)", "error": "\(error)"])
+                    queue += machine.commitFailed(round: round, message: "\(error)", now: clock.now)
+                }
+            case .backingOff(_, let delay, let failures):
+                metrics.roundBackedOff()
+                logger.warning(
+                    "rounds keep failing; waiting before the next one",
+                    metadata: ["consecutive_failures": "\(failures)", "delay_seconds": "\(delay.seconds)"])
+            case .roundFinished(let report):
+                logFinished(report)
+                metrics.roundFinished(report)
+                tracing.roundFinished(report)
+                taskDeliveredAt = taskDeliveredAt.filter { ($0.key.round ?? 0) > report.round }
+                let record = Self.record(report, startedAt: roundStartedAt.removeValue(forKey: report.round))
+                await recordRound(record)
+                subscribers = subscribers.filter {
+                    if case .terminated = $0.yield(report) { return false }
+                    return true
+                }
+            }
+        }
+    }
+
+    /// Shows the wait failing rounds impose now (`rondo_round_backoff_seconds`) whenever it changed.
+    private func observeBackoff() {
+        let backoff = machine.failureBackoff
+        guard backoff != shownBackoff else { return }
+        metrics.roundBackoff(backoff)
+        shownBackoff = backoff
+    }
+
+    private func storeCandidate(round: Int, parentVersion: Int, weights: ModelWeights) async -> [RoundAction<Instant>] {
+        let started = clock.now
+        let bytes = SafeTensorsFile(
+            weights: weights, metadata: ["round": String(round), "parent_version": String(parentVersion)]
+        ).encoded()
+        do {
+            let (version, sha) = try await store.storeCandidate(
+                round: round, parentVersion: parentVersion, bytes: bytes, tensorCount: weights.tensors.count)
+            metrics.checkpointWritten(success: true, duration: started.duration(to: clock.now), bytes: bytes.count)
+            storeFailing = false
+            models.insert(version: version, bytes: bytes, sha256: sha)
+            return machine.candidateStored(
+                round: round, candidate: GlobalModel(version: version, sha256: sha, weights: weights), now: clock.now)
+        } catch {
+            metrics.checkpointWritten(success: false, duration: started.duration(to: clock.now), bytes: nil)
+            storeFailing = true
+            logger.error("storing the aggregated model failed", metadata: ["round": "\(round)", "error": "\(error)"])
+            return machine.candidateStoreFailed(round: round, message: "\(error)", now: clock.now)
+        }
+    }
+
+    /// Hands waiting tasks to parked long-polls.
+    private func wake(_ clients: [ClientID]) {
+        for client in clients { polls.wake(client) { deliver(to: client) } }
+    }
+
+    /// Adds the round's `trace_id` and `span_id` to a round-scoped log line.
+    func roundScoped(_ metadata: Logger.Metadata) -> Logger.Metadata {
+        metadata.merging(tracing.logMetadata) { own, _ in own }
+    }
+
+    private func logFinished(_ report: Report) {
+        var metadata: Logger.Metadata = [
+            "round": "\(report.round)", "selected": "\(report.selected)", "accepted": "\(report.accepted)",
+            "dropouts": "\(report.fitDropoutCount)", "duration_seconds": "\(report.duration.seconds)",
+        ]
+        if let evaluation = report.evaluation {
+            metadata["eval_loss"] = "\(evaluation.loss)"
+            for (name, value) in evaluation.metrics { metadata["eval_\(name)"] = "\(value)" }
+        }
+        switch report.outcome {
+        case .committed:
+            metadata["version"] = "\(report.resultVersion ?? 0)"
+            logger.info("round committed", metadata: roundScoped(metadata))
+        case .failed(let failure):
+            metadata["reason"] = "\(failure.code.rawValue)"
+            metadata["detail"] = "\(failure.message)"
+            logger.warning("round failed", metadata: roundScoped(metadata))
+        }
+    }
+}
