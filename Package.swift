@@ -26,6 +26,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        // Hummingbird brings these; they are listed because the coordinator imports them itself.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // Pure round logic: no sockets, files, clocks or global randomness.
@@ -58,15 +62,17 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "CurlHTTP",
-            dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CCurl"],
             swiftSettings: strict
         ),
         .target(
             name: "FederationClient",
             dependencies: [
-                "FederationCore", "CurlHTTP", "FederationTelemetry",
+                "FederationCore", "CurlHTTP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -74,13 +80,18 @@ let package = Package(
             name: "Coordinator",
             dependencies: [
                 "FederationCore", "ModelManager", "FederationTelemetry",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             resources: [.copy("Resources/openapi.yaml")],
             swiftSettings: strict
@@ -88,7 +99,7 @@ let package = Package(
         .target(
             name: "DemoFederation",
             dependencies: [
-                "FederationCore", "FederationClient", "Coordinator", "CZlib", "FederationTelemetry",
+                "FederationCore", "FederationClient", "Coordinator", "CZlib", "FederationTelemetry", "ModelManager",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -100,7 +111,7 @@ let package = Package(
             name: "rondo",
             dependencies: [
                 "FederationCore", "FederationClient", "Coordinator", "DemoFederation", "ModelManager",
-                "FederationTelemetry",
+                "FederationTelemetry", "CurlHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
@@ -125,20 +136,32 @@ let package = Package(
             dependencies: [
                 "FederationTelemetry", "RondoTestSupport",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]),
         .testTarget(
             name: "FederationClientTests",
-            dependencies: ["FederationClient", "CurlHTTP", "Coordinator", "RondoTestSupport"]
+            dependencies: [
+                "FederationClient", "FederationCore", "Coordinator", "RondoTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "CoordinatorTests",
             dependencies: [
                 "Coordinator", "FederationClient", "CurlHTTP", "FederationCore", "RondoTestSupport",
                 "FederationTelemetry", "ModelManager",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
-            name: "DemoFederationTests", dependencies: ["DemoFederation", "FederationCore", "RondoTestSupport"]),
+            name: "DemoFederationTests",
+            dependencies: [
+                "DemoFederation", "FederationCore", "RondoTestSupport", .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "RondoCLITests", dependencies: ["ModelManager", "FederationCore", "RondoTestSupport", "CurlHTTP"]),
     ]

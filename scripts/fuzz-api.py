@@ -52,7 +52,7 @@ def coordinator(rondo, flags):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [rondo, "serve", "--port", str(port), "--data-dir", data, "--admin-token", ADMIN, *flags],
+        [rondo, "serve", "--port", str(port), "--data-dir", data, "--demo-model", "--admin-token", ADMIN, *flags],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         for _ in range(200):

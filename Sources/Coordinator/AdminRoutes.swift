@@ -5,7 +5,9 @@ import Hummingbird
 import ModelManager
 import NIOCore
 
-/// Operator endpoints: status, history, checkpoints, rollback and tags. All require the admin bearer token.
+/// Operator endpoints: status, history, checkpoints, rollback, tags and federation controls. All require an
+/// admin bearer token; reads need the viewer role, actions the operator role. Reads go to `FederationHistory`,
+/// actions to `OperatorActions`; errors are mapped by `APIError(from:)`.
 extension CoordinatorRoutes {
     func addAdminRoutes(to router: Router<BasicRequestContext>) {
         router.get("/v1/status") { request, _ in
@@ -14,122 +16,112 @@ extension CoordinatorRoutes {
         }
         router.get("/v1/rounds") { request, _ in
             try requireAdmin(request, .viewer)
-            return try json(["rounds": try await driver.store.rounds(limit: try limit(request))])
+            return try json(["rounds": try await history.rounds(limit: try limit(request))])
         }
         router.get("/v1/rounds/:round") { request, context in
             try requireAdmin(request, .viewer)
             let number = try integer(context.parameters.require("round"), name: "round")
-            guard let round = try await driver.store.round(number) else {
-                throw APIError(.notFound, code: "unknown_round", "no round \(number)")
+            guard let round = try await history.round(number) else {
+                throw APIError(.notFound, code: .unknownRound, "no round \(number)")
             }
             return try json(round)
         }
         router.get("/v1/clients") { request, _ in
             try requireAdmin(request, .viewer)
-            let clients = try await driver.store.clients().map(ClientView.init)
-            return try json(["clients": clients])
+            return try json(["clients": try await history.clients()])
         }
         router.get("/v1/checkpoints") { request, _ in
             try requireAdmin(request, .viewer)
             return try json(
-                CheckpointList(checkpoints: try await driver.store.checkpoints(), refs: try await driver.store.refs()))
+                CheckpointList(checkpoints: try await history.checkpoints(), refs: try await history.refs()))
         }
         router.get("/v1/checkpoints/:version") { request, context in
             try requireAdmin(request, .viewer)
             let version = try integer(context.parameters.require("version"), name: "version")
-            guard let record = try await driver.store.checkpoint(version: version) else {
-                throw unknownCheckpoint(version)
+            guard let checkpoint = try await history.checkpoint(version: version) else {
+                throw CheckpointStoreError(.notFound, "no checkpoint version \(version)")
             }
-            let refs = try await driver.store.refs().filter { $0.value == version }.map(\.key).sorted()
-            return try json(CheckpointDetail(checkpoint: record, refs: refs))
+            let refs = try await history.refs().filter { $0.value == version }.map(\.key).sorted()
+            return try json(CheckpointDetail(checkpoint: checkpoint, refs: refs))
         }
         router.get("/v1/checkpoints/:version/weights") { request, context in
             try requireAdmin(request, .viewer)
             let version = try integer(context.parameters.require("version"), name: "version")
-            guard try await driver.store.checkpoint(version: version) != nil else { throw unknownCheckpoint(version) }
-            let bytes = try await storeCall { try await driver.store.bytes(version: version) }
+            guard try await history.checkpoint(version: version) != nil else {
+                throw CheckpointStoreError(.notFound, "no checkpoint version \(version)")
+            }
+            let bytes = try await history.bytes(version: version)
             return Response(
                 status: .ok, headers: [.contentType: WireProtocol.safetensorsMediaType],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
         }
         router.get("/v1/events") { request, _ in
             try requireAdmin(request, .viewer)
-            let kind = request.uri.queryParameters["kind"].map(String.init)
-            return try json(["events": try await driver.store.events(limit: try limit(request), kind: kind)])
+            var kind: EventKind?
+            if let text = request.uri.queryParameters["kind"] {
+                guard let known = EventKind(rawValue: String(text)) else {
+                    throw APIError.invalidParameter(
+                        "kind must be one of \(EventKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                kind = known
+            }
+            return try json(["events": try await history.events(limit: try limit(request), kind: kind)])
         }
         router.post("/v1/checkpoints/:version/rollback") { request, context in
             let actor = try requireAdmin(request, .operator)
             let version = try integer(context.parameters.require("version"), name: "version")
             let body = try await decodeJSON(ReasonBody.self, from: request)
             let reason = try ClientText.validated(
-                body.reason, field: "reason", code: "invalid_reason", maxBytes: ClientText.maxMessageBytes)
-            let (from, to) = try await storeCall {
-                try await driver.rollback(
-                    to: version, reason: reason, actor: actor, traceID: AdminAction.traceID(of: request))
-            }
-            metrics.adminAction("rollback")
+                body.reason, field: "reason", code: .invalidReason, maxBytes: ClientText.maxMessageBytes)
+            let (from, to) = try await operators.rollback(
+                to: version, reason: reason, actor: actor, traceID: AdminAction.traceID(of: request))
             return try json(["from_version": from, "to_version": to])
         }
         router.post("/v1/checkpoints/:version/tags") { request, context in
             let actor = try requireAdmin(request, .operator)
             let version = try integer(context.parameters.require("version"), name: "version")
             let body = try await decodeJSON(TagBody.self, from: request)
-            try await storeCall { try await driver.store.tag(version: version, name: body.tag, actor: actor) }
-            metrics.adminAction("tag")
-            return try json(["version": String(version), "tag": body.tag])
+            try await operators.tag(version: version, name: body.tag, actor: actor)
+            return try json(TagAnswer(version: version, tag: body.tag))
         }
         router.post("/v1/federation/pause") { request, _ in
             let actor = try requireAdmin(request, .operator)
-            await driver.setPaused(true, actor: actor, traceID: AdminAction.traceID(of: request))
-            metrics.adminAction("pause")
+            await operators.setPaused(true, actor: actor, traceID: AdminAction.traceID(of: request))
             return try json(["paused": true])
         }
         router.post("/v1/federation/resume") { request, _ in
             let actor = try requireAdmin(request, .operator)
-            await driver.setPaused(false, actor: actor, traceID: AdminAction.traceID(of: request))
-            metrics.adminAction("resume")
+            await operators.setPaused(false, actor: actor, traceID: AdminAction.traceID(of: request))
             return try json(["paused": false])
         }
         router.post("/v1/rounds/current/abort") { request, _ in
             let actor = try requireAdmin(request, .operator)
             let reason = try await optionalReason(request, default: "aborted by an operator")
-            let round: Int
-            do throws(OperatorActionError) {
-                round = try await driver.abortRound(
-                    reason: reason, actor: actor, traceID: AdminAction.traceID(of: request))
-            } catch {
-                throw APIError(.conflict, code: error.code.description, error.message)
-            }
-            metrics.adminAction("abort_round")
+            let round = try await operators.abortRound(
+                reason: reason, actor: actor, traceID: AdminAction.traceID(of: request))
             return try json(["aborted_round": round])
         }
         router.post("/v1/clients/:id/revoke") { request, context in
             let actor = try requireAdmin(request, .operator)
             let id = try context.parameters.require("id")
             let reason = try await optionalReason(request, default: "revoked by an operator")
-            do {
-                try await driver.revoke(
-                    ClientID(id), reason: reason, actor: actor, traceID: AdminAction.traceID(of: request))
-            } catch let error as OperatorActionError {
-                throw APIError(.notFound, code: error.code.description, error.message)
-            }
-            metrics.adminAction("revoke_client")
+            try await operators.revoke(
+                ClientID(id), reason: reason, actor: actor, traceID: AdminAction.traceID(of: request))
             return try json(["client_id": id, "status": "revoked"])
         }
     }
 
     /// Checks the admin bearer token and its role.
     /// - Returns: the audit actor, `admin:<token name>`.
-    /// - Throws: 401 without a known admin token, 403 when its role does not allow the action.
+    /// - Throws: `AuthRefusal` (401 without a known admin token, 403 when its role does not allow the action).
     @discardableResult
     private func requireAdmin(_ request: Request, _ role: AdminCredential.Role) throws -> String {
         guard let token = bearer(request), let credential = AdminCredential.match(token, in: adminCredentials) else {
-            metrics.authRefused("unauthenticated")
-            throw APIError(.unauthorized, code: "unauthenticated", "admin endpoints need an admin bearer token")
+            throw refused(.unauthenticated("admin endpoints need an admin bearer token"))
         }
         guard credential.role.allows(role) else {
-            metrics.authRefused("forbidden")
-            throw APIError.forbidden("the \(credential.role.rawValue) role may not do this; it needs \(role.rawValue)")
+            throw refused(
+                .forbidden("the \(credential.role.rawValue) role may not do this; it needs \(role.rawValue)"))
         }
         return "admin:\(credential.name)"
     }
@@ -146,12 +138,12 @@ extension CoordinatorRoutes {
         }
         guard let reason, !reason.trimmingWhitespace().isEmpty else { return fallback }
         return try ClientText.validated(
-            reason, field: "reason", code: "invalid_reason", maxBytes: ClientText.maxMessageBytes)
+            reason, field: "reason", code: .invalidReason, maxBytes: ClientText.maxMessageBytes)
     }
 
     private func integer(_ text: String, name: String) throws -> Int {
         guard let value = Int(text), value >= 0 else {
-            throw APIError(.badRequest, code: "invalid_parameter", "\(name) must be a non-negative integer")
+            throw APIError.invalidParameter("\(name) must be a non-negative integer")
         }
         return value
     }
@@ -159,24 +151,9 @@ extension CoordinatorRoutes {
     private func limit(_ request: Request) throws -> Int {
         guard let text = request.uri.queryParameters["limit"] else { return 100 }
         guard let value = Int(String(text)), (1...10_000).contains(value) else {
-            throw APIError(.badRequest, code: "invalid_parameter", "limit must be between 1 and 10000")
+            throw APIError.invalidParameter("limit must be between 1 and 10000")
         }
         return value
-    }
-
-    private func unknownCheckpoint(_ version: Int) -> APIError {
-        APIError(.notFound, code: "unknown_checkpoint", "no checkpoint version \(version)")
-    }
-
-    /// Maps store refusals to API errors.
-    private func storeCall<T>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as CheckpointStoreError {
-            throw APIError.store(error) ?? error
-        } catch is RollbackBusyError {
-            throw APIError(.conflict, code: "busy", "a round's outcome is being stored; retry in a moment")
-        }
     }
 }
 
@@ -192,40 +169,17 @@ struct TagBody: Decodable {
     var tag: String
 }
 
-/// A client as operators see it: never the token hash.
-struct ClientView: Encodable {
-    var clientID: String
-    var name: String
-    var firstSeen: Double
-    var lastSeen: Double
-    var leftAt: Double?
-    var revokedAt: Double?
-
-    init(_ record: ClientRecord) {
-        revokedAt = record.revokedAt
-        clientID = record.clientID
-        name = record.name
-        firstSeen = record.firstSeen
-        lastSeen = record.lastSeen
-        leftAt = record.leftAt
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case name
-        case clientID = "client_id"
-        case firstSeen = "first_seen"
-        case lastSeen = "last_seen"
-        case leftAt = "left_at"
-        case revokedAt = "revoked_at"
-    }
+struct TagAnswer: Codable {
+    var version: Int
+    var tag: String
 }
 
 struct CheckpointList: Encodable {
-    var checkpoints: [CheckpointRecord]
+    var checkpoints: [CheckpointView]
     var refs: [String: Int]
 }
 
 struct CheckpointDetail: Encodable {
-    var checkpoint: CheckpointRecord
+    var checkpoint: CheckpointView
     var refs: [String]
 }

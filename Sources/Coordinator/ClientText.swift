@@ -17,7 +17,7 @@ enum ClientText {
     /// `text` trimmed, checked to be 1...`maxBytes` UTF-8 bytes with no control characters (newline and tab
     /// too, unless `multiline`).
     /// - Throws: `APIError` 422 with `code` naming the field.
-    static func validated(_ text: String, field: String, code: String, maxBytes: Int, multiline: Bool = false)
+    static func validated(_ text: String, field: String, code: APIError.Code, maxBytes: Int, multiline: Bool = false)
         throws(APIError) -> String
     {
         // CRLF line ends (a Windows client's stack trace) count as newlines.

@@ -66,10 +66,6 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPResponsePart
 
     /// Why the guard refused or closed a connection; `limit` is the `rondo_limit_refusals_total` label.
-    enum Refusal: String, Sendable {
-        case connections
-        case slowBody = "slow_body"
-    }
 
     /// Paths an over-the-cap connection is still served: probes and scrapes must not fail because clients
     /// filled the connection table.
@@ -81,7 +77,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     private let policy: ConnectionPolicy
     private let counter: ConnectionCounter
-    private let refused: @Sendable (Refusal) -> Void
+    private let refused: @Sendable (Limit) -> Void
     private var counted = false
     private var overLimit = false
     private var closed = false
@@ -103,7 +99,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var headTimer: Scheduled<Void>?
     private var rateTimer: Scheduled<Void>?
 
-    init(policy: ConnectionPolicy, counter: ConnectionCounter, refused: @escaping @Sendable (Refusal) -> Void) {
+    init(policy: ConnectionPolicy, counter: ConnectionCounter, refused: @escaping @Sendable (Limit) -> Void) {
         self.policy = policy
         self.counter = counter
         self.refused = refused
@@ -163,7 +159,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             if overLimit {
                 guard let path = head.path?.split(separator: "?").first, Self.alwaysServed.contains(String(path)) else {
                     answerAndClose(
-                        context: context, status: .serviceUnavailable, code: "too_many_connections",
+                        context: context, status: .serviceUnavailable, code: .tooManyConnections,
                         message: "the coordinator has \(policy.maxConnections) connections open; retry shortly",
                         retryAfter: 1)
                     return
@@ -195,11 +191,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
         if parserError == .headerOverflow {
             answerAndClose(
-                context: context, status: .init(code: 431), code: "headers_too_large",
+                context: context, status: .init(code: 431), code: .headersTooLarge,
                 message: "the request's header fields exceed the server's limit")
         } else {
             answerAndClose(
-                context: context, status: .badRequest, code: "malformed_request",
+                context: context, status: .badRequest, code: .malformedRequest,
                 message: "the request is not valid HTTP/1.1 (\(parserError))")
         }
         context.fireErrorCaught(ConnectionGuardError())
@@ -280,7 +276,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 context.close(promise: nil)
             } else {
                 answerAndClose(
-                    context: context, status: .requestTimeout, code: "body_too_slow",
+                    context: context, status: .requestTimeout, code: .bodyTooSlow,
                     message: "the request body arrived slower than \(policy.minimumBodyBytesPerSecond) bytes per second"
                 )
             }
@@ -290,11 +286,12 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Writes a JSON error answer with `Connection: close`, then closes the connection.
     private func answerAndClose(
-        context: ChannelHandlerContext, status: HTTPResponse.Status, code: String, message: String,
+        context: ChannelHandlerContext, status: HTTPResponse.Status, code: APIError.Code, message: String,
         retryAfter: Int? = nil
     ) {
         guard !closed, !lingering else { return }
-        let body = (try? JSONEncoder().encode(WireProtocol.ErrorMessage(code: code, message: message))) ?? Data()
+        let body =
+            (try? JSONEncoder().encode(WireProtocol.ErrorMessage(code: code.rawValue, message: message))) ?? Data()
         var headers: HTTPFields = [
             .contentType: "application/json", .connection: "close", .contentLength: String(body.count),
         ]

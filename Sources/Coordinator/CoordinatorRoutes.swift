@@ -9,6 +9,10 @@ import NIOCore
 /// its limit, hand the event to the driver, render the answer. Every failure leaves as an `APIError`.
 struct CoordinatorRoutes: Sendable {
     let driver: RoundDriver
+    /// Every operator action, audited (admin routes).
+    let operators: OperatorActions
+    /// Read-only store access (admin routes).
+    let history: FederationHistory
     let configuration: CoordinatorConfiguration
     /// The tokens admin endpoints accept, each with its role.
     let adminCredentials: [AdminCredential]
@@ -22,8 +26,7 @@ struct CoordinatorRoutes: Sendable {
         router.get("/healthz") { _, _ in try json(["status": "ok"]) }
         router.get("/metrics") { request, _ in
             if let token = configuration.metricsToken, !AdminToken.matches(bearer(request) ?? "", token) {
-                metrics.authRefused("unauthenticated")
-                throw APIError(.unauthorized, code: "unauthenticated", "/metrics needs its bearer token")
+                throw refused(.unauthenticated("/metrics needs its bearer token"))
             }
             metrics.refreshProcessStats()
             return Response(
@@ -36,9 +39,7 @@ struct CoordinatorRoutes: Sendable {
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: try APIDocument.bytes())))
         }
         router.get("/readyz") { _, _ in
-            if let reason = await driver.notReadyReason {
-                throw APIError(.serviceUnavailable, code: reason.rawValue, reason.message)
-            }
+            if let reason = await driver.notReadyReason { throw reason }
             return try json(["status": "ready"])
         }
         addAdminRoutes(to: router)
@@ -55,17 +56,7 @@ struct CoordinatorRoutes: Sendable {
         }
         router.get("/v1/clients/:id/tasks/next") { request, context in try await nextTask(request, context) }
         router.get("/v1/models/:version") { request, context in try await model(request, context) }
-        router.post("/v1/tasks/:task_id/result") { request, context in
-            let kind = KindBox()
-            do {
-                return try await submitResult(request, context, kind: kind)
-            } catch let error as APIError {
-                if let reason = Self.rejectionReason(for: error.code) {
-                    metrics.resultRefused(kind: kind.value, reason: reason)
-                }
-                throw error
-            }
-        }
+        router.post("/v1/tasks/:task_id/result") { request, context in try await submitResult(request, context) }
         router.post("/v1/tasks/:task_id/failure") { request, context in
             let client = try await authenticate(request, context, ownerOf: nil)
             try await limited { () async throws(LimitError) in try await driver.admitSubmission(from: client) }
@@ -75,13 +66,9 @@ struct CoordinatorRoutes: Sendable {
                 body.message.trimmingWhitespace().isEmpty
                 ? "(no message)"
                 : try ClientText.validated(
-                    body.message, field: "message", code: "invalid_message", maxBytes: ClientText.maxMessageBytes,
+                    body.message, field: "message", code: .invalidMessage, maxBytes: ClientText.maxMessageBytes,
                     multiline: true)
-            do throws(UpdateRejection) {
-                try await driver.reportFailure(taskID, client: client, message: message)
-            } catch {
-                throw APIError.rejected(error)
-            }
+            try await driver.reportFailure(taskID, client: client, message: message)
             return try json(["status": "recorded"], status: .accepted)
         }
     }
@@ -90,13 +77,11 @@ struct CoordinatorRoutes: Sendable {
 
     private func register(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         if let enrolment = configuration.enrolmentToken, !AdminToken.matches(bearer(request) ?? "", enrolment) {
-            metrics.authRefused("unauthenticated")
-            throw APIError(
-                .unauthorized, code: "unauthenticated", "registration needs the federation's enrolment token")
+            throw refused(.unauthenticated("registration needs the federation's enrolment token"))
         }
         let body = try await decodeJSON(WireProtocol.RegistrationRequest.self, from: request)
         let name = try ClientText.validated(
-            body.name, field: "name", code: "invalid_name", maxBytes: ClientText.maxNameBytes)
+            body.name, field: "name", code: .invalidName, maxBytes: ClientText.maxNameBytes)
         return try json(
             try await limited { () async throws(LimitError) in try await driver.register(name: name) }, status: .created
         )
@@ -107,7 +92,7 @@ struct CoordinatorRoutes: Sendable {
         var wait = Duration.zero
         if let text = request.uri.queryParameters["wait_seconds"] {
             guard let seconds = Double(String(text)), seconds.isFinite, seconds >= 0 else {
-                throw APIError(.badRequest, code: "invalid_parameter", "wait_seconds must be a non-negative number")
+                throw APIError.invalidParameter("wait_seconds must be a non-negative number")
             }
             // Clamp before converting: a huge wait_seconds must not overflow the conversion.
             wait = .seconds(min(seconds, configuration.maxLongPoll.seconds))
@@ -119,7 +104,7 @@ struct CoordinatorRoutes: Sendable {
         let task = next.task
         return try json(
             WireProtocol.TaskMessage(
-                taskID: task.id.rawValue, round: task.round, kind: task.kind.rawValue, modelVersion: task.modelVersion,
+                taskID: task.id.rawValue, round: task.round, kind: task.kind, modelVersion: task.modelVersion,
                 modelSHA256: task.modelSHA256, config: task.config,
                 deadlineSeconds: next.deadlineIn.seconds, traceparent: next.traceparent))
     }
@@ -130,8 +115,7 @@ struct CoordinatorRoutes: Sendable {
         var requested: Int?
         if text != "current" {
             guard let number = Int(text), number > 0 else {
-                throw APIError(
-                    .badRequest, code: "invalid_parameter", "model version must be a positive integer or \"current\"")
+                throw APIError.invalidParameter("model version must be a positive integer or \"current\"")
             }
             requested = number
         }
@@ -142,10 +126,9 @@ struct CoordinatorRoutes: Sendable {
             version = number
             stored = (bytes, sha256)
         case .unknown(let number):
-            throw APIError(.notFound, code: "unknown_model_version", "no model version \(number)")
+            throw APIError(.notFound, code: .unknownModelVersion, "no model version \(number)")
         case .forbidden(let number):
-            metrics.authRefused("forbidden")
-            throw APIError.forbidden("model version \(number) is neither current nor in one of this client's tasks")
+            throw refused(.forbidden("model version \(number) is neither current nor in one of this client's tasks"))
         }
         let etag = "\"\(stored.sha256)\""
         var headers: HTTPFields = [.eTag: etag, .cacheControl: "no-cache"]
@@ -161,80 +144,78 @@ struct CoordinatorRoutes: Sendable {
         return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: stored.bytes)))
     }
 
-    /// The rejection-counter reason for an error code of a result submission; nil for errors that are not a
-    /// verdict on the result (authentication).
-    static func rejectionReason(for code: String) -> String? {
+    /// The rejection-counter reason for an error of a result submission; nil for errors that are not a verdict
+    /// on the result (authentication, limits).
+    static func rejectionReason(for code: APIError.Code) -> String? {
         switch code {
-        case "payload_too_large": "too_large"
-        case "unsupported_media_type": "wrong_media_type"
-        case "malformed_body": "malformed"
-        case "invalid_safetensors": "invalid_safetensors"
-        case _ where UpdateRejection.Reason(rawValue: code) != nil: code
-        default: nil
+        case .payloadTooLarge: "too_large"
+        case .unsupportedMediaType: "wrong_media_type"
+        case .malformedBody: "malformed"
+        case .invalidSafetensors: "invalid_safetensors"
+        default: UpdateRejection.Reason(rawValue: code.rawValue)?.rawValue
         }
     }
 
-    /// Carries the kind of the task a submission named out of the handler, for the refusal counter.
-    final class KindBox: @unchecked Sendable {
-        var value: TaskKind?
+    /// Counts a refused result by reason (and by task kind once the task is known), then passes the error on.
+    private func countRefusal(_ error: any Error, kind: TaskKind?) -> any Error {
+        if let reason = Self.rejectionReason(for: APIError(from: error).code) {
+            metrics.resultRefused(kind: kind, reason: reason)
+        }
+        return error
     }
 
-    private func submitResult(_ request: Request, _ context: BasicRequestContext, kind: KindBox) async throws
-        -> Response
-    {
+    private func submitResult(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         let client = try await authenticate(request, context, ownerOf: nil)
         try await limited { () async throws(LimitError) in try await driver.admitSubmission(from: client) }
         let taskID = TaskID(try context.parameters.require("task_id"))
         let task: RoundDriver.Task
-        do throws(UpdateRejection) {
+        do {
             task = try await driver.checkTask(taskID, client: client)
         } catch {
-            throw APIError.rejected(error)
+            throw countRefusal(error, kind: nil)
         }
-        kind.value = task.kind
-        let mediaType = request.headers[.contentType]?.split(separator: ";").first?
-            .trimmingCharacters(in: .whitespaces).lowercased()
-        switch task.kind {
-        case .fit:
-            guard mediaType == WireProtocol.safetensorsMediaType || mediaType == "application/octet-stream" else {
-                throw APIError(
-                    .unsupportedMediaType, code: "unsupported_media_type",
-                    "fit results are \(WireProtocol.safetensorsMediaType), not \(mediaType ?? "unspecified")")
+        do {
+            switch task.kind {
+            case .fit: try await submitFit(task, request, client: client)
+            case .evaluate: try await submitEvaluation(task, request, client: client)
             }
-            let body = try await collect(request, limit: configuration.limits.maxUpdateBytes)
-            metrics.updateReceived(bytes: body.readableBytes)
-            let result: FitResult
-            do {
-                let file = try body.withUnsafeReadableBytes { raw throws(SafeTensorsError) in
-                    try SafeTensorsFile.decode(raw, limits: configuration.limits.safetensors)
-                }
-                result = try FitResult(file: file)
-            } catch let error as SafeTensorsError {
-                throw APIError(.badRequest, code: "invalid_safetensors", "\(error.code): \(error.message)")
-            } catch let error as UpdateRejection {
-                throw APIError.rejected(error)
-            }
-            do throws(UpdateRejection) {
-                try await driver.submitFit(taskID, client: client, result: result)
-            } catch {
-                throw APIError.rejected(error)
-            }
-        case .evaluate:
-            guard mediaType == "application/json" else {
-                throw APIError(
-                    .unsupportedMediaType, code: "unsupported_media_type",
-                    "evaluation results are application/json, not \(mediaType ?? "unspecified")")
-            }
-            let message = try await decodeJSON(WireProtocol.EvaluationResultMessage.self, from: request)
-            let report = EvaluationReport(
-                loss: message.loss, numExamples: message.numExamples, metrics: message.metrics ?? [:])
-            do throws(UpdateRejection) {
-                try await driver.submitEvaluation(taskID, client: client, report: report)
-            } catch {
-                throw APIError.rejected(error)
-            }
+        } catch {
+            throw countRefusal(error, kind: task.kind)
         }
         return try json(["status": "accepted"], status: .accepted)
+    }
+
+    /// The request's media type, lower-cased, without parameters.
+    private func mediaType(of request: Request) -> String? {
+        request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+    }
+
+    private func submitFit(_ task: RoundDriver.Task, _ request: Request, client: ClientID) async throws {
+        let mediaType = mediaType(of: request)
+        guard mediaType == WireProtocol.safetensorsMediaType || mediaType == "application/octet-stream" else {
+            throw APIError(
+                .unsupportedMediaType, code: .unsupportedMediaType,
+                "fit results are \(WireProtocol.safetensorsMediaType), not \(mediaType ?? "unspecified")")
+        }
+        let body = try await collect(request, limit: configuration.limits.maxUpdateBytes)
+        metrics.updateReceived(bytes: body.readableBytes)
+        let file = try body.withUnsafeReadableBytes { raw throws(SafeTensorsError) in
+            try SafeTensorsFile.decode(raw, limits: configuration.limits.safetensors)
+        }
+        try await driver.submitFit(task.id, client: client, result: try FitResult(file: file))
+    }
+
+    private func submitEvaluation(_ task: RoundDriver.Task, _ request: Request, client: ClientID) async throws {
+        let mediaType = mediaType(of: request)
+        guard mediaType == "application/json" else {
+            throw APIError(
+                .unsupportedMediaType, code: .unsupportedMediaType,
+                "evaluation results are application/json, not \(mediaType ?? "unspecified")")
+        }
+        let message = try await decodeJSON(WireProtocol.EvaluationResultMessage.self, from: request)
+        let report = EvaluationReport(
+            loss: message.loss, numExamples: message.numExamples, metrics: message.metrics ?? [:])
+        try await driver.submitEvaluation(task.id, client: client, report: report)
     }
 
     // MARK: Helpers
@@ -245,33 +226,34 @@ struct CoordinatorRoutes: Sendable {
         -> ClientID
     {
         guard let token = bearer(request) else {
-            metrics.authRefused("unauthenticated")
-            throw APIError.unauthenticated
+            throw refused(.unauthenticated("missing or unknown bearer token"))
         }
         switch await driver.authenticate(token: token) {
         case .unknown:
-            metrics.authRefused("unauthenticated")
-            throw APIError.unauthenticated
+            throw refused(.unauthenticated("missing or unknown bearer token"))
         case .revoked:
-            metrics.authRefused("revoked")
-            throw APIError(.forbidden, code: "revoked", "this client's token was revoked")
+            throw refused(.revoked)
         case .client(let client):
             if let id, id != client.rawValue {
-                metrics.authRefused("forbidden")
-                throw APIError.forbidden("this token belongs to another client")
+                throw refused(.forbidden("this token belongs to another client"))
             }
             return client
         }
     }
 
-    /// Runs `body`, turning a limit refusal into its API error (409 for the client limit, else 429 with
-    /// `Retry-After`) and counting it.
-    func limited<T>(_ body: () async throws(LimitError) -> T) async throws -> T {
+    /// Counts an authentication or authorisation refusal and returns it for throwing.
+    func refused(_ refusal: AuthRefusal) -> AuthRefusal {
+        metrics.authRefused(refusal)
+        return refusal
+    }
+
+    /// Runs `body`, counting a limit refusal before passing it on.
+    func limited<T>(_ body: () async throws(LimitError) -> T) async throws(LimitError) -> T {
         do {
             return try await body()
         } catch {
-            metrics.limitRefused(error.limit.rawValue)
-            throw APIError.limited(error)
+            metrics.limitRefused(error.limit)
+            throw error
         }
     }
 
@@ -284,7 +266,7 @@ struct CoordinatorRoutes: Sendable {
     func collect(_ request: Request, limit: Int) async throws -> ByteBuffer {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
             throw APIError(
-                .contentTooLarge, code: "payload_too_large", "body of \(length) bytes exceeds the limit of \(limit)")
+                .contentTooLarge, code: .payloadTooLarge, "body of \(length) bytes exceeds the limit of \(limit)")
         }
         do {
             return try await request.body.collect(upTo: limit)
@@ -301,9 +283,7 @@ struct CoordinatorRoutes: Sendable {
         do {
             return try JSONDecoder().decode(T.self, from: Data(body.readableBytesView))
         } catch let error as DecodingError {
-            throw APIError.malformed(
-                "request body does not match the expected JSON: \(APIErrorMiddleware<BasicRequestContext>.describe(error))"
-            )
+            throw APIError.malformed("request body does not match the expected JSON: \(APIError.describe(error))")
         }
     }
 }

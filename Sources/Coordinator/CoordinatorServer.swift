@@ -41,7 +41,8 @@ public struct CoordinatorServer: Sendable {
             metrics: metrics, tracer: tracer, clock: clock)
         let router = Router()
         CoordinatorRoutes(
-            driver: driver, configuration: configuration, adminCredentials: credentials, metrics: metrics,
+            driver: driver, operators: OperatorActions(driver: driver, metrics: metrics), history: driver.history,
+            configuration: configuration, adminCredentials: credentials, metrics: metrics,
             renderMetrics: metricsFactory.render
         ).add(to: router)
         let boundPort = BoundPort()
@@ -53,7 +54,7 @@ public struct CoordinatorServer: Sendable {
         let http1 = HTTPServerBuilder.http1(
             configuration: .init(
                 additionalChannelHandlers: [
-                    ConnectionGuard(policy: policy, counter: connections) { metrics.limitRefused($0.rawValue) }
+                    ConnectionGuard(policy: policy, counter: connections) { metrics.limitRefused($0) }
                 ],
                 idleTimeout: TimeAmount(configuration.limits.idleTimeout)))
         self.application = Application(

@@ -10,7 +10,10 @@ extension RoundDriver {
     /// Carries out the machine's actions in order, feeding back the outcome of each store operation (which
     /// may bring more actions).
     func perform(_ initial: [RoundAction<Instant>]) async {
-        defer { observeBackoff() }
+        defer {
+            observeBackoff()
+            if !machine.isPersisting { persistWaiters.resumeAll() }
+        }
         var queue = initial[...]
         while let action = queue.popFirst() {
             switch action {

@@ -1,25 +1,21 @@
 import FederationCore
+import HTTPTypes
 import Logging
 import ModelManager
 
-/// An operator action that cannot be carried out now.
+/// An operator action that cannot be carried out.
 public struct OperatorActionError: Error, Sendable, CustomStringConvertible {
     /// Why, as a stable value.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        fileprivate enum Value: String { case noOpenRound = "no_open_round", busy, unknownClient = "unknown_client" }
-        fileprivate let value: Value
+    public enum Code: String, Sendable {
         /// No round is in training or evaluation.
-        public static let noOpenRound = Code(value: .noOpenRound)
-        /// The round's outcome is being stored; retry in a moment.
-        public static let busy = Code(value: .busy)
+        case noOpenRound = "no_open_round"
         /// No such client was ever registered.
-        public static let unknownClient = Code(value: .unknownClient)
-        public var description: String { value.rawValue }
+        case unknownClient = "unknown_client"
     }
 
     public var code: Code
     public var message: String
-    public var description: String { "\(code): \(message)" }
+    public var description: String { "\(code.rawValue): \(message)" }
 }
 
 /// Operator controls: pause and resume, abort the open round, revoke a client, and draining on shutdown.
@@ -30,7 +26,7 @@ extension RoundDriver {
         guard paused != machine.isPaused, paused || drainDeadline == nil else { return }
         await persist("pause audit event") {
             try await $0.recordEvent(
-                kind: paused ? "federation_paused" : "federation_resumed", actor: actor, round: machine.openRound,
+                kind: paused ? .federationPaused : .federationResumed, actor: actor, round: machine.openRound,
                 traceID: traceID)
         }
         logger.warning(paused ? "federation paused" : "federation resumed", metadata: ["actor": "\(actor)"])
@@ -41,21 +37,18 @@ extension RoundDriver {
     /// Aborts the round in training or evaluation: nothing it computed is kept, the round is recorded as
     /// aborted with `reason`, and the next one (unless paused) starts from the current model.
     /// - Returns: the aborted round's number.
-    /// - Throws: `OperatorActionError` `.noOpenRound`, or `.busy` while the round's outcome is being stored.
+    /// While the round's outcome is being stored, waits for that to finish first (the round is then usually
+    /// over, and there is nothing left to abort).
+    /// - Throws: `OperatorActionError.noOpenRound`.
     @discardableResult
     public func abortRound(reason: String, actor: String, traceID: String?) async throws(OperatorActionError) -> Int {
-        guard let round = machine.openRound else {
-            throw OperatorActionError(code: .noOpenRound, message: "no round is open")
-        }
-        guard !machine.isPersisting else {
-            throw OperatorActionError(code: .busy, message: "round \(round)'s outcome is being stored; retry")
-        }
-        guard let actions = machine.abortRound(reason: reason, now: clock.now) else {
+        await untilNotPersisting()
+        guard let round = machine.openRound, let actions = machine.abortRound(reason: reason, now: clock.now) else {
             throw OperatorActionError(code: .noOpenRound, message: "no round is open")
         }
         await persist("abort audit event") {
             try await $0.recordEvent(
-                kind: "round_aborted", actor: actor, round: round, detail: ["reason": reason], traceID: traceID)
+                kind: .roundAborted, actor: actor, round: round, detail: ["reason": reason], traceID: traceID)
         }
         logger.warning("round aborted", metadata: ["round": "\(round)", "actor": "\(actor)", "reason": "\(reason)"])
         await perform(actions)
@@ -74,17 +67,11 @@ extension RoundDriver {
         await forget(client)
     }
 
-    /// Follows revocations written directly to the database (`rondo clients revoke` while serving).
-    func adoptExternalRevocations() async {
-        do {
-            for (id, hash) in try await store.revokedClients() {
-                guard registry.revoke(tokenSHA256: hash) != nil else { continue }
-                logger.warning("client revoked on the database; refusing it", metadata: ["client_id": "\(id)"])
-                await forget(ClientID(id))
-            }
-        } catch {
-            logger.error("cannot read revocations", metadata: ["error": "\(error)"])
-        }
+    /// Points a tag at a version (audited by the store).
+    /// - Throws: `CheckpointStoreError` (`.notFound`, `.invalidTag`).
+    public func tag(version: Int, name: String, actor: String) async throws {
+        try await store.tag(version: version, name: name, actor: actor)
+        logger.notice("tagged", metadata: ["version": "\(version)", "tag": "\(name)", "actor": "\(actor)"])
     }
 
     /// One step of draining after graceful shutdown was requested.
@@ -114,12 +101,21 @@ extension RoundDriver {
     }
 }
 
-/// Why the coordinator is not ready for work (`/readyz` 503); the raw value is the API error code.
-public enum NotReadyReason: String, Sendable {
+/// Why the coordinator is not ready for work (`/readyz` 503).
+public enum NotReadyReason: Error, Sendable {
     /// SIGTERM arrived: draining or stopped.
-    case shuttingDown = "not_ready"
+    case shuttingDown
     /// The last store write failed (disk full, I/O error); rounds fail and back off until the store works.
-    case storeFailing = "store_failing"
+    case storeFailing
+
+    var status: HTTPResponse.Status { .serviceUnavailable }
+
+    var code: APIError.Code {
+        switch self {
+        case .shuttingDown: .notReady
+        case .storeFailing: .storeFailing
+        }
+    }
 
     var message: String {
         switch self {

@@ -2,27 +2,31 @@ import FederationCore
 import Logging
 import ModelManager
 
-/// Operator rollbacks, through the API or followed from the database.
+/// Operator rollbacks, and the waits that keep them from cutting a round's store write in half.
 extension RoundDriver {
     /// Rolls the federation back to `version` (an operator's request): the store moves `current` and writes the
     /// audit event, then the next round trains from that version; a round in flight is aborted.
-    /// - Throws: `CheckpointStoreError` (unknown, corrupt or incomplete version), or `RollbackBusyError` while a
-    ///   round's outcome is being stored.
+    ///
+    /// Rollbacks run one at a time, in arrival order. One that arrives while a round's outcome is being stored
+    /// waits for the store write to finish, then goes ahead.
+    /// - Throws: `CheckpointStoreError` (unknown, corrupt or incomplete version).
     public func rollback(to version: Int, reason: String, actor: String, traceID: String? = nil) async throws -> (
         from: Int, to: Int
     ) {
-        guard !machine.isPersisting, !rollbackInProgress else { throw RollbackBusyError() }
-        rollbackInProgress = true
-        defer { rollbackInProgress = false }
+        await enterRollbackLane()
+        defer { leaveRollbackLane() }
         let replacement = try await loadModel(version)
-        guard !machine.isPersisting else { throw RollbackBusyError() }
+        await untilNotPersisting()
         let previous = machine.model.version
+        var commitsSeen = machine.committedRounds
         try await store.rollback(to: version, reason: reason, actor: actor, traceID: traceID)
         // The re-hash inside the store's transaction takes a while; meanwhile the open round may have closed
-        // and be storing its outcome. Let that finish, and if it committed (moving `current` on), roll back
-        // again, so the store and the round engine agree on the model.
-        while machine.isPersisting { try? await _Concurrency.Task.sleep(for: .milliseconds(5)) }
-        if try await store.refVersion("current") != version {
+        // and committed (moving `current` on). Let any store write finish, and roll that commit back too, so
+        // the store and the round engine agree on the model. No await between the last check and the switch.
+        while true {
+            await untilNotPersisting()
+            guard machine.committedRounds != commitsSeen else { break }
+            commitsSeen = machine.committedRounds
             try await store.rollback(to: version, reason: reason, actor: actor, traceID: traceID)
         }
         metrics.rolledBack()
@@ -39,25 +43,24 @@ extension RoundDriver {
         return (previous, version)
     }
 
-    /// Follows a rollback made directly on the database (`rondo checkpoints rollback` while serving).
-    func adoptExternalRollback() async {
-        guard !machine.isPersisting, !rollbackInProgress else { return }
-        do {
-            guard let current = try await store.refVersion("current"), current != machine.model.version,
-                !machine.isPersisting
-            else { return }
-            let replacement = try await loadModel(current)
-            guard !machine.isPersisting, !rollbackInProgress, machine.model.version != current else { return }
-            logger.warning(
-                "current ref moved outside the coordinator; following it", metadata: ["to_version": "\(current)"])
-            metrics.rolledBack()
-            metrics.modelVersion(current)
-            await perform(
-                machine.replaceModel(
-                    with: replacement, reason: "rolled back to version \(current) during the round", now: clock.now))
-        } catch {
-            logger.error("cannot follow the moved current ref", metadata: ["error": "\(error)"])
+    /// Returns once no round outcome is being stored (`perform` resumes the waiters when a store write ends).
+    func untilNotPersisting() async {
+        while machine.isPersisting, !stopped {
+            await withCheckedContinuation { persistWaiters.add($0) }
         }
+    }
+
+    private func enterRollbackLane() async {
+        guard rollbackInProgress else {
+            rollbackInProgress = true
+            return
+        }
+        // `leaveRollbackLane` hands the lane over without clearing the flag.
+        await withCheckedContinuation { rollbackQueue.add($0) }
+    }
+
+    private func leaveRollbackLane() {
+        if !rollbackQueue.resumeFirst() { rollbackInProgress = false }
     }
 
     private func loadModel(_ version: Int) async throws -> GlobalModel {
@@ -73,6 +76,3 @@ extension RoundDriver {
         }
     }
 }
-
-/// A rollback arrived while a round's outcome was being stored; retrying a moment later succeeds.
-public struct RollbackBusyError: Error, Sendable {}

@@ -20,8 +20,10 @@ public actor RoundDriver: Service {
     public typealias Report = RoundReport<Instant>
 
     var machine: RoundStateMachine<Instant>
-    /// The store the driver persists to (read-only use from outside: history, events).
-    public let store: CheckpointStore
+    /// The store the driver persists to; the driver is its one writer.
+    nonisolated let store: CheckpointStore
+    /// Read-only access to the store for the admin API.
+    public nonisolated let history: FederationHistory
     let configuration: CoordinatorConfiguration
     let logger: Logger
     let clock: any CoordinatorClock
@@ -36,11 +38,14 @@ public actor RoundDriver: Service {
     /// Raised from the graceful-shutdown handler, which cannot wait for the actor.
     nonisolated let drainRequested = Atomic<Bool>(false)
 
-    /// When the driver last compared the store's `current` ref with its own model.
-    private var lastRefCheck: Instant
-    /// Set while an operator's rollback is between its store write and the state machine update, so the
-    /// periodic ref check does not apply the same rollback a second time.
+    /// When the once-a-second housekeeping last ran (retrying history rows, probing a failing store, client
+    /// gauges).
+    private var lastHousekeeping: Instant
+    /// Set while an operator's rollback runs; later ones wait in `rollbackQueue`.
     var rollbackInProgress = false
+    var rollbackQueue = WaitList()
+    /// Operator actions waiting for a round's outcome to be stored (see `untilNotPersisting`).
+    var persistWaiters = WaitList()
     /// Where the driver reports what happens.
     nonisolated let metrics: CoordinatorMetrics
     var tracing: RoundTracing
@@ -77,7 +82,7 @@ public actor RoundDriver: Service {
         if !aborted.isEmpty {
             logger.warning("rounds interrupted by a restart marked aborted", metadata: ["rounds": "\(aborted)"])
         }
-        var currentVersion = try await store.refVersion("current")
+        var currentVersion = try await store.refVersion(.current)
         if currentVersion == nil {
             guard let initialWeights else {
                 throw CoordinatorStartupError(message: "the store has no current model and no initial model was given")
@@ -97,7 +102,7 @@ public actor RoundDriver: Service {
             throw CoordinatorStartupError(message: "current model version \(currentVersion) is unreadable: \(error)")
         }
         var bestValue: Double?
-        if let regressionGuard = configuration.rounds.regressionGuard, let best = try await store.refVersion("best") {
+        if let regressionGuard = configuration.rounds.regressionGuard, let best = try await store.refVersion(.best) {
             bestValue = try await store.checkpoint(version: best)?.metrics.value(of: regressionGuard.metric)
         }
         var machine = RoundStateMachine<Instant>(
@@ -114,9 +119,10 @@ public actor RoundDriver: Service {
         self.admission = Admission(limits: configuration.limits)
         self.clock = clock
         self.store = store
+        self.history = FederationHistory(store: store)
         self.configuration = configuration
         self.logger = logger
-        self.lastRefCheck = now
+        self.lastHousekeeping = now
         self.metrics = metrics
         self.tracing = RoundTracing(tracer: tracer)
         self.phaseSince = now
@@ -149,12 +155,10 @@ public actor RoundDriver: Service {
     /// One step of time: housekeeping once a second, expired long-polls answered, the machine ticked.
     func tick() async {
         let now = clock.now
-        if lastRefCheck.advanced(by: .seconds(1)) <= now {
-            lastRefCheck = now
+        if lastHousekeeping.advanced(by: .seconds(1)) <= now {
+            lastHousekeeping = now
             await recordUnrecordedRounds()
             await probeFailingStore()
-            await adoptExternalRollback()
-            await adoptExternalRevocations()
             metrics.clients(
                 connected: machine.connectedClients.count, registered: machine.registeredClientCount,
                 required: machine.requiredClients, quorum: configuration.rounds.minFitResults)
@@ -166,152 +170,9 @@ public actor RoundDriver: Service {
     private func shutdown() {
         stopped = true
         polls.release()
+        persistWaiters.resumeAll()
         for subscriber in subscribers { subscriber.finish() }
         subscribers = []
-    }
-
-    // MARK: Clients
-
-    /// Registers a client and returns its id and bearer token (shown once; only its hash is kept).
-    /// - Throws: `LimitError` when the federation is full or registrations come too fast.
-    public func register(name: String) async throws(LimitError) -> WireProtocol.RegistrationResponse {
-        try admission.admitRegistration(registered: machine.registeredClientCount, now: clock.now)
-        var client: ClientID
-        repeat { client = ClientID("c-" + Digest.randomToken(bytes: 8)) } while machine.isRegistered(client)
-        let (token, tokenHash) = registry.issueToken(for: client)
-        await persist("client registration") {
-            try await $0.clientRegistered(id: client.rawValue, name: name, tokenSHA256: tokenHash)
-        }
-        logger.info(
-            "client registered", metadata: ["client_id": "\(client)", "client_name": "\(ClientText.forLog(name))"])
-        await perform(machine.register(client, now: clock.now))
-        return WireProtocol.RegistrationResponse(
-            clientID: client.rawValue, token: token,
-            heartbeatIntervalSeconds: configuration.heartbeatInterval.seconds)
-    }
-
-    /// The client a bearer token belongs to, or why there is none.
-    public func authenticate(token: String) -> ClientAuthentication {
-        registry.authenticate(token: token)
-    }
-
-    /// - Throws: `LimitError` when `client` submits results or failures faster than its rate.
-    public func admitSubmission(from client: ClientID) throws(LimitError) {
-        try admission.admitSubmission(from: client, now: clock.now)
-    }
-
-    /// Records a heartbeat.
-    public func heartbeat(_ client: ClientID) async {
-        await perform(machine.touch(client, now: clock.now))
-    }
-
-    /// The client leaves: its token stops working, its parked polls return, an open task is a dropout.
-    public func leave(_ client: ClientID) async {
-        await persist("client departure") { try await $0.clientLeft(id: client.rawValue) }
-        logger.info("client left", metadata: ["client_id": "\(client)"])
-        await forget(client)
-    }
-
-    /// Drops a client from the live federation: its token stops working, its parked polls return, an open
-    /// task counts as a `disconnect` dropout.
-    func forget(_ client: ClientID) async {
-        admission.forget(client)
-        registry.forget(client)
-        polls.release(client)
-        await perform(machine.leave(client, now: clock.now))
-    }
-
-    /// Long-polls for the client's next task: answers at once when one is waiting, otherwise parks until a
-    /// task is handed out or `wait` passes (then nil). The task comes with the W3C `traceparent` of its span,
-    /// for the client to continue the round's trace.
-    /// - Throws: `LimitError` when too many long-polls are parked already.
-    public func nextTask(for client: ClientID, wait: Duration) async throws(LimitError) -> TaskDelivery? {
-        if wait > .zero {
-            try admission.admitLongPoll(own: polls.parkedCount(for: client), total: polls.parkedCount)
-        }
-        guard let task = await waitForTask(client, wait: wait) else { return nil }
-        return TaskDelivery(
-            task: task, traceparent: tracing.taskDelivered(task)?.traceparent,
-            deadlineIn: max(.zero, clock.now.duration(to: task.deadline)))
-    }
-
-    /// A poll is a sign of life: the client is seen when it starts and when it ends; while it is parked, the
-    /// hub's `parkedClients` keep it connected at every tick.
-    private func waitForTask(_ client: ClientID, wait: Duration) async -> Task? {
-        await perform(machine.touch(client, now: clock.now))
-        if let task = deliver(to: client) { return task }
-        guard wait > .zero, !stopped else { return nil }
-        let deadline = clock.now.advanced(by: wait)
-        let task = await withCheckedContinuation { continuation in
-            polls.park(client, until: deadline, continuation)
-        }
-        await perform(machine.touch(client, now: clock.now))
-        return task
-    }
-
-    /// Polls parked now (for tests and status).
-    var parkedPollCount: Int { polls.parkedCount }
-
-    /// The task waiting for `client`, noting when it was first handed over.
-    func deliver(to client: ClientID) -> Task? {
-        guard let task = machine.takeTask(for: client, now: clock.now) else { return nil }
-        if taskDeliveredAt[task.id] == nil { taskDeliveredAt[task.id] = clock.now }
-        return task
-    }
-
-    // MARK: Results
-
-    /// Hands a decoded fit result to the round.
-    /// - Throws: `UpdateRejection` when the round refuses it.
-    public func submitFit(_ taskID: TaskID, client: ClientID, result: FitResult) async throws(UpdateRejection) {
-        let actions: [RoundAction<Instant>]
-        let started = clock.now
-        do {
-            actions = try machine.fitResult(
-                taskID, client: client, weights: result.weights, numExamples: result.numExamples,
-                metrics: result.metrics, now: clock.now)
-        } catch {
-            logRejection(error, taskID: taskID, client: client)
-            throw error
-        }
-        metrics.updateFolded(duration: started.duration(to: clock.now))
-        await persist("client activity") { try await $0.clientSeen(id: client.rawValue) }
-        await perform(actions)
-    }
-
-    /// Hands an evaluation report to the round.
-    /// - Throws: `UpdateRejection` when the round refuses it.
-    public func submitEvaluation(_ taskID: TaskID, client: ClientID, report: EvaluationReport)
-        async throws(UpdateRejection)
-    {
-        let actions: [RoundAction<Instant>]
-        do {
-            actions = try machine.evaluationResult(taskID, client: client, report: report, now: clock.now)
-        } catch {
-            logRejection(error, taskID: taskID, client: client)
-            throw error
-        }
-        await persist("client activity") { try await $0.clientSeen(id: client.rawValue) }
-        await perform(actions)
-    }
-
-    /// Records that the client could not complete a task (an `error` dropout).
-    public func reportFailure(_ taskID: TaskID, client: ClientID, message: String) async throws(UpdateRejection) {
-        let actions = try machine.taskFailed(taskID, client: client, now: clock.now)
-        logger.warning(
-            "client reported a failed task",
-            metadata: ["client_id": "\(client)", "task_id": "\(taskID)", "message": "\(ClientText.forLog(message))"])
-        await perform(actions)
-    }
-
-    private func logRejection(_ rejection: UpdateRejection, taskID: TaskID, client: ClientID) {
-        tracing.resultRefused(client: client, reason: rejection.reason.rawValue)
-        logger.notice(
-            "result rejected",
-            metadata: roundScoped([
-                "client_id": "\(client)", "task_id": "\(taskID)", "reason": "\(rejection.reason.rawValue)",
-                "detail": "\(ClientText.forLog(rejection.message))",
-            ]))
     }
 
     // MARK: Models and status
@@ -343,7 +204,7 @@ public actor RoundDriver: Service {
     /// A snapshot for `GET /v1/status`.
     public func status() -> WireProtocol.StatusMessage {
         WireProtocol.StatusMessage(
-            phase: machine.phaseName.rawValue, round: machine.currentRound, modelVersion: machine.model.version,
+            phase: machine.phaseName, round: machine.currentRound, modelVersion: machine.model.version,
             modelSHA256: machine.model.sha256, clientsRegistered: machine.registeredClientCount,
             clientsConnected: machine.connectedClients.count, clientsRequired: machine.requiredClients,
             quorum: configuration.rounds.minFitResults, committedRounds: machine.committedRounds,

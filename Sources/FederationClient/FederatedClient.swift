@@ -1,5 +1,4 @@
 import FederationCore
-import FederationTelemetry
 import Logging
 import Tracing
 import ServiceLifecycle
@@ -24,14 +23,15 @@ public struct FederatedClient<T: Trainer>: Service {
     private let longPoll: Duration
     private let logger: Logger
     /// Continues each task's trace (from its `traceparent`) with download, train and upload spans; nil records none.
-    private let tracer: RondoTracer?
+    /// Any swift-distributed-tracing tracer works; it reads `traceparent` through its `extract`.
+    private let tracer: (any Tracer)?
 
     /// - Parameters:
     ///   - retry: backoff for retryable failures.
     ///   - longPoll: how long one task poll may park on the coordinator. Default 30 s.
     public init(
         configuration: CoordinatorConnection.Configuration, trainer: T, retry: RetryPolicy = RetryPolicy(),
-        longPoll: Duration = .seconds(30), logger: Logger, tracer: RondoTracer? = nil
+        longPoll: Duration = .seconds(30), logger: Logger, tracer: (any Tracer)? = nil
     ) {
         self.connection = CoordinatorConnection(configuration: configuration)
         self.trainer = trainer
@@ -75,18 +75,16 @@ public struct FederatedClient<T: Trainer>: Service {
     }
 
     private func handle(_ message: WireProtocol.TaskMessage) async throws {
-        guard let kind = TaskKind(rawValue: message.kind) else {
-            logger.warning("ignoring task of unknown kind", metadata: ["kind": "\(message.kind)"])
-            return
-        }
         let context = TaskContext(
-            taskID: message.taskID, round: message.round, kind: kind, modelVersion: message.modelVersion,
+            taskID: message.taskID, round: message.round, kind: message.kind, modelVersion: message.modelVersion,
             config: message.config, deadlineSeconds: message.deadlineSeconds)
-        let taskContext = {
+        // Without a `traceparent` there is no round trace to join, and no client spans are recorded.
+        let taskContext: ServiceContext? = message.traceparent.flatMap { traceparent in
+            guard let tracer else { return nil }
             var context = ServiceContext.topLevel
-            context.traceContext = message.traceparent.flatMap(TraceContext.init(traceparent:))
+            tracer.extract(["traceparent": traceparent], into: &context, using: HeaderExtractor())
             return context
-        }()
+        }
         let model: ModelWeights
         do {
             model = try await traced("client.download", taskContext) {
@@ -115,8 +113,8 @@ public struct FederatedClient<T: Trainer>: Service {
             }
             group.addTask {
                 do {
-                    return try await traced("client.\(kind.rawValue)", taskContext) {
-                        switch kind {
+                    return try await traced("client.\(message.kind.rawValue)", taskContext) {
+                        switch message.kind {
                         case .fit: return .success(.fit(try await trainer.fit(model: model, task: context)))
                         case .evaluate:
                             return .success(.evaluate(try await trainer.evaluate(model: model, task: context)))
@@ -168,9 +166,9 @@ public struct FederatedClient<T: Trainer>: Service {
     /// Runs `operation` in a span that is a child of the task's span (when tracing is on and the task had a
     /// `traceparent`); a thrown error marks the span failed.
     private func traced<R: Sendable>(
-        _ name: String, _ context: ServiceContext, _ operation: () async throws -> R
+        _ name: String, _ context: ServiceContext?, _ operation: () async throws -> R
     ) async throws -> R {
-        guard let tracer, context.traceContext != nil else { return try await operation() }
+        guard let tracer, let context else { return try await operation() }
         let span = tracer.startSpan(name, context: context, ofKind: .internal)
         do {
             let result = try await operation()
@@ -211,4 +209,9 @@ public struct FederatedClient<T: Trainer>: Service {
             }
         }
     }
+}
+
+/// Reads propagation headers out of a plain dictionary, for `Tracer.extract`.
+struct HeaderExtractor: Extractor {
+    func extract(key: String, from carrier: [String: String]) -> String? { carrier[key] }
 }

@@ -36,7 +36,7 @@ public struct TaskID: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// What a task asks a client to do.
-public enum TaskKind: String, Sendable, Hashable, CaseIterable {
+public enum TaskKind: String, Sendable, Hashable, CaseIterable, Codable {
     /// Train on local data starting from the task's model; answer with updated weights.
     case fit
     /// Evaluate the task's model on local held-out data; answer with loss and metrics.

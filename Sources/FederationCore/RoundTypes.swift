@@ -39,7 +39,7 @@ public enum DropoutReason: String, Sendable, CaseIterable, Hashable {
 }
 
 /// The externally visible phase of the federation, for status and metrics.
-public enum RoundPhase: String, Sendable, CaseIterable {
+public enum RoundPhase: String, Sendable, CaseIterable, Codable {
     /// Waiting for enough connected clients to start a round.
     case selecting
     case training

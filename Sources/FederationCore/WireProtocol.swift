@@ -46,7 +46,7 @@ public enum WireProtocol {
         public var taskID: String
         public var round: Int
         /// `fit` or `evaluate`.
-        public var kind: String
+        public var kind: TaskKind
         public var modelVersion: Int
         public var modelSHA256: String
         public var config: [String: String]
@@ -56,7 +56,8 @@ public enum WireProtocol {
         public var traceparent: String?
 
         public init(
-            taskID: String, round: Int, kind: String, modelVersion: Int, modelSHA256: String, config: [String: String],
+            taskID: String, round: Int, kind: TaskKind, modelVersion: Int, modelSHA256: String,
+            config: [String: String],
             deadlineSeconds: Double, traceparent: String? = nil
         ) {
             self.taskID = taskID
@@ -122,7 +123,7 @@ public enum WireProtocol {
 
     /// `GET /v1/status` answer.
     public struct StatusMessage: Codable, Sendable, Equatable {
-        public var phase: String
+        public var phase: RoundPhase
         public var round: Int
         public var modelVersion: Int
         public var modelSHA256: String
@@ -141,7 +142,7 @@ public enum WireProtocol {
         public var draining: Bool
 
         public init(
-            phase: String, round: Int, modelVersion: Int, modelSHA256: String, clientsRegistered: Int,
+            phase: RoundPhase, round: Int, modelVersion: Int, modelSHA256: String, clientsRegistered: Int,
             clientsConnected: Int, clientsRequired: Int, quorum: Int, committedRounds: Int, failedRounds: Int,
             maxRounds: Int?, paused: Bool = false, draining: Bool = false
         ) {

@@ -50,7 +50,7 @@ extension CheckpointStore {
                 "UPDATE clients SET revoked_at = ?, left_at = COALESCE(left_at, ?) WHERE client_id = ?",
                 [.real(now), .real(now), .text(id)])
             try insertEvent(
-                kind: "client_revoked", actor: actor, round: nil, version: nil,
+                kind: .clientRevoked, actor: actor, round: nil, version: nil,
                 detail: ["client_id": id, "reason": reason], traceID: traceID, at: now)
             return true
         }

@@ -40,7 +40,7 @@ extension CheckpointStore {
                     "UPDATE rounds SET status = 'aborted', finished_at = ?, reason = 'aborted', detail = ? WHERE round = ?",
                     [.real(now), .text(reason), .integer(Int64(round))])
                 try insertEvent(
-                    kind: "round_aborted", actor: "coordinator", round: round, version: nil, detail: ["reason": reason],
+                    kind: .roundAborted, actor: "coordinator", round: round, version: nil, detail: ["reason": reason],
                     at: now)
             }
             return running

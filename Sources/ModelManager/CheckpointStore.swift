@@ -104,10 +104,10 @@ public actor CheckpointStore {
                 offset = end
             } while offset < bytes.count
             if makeCurrent {
-                let previous = try refVersion("current")
-                try setRef("current", version, at: now)
+                let previous = try refVersion(.current)
+                try setRef(CheckpointRef.current.rawValue, version, at: now)
                 try insertEvent(
-                    kind: status == .imported ? "import" : "commit", actor: actor, round: round, version: version,
+                    kind: status == .imported ? .import : .commit, actor: actor, round: round, version: version,
                     detail: ["from_version": previous.map(String.init) ?? "none"], at: now)
             }
             return version
@@ -139,9 +139,9 @@ public actor CheckpointStore {
             try connection.query(
                 "UPDATE checkpoints SET status = 'committed', metrics_json = ? WHERE version = ?",
                 [.text(try Self.json(metrics)), .integer(Int64(version))])
-            try setRef("current", version, at: now)
+            try setRef(CheckpointRef.current.rawValue, version, at: now)
             let becameBest = try isBetterThanBest(metrics)
-            if becameBest { try setRef("best", version, at: now) }
+            if becameBest { try setRef(CheckpointRef.best.rawValue, version, at: now) }
             return becameBest
         }
     }
@@ -155,7 +155,7 @@ public actor CheckpointStore {
                 "UPDATE checkpoints SET status = 'rejected', status_reason = ?, metrics_json = ? WHERE version = ?",
                 [.text(reason), .text(try Self.json(metrics)), .integer(Int64(version))])
             try insertEvent(
-                kind: "guard_rejected", actor: "coordinator", round: record.round, version: version,
+                kind: .guardRejected, actor: "coordinator", round: record.round, version: version,
                 detail: ["reason": reason], at: now)
         }
     }
@@ -194,10 +194,10 @@ public actor CheckpointStore {
                     "version \(version) is \(record.status.rawValue); only complete versions can become current")
             }
             _ = try bytes(version: version)
-            let previous = try refVersion("current")
-            try setRef("current", version, at: now)
+            let previous = try refVersion(.current)
+            try setRef(CheckpointRef.current.rawValue, version, at: now)
             try insertEvent(
-                kind: "rollback", actor: actor, round: nil, version: version,
+                kind: .rollback, actor: actor, round: nil, version: version,
                 detail: [
                     "from_version": previous.map(String.init) ?? "none", "to_version": String(version),
                     "reason": reason,
@@ -211,14 +211,14 @@ public actor CheckpointStore {
     public func tag(version: Int, name: String, actor: String) throws {
         let valid =
             !name.isEmpty && name.count <= 64 && name.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) }
-        guard valid, name != "current", name != "best" else {
+        guard valid, CheckpointRef(rawValue: name) == nil else {
             throw CheckpointStoreError(.invalidTag, "tag \"\(name)\" is reserved or not [A-Za-z0-9._-]{1,64}")
         }
         let now = clock()
         try connection.transaction {
             _ = try requireCheckpoint(version)
             try setRef(name, version, at: now)
-            try insertEvent(kind: "tag", actor: actor, round: nil, version: version, detail: ["tag": name], at: now)
+            try insertEvent(kind: .tag, actor: actor, round: nil, version: version, detail: ["tag": name], at: now)
         }
     }
 
@@ -234,8 +234,13 @@ public actor CheckpointStore {
         try connection.query("\(Self.checkpointColumns) ORDER BY version DESC").map(Self.checkpoint)
     }
 
-    /// The version a ref names, if the ref exists.
-    public func refVersion(_ name: String) throws -> Int? {
+    /// The version `current` or `best` names, if set.
+    public func refVersion(_ ref: CheckpointRef) throws -> Int? {
+        try refVersion(named: ref.rawValue)
+    }
+
+    /// The version a ref (`current`, `best` or a tag) names, if the ref exists.
+    public func refVersion(named name: String) throws -> Int? {
         try connection.query("SELECT version FROM refs WHERE name = ?", [.text(name)]).first?[0].int
     }
 
@@ -284,121 +289,37 @@ public actor CheckpointStore {
         return bytes
     }
 
-    // MARK: Integrity and retention
-
-    /// Recomputes every checkpoint's hash and runs `PRAGMA integrity_check`. Versions that fail are marked so
-    /// rollback refuses them; versions that pass again are cleared.
-    public func verify() throws -> VerificationReport {
-        var problems: [String] = []
-        let records = try checkpoints()
-        for record in records {
-            let bytes = try rawBytes(record.version)
-            let digest = Self.sha256Hex(bytes)
-            var error: String?
-            if bytes.count != record.sizeBytes {
-                error = "size \(bytes.count) bytes, recorded \(record.sizeBytes)"
-            } else if digest != record.sha256 {
-                error = "SHA-256 \(digest), recorded \(record.sha256)"
-            }
-            if let error { problems.append("version \(record.version): \(error)") }
-            if error != record.integrityError {
-                try connection.query(
-                    "UPDATE checkpoints SET integrity_error = ? WHERE version = ?",
-                    [error.map { .text($0) } ?? .null, .integer(Int64(record.version))])
-            }
-        }
-        let check = try connection.query("PRAGMA integrity_check").compactMap { $0[0].string }.joined(separator: "; ")
-        let dangling = try connection.query(
-            "SELECT name FROM refs WHERE version NOT IN (SELECT version FROM checkpoints)")
-        problems += dangling.compactMap { $0[0].string }.map { "ref \($0) points at a missing version" }
-        return VerificationReport(checkpointsChecked: records.count, problems: problems, integrityCheck: check)
-    }
-
-    /// Deletes all but the newest `keepLast` checkpoints, always keeping every version a ref names
-    /// (`current`, `best`, tags) and open candidates.
-    /// - Returns: the deleted versions.
-    public func prune(keepLast: Int, actor: String) throws -> [Int] {
-        precondition(keepLast >= 0)
-        let now = clock()
-        return try connection.transaction {
-            let protected = Set(try refs().values)
-            let all = try connection.query("SELECT version, status FROM checkpoints ORDER BY version DESC")
-            let doomed = all.dropFirst(keepLast).compactMap { row -> Int? in
-                guard let version = row[0].int, row[1].string != CheckpointStatus.candidate.rawValue,
-                    !protected.contains(version)
-                else { return nil }
-                return version
-            }
-            for version in doomed {
-                try connection.query("DELETE FROM checkpoints WHERE version = ?", [.integer(Int64(version))])
-            }
-            if !doomed.isEmpty {
-                try insertEvent(
-                    kind: "prune", actor: actor, round: nil, version: nil,
-                    detail: ["deleted": doomed.map(String.init).joined(separator: ","), "keep_last": String(keepLast)],
-                    at: now)
-            }
-            return doomed
-        }
-    }
-
-    // MARK: Events
-
-    public func recordEvent(
-        kind: String, actor: String, round: Int? = nil, version: Int? = nil, detail: [String: String] = [:],
-        traceID: String? = nil
-    ) throws {
-        try insertEvent(
-            kind: kind, actor: actor, round: round, version: version, detail: detail, traceID: traceID, at: clock())
-    }
-
-    /// Audit events, newest first.
-    public func events(limit: Int = 100, kind: String? = nil) throws -> [EventRecord] {
-        let filter = kind == nil ? "" : "WHERE kind = ?"
-        let parameters: [SQLiteValue] = (kind.map { [.text($0)] } ?? []) + [.integer(Int64(limit))]
-        return try connection.query(
-            "SELECT id, at, kind, actor, round, version, trace_id, detail_json FROM events \(filter) ORDER BY id DESC LIMIT ?",
-            parameters
-        ).map { row in
-            EventRecord(
-                id: row[0].int ?? 0, at: row[1].double ?? 0, kind: row[2].string ?? "", actor: row[3].string ?? "",
-                round: row[4].int, version: row[5].int, traceID: row[6].string,
-                detail: (try? JSONDecoder().decode([String: String].self, from: Data((row[7].string ?? "{}").utf8)))
-                    ?? [:])
-        }
-    }
-
     // MARK: Internals
 
-    private func requireCheckpoint(_ version: Int) throws -> CheckpointRecord {
+    func requireCheckpoint(_ version: Int) throws -> CheckpointRecord {
         guard let record = try checkpoint(version: version) else {
             throw CheckpointStoreError(.notFound, "no checkpoint version \(version)")
         }
         return record
     }
 
-    private func setRef(_ name: String, _ version: Int, at now: Double) throws {
+    func setRef(_ name: String, _ version: Int, at now: Double) throws {
         try connection.query(
             "INSERT INTO refs (name, version, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
             [.text(name), .integer(Int64(version)), .real(now)])
     }
 
-    private func isBetterThanBest(_ metrics: CheckpointMetrics) throws -> Bool {
+    func isBetterThanBest(_ metrics: CheckpointMetrics) throws -> Bool {
         guard let value = metrics.value(of: configuration.bestMetric) else { return false }
-        guard let best = try refVersion("best"), let bestRecord = try checkpoint(version: best),
+        guard let best = try refVersion(.best), let bestRecord = try checkpoint(version: best),
             let bestValue = bestRecord.metrics.value(of: configuration.bestMetric)
         else { return true }
         return configuration.higherIsBetter ? value > bestValue : value < bestValue
     }
 
     func insertEvent(
-        kind: String, actor: String, round: Int?, version: Int?, detail: [String: String], traceID: String? = nil,
+        kind: EventKind, actor: String, round: Int?, version: Int?, detail: [String: String], traceID: String? = nil,
         at now: Double
     ) throws {
         try connection.query(
             "INSERT INTO events (at, kind, actor, round, version, trace_id, detail_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
-                .real(now), .text(kind), .text(actor), round.map { .integer(Int64($0)) } ?? .null,
+                .real(now), .text(kind.rawValue), .text(actor), round.map { .integer(Int64($0)) } ?? .null,
                 version.map { .integer(Int64($0)) } ?? .null, traceID.map { .text($0) } ?? .null,
                 .text(try Self.json(detail)),
             ])
@@ -410,12 +331,12 @@ public actor CheckpointStore {
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
-    private static let checkpointColumns = """
+    static let checkpointColumns = """
         SELECT version, round, parent_version, created_at, sha256, size_bytes, tensor_count, status, status_reason,
             integrity_error, metrics_json FROM checkpoints
         """
 
-    private static func checkpoint(_ row: [SQLiteValue]) -> CheckpointRecord {
+    static func checkpoint(_ row: [SQLiteValue]) -> CheckpointRecord {
         CheckpointRecord(
             version: row[0].int ?? 0, round: row[1].int ?? 0, parentVersion: row[2].int, createdAt: row[3].double ?? 0,
             sha256: row[4].string ?? "", sizeBytes: row[5].int ?? 0, tensorCount: row[6].int ?? 0,

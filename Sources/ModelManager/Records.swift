@@ -159,11 +159,39 @@ public struct ClientRecord: Sendable, Codable, Equatable {
 }
 
 /// One audit-log entry.
+/// What an audit event records; the raw value is stored and shown in `/v1/events`.
+public enum EventKind: String, Sendable, Codable, CaseIterable {
+    /// A model became current by import (`rondo checkpoints import`, or the initial model).
+    case `import`
+    /// A round's candidate became current.
+    case commit
+    case rollback
+    case tag
+    /// Old checkpoints were deleted (`rondo checkpoints prune`).
+    case prune
+    /// The regression guard refused a round's candidate.
+    case guardRejected = "guard_rejected"
+    /// A round was cut short (an operator's abort, a restart, a drain timeout).
+    case roundAborted = "round_aborted"
+    case clientRevoked = "client_revoked"
+    case federationPaused = "federation_paused"
+    case federationResumed = "federation_resumed"
+    /// A model with a different tensor layout was imported with `--force`.
+    case layoutChanged = "layout_changed"
+}
+
+/// A ref the coordinator maintains itself (operators' tags are the other refs).
+public enum CheckpointRef: String, Sendable, CaseIterable {
+    /// The model the next round trains from.
+    case current
+    /// The committed model with the best guarded metric so far.
+    case best
+}
+
 public struct EventRecord: Sendable, Codable, Equatable {
     public var id: Int
     public var at: Double
-    /// `rollback`, `guard_rejected`, `tag`, `import`, `round_aborted`, `prune`, …
-    public var kind: String
+    public var kind: EventKind
     /// Who did it: `coordinator`, `cli:<user>`, `admin`.
     public var actor: String
     public var round: Int?

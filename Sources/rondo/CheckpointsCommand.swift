@@ -129,19 +129,28 @@ struct CheckpointsCommand: AsyncParsableCommand {
     struct Tag: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Point a tag (e.g. production) at a version.")
         @OptionGroup var store: StoreOptions
+        @OptionGroup var operatorOptions: OperatorOptions
         @Argument(help: "The version.") var version: Int
         @Argument(help: "The tag name.") var name: String
 
         func run() async throws {
-            try await store.openStore().tag(version: version, name: name, actor: cliActor)
+            switch try await OperatorChannel.open(store, operatorOptions) {
+            case .coordinator(let api):
+                _ = try await api.post(
+                    "/v1/checkpoints/\(version)/tags", ["tag": name], as: [String: AnyDecodable].self)
+            case .store(let database, let lock):
+                defer { withExtendedLifetime(lock) {} }
+                try await database.tag(version: version, name: name, actor: cliActor)
+            }
             printLine("tagged v\(version) as \(name)")
         }
     }
 
     struct Rollback: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Make an earlier version current; a running coordinator follows within a second.")
+            abstract: "Make an earlier version current (through a running coordinator's admin API, if one runs).")
         @OptionGroup var store: StoreOptions
+        @OptionGroup var operatorOptions: OperatorOptions
         @Argument(help: "The version to roll back to.") var version: Int
         @Option(help: "Why (recorded in the audit log).") var reason: String
 
@@ -149,7 +158,15 @@ struct CheckpointsCommand: AsyncParsableCommand {
             guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else {
                 throw ValidationError("--reason must not be empty")
             }
-            let previous = try await store.openStore().rollback(to: version, reason: reason, actor: cliActor)
+            let previous: Int?
+            switch try await OperatorChannel.open(store, operatorOptions) {
+            case .coordinator(let api):
+                previous = try await api.post(
+                    "/v1/checkpoints/\(version)/rollback", ["reason": reason], as: [String: Int].self)["from_version"]
+            case .store(let database, let lock):
+                defer { withExtendedLifetime(lock) {} }
+                previous = try await database.rollback(to: version, reason: reason, actor: cliActor)
+            }
             if store.json { return try store.printJSON(["from_version": previous, "to_version": version]) }
             printLine("current: v\(previous.map(String.init) ?? "-") -> v\(version)")
         }
@@ -199,8 +216,10 @@ struct CheckpointsCommand: AsyncParsableCommand {
             let bytes = SafeTensorsFile(
                 weights: decoded.weights, metadata: ["imported_from": (file as NSString).lastPathComponent]
             ).encoded()
+            let lock = try OperatorChannel.requireNoCoordinator(store, action: "import a model")
+            defer { withExtendedLifetime(lock) {} }
             let database = try store.openStore()
-            let current = try await database.refVersion("current")
+            let current = try await database.refVersion(.current)
             var layoutChange: String?
             if let current {
                 // A current model that cannot be read is exactly when an operator imports a replacement.
@@ -228,7 +247,7 @@ struct CheckpointsCommand: AsyncParsableCommand {
                 actor: cliActor)
             if let layoutChange {
                 try await database.recordEvent(
-                    kind: "layout_changed", actor: cliActor, version: version,
+                    kind: .layoutChanged, actor: cliActor, version: version,
                     detail: ["from_version": current.map(String.init) ?? "none", "detail": layoutChange])
             }
             printLine("imported \(file) as v\(version)\(keepCurrent ? "" : " (now current)")")
@@ -261,6 +280,8 @@ struct CheckpointsCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard keepLast >= 0 else { throw ValidationError("--keep-last must be >= 0") }
+            let lock = try OperatorChannel.requireNoCoordinator(store, action: "prune")
+            defer { withExtendedLifetime(lock) {} }
             let deleted = try await store.openStore().prune(keepLast: keepLast, actor: cliActor)
             if store.json { return try store.printJSON(["deleted": deleted]) }
             printLine(

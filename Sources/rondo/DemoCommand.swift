@@ -29,7 +29,8 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = common.bootstrapLogging(defaultLevel: .warning)
-        try server.prepareDataDirectory()
+        let lock = try await server.prepareDataDirectory()
+        defer { withExtendedLifetime(lock) {} }
         var options = DemoOptions()
         options.clients = clients
         options.rounds = rounds

@@ -38,16 +38,22 @@ struct ClientsCommand: AsyncParsableCommand {
 struct ClientsRevokeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "revoke",
-        abstract: "Revoke a client's token for good (a running coordinator refuses it within a second).")
+        abstract: "Revoke a client's token for good (a running coordinator refuses it at once).")
 
     @OptionGroup var store: StoreOptions
+    @OptionGroup var operatorOptions: OperatorOptions
     @Argument(help: "The client id (see `rondo clients`).") var clientID: String
     @Option(help: "Why, for the audit log.") var reason = "revoked by an operator"
 
     func run() async throws {
-        guard try await store.openStore().revokeClient(id: clientID, reason: reason, actor: cliActor)
-        else {
-            throw ValidationError("no client \(clientID)")
+        switch try await OperatorChannel.open(store, operatorOptions) {
+        case .coordinator(let api):
+            _ = try await api.post("/v1/clients/\(clientID)/revoke", ["reason": reason], as: [String: String].self)
+        case .store(let database, let lock):
+            defer { withExtendedLifetime(lock) {} }
+            guard try await database.revokeClient(id: clientID, reason: reason, actor: cliActor) else {
+                throw ValidationError("no client \(clientID)")
+            }
         }
         if store.json { return try store.printJSON(["client_id": clientID, "status": "revoked"]) }
         printLine("revoked \(clientID)")

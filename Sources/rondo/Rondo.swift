@@ -12,7 +12,7 @@ struct Rondo: AsyncParsableCommand {
         abstract: "Rondo, an observability-first federated-learning coordinator.",
         subcommands: [
             DemoCommand.self, ServeCommand.self, ClientCommand.self, RoundsCommand.self, ClientsCommand.self,
-            CheckpointsCommand.self, BenchCommand.self,
+            CheckpointsCommand.self, FederationCommand.self, BenchCommand.self,
         ])
 }
 
@@ -73,11 +73,25 @@ struct ServerOptions: ParsableArguments {
     /// through a symlink (`/var/lib/rondo -> /srv/rondo`) is a normal deployment.
     var databasePath: String { resolvedDatabasePath(dataDir) }
 
-    /// Makes new files private (umask 077), creates the directory (0700) and refuses one another user owns
-    /// or may write to.
-    func prepareDataDirectory() throws {
+    /// Makes new files private (umask 077), creates the directory (0700), refuses one another user owns or may
+    /// write to, and takes its lock: this process becomes the data directory's one writer (a short `rondo`
+    /// command holding the lock is waited for; another coordinator is an error).
+    func prepareDataDirectory() async throws -> DataDirectoryLock {
         DataDirectory.restrictNewFiles()
         _ = try DataDirectory(preparing: dataDir)
+        return try await DataDirectoryLock.acquire(directory: dataDir, waitingUpTo: .seconds(10))
+    }
+
+    /// A URL this host reaches the server on: a wildcard bind address becomes the loopback address.
+    func localURL(scheme: String, port: Int) -> String {
+        let host =
+            switch resolvedHost {
+            case "0.0.0.0", "": "127.0.0.1"
+            case "::", "[::]": "[::1]"
+            case let host where host.contains(":") && !host.hasPrefix("["): "[\(host)]"
+            case let host: host
+            }
+        return "\(scheme)://\(host):\(port)"
     }
 }
 

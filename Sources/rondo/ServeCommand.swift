@@ -14,8 +14,10 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var server: ServerOptions
     @OptionGroup var common: CommonOptions
-    @Option(help: "Safetensors file to start from (default: the digits demo's zero-initialised softmax model).")
+    @Option(help: "Safetensors file to start from when the data directory has no model yet.")
     var initialModel: String?
+    @Flag(help: "Start from the digits demo's zero-initialised softmax model when the data directory has none.")
+    var demoModel = false
     @Option(help: "Share of connected clients asked to train each round.") var fractionFit = 1.0
     @Option(help: "Fewest clients asked to train.") var minFitClients = 2
     @Option(help: "Connected clients needed before a round starts.") var minAvailableClients = 2
@@ -126,7 +128,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = common.bootstrapLogging(defaultLevel: .info)
-        try server.prepareDataDirectory()
+        let lock = try await server.prepareDataDirectory()
+        defer { withExtendedLifetime(lock) {} }
         let environment = ProcessInfo.processInfo.environment
         var configuration = CoordinatorConfiguration(
             host: server.resolvedHost, port: server.resolvedPort,
@@ -162,19 +165,26 @@ struct ServeCommand: AsyncParsableCommand {
         if let bytes = maxUpdateBytes ?? environment["RONDO_MAX_UPDATE_BYTES"].flatMap({ Int($0) }) {
             configuration.limits.maxUpdateBytes = bytes
         }
-        let weights: ModelWeights
+        if initialModel != nil, demoModel { throw ValidationError("give --initial-model or --demo-model, not both") }
+        var weights: ModelWeights?
         if let initialModel {
             guard let data = FileManager.default.contents(atPath: initialModel) else {
                 throw ValidationError("cannot read \(initialModel)")
             }
-            weights = try SafeTensorsFile.decode(Array(data)).weights
-            try ModelImportCheck.checkContents(weights)
-        } else {
+            let decoded = try SafeTensorsFile.decode(Array(data)).weights
+            try ModelImportCheck.checkContents(decoded)
+            weights = decoded
+        } else if demoModel {
             weights = SoftmaxRegression().weights
         }
         let store = try CheckpointStore(
             configuration: .init(
                 path: server.databasePath, bestMetric: guardMetric, higherIsBetter: guardMetric != "loss"))
+        if weights == nil, try await store.refVersion(.current) == nil {
+            throw ValidationError(
+                "\(server.dataDir) has no model yet: start from a file with --initial-model FILE.safetensors "
+                    + "(or `rondo checkpoints import`), or from the digits demo's model with --demo-model")
+        }
         let admin = try AdminToken.resolve(
             configured: try secret(adminToken, file: adminTokenFile, environment: "RONDO_ADMIN_TOKEN"),
             directory: server.dataDir)
@@ -214,7 +224,16 @@ struct ServeCommand: AsyncParsableCommand {
             logger: logger,
             metricsFactory: metricsFactory, buildVersion: RondoBuild.version, buildRevision: RondoBuild.revision,
             tracer: tracing.tracer,
-            onListening: { [origin = "\(configuration.urlScheme)://\(configuration.host)"] port in
+            onListening: {
+                [
+                    origin = "\(configuration.urlScheme)://\(configuration.host)", server,
+                    scheme = configuration.urlScheme
+                ] port in
+                do {
+                    try lock.publish(.init(url: server.localURL(scheme: scheme, port: port), pid: getpid()))
+                } catch {
+                    logger.error("cannot publish the address for rondo commands", metadata: ["error": "\(error)"])
+                }
                 printLine("rondo coordinator listening on \(origin):\(port)")
             })
         // Signals are followed here rather than by the group: the group ignores a second SIGTERM while it

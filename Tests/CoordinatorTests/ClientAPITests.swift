@@ -29,7 +29,7 @@ import Testing
                 "GET", "/v1/clients/\(client.id)/tasks/next?wait_seconds=5", token: client.token)
             #expect(taskResponse.status == 200)
             let task = try JSONDecoder().decode(WireProtocol.TaskMessage.self, from: Data(taskResponse.body))
-            #expect(task.kind == "fit" && task.round == 1 && task.modelVersion == 1 && task.deadlineSeconds > 25)
+            #expect(task.kind == .fit && task.round == 1 && task.modelVersion == 1 && task.deadlineSeconds > 25)
 
             let model = try await coordinator.request("GET", "/v1/models/1", token: client.token)
             #expect(model.status == 200)
@@ -45,7 +45,7 @@ import Testing
             #expect(submitted.status == 202)
 
             let status = try await coordinator.waitForStatus { $0.committedRounds == 1 }
-            #expect(status.modelVersion == 2 && status.phase == "finished")
+            #expect(status.modelVersion == 2 && status.phase == .finished)
             let committed = try await coordinator.request("GET", "/v1/models/current", token: client.token)
             #expect(
                 try SafeTensorsFile.decode(committed.body).weights == Self.trained,

@@ -39,7 +39,7 @@ import Testing
             }
             let evalA = try await Self.task(coordinator, a)
             let evalB = try await Self.task(coordinator, b)
-            #expect(evalA.kind == "evaluate" && evalB.kind == "evaluate")
+            #expect(evalA.kind == .evaluate && evalB.kind == .evaluate)
             let evalAttack = try await coordinator.request(
                 "POST", "/v1/tasks/\(evalA.taskID)/result", token: a.token, contentType: Self.json,
                 body: Array(#"{"loss":0.1,"num_examples":9223372036854775807}"#.utf8))

@@ -60,7 +60,7 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try? await good.participate() }
             group.addTask { try? await broken.participate() }
-            _ = try await coordinator.waitForStatus { $0.phase == "finished" }
+            _ = try await coordinator.waitForStatus { $0.phase == .finished }
             group.cancelAll()
         }
         await coordinator.stop()
@@ -128,7 +128,7 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await exporter.run() }
             group.addTask { try? await client.participate() }
-            let status = try await coordinator.waitForStatus { $0.phase == "finished" }
+            let status = try await coordinator.waitForStatus { $0.phase == .finished }
             #expect(status.committedRounds == 3, "rounds do not wait for the trace receiver")
             await coordinator.stop()
             group.cancelAll()

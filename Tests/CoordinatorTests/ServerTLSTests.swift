@@ -16,7 +16,7 @@ import Testing
             (coordinator: RunningCoordinator) async throws in
             #expect(coordinator.url.hasPrefix("https://127.0.0.1:"))
             #expect(try await coordinator.request("GET", "/healthz").status == 200)
-            #expect(try await coordinator.status().phase == "selecting")
+            #expect(try await coordinator.status().phase == .selecting)
             #expect(try await coordinator.register("over-tls").token.count == 64)
 
             // The system trust store does not know the test CA: the handshake is refused before any request.

@@ -1,4 +1,4 @@
-import Coordinator
+@testable import Coordinator
 import CurlHTTP
 import FederationCore
 import Foundation

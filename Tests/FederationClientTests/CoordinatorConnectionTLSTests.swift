@@ -27,7 +27,7 @@ import Testing
                         coordinatorURL: coordinator.url, name: "tls-site-\(index)", caFile: certificates.caFile),
                     trainer: IncrementingTrainer(), longPoll: .seconds(2), logger: FederatedClientTests.logger)
             }
-            let status = try await FederatedClientTests.participate(clients, on: coordinator) { $0.phase == "finished" }
+            let status = try await FederatedClientTests.participate(clients, on: coordinator) { $0.phase == .finished }
             #expect(status.committedRounds == 2 && status.modelVersion == 3)
             #expect(await coordinator.driver.currentModel.weights["bias"]?.floatValues == [2, 2])
         }

@@ -72,7 +72,7 @@ struct FailingTrainer: Trainer {
                     longPoll: .seconds(2), logger: Self.logger)
             }
             let reports = await coordinator.driver.roundReports()
-            let status = try await Self.participate(clients, on: coordinator) { $0.phase == "finished" }
+            let status = try await Self.participate(clients, on: coordinator) { $0.phase == .finished }
             #expect(status.committedRounds == 3 && status.modelVersion == 4)
             #expect(trainers.map { $0.fits.load(ordering: .relaxed) } == [3, 3])
             #expect(trainers.map { $0.evaluations.load(ordering: .relaxed) } == [3, 3])

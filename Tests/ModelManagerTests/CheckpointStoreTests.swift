@@ -30,7 +30,7 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
             )
             let v2 = try await store.storeCandidate(round: 1, parentVersion: v1, bytes: modelBytes(1), tensorCount: 1)
                 .version
-            #expect(try await store.refVersion("current") == v1, "a candidate does not move current")
+            #expect(try await store.refVersion(.current) == v1, "a candidate does not move current")
             let best2 = try await store.commit(version: v2, metrics: CheckpointMetrics(evalMetrics: ["accuracy": 0.8]))
             let v3 = try await store.storeCandidate(round: 2, parentVersion: v2, bytes: modelBytes(2), tensorCount: 1)
                 .version
@@ -69,8 +69,8 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
             try await store.commit(version: v2, metrics: CheckpointMetrics())
             let previous = try await store.rollback(to: v1, reason: "bad round", actor: "cli:test")
             #expect(previous == v2)
-            #expect(try await store.refVersion("current") == v1)
-            let event = try #require(try await store.events(kind: "rollback").first)
+            #expect(try await store.refVersion(.current) == v1)
+            let event = try #require(try await store.events(kind: .rollback).first)
             #expect(event.actor == "cli:test" && event.version == v1)
             #expect(event.detail == ["from_version": "\(v2)", "to_version": "\(v1)", "reason": "bad round"])
             await #expect { try await store.rollback(to: 99, reason: "x", actor: "t") } throws: {
@@ -146,7 +146,7 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
             await #expect { try await store.bytes(version: v1) } throws: {
                 ($0 as? CheckpointStoreError)?.code == .integrity
             }
-            #expect(try await store.refVersion("current") == v2)
+            #expect(try await store.refVersion(.current) == v2)
         }
     }
 
@@ -168,7 +168,7 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
             #expect(try await reopened.round(1)?.reason == "quorum_not_reached")
             #expect(try await reopened.lastRoundNumber() == 2)
             #expect(try await reopened.clients().map(\.clientID) == ["c-1"])
-            #expect(try await reopened.events(kind: "round_aborted").first?.round == 2)
+            #expect(try await reopened.events(kind: .roundAborted).first?.round == 2)
             let migrations = try await reopened.connection.query("SELECT version FROM schema_migrations")
             #expect(migrations.count == StoreMigrations.all.count)
         }

@@ -23,8 +23,8 @@ import Testing
             await #expect { try await store.rollback(to: v1, reason: "drill", actor: "t") } throws: {
                 ($0 as? CheckpointStoreError)?.code == .integrity
             }
-            #expect(try await store.refVersion("current") == v2)
-            #expect(try await store.events(kind: "rollback").isEmpty, "no audit event for a refused rollback")
+            #expect(try await store.refVersion(.current) == v2)
+            #expect(try await store.events(kind: .rollback).isEmpty, "no audit event for a refused rollback")
         }
     }
 

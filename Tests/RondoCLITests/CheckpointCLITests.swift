@@ -29,8 +29,8 @@ import Testing
         ])
         #expect(rollback.status == 0 && rollback.output.contains("v4 -> v2"), "\(rollback.output)")
         let store = try CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
-        #expect(try await store.refVersion("current") == 2)
-        let event = try #require(try await store.events(kind: "rollback").first)
+        #expect(try await store.refVersion(.current) == 2)
+        let event = try #require(try await store.events(kind: .rollback).first)
         #expect(
             event.actor.hasPrefix("cli:") && event.detail["reason"] == "drill" && event.detail["from_version"] == "4")
 
@@ -43,7 +43,7 @@ import Testing
             "checkpoints", "rollback", "3", "--reason", "x", "--data-dir", directory,
         ])
         #expect(refused.status != 0 && refused.output.contains("failed verification"), "\(refused.output)")
-        #expect(try await store.refVersion("current") == 2)
+        #expect(try await store.refVersion(.current) == 2)
 
         let missing = try await ChildProcess.runRondo([
             "checkpoints", "rollback", "42", "--reason", "x", "--data-dir", directory,
@@ -115,6 +115,6 @@ import Testing
         let model = try SafeTensorsFile.decode(try await store.bytes(version: 5)).weights
         #expect(model["bias"]?.floatValues == (0..<10).map(Float.init))
         #expect(model["weight"]?.floatValues.allSatisfy { $0 == 0.25 } == true)
-        #expect(try await store.refVersion("current") == 5)
+        #expect(try await store.refVersion(.current) == 5)
     }
 }

@@ -19,7 +19,7 @@ import Testing
         let process = try ChildProcess(
             ChildProcess.rondoBinary,
             [
-                "serve", "--port", String(port), "--data-dir", directory, "--admin-token", adminToken,
+                "serve", "--port", String(port), "--data-dir", directory, "--demo-model", "--admin-token", adminToken,
                 "--enrolment-token", enrolmentToken,
                 "--min-available-clients", "3", "--min-fit-clients", "3", "--min-fit-results", "2",
                 "--fit-timeout", "20", "--evaluate-timeout", "10", "--liveness-timeout", "3", "--log-level", "warning",
@@ -80,7 +80,7 @@ import Testing
                 }
             }
             try await Task.sleep(for: .milliseconds(Int.random(in: 100...2500, using: &generator)))
-            if let phase = await Self.status(http, server.url)?.phase { phases[phase, default: 0] += 1 }
+            if let phase = await Self.status(http, server.url)?.phase { phases[phase.rawValue, default: 0] += 1 }
             server.process.kill()
 
             let verify = try await ChildProcess.runRondo(["checkpoints", "verify", "--data-dir", directory])
@@ -126,9 +126,9 @@ import Testing
                         recorded = (try? await reader.round(status.round)) != nil
                     }
                     let ready = target == "selecting" || status.committedRounds >= 1
-                    if ready && recorded && status.phase == target {
+                    if ready && recorded && status.phase.rawValue == target {
                         server.process.kill()
-                        killedIn = status.phase
+                        killedIn = status.phase.rawValue
                     }
                 }
                 if killedIn == nil { try await Task.sleep(for: .milliseconds(10)) }

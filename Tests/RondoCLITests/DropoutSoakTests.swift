@@ -32,7 +32,7 @@ import Testing
         let server = try ChildProcess(
             ChildProcess.rondoBinary,
             [
-                "serve", "--port", String(port), "--data-dir", directory, "--admin-token", Self.admin,
+                "serve", "--port", String(port), "--data-dir", directory, "--demo-model", "--admin-token", Self.admin,
                 "--open-enrolment", "--registrations-per-second", "1000", "--min-available-clients", "150",
                 "--min-fit-clients", "60", "--fraction-fit", "0.5", "--min-fit-results", "40",
                 "--fraction-evaluate", "0.1", "--fit-timeout", "1.5", "--evaluate-timeout", "1.5",
@@ -74,7 +74,7 @@ import Testing
                             polled.status == 200,
                             let task = try? JSONDecoder().decode(WireProtocol.TaskMessage.self, from: Data(polled.body))
                         else { continue }
-                        if task.kind == "evaluate" {
+                        if task.kind == .evaluate {
                             _ = await call(
                                 "POST", "/v1/tasks/\(task.taskID)/result", token, "application/json",
                                 Array(#"{"loss":0.5,"num_examples":10,"metrics":{"accuracy":0.9}}"#.utf8))

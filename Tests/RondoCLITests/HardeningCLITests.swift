@@ -50,15 +50,15 @@ import Testing
             let run = try await ChildProcess.runRondo(["checkpoints", "import", file, "--data-dir", directory])
             #expect(run.status != 0 && run.output.contains(reason), "\(name): \(run.output)")
         }
-        #expect(try await store.refVersion("current") == 2, "nothing refused became current")
+        #expect(try await store.refVersion(.current) == 2, "nothing refused became current")
         #expect(try await store.checkpoints().count == 2)
 
         let forced = try await ChildProcess.runRondo([
             "checkpoints", "import", directory + "/foreign.safetensors", "--force", "--data-dir", directory,
         ])
         #expect(forced.status == 0, "\(forced.output)")
-        #expect(try await store.refVersion("current") == 3)
-        let event = try #require(try await store.events(kind: "layout_changed").first)
+        #expect(try await store.refVersion(.current) == 3)
+        let event = try #require(try await store.events(kind: .layoutChanged).first)
         #expect(event.version == 3 && event.detail["from_version"] == "2")
     }
 
@@ -71,7 +71,7 @@ import Testing
             "checkpoints", "rollback", "1", "--reason", "drill", "--data-dir", directory,
         ])
         #expect(rollback.status != 0 && rollback.output.contains("hashes to"), "\(rollback.output)")
-        #expect(try await store.refVersion("current") == 2, "the corrupt version did not become current")
+        #expect(try await store.refVersion(.current) == 2, "the corrupt version did not become current")
     }
 
     @Test func serveRefusesADataDirectoryOthersCanWriteOrAPlantedToken() async throws {
@@ -93,7 +93,7 @@ import Testing
         FileManager.default.createFile(
             atPath: planted + "/admin-token", contents: Data("attacker-token-0123456789".utf8))
         chown(planted + "/admin-token", 65534, 65534)
-        let notOurs = try await ChildProcess.runRondo(["serve", "--port", "0", "--data-dir", planted])
+        let notOurs = try await ChildProcess.runRondo(["serve", "--port", "0", "--data-dir", planted, "--demo-model"])
         #expect(notOurs.status != 0 && notOurs.output.contains("belongs to uid 65534"), "\(notOurs.output)")
 
         // rondo.db as a symlink to somewhere else: refused, and nothing is created at the target.
@@ -102,7 +102,8 @@ import Testing
         chmod(linked, 0o700)
         symlink(parent + "/elsewhere.db", linked + "/rondo.db")
         let symlinked = try await ChildProcess.runRondo([
-            "serve", "--port", "0", "--data-dir", linked, "--admin-token", Self.adminToken, "--open-enrolment",
+            "serve", "--port", "0", "--data-dir", linked, "--demo-model", "--admin-token", Self.adminToken,
+            "--open-enrolment",
         ])
         #expect(symlinked.status != 0, "\(symlinked.output)")
         #expect(!FileManager.default.fileExists(atPath: parent + "/elsewhere.db"))
@@ -116,7 +117,7 @@ import Testing
             atPath: tokenFile, contents: Data((Self.adminToken + "\n").utf8), attributes: [.posixPermissions: 0o666])
         let port = try ChildProcess.freePort()
         let arguments = [
-            "serve", "--port", String(port), "--data-dir", directory, "--admin-token-file", tokenFile,
+            "serve", "--port", String(port), "--data-dir", directory, "--demo-model", "--admin-token-file", tokenFile,
             "--min-available-clients", "1", "--min-fit-clients", "1", "--min-fit-results", "1", "--open-enrolment",
             "--fit-timeout", "600", "--log-level", "notice",
         ]

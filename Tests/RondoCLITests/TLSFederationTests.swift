@@ -18,7 +18,8 @@ import Testing
         let server = try ChildProcess(
             ChildProcess.rondoBinary,
             [
-                "serve", "--port", String(port), "--data-dir", directory, "--admin-token", Self.adminToken,
+                "serve", "--port", String(port), "--data-dir", directory, "--demo-model", "--admin-token",
+                Self.adminToken,
                 "--enrolment-token", Self.enrolmentToken, "--rounds", "2", "--log-level", "warning",
             ],
             environment: ["RONDO_TLS_CERT": certificates.certificateFile, "RONDO_TLS_KEY": certificates.keyFile])
@@ -48,7 +49,7 @@ import Testing
         defer { http.shutdown() }
         var status: WireProtocol.StatusMessage?
         let deadline = ContinuousClock.now.advanced(by: .seconds(120))
-        while status?.phase != "finished", ContinuousClock.now < deadline {
+        while status?.phase != .finished, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(100))
             let request = HTTPRequest(
                 url: url + "/v1/status", headers: [("Authorization", "Bearer \(Self.adminToken)")],
@@ -57,7 +58,7 @@ import Testing
                 status = try JSONDecoder().decode(WireProtocol.StatusMessage.self, from: Data(response.body))
             }
         }
-        #expect(status?.phase == "finished", "\(server.collectedOutput.suffix(2000))")
+        #expect(status?.phase == .finished, "\(server.collectedOutput.suffix(2000))")
         #expect(status?.committedRounds == 2 && status?.modelVersion == 3)
         #expect(status?.clientsRegistered == 2)
         let verify = try await ChildProcess.runRondo(["checkpoints", "verify", "--data-dir", directory])

@@ -129,6 +129,13 @@ public final class RunningCoordinator: Sendable {
             HTTPRequest(method: method, url: url + path, headers: all, body: body, timeout: .seconds(30)))
     }
 
+    /// Long-polls (up to 10 s) for the client's next task.
+    public func nextTask(_ client: (id: String, token: String)) async throws -> WireProtocol.TaskMessage {
+        let response = try await request(
+            "GET", "/v1/clients/\(client.id)/tasks/next?wait_seconds=10", token: client.token)
+        return try JSONDecoder().decode(WireProtocol.TaskMessage.self, from: Data(response.body))
+    }
+
     /// Registers a client; returns its id and token.
     public func register(_ name: String) async throws -> (id: String, token: String) {
         let response = try await request(

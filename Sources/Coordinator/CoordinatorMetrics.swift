@@ -1,5 +1,6 @@
 import CoreMetrics
 import FederationCore
+import FederationTelemetry
 import Foundation
 
 /// The coordinator's metric emitters, named after what happened rather than after metric types.
@@ -145,19 +146,19 @@ public struct CoordinatorMetrics: Sendable {
         gauge(MetricCatalogue.draining, []).record(draining ? 1 : 0)
     }
 
-    /// An operator action was carried out; `action` is one of the catalogue's values.
-    public func adminAction(_ action: String) {
-        counter(MetricCatalogue.adminActions, [("action", action)]).increment()
+    /// An operator action was carried out.
+    public func adminAction(_ action: OperatorAction) {
+        counter(MetricCatalogue.adminActions, [("action", action.rawValue)]).increment()
     }
 
-    /// A request was refused by authentication (`unauthenticated`) or authorisation (`forbidden`, `revoked`).
-    public func authRefused(_ reason: String) {
-        counter(MetricCatalogue.authRefusals, [("reason", reason)]).increment()
+    /// A request was refused by authentication or authorisation.
+    public func authRefused(_ refusal: AuthRefusal) {
+        counter(MetricCatalogue.authRefusals, [("reason", refusal.label)]).increment()
     }
 
-    /// A request was refused by a limit; `limit` is one of the catalogue's values.
-    public func limitRefused(_ limit: String) {
-        counter(MetricCatalogue.limitRefusals, [("limit", limit)]).increment()
+    /// A request was refused by a limit.
+    public func limitRefused(_ limit: Limit) {
+        counter(MetricCatalogue.limitRefusals, [("limit", limit.rawValue)]).increment()
     }
 
     // MARK: HTTP and process

@@ -1,0 +1,150 @@
+import FederationCore
+import Logging
+
+/// What clients do: register, authenticate, heartbeat, leave, long-poll for tasks, and submit results or
+/// failures. Each event goes to the state machine, and its actions are performed before the call returns.
+extension RoundDriver {
+    // MARK: Clients
+
+    /// Registers a client and returns its id and bearer token (shown once; only its hash is kept).
+    /// - Throws: `LimitError` when the federation is full or registrations come too fast.
+    public func register(name: String) async throws(LimitError) -> WireProtocol.RegistrationResponse {
+        try admission.admitRegistration(registered: machine.registeredClientCount, now: clock.now)
+        var client: ClientID
+        repeat { client = ClientID("c-" + Digest.randomToken(bytes: 8)) } while machine.isRegistered(client)
+        let (token, tokenHash) = registry.issueToken(for: client)
+        await persist("client registration") {
+            try await $0.clientRegistered(id: client.rawValue, name: name, tokenSHA256: tokenHash)
+        }
+        logger.info(
+            "client registered", metadata: ["client_id": "\(client)", "client_name": "\(ClientText.forLog(name))"])
+        await perform(machine.register(client, now: clock.now))
+        return WireProtocol.RegistrationResponse(
+            clientID: client.rawValue, token: token,
+            heartbeatIntervalSeconds: configuration.heartbeatInterval.seconds)
+    }
+
+    /// The client a bearer token belongs to, or why there is none.
+    public func authenticate(token: String) -> ClientAuthentication {
+        registry.authenticate(token: token)
+    }
+
+    /// - Throws: `LimitError` when `client` submits results or failures faster than its rate.
+    public func admitSubmission(from client: ClientID) throws(LimitError) {
+        try admission.admitSubmission(from: client, now: clock.now)
+    }
+
+    /// Records a heartbeat.
+    public func heartbeat(_ client: ClientID) async {
+        await perform(machine.touch(client, now: clock.now))
+    }
+
+    /// The client leaves: its token stops working, its parked polls return, an open task is a dropout.
+    public func leave(_ client: ClientID) async {
+        await persist("client departure") { try await $0.clientLeft(id: client.rawValue) }
+        logger.info("client left", metadata: ["client_id": "\(client)"])
+        await forget(client)
+    }
+
+    /// Drops a client from the live federation: its token stops working, its parked polls return, an open
+    /// task counts as a `disconnect` dropout.
+    func forget(_ client: ClientID) async {
+        admission.forget(client)
+        registry.forget(client)
+        polls.release(client)
+        await perform(machine.leave(client, now: clock.now))
+    }
+
+    /// Long-polls for the client's next task: answers at once when one is waiting, otherwise parks until a
+    /// task is handed out or `wait` passes (then nil). The task comes with the W3C `traceparent` of its span,
+    /// for the client to continue the round's trace.
+    /// - Throws: `LimitError` when too many long-polls are parked already.
+    public func nextTask(for client: ClientID, wait: Duration) async throws(LimitError) -> TaskDelivery? {
+        if wait > .zero {
+            try admission.admitLongPoll(own: polls.parkedCount(for: client), total: polls.parkedCount)
+        }
+        guard let task = await waitForTask(client, wait: wait) else { return nil }
+        return TaskDelivery(
+            task: task, traceparent: tracing.taskDelivered(task)?.traceparent,
+            deadlineIn: max(.zero, clock.now.duration(to: task.deadline)))
+    }
+
+    /// A poll is a sign of life: the client is seen when it starts and when it ends; while it is parked, the
+    /// hub's `parkedClients` keep it connected at every tick.
+    func waitForTask(_ client: ClientID, wait: Duration) async -> Task? {
+        await perform(machine.touch(client, now: clock.now))
+        if let task = deliver(to: client) { return task }
+        guard wait > .zero, !stopped else { return nil }
+        let deadline = clock.now.advanced(by: wait)
+        let task = await withCheckedContinuation { continuation in
+            polls.park(client, until: deadline, continuation)
+        }
+        await perform(machine.touch(client, now: clock.now))
+        return task
+    }
+
+    /// Polls parked now (for tests and status).
+    var parkedPollCount: Int { polls.parkedCount }
+
+    /// The task waiting for `client`, noting when it was first handed over.
+    func deliver(to client: ClientID) -> Task? {
+        guard let task = machine.takeTask(for: client, now: clock.now) else { return nil }
+        if taskDeliveredAt[task.id] == nil { taskDeliveredAt[task.id] = clock.now }
+        return task
+    }
+
+    // MARK: Results
+
+    /// Hands a decoded fit result to the round.
+    /// - Throws: `UpdateRejection` when the round refuses it.
+    public func submitFit(_ taskID: TaskID, client: ClientID, result: FitResult) async throws(UpdateRejection) {
+        let actions: [RoundAction<Instant>]
+        let started = clock.now
+        do {
+            actions = try machine.fitResult(
+                taskID, client: client, weights: result.weights, numExamples: result.numExamples,
+                metrics: result.metrics, now: clock.now)
+        } catch {
+            logRejection(error, taskID: taskID, client: client)
+            throw error
+        }
+        metrics.updateFolded(duration: started.duration(to: clock.now))
+        await persist("client activity") { try await $0.clientSeen(id: client.rawValue) }
+        await perform(actions)
+    }
+
+    /// Hands an evaluation report to the round.
+    /// - Throws: `UpdateRejection` when the round refuses it.
+    public func submitEvaluation(_ taskID: TaskID, client: ClientID, report: EvaluationReport)
+        async throws(UpdateRejection)
+    {
+        let actions: [RoundAction<Instant>]
+        do {
+            actions = try machine.evaluationResult(taskID, client: client, report: report, now: clock.now)
+        } catch {
+            logRejection(error, taskID: taskID, client: client)
+            throw error
+        }
+        await persist("client activity") { try await $0.clientSeen(id: client.rawValue) }
+        await perform(actions)
+    }
+
+    /// Records that the client could not complete a task (an `error` dropout).
+    public func reportFailure(_ taskID: TaskID, client: ClientID, message: String) async throws(UpdateRejection) {
+        let actions = try machine.taskFailed(taskID, client: client, now: clock.now)
+        logger.warning(
+            "client reported a failed task",
+            metadata: ["client_id": "\(client)", "task_id": "\(taskID)", "message": "\(ClientText.forLog(message))"])
+        await perform(actions)
+    }
+
+    func logRejection(_ rejection: UpdateRejection, taskID: TaskID, client: ClientID) {
+        tracing.resultRefused(client: client, reason: rejection.reason.rawValue)
+        logger.notice(
+            "result rejected",
+            metadata: roundScoped([
+                "client_id": "\(client)", "task_id": "\(taskID)", "reason": "\(rejection.reason.rawValue)",
+                "detail": "\(ClientText.forLog(rejection.message))",
+            ]))
+    }
+}

@@ -1,0 +1,91 @@
+import FederationCore
+import Foundation
+
+/// Keeping the store honest and bounded: re-hashing every version, pruning old ones, and the audit log.
+extension CheckpointStore {
+    // MARK: Integrity and retention
+
+    /// Recomputes every checkpoint's hash and runs `PRAGMA integrity_check`. Versions that fail are marked so
+    /// rollback refuses them; versions that pass again are cleared.
+    public func verify() throws -> VerificationReport {
+        var problems: [String] = []
+        let records = try checkpoints()
+        for record in records {
+            let bytes = try rawBytes(record.version)
+            let digest = Self.sha256Hex(bytes)
+            var error: String?
+            if bytes.count != record.sizeBytes {
+                error = "size \(bytes.count) bytes, recorded \(record.sizeBytes)"
+            } else if digest != record.sha256 {
+                error = "SHA-256 \(digest), recorded \(record.sha256)"
+            }
+            if let error { problems.append("version \(record.version): \(error)") }
+            if error != record.integrityError {
+                try connection.query(
+                    "UPDATE checkpoints SET integrity_error = ? WHERE version = ?",
+                    [error.map { .text($0) } ?? .null, .integer(Int64(record.version))])
+            }
+        }
+        let check = try connection.query("PRAGMA integrity_check").compactMap { $0[0].string }.joined(separator: "; ")
+        let dangling = try connection.query(
+            "SELECT name FROM refs WHERE version NOT IN (SELECT version FROM checkpoints)")
+        problems += dangling.compactMap { $0[0].string }.map { "ref \($0) points at a missing version" }
+        return VerificationReport(checkpointsChecked: records.count, problems: problems, integrityCheck: check)
+    }
+
+    /// Deletes all but the newest `keepLast` checkpoints, always keeping every version a ref names
+    /// (`current`, `best`, tags) and open candidates.
+    /// - Returns: the deleted versions.
+    public func prune(keepLast: Int, actor: String) throws -> [Int] {
+        precondition(keepLast >= 0)
+        let now = clock()
+        return try connection.transaction {
+            let protected = Set(try refs().values)
+            let all = try connection.query("SELECT version, status FROM checkpoints ORDER BY version DESC")
+            let doomed = all.dropFirst(keepLast).compactMap { row -> Int? in
+                guard let version = row[0].int, row[1].string != CheckpointStatus.candidate.rawValue,
+                    !protected.contains(version)
+                else { return nil }
+                return version
+            }
+            for version in doomed {
+                try connection.query("DELETE FROM checkpoints WHERE version = ?", [.integer(Int64(version))])
+            }
+            if !doomed.isEmpty {
+                try insertEvent(
+                    kind: .prune, actor: actor, round: nil, version: nil,
+                    detail: ["deleted": doomed.map(String.init).joined(separator: ","), "keep_last": String(keepLast)],
+                    at: now)
+            }
+            return doomed
+        }
+    }
+
+    // MARK: Events
+
+    public func recordEvent(
+        kind: EventKind, actor: String, round: Int? = nil, version: Int? = nil, detail: [String: String] = [:],
+        traceID: String? = nil
+    ) throws {
+        try insertEvent(
+            kind: kind, actor: actor, round: round, version: version, detail: detail, traceID: traceID, at: clock())
+    }
+
+    /// Audit events, newest first.
+    public func events(limit: Int = 100, kind: EventKind? = nil) throws -> [EventRecord] {
+        let filter = kind == nil ? "" : "WHERE kind = ?"
+        let parameters: [SQLiteValue] = (kind.map { [.text($0.rawValue)] } ?? []) + [.integer(Int64(limit))]
+        return try connection.query(
+            "SELECT id, at, kind, actor, round, version, trace_id, detail_json FROM events \(filter) ORDER BY id DESC LIMIT ?",
+            parameters
+        ).compactMap { row in
+            // Every kind this store writes is an `EventKind`; a row it cannot name is not shown.
+            guard let kind = EventKind(rawValue: row[2].string ?? "") else { return nil }
+            return EventRecord(
+                id: row[0].int ?? 0, at: row[1].double ?? 0, kind: kind, actor: row[3].string ?? "",
+                round: row[4].int, version: row[5].int, traceID: row[6].string,
+                detail: (try? JSONDecoder().decode([String: String].self, from: Data((row[7].string ?? "{}").utf8)))
+                    ?? [:])
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import ArgumentParser
+import Coordinator
+import CurlHTTP
+import FederationCore
+import Foundation
+import ModelManager
+
+/// How a `rondo` command that changes the federation reaches the data directory's one writer.
+///
+/// - A coordinator runs (it holds `rondo.lock`): the command goes through its admin API, with the admin token
+///   from `--admin-token-file`, `RONDO_ADMIN_TOKEN` or `DATA_DIR/admin-token`. The coordinator carries it out
+///   at once (a revoked token is refused from that moment) and audits it.
+/// - None runs: the command takes the lock (a coordinator starting meanwhile waits) and writes the store.
+enum OperatorChannel {
+    case coordinator(AdminAPI)
+    case store(CheckpointStore, DataDirectoryLock)
+
+    static func open(_ store: StoreOptions, _ operatorOptions: OperatorOptions) async throws -> OperatorChannel {
+        if let lock = try DataDirectoryLock.tryAcquire(directory: store.dataDir) {
+            return .store(try store.openStore(), lock)
+        }
+        guard let address = DataDirectoryLock.readAddress(directory: store.dataDir) else {
+            throw ValidationError(
+                "a process holds \(store.dataDir) but published no address (a coordinator starting, or a demo); "
+                    + "retry in a moment")
+        }
+        return .coordinator(
+            AdminAPI(
+                url: address.url, token: try operatorOptions.adminToken(dataDir: store.dataDir),
+                caFile: operatorOptions.caFile))
+    }
+
+    /// Refuses a write that has no admin API (import, prune) while a coordinator runs.
+    static func requireNoCoordinator(_ store: StoreOptions, action: String) throws -> DataDirectoryLock {
+        guard let lock = try DataDirectoryLock.tryAcquire(directory: store.dataDir) else {
+            let holder = DataDirectoryLock.readAddress(directory: store.dataDir).map { " at \($0.url)" } ?? ""
+            throw ValidationError(
+                "a coordinator runs on \(store.dataDir)\(holder); stop it before you \(action) "
+                    + "(it is the data directory's one writer)")
+        }
+        return lock
+    }
+}
+
+/// Options of commands that may go through a running coordinator's admin API.
+struct OperatorOptions: ParsableArguments {
+    @Option(help: "File holding the admin token (default: env RONDO_ADMIN_TOKEN, else DATA_DIR/admin-token).")
+    var adminTokenFile: String?
+
+    @Option(help: "CA certificate to trust when the running coordinator serves HTTPS.")
+    var caFile: String?
+
+    func adminToken(dataDir: String) throws -> String {
+        if let adminTokenFile { return try SecretFile.readConfigured(adminTokenFile) }
+        if let token = ProcessInfo.processInfo.environment["RONDO_ADMIN_TOKEN"] { return token }
+        let generated = (dataDir as NSString).appendingPathComponent("admin-token")
+        guard let token = try SecretFile.readGenerated(generated) else {
+            throw ValidationError(
+                "a coordinator runs on \(dataDir); give its admin token with --admin-token-file or RONDO_ADMIN_TOKEN")
+        }
+        return token
+    }
+}
+
+/// A running coordinator's admin API, for the CLI.
+struct AdminAPI {
+    let url: String
+    let token: String
+    let caFile: String?
+
+    /// POSTs a JSON body; returns the decoded answer.
+    /// - Throws: `AdminAPIError` with the coordinator's error code and message for any non-2xx answer.
+    func post<Answer: Decodable>(_ path: String, _ body: [String: String]?, as: Answer.Type) async throws -> Answer {
+        let client = CurlHTTPClient(configuration: .init(caFile: caFile))
+        defer { client.shutdown() }
+        var headers = [(name: "Authorization", value: "Bearer \(token)")]
+        if body != nil { headers.append((name: "Content-Type", value: "application/json")) }
+        let response = try await client.execute(
+            HTTPRequest(
+                method: "POST", url: url + path, headers: headers,
+                body: try body.map { Array(try JSONEncoder().encode($0)) }, timeout: .seconds(60)))
+        guard (200..<300).contains(response.status) else {
+            let error = try? JSONDecoder().decode(WireProtocol.ErrorMessage.self, from: Data(response.body))
+            throw AdminAPIError(
+                status: response.status, code: error?.error.code ?? "http_\(response.status)",
+                message: error?.error.message ?? String(decoding: response.body.prefix(200), as: UTF8.self))
+        }
+        return try JSONDecoder().decode(Answer.self, from: Data(response.body))
+    }
+}
+
+/// The running coordinator refused an operator command.
+struct AdminAPIError: Error, CustomStringConvertible {
+    var status: Int
+    var code: String
+    var message: String
+    var description: String { "the coordinator refused: \(status) \(code): \(message)" }
+}
+
+/// Any JSON value, read and dropped: for answers whose content a command does not use.
+struct AnyDecodable: Decodable {
+    init(from decoder: any Decoder) throws {}
+}
