@@ -16,7 +16,7 @@ extension RoundDriver {
         await enterRollbackLane()
         defer { leaveRollbackLane() }
         let replacement = try await loadModel(version)
-        await untilNotPersisting()
+        try await untilStoreWriteDone()
         let previous = machine.model.version
         var commitsSeen = machine.committedRounds
         try await store.rollback(to: version, reason: reason, actor: actor, traceID: traceID)
@@ -24,7 +24,7 @@ extension RoundDriver {
         // and committed (moving `current` on). Let any store write finish, and roll that commit back too, so
         // the store and the round engine agree on the model. No await between the last check and the switch.
         while true {
-            await untilNotPersisting()
+            try await untilStoreWriteDone()
             guard machine.committedRounds != commitsSeen else { break }
             commitsSeen = machine.committedRounds
             try await store.rollback(to: version, reason: reason, actor: actor, traceID: traceID)
@@ -44,10 +44,18 @@ extension RoundDriver {
     }
 
     /// Returns once no round outcome is being stored (`perform` resumes the waiters when a store write ends).
+    /// Shutdown resumes them too, possibly with a write still in flight: check `isPersisting` after.
     func untilNotPersisting() async {
         while machine.isPersisting, !stopped {
             await withCheckedContinuation { persistWaiters.add($0) }
         }
+    }
+
+    /// `untilNotPersisting`, for an action that then changes the model.
+    /// - Throws: `NotReadyReason.shuttingDown` when shutdown cut the wait short with a store write in flight.
+    private func untilStoreWriteDone() async throws(NotReadyReason) {
+        await untilNotPersisting()
+        if machine.isPersisting { throw .shuttingDown }
     }
 
     private func enterRollbackLane() async {
