@@ -45,6 +45,7 @@ extension APIError {
         case tooManyPolls = "too_many_polls"
         case tooManyConnections = "too_many_connections"
         case bodyTooSlow = "body_too_slow"
+        case tooManyRollbacks = "too_many_rollbacks"
         // Models, checkpoints, history and operator actions
         case unknownModelVersion = "unknown_model_version"
         case unknownCheckpoint = "unknown_checkpoint"
@@ -54,6 +55,8 @@ extension APIError {
         case invalidState = "invalid_state"
         case invalidTag = "invalid_tag"
         case noOpenRound = "no_open_round"
+        case roundsKeepCommitting = "rounds_keep_committing"
+        case draining
         // Readiness and the rest
         case notReady = "not_ready"
         case storeFailing = "store_failing"
@@ -112,6 +115,8 @@ extension APIError {
         case .connections:
             self.init(.serviceUnavailable, code: .tooManyConnections, error.message, retryAfterSeconds: retry)
         case .slowBody: self.init(.requestTimeout, code: .bodyTooSlow, error.message)
+        case .queuedRollbacks:
+            self.init(.tooManyRequests, code: .tooManyRollbacks, error.message, retryAfterSeconds: retry)
         }
     }
 
@@ -126,11 +131,13 @@ extension APIError {
         }
     }
 
-    /// 409 when there is no round to act on, 404 for an unknown client.
+    /// 409 when there is no round to act on or rounds outran a rollback, 404 for an unknown client.
     init(_ error: OperatorActionError) {
         switch error.code {
         case .noOpenRound: self.init(.conflict, code: .noOpenRound, error.message)
         case .unknownClient: self.init(.notFound, code: .unknownClient, error.message)
+        case .roundsKeepCommitting: self.init(.conflict, code: .roundsKeepCommitting, error.message)
+        case .draining: self.init(.conflict, code: .draining, error.message)
         }
     }
 

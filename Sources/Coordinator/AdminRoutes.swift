@@ -86,12 +86,12 @@ extension CoordinatorRoutes {
         }
         router.post("/v1/federation/pause") { request, _ in
             let actor = try requireAdmin(request, .operator)
-            await operators.setPaused(true, actor: actor, traceID: AdminAction.traceID(of: request))
+            try await operators.setPaused(true, actor: actor, traceID: AdminAction.traceID(of: request))
             return try json(["paused": true])
         }
         router.post("/v1/federation/resume") { request, _ in
             let actor = try requireAdmin(request, .operator)
-            await operators.setPaused(false, actor: actor, traceID: AdminAction.traceID(of: request))
+            try await operators.setPaused(false, actor: actor, traceID: AdminAction.traceID(of: request))
             return try json(["paused": false])
         }
         router.post("/v1/rounds/current/abort") { request, _ in

@@ -16,6 +16,8 @@ public enum Limit: String, Sendable, CaseIterable {
     case connections
     /// Request bodies sent slower than `Limits.minimumBodyBytesPerSecond`.
     case slowBody = "slow_body"
+    /// Operator rollbacks waiting for the one in progress (`RoundDriver.maxQueuedRollbacks`).
+    case queuedRollbacks = "queued_rollbacks"
 }
 
 /// A request refused by a configured limit (`CoordinatorConfiguration.Limits`).

@@ -58,15 +58,6 @@ struct ClientRegistry: Sendable {
         forget(client)
     }
 
-    /// Revokes the token with this hash (a revocation found in the store).
-    /// - Returns: the live client that held it, if any.
-    mutating func revoke(tokenSHA256 hash: String) -> ClientID? {
-        revoked.insert(hash)
-        guard let client = owners[hash] else { return nil }
-        forget(client)
-        return client
-    }
-
     /// The number of live tokens.
     var liveCount: Int { owners.count }
 }

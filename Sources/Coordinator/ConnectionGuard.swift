@@ -65,8 +65,6 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
-    /// Why the guard refused or closed a connection; `limit` is the `rondo_limit_refusals_total` label.
-
     /// Paths an over-the-cap connection is still served: probes and scrapes must not fail because clients
     /// filled the connection table.
     static let alwaysServed: Set<String> = ["/healthz", "/readyz", "/metrics"]

@@ -4,7 +4,11 @@ import Foundation
     import Glibc
 #endif
 
-/// Makes one process the writer of a data directory: an exclusive `flock` on `rondo.lock` in it.
+/// Makes one process the writer of a data directory: an exclusive `flock` on the directory itself, with the
+/// holder's address in `rondo.lock` inside it.
+///
+/// The lock is on the directory, not on `rondo.lock`: deleting that file (a natural reaction to "another
+/// process holds the data directory") must not let a second coordinator in beside the first.
 ///
 /// A running coordinator holds the lock for its whole life and writes where it listens into the file, so
 /// `rondo` commands that change the federation (rollback, tag, revoke, pause) find it and go through its admin
@@ -26,37 +30,53 @@ public final class DataDirectoryLock: Sendable {
 
     public static let fileName = "rondo.lock"
 
+    /// The address file, `DATA_DIR/rondo.lock`.
     public let path: String
+    /// The address file, open for writing.
     private let descriptor: Int32
+    /// The directory, open and locked.
+    private let directoryDescriptor: Int32
 
-    private init(path: String, descriptor: Int32) {
+    private init(path: String, descriptor: Int32, directoryDescriptor: Int32) {
         self.path = path
         self.descriptor = descriptor
+        self.directoryDescriptor = directoryDescriptor
     }
 
-    deinit { close(descriptor) }
+    deinit {
+        close(descriptor)
+        close(directoryDescriptor)  // releases the lock
+    }
 
     /// Takes the lock if nobody holds it.
     /// - Returns: nil when another process holds it.
     /// - Throws: `DataDirectoryError` when the lock file cannot be opened (a symlink, another user's file).
     public static func tryAcquire(directory: String) throws -> DataDirectoryLock? {
+        let directoryDescriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard directoryDescriptor >= 0 else {
+            throw DataDirectoryError("cannot open the data directory \(directory): \(DataDirectory.errno())")
+        }
+        guard flock(directoryDescriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let failure = errno
+            close(directoryDescriptor)
+            if failure == EWOULDBLOCK { return nil }
+            throw DataDirectoryError("cannot lock \(directory): \(String(cString: strerror(failure)))")
+        }
         let path = (directory as NSString).appendingPathComponent(fileName)
         let descriptor = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else {
-            throw DataDirectoryError("cannot open the lock file \(path): \(DataDirectory.errno())")
-        }
         var info = stat()
-        guard fstat(descriptor, &info) == 0, info.st_uid == geteuid(), info.st_mode & S_IFMT == S_IFREG else {
-            close(descriptor)
-            throw DataDirectoryError("the lock file \(path) is not a regular file of this user")
+        guard descriptor >= 0, fstat(descriptor, &info) == 0, info.st_uid == geteuid(),
+            info.st_mode & S_IFMT == S_IFREG,
+            // Whatever an earlier holder published is stale now: until this holder publishes its own address
+            // (only a coordinator does), commands find none and send the admin token nowhere.
+            ftruncate(descriptor, 0) == 0
+        else {
+            let reason = descriptor < 0 ? DataDirectory.errno() : "not a regular file of this user"
+            if descriptor >= 0 { close(descriptor) }
+            close(directoryDescriptor)
+            throw DataDirectoryError("cannot use the lock file \(path): \(reason)")
         }
-        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
-            let failure = errno
-            close(descriptor)
-            if failure == EWOULDBLOCK { return nil }
-            throw DataDirectoryError("cannot lock \(path): \(String(cString: strerror(failure)))")
-        }
-        return DataDirectoryLock(path: path, descriptor: descriptor)
+        return DataDirectoryLock(path: path, descriptor: descriptor, directoryDescriptor: directoryDescriptor)
     }
 
     /// Takes the lock, waiting up to `timeout` for another process (a short CLI write) to release it.
@@ -68,8 +88,9 @@ public final class DataDirectoryLock: Sendable {
             guard ContinuousClock.now < deadline else {
                 let holder = readAddress(directory: directory).map { " (pid \($0.pid), \($0.url))" } ?? ""
                 throw DataDirectoryError(
-                    "another process holds the data directory \(directory)\(holder); a data directory has one "
-                        + "coordinator: stop the other one first")
+                    "another process holds the data directory \(directory)\(holder): a coordinator (a data "
+                        + "directory has one; stop it first) or a long `rondo checkpoints import|prune` (retry after it)"
+                )
             }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -87,15 +108,22 @@ public final class DataDirectoryLock: Sendable {
         }
     }
 
-    /// Where the coordinator holding `directory`'s lock listens, if one published it.
+    /// Where the coordinator holding `directory`'s lock listens, if one published it: only from a regular file
+    /// of this user, and only an `http`/`https` URL (an admin token is about to be sent there).
     public static func readAddress(directory: String) -> Address? {
         let path = (directory as NSString).appendingPathComponent(fileName)
         let descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
         defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, info.st_uid == geteuid(), info.st_mode & S_IFMT == S_IFREG else {
+            return nil
+        }
         var buffer = [UInt8](repeating: 0, count: 4096)
         let count = read(descriptor, &buffer, buffer.count)
-        guard count > 0 else { return nil }
-        return try? JSONDecoder().decode(Address.self, from: Data(buffer[..<count]))
+        guard count > 0, let address = try? JSONDecoder().decode(Address.self, from: Data(buffer[..<count])),
+            address.url.hasPrefix("http://") || address.url.hasPrefix("https://")
+        else { return nil }
+        return address
     }
 }

@@ -16,13 +16,19 @@ public struct OperatorActions: Sendable {
     let metrics: CoordinatorMetrics
 
     /// Makes an earlier version current; a round in flight is aborted (see `RoundDriver.rollback`).
-    /// - Throws: `CheckpointStoreError` for an unknown, corrupt or incomplete version.
+    /// - Throws: `CheckpointStoreError` for an unknown, corrupt or incomplete version; `LimitError` (counted)
+    ///   when too many rollbacks wait.
     public func rollback(to version: Int, reason: String, actor: String, traceID: String?) async throws -> (
         from: Int, to: Int
     ) {
-        let moved = try await driver.rollback(to: version, reason: reason, actor: actor, traceID: traceID)
-        metrics.adminAction(.rollback)
-        return moved
+        do {
+            let moved = try await driver.rollback(to: version, reason: reason, actor: actor, traceID: traceID)
+            metrics.adminAction(.rollback)
+            return moved
+        } catch let error as LimitError {
+            metrics.limitRefused(error.limit)
+            throw error
+        }
     }
 
     /// Points a tag at a version.
@@ -33,8 +39,9 @@ public struct OperatorActions: Sendable {
     }
 
     /// Pauses or resumes the federation.
-    public func setPaused(_ paused: Bool, actor: String, traceID: String?) async {
-        await driver.setPaused(paused, actor: actor, traceID: traceID)
+    /// - Throws: `OperatorActionError.draining` for a resume while draining.
+    public func setPaused(_ paused: Bool, actor: String, traceID: String?) async throws {
+        try await driver.setPaused(paused, actor: actor, traceID: traceID)
         metrics.adminAction(paused ? .pause : .resume)
     }
 

@@ -7,94 +7,127 @@ import ModelManager
 /// Carrying out the round state machine's actions: telemetry for announcements, store writes for the round's
 /// outcome (each fed back to the machine), long-polls woken for new tasks, reports published.
 extension RoundDriver {
-    /// Carries out the machine's actions in order, feeding back the outcome of each store operation (which
-    /// may bring more actions).
+    /// Carries out the machine's actions in order, feeding back the outcome of each store write (which may bring
+    /// more actions).
+    ///
+    /// Each batch is done in two passes: first everything that needs no store write (telemetry, logs, waking
+    /// long-polls), in the machine's order and before any await, so another event handled while a write is
+    /// awaited cannot reorder a batch's phase changes; then the store writes, in order.
     func perform(_ initial: [RoundAction<Instant>]) async {
         defer {
             observeBackoff()
             if !machine.isPersisting { persistWaiters.resumeAll() }
         }
-        var queue = initial[...]
-        while let action = queue.popFirst() {
-            switch action {
-            case .phaseChanged(let from, let to, let round):
-                metrics.phaseChanged(to: to, from: from, after: phaseSince.duration(to: clock.now))
-                tracing.phaseChanged(to: to, inRound: round)
-                phaseSince = clock.now
-            case .resultAccepted(let taskID, let client, let kind, let norm):
-                tracing.taskAnswered(taskID, client: client)
-                if let norm { metrics.updateNorm(norm) }
-                metrics.resultAccepted(
-                    kind: kind, after: taskDeliveredAt.removeValue(forKey: taskID).map { $0.duration(to: clock.now) })
-            case .roundStarted(let round, let baseVersion, let selected):
-                tracing.roundStarted(round: round, baseVersion: baseVersion, selected: selected.count)
-                logger.info(
-                    "round started",
-                    metadata: roundScoped([
-                        "round": "\(round)", "base_version": "\(baseVersion)", "selected": "\(selected.count)",
-                    ]))
-                roundStartedAt[round] = Date().timeIntervalSince1970
-                metrics.roundStarted(round: round, selected: selected.count)
-                await persist("round start") {
-                    try await $0.roundStarted(round: round, baseVersion: baseVersion, selected: selected.count)
-                }
-            case .tasksAvailable(let clients):
-                wake(clients)
-            case .clientDropped(let client, let kind, let reason):
-                metrics.dropout(kind: kind, reason: reason)
-                tracing.taskDropped(client: client, reason: reason)
-                logger.notice(
-                    "client dropped out",
-                    metadata: roundScoped([
-                        "client_id": "\(client)", "task_kind": "\(kind.rawValue)", "reason": "\(reason.rawValue)",
-                    ]))
-            case .storeCandidate(let round, let parentVersion, let weights):
-                queue += await storeCandidate(round: round, parentVersion: parentVersion, weights: weights)
-            case .reject(let round, let version, let evaluation, let fitMetrics, let examples, let clients, let reason):
-                tracing.guardRejected(version: version, reason: reason)
-                logger.warning(
-                    "regression guard rejected the round's model",
-                    metadata: ["round": "\(round)", "version": "\(version)", "reason": "\(reason)"])
-                do {
-                    try await store.reject(
-                        version: version, metrics: Self.metrics(evaluation, fitMetrics, examples, clients),
-                        reason: reason)
-                } catch {
-                    storeFailing = true
-                    logger.error(
-                        "recording the rejection failed", metadata: ["round": "\(round)", "error": "\(error)"])
-                }
-                queue += machine.rejectionRecorded(round: round, now: clock.now)
-            case .commit(let round, let version, let evaluation, let fitMetrics, let examples, let clients):
-                do {
-                    try await store.commit(
-                        version: version, metrics: Self.metrics(evaluation, fitMetrics, examples, clients))
-                    queue += machine.committed(round: round, now: clock.now)
-                    metrics.modelVersion(version)
-                    storeFailing = false
-                } catch {
-                    metrics.checkpointWritten(success: false, duration: .zero, bytes: nil)
-                    storeFailing = true
-                    logger.error("commit failed", metadata: ["round": "\(round)", "error": "\(error)"])
-                    queue += machine.commitFailed(round: round, message: "\(error)", now: clock.now)
-                }
-            case .backingOff(_, let delay, let failures):
-                metrics.roundBackedOff()
-                logger.warning(
-                    "rounds keep failing; waiting before the next one",
-                    metadata: ["consecutive_failures": "\(failures)", "delay_seconds": "\(delay.seconds)"])
-            case .roundFinished(let report):
-                logFinished(report)
-                metrics.roundFinished(report)
-                tracing.roundFinished(report)
-                taskDeliveredAt = taskDeliveredAt.filter { ($0.key.round ?? 0) > report.round }
-                let record = Self.record(report, startedAt: roundStartedAt.removeValue(forKey: report.round))
-                await recordRound(record)
-                subscribers = subscribers.filter {
-                    if case .terminated = $0.yield(report) { return false }
-                    return true
-                }
+        var batch = initial
+        while !batch.isEmpty {
+            let writes = batch.filter { announce($0) }
+            batch = []
+            for write in writes { batch += await carryOut(write) }
+        }
+    }
+
+    /// The part of an action that needs no store write.
+    /// - Returns: true when the action also needs `carryOut`.
+    private func announce(_ action: RoundAction<Instant>) -> Bool {
+        switch action {
+        case .phaseChanged(let from, let to, let round):
+            metrics.phaseChanged(to: to, from: from, after: phaseSince.duration(to: clock.now))
+            tracing.phaseChanged(to: to, inRound: round)
+            phaseSince = clock.now
+            return false
+        case .resultAccepted(let taskID, let client, let kind, let norm):
+            tracing.taskAnswered(taskID, client: client)
+            if let norm { metrics.updateNorm(norm) }
+            metrics.resultAccepted(
+                kind: kind, after: taskDeliveredAt.removeValue(forKey: taskID).map { $0.duration(to: clock.now) })
+            return false
+        case .roundStarted(let round, let baseVersion, let selected):
+            tracing.roundStarted(round: round, baseVersion: baseVersion, selected: selected.count)
+            logger.info(
+                "round started",
+                metadata: roundScoped([
+                    "round": "\(round)", "base_version": "\(baseVersion)", "selected": "\(selected.count)",
+                ]))
+            roundStartedAt[round] = Date().timeIntervalSince1970
+            metrics.roundStarted(round: round, selected: selected.count)
+            return true
+        case .tasksAvailable(let clients):
+            wake(clients)
+            return false
+        case .clientDropped(let client, let kind, let reason):
+            metrics.dropout(kind: kind, reason: reason)
+            tracing.taskDropped(client: client, reason: reason)
+            logger.notice(
+                "client dropped out",
+                metadata: roundScoped([
+                    "client_id": "\(client)", "task_kind": "\(kind.rawValue)", "reason": "\(reason.rawValue)",
+                ]))
+            return false
+        case .reject(let round, let version, _, _, _, _, let reason):
+            tracing.guardRejected(version: version, reason: reason)
+            logger.warning(
+                "regression guard rejected the round's model",
+                metadata: ["round": "\(round)", "version": "\(version)", "reason": "\(reason)"])
+            return true
+        case .backingOff(_, let delay, let failures):
+            metrics.roundBackedOff()
+            logger.warning(
+                "rounds keep failing; waiting before the next one",
+                metadata: ["consecutive_failures": "\(failures)", "delay_seconds": "\(delay.seconds)"])
+            return false
+        case .roundFinished(let report):
+            logFinished(report)
+            metrics.roundFinished(report)
+            tracing.roundFinished(report)
+            taskDeliveredAt = taskDeliveredAt.filter { ($0.key.round ?? 0) > report.round }
+            return true
+        case .storeCandidate, .commit:
+            return true
+        }
+    }
+
+    /// The store write of an action; returns what the machine says next.
+    private func carryOut(_ action: RoundAction<Instant>) async -> [RoundAction<Instant>] {
+        switch action {
+        case .roundStarted(let round, let baseVersion, let selected):
+            await persist("round start") {
+                try await $0.roundStarted(round: round, baseVersion: baseVersion, selected: selected.count)
             }
+            return []
+        case .storeCandidate(let round, let parentVersion, let weights):
+            return await storeCandidate(round: round, parentVersion: parentVersion, weights: weights)
+        case .reject(let round, let version, let evaluation, let fitMetrics, let examples, let clients, let reason):
+            do {
+                try await store.reject(
+                    version: version, metrics: Self.metrics(evaluation, fitMetrics, examples, clients), reason: reason)
+            } catch {
+                storeFailing = true
+                logger.error("recording the rejection failed", metadata: ["round": "\(round)", "error": "\(error)"])
+            }
+            return machine.rejectionRecorded(round: round, now: clock.now)
+        case .commit(let round, let version, let evaluation, let fitMetrics, let examples, let clients):
+            do {
+                try await store.commit(
+                    version: version, metrics: Self.metrics(evaluation, fitMetrics, examples, clients))
+                metrics.modelVersion(version)
+                storeFailing = false
+                return machine.committed(round: round, now: clock.now)
+            } catch {
+                metrics.checkpointWritten(success: false, duration: .zero, bytes: nil)
+                storeFailing = true
+                logger.error("commit failed", metadata: ["round": "\(round)", "error": "\(error)"])
+                return machine.commitFailed(round: round, message: "\(error)", now: clock.now)
+            }
+        case .roundFinished(let report):
+            await recordRound(Self.record(report, startedAt: roundStartedAt.removeValue(forKey: report.round)))
+            // Subscribers hear of a round once its history row was written (or queued for a retry).
+            subscribers = subscribers.filter {
+                if case .terminated = $0.yield(report) { return false }
+                return true
+            }
+            return []
+        case .phaseChanged, .resultAccepted, .tasksAvailable, .clientDropped, .backingOff:
+            return []
         }
     }
 

@@ -11,6 +11,10 @@ public struct OperatorActionError: Error, Sendable, CustomStringConvertible {
         case noOpenRound = "no_open_round"
         /// No such client was ever registered.
         case unknownClient = "unknown_client"
+        /// The coordinator is draining for shutdown: the federation stays paused.
+        case draining
+        /// Rounds kept committing while a rollback was being written; pause the federation and retry.
+        case roundsKeepCommitting = "rounds_keep_committing"
     }
 
     public var code: Code
@@ -21,9 +25,13 @@ public struct OperatorActionError: Error, Sendable, CustomStringConvertible {
 /// Operator controls: pause and resume, abort the open round, revoke a client, and draining on shutdown.
 extension RoundDriver {
     /// Pauses (no new round starts; the open one finishes) or resumes the federation, with an audit event.
-    /// While draining the federation stays paused: a resume then changes nothing.
-    public func setPaused(_ paused: Bool, actor: String, traceID: String?) async {
-        guard paused != machine.isPaused, paused || drainDeadline == nil else { return }
+    /// - Throws: `OperatorActionError.draining` for a resume while draining (the federation stays paused).
+    public func setPaused(_ paused: Bool, actor: String, traceID: String?) async throws(OperatorActionError) {
+        if !paused, drainDeadline != nil {
+            throw OperatorActionError(
+                code: .draining, message: "the coordinator is draining for shutdown; the federation stays paused")
+        }
+        guard paused != machine.isPaused else { return }
         await persist("pause audit event") {
             try await $0.recordEvent(
                 kind: paused ? .federationPaused : .federationResumed, actor: actor, round: machine.openRound,
@@ -36,14 +44,25 @@ extension RoundDriver {
 
     /// Aborts the round in training or evaluation: nothing it computed is kept, the round is recorded as
     /// aborted with `reason`, and the next one (unless paused) starts from the current model.
-    /// - Returns: the aborted round's number.
+    ///
     /// While the round's outcome is being stored, waits for that to finish first (the round is then usually
     /// over, and there is nothing left to abort).
+    /// - Returns: the aborted round's number.
     /// - Throws: `OperatorActionError.noOpenRound`.
     @discardableResult
     public func abortRound(reason: String, actor: String, traceID: String?) async throws(OperatorActionError) -> Int {
+        // Only the round that was open when the operator asked: if it closes meanwhile (its outcome was being
+        // stored), the next round is not the one they meant.
+        let target = machine.openRound
         await untilNotPersisting()
-        guard let round = machine.openRound, let actions = machine.abortRound(reason: reason, now: clock.now) else {
+        guard let round = machine.openRound, round == target, !machine.isPersisting,
+            let actions = machine.abortRound(reason: reason, now: clock.now)
+        else {
+            if let target, machine.openRound != target {
+                throw OperatorActionError(
+                    code: .noOpenRound, message: "round \(target) ended before it could be aborted; nothing was aborted"
+                )
+            }
             throw OperatorActionError(code: .noOpenRound, message: "no round is open")
         }
         await persist("abort audit event") {

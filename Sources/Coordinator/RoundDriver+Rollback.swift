@@ -9,24 +9,36 @@ extension RoundDriver {
     ///
     /// Rollbacks run one at a time, in arrival order. One that arrives while a round's outcome is being stored
     /// waits for the store write to finish, then goes ahead.
-    /// - Throws: `CheckpointStoreError` (unknown, corrupt or incomplete version).
+    /// - Throws: `CheckpointStoreError` (unknown, corrupt or incomplete version), `OperatorActionError`
+    ///   `.roundsKeepCommitting`, `NotReadyReason.shuttingDown`, `LimitError` when too many rollbacks wait.
     public func rollback(to version: Int, reason: String, actor: String, traceID: String? = nil) async throws -> (
         from: Int, to: Int
     ) {
-        await enterRollbackLane()
+        try await enterRollbackLane()
         defer { leaveRollbackLane() }
         let replacement = try await loadModel(version)
         try await untilStoreWriteDone()
         let previous = machine.model.version
-        var commitsSeen = machine.committedRounds
         try await store.rollback(to: version, reason: reason, actor: actor, traceID: traceID)
-        // The re-hash inside the store's transaction takes a while; meanwhile the open round may have closed
-        // and committed (moving `current` on). Let any store write finish, and roll that commit back too, so
-        // the store and the round engine agree on the model. No await between the last check and the switch.
+        // The re-hash inside the store's transaction takes a while; meanwhile the open round may have closed and
+        // committed (moving `current` on). Let any store write finish and check the store again; when a commit
+        // got in between, roll it back too, so the store and the round engine agree on the model. The switch
+        // follows the last check with no await in between. Rounds that keep committing faster than the store
+        // rolls back make the operator pause first rather than loop.
+        var attempts = 1
         while true {
             try await untilStoreWriteDone()
-            guard machine.committedRounds != commitsSeen else { break }
-            commitsSeen = machine.committedRounds
+            let commits = machine.committedRounds
+            let current = try await store.refVersion(.current)
+            if current == version, !machine.isPersisting, machine.committedRounds == commits { break }
+            guard attempts < 5 else {
+                throw OperatorActionError(
+                    code: .roundsKeepCommitting,
+                    message: "rounds kept committing during the rollback to version \(version); pause the federation "
+                        + "and retry")
+            }
+            attempts += 1
+            try await untilStoreWriteDone()
             try await store.rollback(to: version, reason: reason, actor: actor, traceID: traceID)
         }
         metrics.rolledBack()
@@ -58,10 +70,19 @@ extension RoundDriver {
         if machine.isPersisting { throw .shuttingDown }
     }
 
-    private func enterRollbackLane() async {
+    /// Rollbacks that may wait behind the one in progress; more are refused (429), so a burst of requests whose
+    /// callers already gave up cannot keep flipping the model for minutes.
+    static let maxQueuedRollbacks = 4
+
+    private func enterRollbackLane() async throws(LimitError) {
         guard rollbackInProgress else {
             rollbackInProgress = true
             return
+        }
+        guard rollbackQueue.count < Self.maxQueuedRollbacks else {
+            throw LimitError(
+                limit: .queuedRollbacks, message: "\(rollbackQueue.count) rollbacks are already waiting; retry shortly",
+                retryAfter: .seconds(1))
         }
         // `leaveRollbackLane` hands the lane over without clearing the flag.
         await withCheckedContinuation { rollbackQueue.add($0) }

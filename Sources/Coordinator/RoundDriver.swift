@@ -163,8 +163,9 @@ public actor RoundDriver: Service {
                 connected: machine.connectedClients.count, registered: machine.registeredClientCount,
                 required: machine.requiredClients, quorum: configuration.rounds.minFitResults)
         }
-        polls.expire(now: now)
-        await perform(machine.tick(now: now, parked: polls.parkedClients))
+        // A poll that ends now was parked until now: its client counts as seen, like the ones still parked.
+        let ended = polls.expire(now: now)
+        await perform(machine.tick(now: now, parked: polls.parkedClients.union(ended)))
     }
 
     private func shutdown() {

@@ -6,6 +6,7 @@ struct WaitList: Sendable {
     private var waiting: [CheckedContinuation<Void, Never>] = []
 
     var isEmpty: Bool { waiting.isEmpty }
+    var count: Int { waiting.count }
 
     mutating func add(_ continuation: CheckedContinuation<Void, Never>) {
         waiting.append(continuation)

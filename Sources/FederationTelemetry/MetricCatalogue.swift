@@ -139,7 +139,7 @@ public enum MetricCatalogue {
                 "limit",
                 [
                     "clients", "long_polls", "client_long_polls", "register_rate", "submit_rate", "connections",
-                    "slow_body",
+                    "slow_body", "queued_rollbacks",
                 ]
             )
         ])

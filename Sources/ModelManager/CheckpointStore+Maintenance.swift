@@ -7,7 +7,9 @@ extension CheckpointStore {
 
     /// Recomputes every checkpoint's hash and runs `PRAGMA integrity_check`. Versions that fail are marked so
     /// rollback refuses them; versions that pass again are cleared.
-    public func verify() throws -> VerificationReport {
+    /// - Parameter recording: whether to record each version's finding in `integrity_error` (so rollbacks refuse
+    ///   corrupt versions); false reads only, for a store another process writes.
+    public func verify(recording: Bool = true) throws -> VerificationReport {
         var problems: [String] = []
         let records = try checkpoints()
         for record in records {
@@ -20,7 +22,7 @@ extension CheckpointStore {
                 error = "SHA-256 \(digest), recorded \(record.sha256)"
             }
             if let error { problems.append("version \(record.version): \(error)") }
-            if error != record.integrityError {
+            if recording, error != record.integrityError {
                 try connection.query(
                     "UPDATE checkpoints SET integrity_error = ? WHERE version = ?",
                     [error.map { .text($0) } ?? .null, .integer(Int64(record.version))])

@@ -210,7 +210,15 @@ public actor CheckpointStore {
     /// Points a user tag at a version. `current` and `best` are reserved.
     public func tag(version: Int, name: String, actor: String) throws {
         let valid =
-            !name.isEmpty && name.count <= 64 && name.allSatisfy { $0.isLetter || $0.isNumber || "-_.".contains($0) }
+            (1...64).contains(name.utf8.count)
+            && name.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."):
+                    true
+                default: false
+                }
+            }
         guard valid, CheckpointRef(rawValue: name) == nil else {
             throw CheckpointStoreError(.invalidTag, "tag \"\(name)\" is reserved or not [A-Za-z0-9._-]{1,64}")
         }

@@ -158,12 +158,12 @@ public struct ClientRecord: Sendable, Codable, Equatable {
     }
 }
 
-/// One audit-log entry.
 /// What an audit event records; the raw value is stored and shown in `/v1/events`.
 public enum EventKind: String, Sendable, Codable, CaseIterable {
     /// A model became current by import (`rondo checkpoints import`, or the initial model).
     case `import`
-    /// A round's candidate became current.
+    /// A version was inserted as committed and made current in one step (`CheckpointStore.insert`; a round's
+    /// own commit is recorded in the round history instead).
     case commit
     case rollback
     case tag
@@ -188,6 +188,7 @@ public enum CheckpointRef: String, Sendable, CaseIterable {
     case best
 }
 
+/// One audit-log entry.
 public struct EventRecord: Sendable, Codable, Equatable {
     public var id: Int
     public var at: Double

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Coordinator
 import FederationCore
 import Foundation
 import ModelManager
@@ -260,7 +261,17 @@ struct CheckpointsCommand: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let report = try await store.openStore().verify()
+            let database = try store.openStore()
+            // Recording findings is a write: only as the data directory's owner, holding its lock. While a
+            // coordinator runs (it holds the lock) findings are reported only; its rollbacks re-hash anyway.
+            let lock = (try? OperatorChannel.requireOwner(store.dataDir)).flatMap {
+                try? DataDirectoryLock.tryAcquire(directory: store.dataDir)
+            }
+            defer { withExtendedLifetime(lock) {} }
+            let report = try await database.verify(recording: lock != nil)
+            if lock == nil, !store.json {
+                printLine("(another process holds the data directory: findings not recorded)")
+            }
             if store.json {
                 try store.printJSON(report)
             } else {

@@ -38,7 +38,7 @@ struct FederationCommand: AsyncParsableCommand {
             printLine(paused ? "paused: no new round starts" : "resumed")
         case .store(_, let lock):
             withExtendedLifetime(lock) {}
-            throw ValidationError(
+            throw CommandFailure(
                 "no coordinator runs on \(store.dataDir); there is no federation to \(paused ? "pause" : "resume")")
         }
     }

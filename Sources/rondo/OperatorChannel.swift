@@ -16,25 +16,30 @@ enum OperatorChannel {
     case store(CheckpointStore, DataDirectoryLock)
 
     static func open(_ store: StoreOptions, _ operatorOptions: OperatorOptions) async throws -> OperatorChannel {
-        if let lock = try DataDirectoryLock.tryAcquire(directory: store.dataDir) {
-            return .store(try store.openStore(), lock)
+        let database = try store.openStore()  // a missing database is the clearer error
+        try requireOwner(store.dataDir)
+        if let lock = try DataDirectoryLock.tryAcquire(directory: store.dataDir) { return .store(database, lock) }
+        if let url = operatorOptions.url, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+            throw ValidationError("--url must be an http:// or https:// URL")
         }
-        guard let address = DataDirectoryLock.readAddress(directory: store.dataDir) else {
-            throw ValidationError(
-                "a process holds \(store.dataDir) but published no address (a coordinator starting, or a demo); "
-                    + "retry in a moment")
+        guard let url = operatorOptions.url ?? DataDirectoryLock.readAddress(directory: store.dataDir)?.url else {
+            throw CommandFailure(
+                "a process holds \(store.dataDir) but published no address (a coordinator starting, a demo, or "
+                    + "another rondo command); retry in a moment, or give the coordinator's --url")
         }
         return .coordinator(
             AdminAPI(
-                url: address.url, token: try operatorOptions.adminToken(dataDir: store.dataDir),
-                caFile: operatorOptions.caFile))
+                url: url, token: try operatorOptions.adminToken(dataDir: store.dataDir), caFile: operatorOptions.caFile)
+        )
     }
 
     /// Refuses a write that has no admin API (import, prune) while a coordinator runs.
     static func requireNoCoordinator(_ store: StoreOptions, action: String) throws -> DataDirectoryLock {
+        _ = try store.openStore()
+        try requireOwner(store.dataDir)
         guard let lock = try DataDirectoryLock.tryAcquire(directory: store.dataDir) else {
             let holder = DataDirectoryLock.readAddress(directory: store.dataDir).map { " at \($0.url)" } ?? ""
-            throw ValidationError(
+            throw CommandFailure(
                 "a coordinator runs on \(store.dataDir)\(holder); stop it before you \(action) "
                     + "(it is the data directory's one writer)")
         }
@@ -42,8 +47,26 @@ enum OperatorChannel {
     }
 }
 
+extension OperatorChannel {
+    /// Writes to a data directory run as its owner, as the coordinator does: a command run as another user
+    /// (root, say) would leave files the coordinator cannot open.
+    static func requireOwner(_ directory: String) throws {
+        let owner = try FileManager.default.attributesOfItem(atPath: directory)[.ownerAccountID] as? NSNumber
+        guard let owner, owner.uint32Value == geteuid() else {
+            throw CommandFailure(
+                "\(directory) belongs to uid \(owner.map { "\($0)" } ?? "?"); run this command as that user")
+        }
+    }
+}
+
 /// Options of commands that may go through a running coordinator's admin API.
 struct OperatorOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "The running coordinator's URL, when the one it published (loopback) is not the one to use here: a "
+                + "TLS certificate for a host name, another network namespace."))
+    var url: String?
+
     @Option(help: "File holding the admin token (default: env RONDO_ADMIN_TOKEN, else DATA_DIR/admin-token).")
     var adminTokenFile: String?
 
@@ -52,10 +75,10 @@ struct OperatorOptions: ParsableArguments {
 
     func adminToken(dataDir: String) throws -> String {
         if let adminTokenFile { return try SecretFile.readConfigured(adminTokenFile) }
-        if let token = ProcessInfo.processInfo.environment["RONDO_ADMIN_TOKEN"] { return token }
+        if let token = ProcessInfo.processInfo.environment["RONDO_ADMIN_TOKEN"], !token.isEmpty { return token }
         let generated = (dataDir as NSString).appendingPathComponent("admin-token")
         guard let token = try SecretFile.readGenerated(generated) else {
-            throw ValidationError(
+            throw CommandFailure(
                 "a coordinator runs on \(dataDir); give its admin token with --admin-token-file or RONDO_ADMIN_TOKEN")
         }
         return token
@@ -75,18 +98,38 @@ struct AdminAPI {
         defer { client.shutdown() }
         var headers = [(name: "Authorization", value: "Bearer \(token)")]
         if body != nil { headers.append((name: "Content-Type", value: "application/json")) }
-        let response = try await client.execute(
-            HTTPRequest(
-                method: "POST", url: url + path, headers: headers,
-                body: try body.map { Array(try JSONEncoder().encode($0)) }, timeout: .seconds(60)))
+        let response: HTTPResponse
+        do {
+            response = try await client.execute(
+                HTTPRequest(
+                    method: "POST", url: url + path, headers: headers,
+                    body: try body.map { Array(try JSONEncoder().encode($0)) }, timeout: .seconds(60)))
+        } catch {
+            throw CommandFailure("cannot reach the coordinator at \(url) (is it still running?): \(error)")
+        }
         guard (200..<300).contains(response.status) else {
             let error = try? JSONDecoder().decode(WireProtocol.ErrorMessage.self, from: Data(response.body))
             throw AdminAPIError(
-                status: response.status, code: error?.error.code ?? "http_\(response.status)",
-                message: error?.error.message ?? String(decoding: response.body.prefix(200), as: UTF8.self))
+                status: response.status, code: Self.printable(error?.error.code ?? "http_\(response.status)"),
+                message: Self.printable(
+                    error?.error.message ?? String(decoding: response.body.prefix(200), as: UTF8.self)))
         }
         return try JSONDecoder().decode(Answer.self, from: Data(response.body))
     }
+}
+
+extension AdminAPI {
+    /// Text from the server made safe for a terminal: control characters (escape sequences) become `?`.
+    static func printable(_ text: String) -> String {
+        String(
+            String.UnicodeScalarView(text.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 }))
+    }
+}
+
+/// A command that cannot be carried out; printed as `Error: …` with exit status 1 (not a usage error).
+struct CommandFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// The running coordinator refused an operator command.

@@ -43,6 +43,11 @@ import Testing
             Row(error: CheckpointStoreError(.database, "disk I/O error"), status: 500, code: "internal"),
             Row(error: OperatorActionError(code: .noOpenRound, message: "x"), status: 409, code: "no_open_round"),
             Row(error: OperatorActionError(code: .unknownClient, message: "x"), status: 404, code: "unknown_client"),
+            Row(
+                error: OperatorActionError(code: .roundsKeepCommitting, message: "x"), status: 409,
+                code: "rounds_keep_committing"),
+            Row(error: OperatorActionError(code: .draining, message: "x"), status: 409, code: "draining"),
+            Row(error: LimitError(limit: .queuedRollbacks, message: "x"), status: 429, code: "too_many_rollbacks"),
             Row(error: AuthRefusal.unauthenticated("x"), status: 401, code: "unauthenticated"),
             Row(error: AuthRefusal.forbidden("x"), status: 403, code: "forbidden"),
             Row(error: AuthRefusal.revoked, status: 403, code: "revoked"),

@@ -191,6 +191,8 @@ import Testing
             await coordinator.beginShutdown()
             let draining = try await coordinator.waitForStatus { $0.draining }
             #expect(draining.phase == .training)
+            let resume = try await coordinator.request("POST", "/v1/federation/resume", token: Self.admin)
+            #expect(resume.status == 409 && resume.errorCode == "draining", "a drain keeps the federation paused")
             #expect(try await coordinator.request("GET", "/readyz").status == 503)
             _ = try await coordinator.request("POST", "/v1/federation/resume", token: Self.admin)
             #expect(try await coordinator.status().paused, "a resume does not undo draining")

@@ -57,7 +57,7 @@ import Testing
         #expect(accepted == ["a fit 5.0", "b fit 0.0", "a evaluate nil", "b evaluate nil"])
     }
 
-    @Test func aRefusedResultAnnouncesNothing() {
+    @Test func aRefusedResultIsNotAnnouncedAsAccepted() throws {
         var (machine, ids, _) = RoundStateMachineTests.started()
         let tasks = RoundStateMachineTests.tasks(&machine, ids)
         #expect(throws: UpdateRejection.self) {
@@ -65,7 +65,12 @@ import Testing
                 tasks[ids[0]]!.id, client: ids[0], weights: RoundStateMachineTests.weights(.nan, 1), numExamples: 1,
                 metrics: [:], now: .zero)
         }
-        #expect(machine.tick(now: .seconds(1)).isEmpty)
+        let accepted = try machine.fitResult(
+            tasks[ids[0]]!.id, client: ids[0], weights: RoundStateMachineTests.weights(1, 1), numExamples: 1,
+            metrics: [:], now: .zero)
+        let announced = accepted.filter { if case .resultAccepted = $0 { true } else { false } }
+        #expect(announced.count == 1, "only the valid result of the task is announced: \(accepted)")
+        #expect(accepted.work().isEmpty, "one of three answered: the round stays in training")
     }
 
     @Test func finishingTheLastRoundAnnouncesFinished() throws {

@@ -28,6 +28,26 @@ import Testing
         }
     }
 
+    /// Tag names are `[A-Za-z0-9._-]{1,64}` in bytes: no look-alike letters from other scripts, no combining
+    /// marks that make one "character" kilobytes long.
+    @Test(arguments: [
+        "productіon", "½", "прод", "a" + String(repeating: "\u{301}", count: 1000), String(repeating: "a", count: 65),
+        "",
+        "a b", "current", "best",
+    ])
+    func hostileTagNamesAreRefused(name: String) async throws {
+        try await withTemporaryStore { store, _ in
+            let version = try await store.insert(
+                round: 0, parentVersion: nil, bytes: modelBytes(1), tensorCount: 1, status: .imported,
+                makeCurrent: true)
+            await #expect { try await store.tag(version: version, name: name, actor: "t") } throws: {
+                ($0 as? CheckpointStoreError)?.code == .invalidTag
+            }
+            try await store.tag(version: version, name: "release-1.2_rc", actor: "t")
+            #expect(try await store.refs().keys.sorted() == ["current", "release-1.2_rc"])
+        }
+    }
+
     @Test func departedClientRowsAreBounded() async throws {
         try await withTemporaryStore { store, _ in
             try await store.clientRegistered(id: "live", name: "live", tokenSHA256: "h-live")
