@@ -20,8 +20,8 @@ demo: build
 
 # Python is used only by tests that drive real third-party tools (safetensors, numpy, opentelemetry-proto).
 venv:
-	@if ! .venv/bin/python -c "import safetensors, numpy, opentelemetry.proto, yaml, openapi_spec_validator, schemathesis, openapi_python_client" >/dev/null 2>&1; then \
-		python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check safetensors numpy opentelemetry-proto pyyaml openapi-spec-validator schemathesis openapi-python-client==0.29.1; \
+	@if ! .venv/bin/python -c "import safetensors, numpy, opentelemetry.proto, yaml, openapi_spec_validator, schemathesis, openapi_python_client, ml_dtypes, requests" >/dev/null 2>&1; then \
+		python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check safetensors numpy opentelemetry-proto pyyaml openapi-spec-validator schemathesis openapi-python-client==0.29.1 ml-dtypes==0.6.0 requests; \
 	fi
 
 # Prometheus config, rules, rule unit tests (promtool), and runbook/test coverage of every alert.
@@ -36,6 +36,7 @@ test: deps venv lint prometheus-check
 	$(SWIFT) build --build-tests
 	.venv/bin/python scripts/check-dashboards.py .build/debug/rondo
 	.venv/bin/python scripts/check-openapi-client.py .build/debug/rondo
+	.venv/bin/python scripts/check-dtypes.py .build/debug/rondo
 	.venv/bin/python scripts/fuzz-api.py .build/debug/rondo 10
 	$(SWIFT) test --skip-build
 

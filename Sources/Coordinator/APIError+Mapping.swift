@@ -27,6 +27,7 @@ extension APIError {
         case invalidMessage = "invalid_message"
         case invalidReason = "invalid_reason"
         case invalidSafetensors = "invalid_safetensors"
+        case unsupportedDType = "unsupported_dtype"
         // Results refused by the round (`UpdateRejection.Reason`, same raw values)
         case malformed
         case unknownTask = "unknown_task"
@@ -73,6 +74,9 @@ extension APIError {
         case let error as OperatorActionError: self.init(error)
         case let error as AuthRefusal: self.init(error)
         case let error as NotReadyReason: self.init(error.status, code: error.code, error.message)
+        case let error as SafeTensorsError where error.code == .unsupportedDType:
+            // A well-formed file with a dtype Rondo does not average (8-bit floats): the message names the tensor.
+            self.init(.unprocessableContent, code: .unsupportedDType, error.message)
         case let error as SafeTensorsError:
             self.init(.badRequest, code: .invalidSafetensors, "\(error.code): \(error.message)")
         case let error as HTTPError: self.init(error)

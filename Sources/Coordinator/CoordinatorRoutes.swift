@@ -152,6 +152,7 @@ struct CoordinatorRoutes: Sendable {
         case .unsupportedMediaType: "wrong_media_type"
         case .malformedBody: "malformed"
         case .invalidSafetensors: "invalid_safetensors"
+        case .unsupportedDType: "wrong_dtype"
         default: UpdateRejection.Reason(rawValue: code.rawValue)?.rawValue
         }
     }

@@ -27,7 +27,7 @@ public enum ModelImportCheck {
         guard weights.tensors.contains(where: { $0.tensor.elementCount > 0 }) else {
             throw Refusal(reason: .empty, message: "the model has no tensor elements")
         }
-        for named in weights.tensors where !named.tensor.floatValues.allSatisfy(\.isFinite) {
+        for named in weights.tensors where !TensorElements.allFinite(named.tensor) {
             throw Refusal(reason: .nonFinite, message: "tensor \"\(named.name)\" holds NaN or infinity")
         }
     }

@@ -105,7 +105,11 @@ extension SafeTensorsFile {
         tensors.reserveCapacity(entries.count)
         for entry in entries {
             let raw = UnsafeRawBufferPointer(rebasing: bytes[(dataStart + entry.begin)..<(dataStart + entry.end)])
-            tensors.append(NamedTensor(name: entry.name, tensor: Tensor(shape: entry.shape, values: floats(from: raw))))
+            let tensor =
+                entry.dtype == .float32
+                ? Tensor(shape: entry.shape, values: floats(from: raw))
+                : Tensor(shape: entry.shape, dtype: entry.dtype, littleEndianBytes: Array(raw))
+            tensors.append(NamedTensor(name: entry.name, tensor: tensor))
         }
         return SafeTensorsFile(weights: ModelWeights(tensors), metadata: metadata)
     }
@@ -183,9 +187,11 @@ extension SafeTensorsFile {
                 "tensor \"\(name)\" shape \(shape) × \(dtype.rawValue) is \(elements * dtype.byteWidth) bytes but its offsets span \(end - begin)"
             )
         }
-        guard dtype == .float32 else {
+        guard dtype.isAggregated else {
             throw SafeTensorsError(
-                .unsupportedDType, "tensor \"\(name)\" is \(dtype.rawValue); Rondo aggregates F32 tensors")
+                .unsupportedDType,
+                "tensor \"\(name)\" is \(dtype.rawValue); Rondo averages F16, BF16, F32, F64, integer and BOOL tensors, "
+                    + "not 8-bit floats")
         }
         return (name, dtype, shape, begin, end)
     }
@@ -238,14 +244,17 @@ extension SafeTensorsFile {
         for index in 0..<8 { out.append(UInt8(truncatingIfNeeded: length >> (8 * UInt64(index)))) }
         out.append(contentsOf: header)
         for named in weights.tensors {
-            named.tensor.floatValues.withUnsafeBytes { raw in
-                #if _endian(big)
-                    for value in named.tensor.floatValues {
-                        withUnsafeBytes(of: value.bitPattern.littleEndian) { out.append(contentsOf: $0) }
-                    }
-                #else
-                    out.append(contentsOf: raw)
-                #endif
+            switch named.tensor.storage {
+            case .float32(let values):
+                values.withUnsafeBytes { raw in
+                    #if _endian(big)
+                        out.append(contentsOf: TensorElements.bytes(of: values))
+                    #else
+                        out.append(contentsOf: raw)
+                    #endif
+                }
+            case .encoded(_, let bytes):
+                out.append(contentsOf: bytes)
             }
         }
         return out

@@ -2,8 +2,9 @@
 ///
 /// Each accepted update is added to a running sum weighted by its `num_examples` the moment it arrives, so
 /// memory stays O(model) however many clients answer, and the work of a round is spread over its arrivals
-/// instead of piling up at the deadline. Sums are kept in double precision: the result is independent of
-/// arrival order up to float32 rounding of the final division.
+/// instead of piling up at the deadline. Sums are kept in double precision whatever the tensors' dtype (`F16`,
+/// `BF16`, `F32`, `F64`, integers, `BOOL`), and each average is written back in its tensor's own dtype by the
+/// rules of `TensorElements`: the result is independent of arrival order up to that final rounding.
 ///
 /// With a `WeightCap`, no client holds more than the cap's share of the average. Only the heaviest updates can
 /// be clipped, so the `clippedClientBound` heaviest so far are kept aside unfolded; an update is folded, at its
@@ -63,23 +64,9 @@ public struct StreamingFedAvg: Sendable {
 
     private static func add(_ weights: ModelWeights, weight: Double, into sums: inout [[Double]]) {
         for index in sums.indices {
-            let values = weights.tensors[index].tensor.floatValues
             sums[index].withUnsafeMutableBufferPointer { sum in
-                values.withUnsafeBufferPointer { values in
-                    StreamingFedAvg.accumulate(values, weight: weight, into: sum)
-                }
+                TensorElements.accumulate(weights.tensors[index].tensor, weight: weight, into: sum)
             }
-        }
-    }
-
-    /// sum[i] += weight × values[i]; a loop the optimiser vectorises.
-    @inline(__always)
-    static func accumulate(
-        _ values: UnsafeBufferPointer<Float>, weight: Double, into sum: UnsafeMutableBufferPointer<Double>
-    ) {
-        guard let source = values.baseAddress, let target = sum.baseAddress else { return }
-        for i in 0..<values.count {
-            target[i] += weight * Double(source[i])
         }
     }
 
@@ -97,7 +84,9 @@ public struct StreamingFedAvg: Sendable {
         return ModelWeights(
             zip(layout.tensors, sums).map { named, sum in
                 NamedTensor(
-                    name: named.name, tensor: Tensor(shape: named.tensor.shape, values: sum.map { Float($0 * scale) }))
+                    name: named.name,
+                    tensor: TensorElements.tensor(
+                        fromSums: sum, scale: scale, shape: named.tensor.shape, dtype: named.tensor.dtype))
             })
     }
 }

@@ -1,12 +1,15 @@
-/// A dense, row-major tensor.
+/// A dense, row-major tensor of one dtype.
 ///
 /// Invariant: the product of `shape` equals the number of stored elements (a scalar has shape `[]` and one
-/// element). Storage is an enum so further dtypes can be added without changing the tensor's users; today
-/// every tensor Rondo aggregates is `float32`.
+/// element). `float32`, the dtype most models train in, is kept as `[Float]`; every other dtype is kept as its
+/// little-endian safetensors bytes (half the memory for `F16`/`BF16`, no conversion on the way in or out), and
+/// read through `TensorElements` where a computation needs numbers.
 public struct Tensor: Sendable, Equatable {
-    /// The element storage; one case per supported dtype.
+    /// The element storage.
     public enum Storage: Sendable, Equatable {
         case float32([Float])
+        /// Any other dtype: `byteWidth × elementCount` little-endian bytes, exactly as in a safetensors file.
+        case encoded(TensorDType, [UInt8])
     }
 
     public let shape: [Int]
@@ -22,6 +25,30 @@ public struct Tensor: Sendable, Equatable {
         self.storage = .float32(values)
     }
 
+    /// Creates a tensor of `dtype` from its little-endian bytes (as a safetensors file holds them).
+    /// - Precondition: `bytes.count` is the element count times the dtype's width.
+    public init(shape: [Int], dtype: TensorDType, littleEndianBytes bytes: [UInt8]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        precondition(
+            Tensor.elementCount(of: shape) * dtype.byteWidth == bytes.count,
+            "shape \(shape) × \(dtype.rawValue) is not \(bytes.count) bytes")
+        self.shape = shape
+        if dtype == .float32 {
+            self.storage = .float32(TensorElements.float32s(from: bytes))
+        } else {
+            self.storage = .encoded(dtype, bytes)
+        }
+    }
+
+    /// A tensor of `dtype` holding `values` converted by the rules averages are written back with (rounded to
+    /// nearest; integers clamped to their range; `BOOL` true from one half up; see `TensorElements`).
+    /// - Precondition: `values.count` equals the product of `shape`; `dtype.isAggregated`.
+    public init(shape: [Int], dtype: TensorDType, converting values: [Double]) {
+        precondition(
+            Tensor.elementCount(of: shape) == values.count, "shape \(shape) does not hold \(values.count) values")
+        self = TensorElements.tensor(fromSums: values, scale: 1, shape: shape, dtype: dtype)
+    }
+
     /// A `float32` tensor of zeros.
     public static func zeros(shape: [Int]) -> Tensor {
         Tensor(shape: shape, values: [Float](repeating: 0, count: elementCount(of: shape)))
@@ -30,13 +57,32 @@ public struct Tensor: Sendable, Equatable {
     public var dtype: TensorDType {
         switch storage {
         case .float32: .float32
+        case .encoded(let dtype, _): dtype
         }
     }
 
-    /// The elements as `float32`.
+    /// The elements converted to `Float` (exact for `F16`, `BF16` and small integers; rounded otherwise).
     public var floatValues: [Float] {
         switch storage {
         case .float32(let values): values
+        case .encoded: doubleValues.map { Float($0) }
+        }
+    }
+
+    /// The elements converted to `Double` (exact for every float dtype and integers up to 2^53).
+    public var doubleValues: [Double] {
+        var values = [Double](repeating: 0, count: elementCount)
+        values.withUnsafeMutableBufferPointer { target in
+            TensorElements.accumulate(self, weight: 1, into: target)
+        }
+        return values
+    }
+
+    /// The little-endian bytes of the elements, as a safetensors data section holds them.
+    public var littleEndianBytes: [UInt8] {
+        switch storage {
+        case .float32(let values): TensorElements.bytes(of: values)
+        case .encoded(_, let bytes): bytes
         }
     }
 

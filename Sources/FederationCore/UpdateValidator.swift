@@ -3,6 +3,10 @@
 /// A result must have exactly the base model's tensor names, shapes and dtypes, contain only finite values,
 /// and — when `maxUpdateNorm` is set — move the model by at most that L2 distance. The check is the only
 /// gate between a client and the global model, so it runs on every result.
+///
+/// Every dtype is checked by the same rules. The norm is taken over the floating-point tensors (computed in
+/// double precision): integer and boolean tensors are buffers such as BatchNorm's `num_batches_tracked`, whose
+/// counts would swamp the weights' distance, and they cannot be NaN.
 public struct UpdateValidator: Sendable, Equatable {
     /// Largest accepted L2 norm of (result − base) over all tensors; nil accepts any. Default nil.
     public var maxUpdateNorm: Double?
@@ -38,7 +42,8 @@ public struct UpdateValidator: Sendable, Equatable {
                     "tensor \"\(candidate.name)\" has shape \(candidate.tensor.shape), expected \(reference.tensor.shape)"
                 )
             }
-            let (finite, squared) = Self.squaredDistance(candidate.tensor.floatValues, reference.tensor.floatValues)
+            guard candidate.tensor.dtype.isFloatingPoint else { continue }
+            let (finite, squared) = TensorElements.squaredDistance(candidate.tensor, reference.tensor)
             guard finite else {
                 throw UpdateRejection(.nonFinite, "tensor \"\(candidate.name)\" contains NaN or infinity")
             }
@@ -49,22 +54,5 @@ public struct UpdateValidator: Sendable, Equatable {
             throw UpdateRejection(.normTooLarge, "update L2 norm \(norm) exceeds the limit \(maxUpdateNorm)")
         }
         return norm
-    }
-
-    /// Σ (a − b)² in double precision, and whether it is finite.
-    ///
-    /// A NaN or infinite element of `a` makes the sum NaN or infinite (`b`, the base model, is finite), and
-    /// squares of float32 values cannot overflow a double, so one pass answers both questions.
-    private static func squaredDistance(_ a: [Float], _ b: [Float]) -> (finite: Bool, squared: Double) {
-        a.withUnsafeBufferPointer { a in
-            b.withUnsafeBufferPointer { b in
-                var total = 0.0
-                for i in 0..<a.count {
-                    let difference = Double(a[i]) - Double(b[i])
-                    total += difference * difference
-                }
-                return (total.isFinite, total)
-            }
-        }
     }
 }

@@ -108,7 +108,7 @@ struct CheckpointsCommand: AsyncParsableCommand {
                 let y = right[name]
                 var diff = TensorDiff(name: name, shapeA: x?.shape, shapeB: y?.shape)
                 if let x, let y, x.shape == y.shape {
-                    let deltas = zip(x.floatValues, y.floatValues).map { Double($1) - Double($0) }
+                    let deltas = zip(x.doubleValues, y.doubleValues).map { $1 - $0 }
                     diff.l2 = deltas.reduce(0) { $0 + $1 * $1 }.squareRoot()
                     diff.maxAbs = deltas.map(abs).max() ?? 0
                 }

@@ -54,6 +54,7 @@ import Testing
             Row(error: NotReadyReason.shuttingDown, status: 503, code: "not_ready"),
             Row(error: NotReadyReason.storeFailing, status: 503, code: "store_failing"),
             Row(error: SafeTensorsError(.invalidHeader, "x"), status: 400, code: "invalid_safetensors"),
+            Row(error: SafeTensorsError(.unsupportedDType, "x"), status: 422, code: "unsupported_dtype"),
             Row(error: HTTPError(.notFound), status: 404, code: "not_found"),
             Row(error: HTTPError(.methodNotAllowed), status: 405, code: "method_not_allowed"),
             Row(error: HTTPError(.contentTooLarge), status: 413, code: "payload_too_large"),

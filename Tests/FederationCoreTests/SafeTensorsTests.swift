@@ -55,9 +55,9 @@ import Testing
             file(header: #"{"a":{"dtype":"F33","shape":[1],"data_offsets":[0,4]}}"#, data: floats([1])), .unknownDType
         ),
         (
-            "known but unsupported dtype",
+            "known but unsupported dtype (8-bit float)",
             file(
-                header: #"{"a":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}"#,
+                header: #"{"a":{"dtype":"F8_E5M2","shape":[8],"data_offsets":[0,8]}}"#,
                 data: [UInt8](repeating: 0, count: 8)), .unsupportedDType
         ),
         (
