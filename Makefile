@@ -18,10 +18,12 @@ build: deps
 demo: build
 	$(SWIFT) run --skip-build rondo demo --clients 10 --rounds 30 --alpha 0.5 --seed 7
 
-# Python is used only by tests that drive real third-party tools (safetensors, numpy, opentelemetry-proto).
+# Python drives real third-party tools in tests (safetensors, numpy, opentelemetry-proto, schemathesis, flwr) and
+# is the language of the client package in Clients/python (its pytest suite runs against a live coordinator).
 venv:
-	@if ! .venv/bin/python -c "import safetensors, numpy, opentelemetry.proto, yaml, openapi_spec_validator, schemathesis, openapi_python_client, ml_dtypes, requests" >/dev/null 2>&1; then \
-		python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check safetensors numpy opentelemetry-proto pyyaml openapi-spec-validator schemathesis openapi-python-client==0.29.1 ml-dtypes==0.6.0 requests; \
+	@if ! .venv/bin/python -c "import safetensors, numpy, opentelemetry.proto, yaml, openapi_spec_validator, schemathesis, openapi_python_client, ml_dtypes, requests, httpx, flwr, sklearn, opentelemetry.sdk, pytest, hatchling, build" >/dev/null 2>&1; then \
+		python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check safetensors numpy opentelemetry-proto pyyaml openapi-spec-validator schemathesis openapi-python-client==0.29.1 ml-dtypes==0.6.0 requests \
+			httpx flwr==1.40.0 scikit-learn opentelemetry-sdk pytest hatchling build; \
 	fi
 
 # Prometheus config, rules, rule unit tests (promtool), and runbook/test coverage of every alert.
@@ -39,6 +41,9 @@ test: deps venv lint prometheus-check
 	.venv/bin/python scripts/check-dtypes.py .build/debug/rondo
 	.venv/bin/python scripts/fuzz-api.py .build/debug/rondo 10
 	$(SWIFT) test --skip-build
+	rm -rf .build/python-dist && .venv/bin/python -m build --no-isolation --outdir .build/python-dist Clients/python >/dev/null
+	.venv/bin/pip install --quiet --disable-pip-version-check --no-deps --force-reinstall .build/python-dist/rondo_client-*.whl
+	RONDO_BINARY=.build/debug/rondo .venv/bin/python -m pytest -q Clients/python/tests
 
 # A longer schemathesis run against a live coordinator (the test command runs a bounded one).
 fuzz: build venv

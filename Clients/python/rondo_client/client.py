@@ -1,0 +1,357 @@
+"""The user-facing API: a Flower-shaped :class:`Client` and :func:`start`, which runs it in a federation."""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
+
+from . import tracing
+from .connection import Connection, Task
+from .errors import RefusedError, RondoError, UnauthenticatedError, UnavailableError
+from .parameters import Parameters, ParametersLike, coerce_parameters
+
+logger = logging.getLogger("rondo_client")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """The task a client is working on (available as ``client.task`` during ``fit``/``evaluate``)."""
+
+    task_id: str
+    round: int
+    kind: str
+    model_version: int
+    config: Dict[str, str]
+    deadline_seconds: float
+
+
+class Client:
+    """Subclass and implement :meth:`fit` and :meth:`evaluate` (Flower's ``NumPyClient`` shape).
+
+    ``parameters`` is a :class:`~rondo_client.Parameters` (name -> ndarray, in the model's tensor order;
+    ``parameters.to_list()`` / ``parameters.from_list(arrays)`` for list-based code). ``config`` is the task's
+    configuration from the coordinator (``--fit-config``), all values strings. During a call,
+    ``self.task`` is the :class:`TaskContext` (round, task id, model version, deadline).
+    """
+
+    task: Optional[TaskContext] = None
+
+    def fit(self, parameters: Parameters, config: Dict[str, str]) -> Tuple[ParametersLike, int, Mapping[str, Any]]:
+        """Trains from ``parameters``; returns (updated parameters, number of examples, metrics).
+
+        The returned parameters may be a mapping or a list in model order. Each tensor is uploaded with the
+        dtype it has (never cast): it must match the model's dtype, or the coordinator refuses it (422
+        ``wrong_dtype``)."""
+        raise NotImplementedError("Client.fit")
+
+    def evaluate(self, parameters: Parameters, config: Dict[str, str]) -> Tuple[float, int, Mapping[str, Any]]:
+        """Evaluates ``parameters`` on local data; returns (loss, number of examples, metrics)."""
+        raise NotImplementedError("Client.evaluate")
+
+
+NumPyClient = Client
+
+
+@dataclass
+class RetryPolicy:
+    """Jittered exponential backoff: the n-th wait is uniform in [0, min(max_delay, initial_delay * 2**n)]."""
+
+    initial_delay: float = 0.1
+    max_delay: float = 5.0
+    max_attempts: Optional[int] = None  # None: retry until stopped
+
+    def delay(self, attempt: int) -> float:
+        return random.uniform(0.0, min(self.max_delay, self.initial_delay * (2 ** min(attempt, 20))))
+
+
+class _Interrupted(BaseException):
+    """Raised by the signal handler to cut a long-poll or backoff short."""
+
+
+# Codes of a result the coordinator found invalid: the task is then reported failed so the round need not
+# wait for its deadline. Other refusals (late, duplicate, unknown_task, not_your_task …) are only logged.
+_INVALID_RESULT_STATUSES = {400, 413, 415, 422}
+
+
+class Runner:
+    """Runs a :class:`Client` against a coordinator. :func:`start` builds one and calls :meth:`run`."""
+
+    def __init__(
+        self,
+        client: Client,
+        coordinator: str,
+        *,
+        enrolment_token: Optional[str] = None,
+        ca_file: Optional[str] = None,
+        name: Optional[str] = None,
+        labels: Optional[Mapping[str, str]] = None,
+        long_poll_seconds: float = 30.0,
+        request_timeout: float = 120.0,
+        retry: Optional[RetryPolicy] = None,
+        idle_timeout: Optional[float] = None,
+        max_tasks: Optional[int] = None,
+        stop_event: Optional[threading.Event] = None,
+    ):
+        import socket
+
+        self.client = client
+        self.name = name or f"python-{socket.gethostname()}"
+        # The API has no labels yet; they are kept for logs only.
+        self.labels = dict(labels or {})
+        self.connection = Connection(coordinator, self.name, enrolment_token, ca_file, request_timeout)
+        self.long_poll_seconds = long_poll_seconds
+        self.retry = retry or RetryPolicy()
+        self.idle_timeout = idle_timeout
+        self.max_tasks = max_tasks
+        self.stop_event = stop_event or threading.Event()
+        self.tasks_done = 0
+        self.registrations = 0
+        self._interruptible = False
+
+    # -- control -----------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Asks the runner to leave the federation and return (after the current long-poll or task)."""
+        self.stop_event.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop_event.is_set()
+
+    def run(self) -> None:
+        """Registers and works on tasks until stopped, ``idle_timeout`` passes without a task, or ``max_tasks``
+        tasks are done; then leaves. Raises :class:`RondoError` on what retrying cannot fix (wrong enrolment
+        token: ``unauthenticated``; untrusted certificate: ``untrusted_server``)."""
+        restore = self._install_signal_handlers()
+        try:
+            try:
+                self._participate()
+            except _Interrupted:
+                pass
+            if self.connection.credentials is not None:
+                try:
+                    self.connection.leave()
+                    logger.info("left the federation")
+                except RondoError as error:
+                    logger.debug("leaving failed: %s", error)
+        finally:
+            restore()
+            self.connection.close()
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum: int, frame: Any) -> None:
+            logger.info("signal %s: leaving the federation", signal.Signals(signum).name)
+            self.stop_event.set()
+            if self._interruptible:
+                raise _Interrupted()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def _participate(self) -> None:
+        self._retrying("register", self._register)
+        last_task = time.monotonic()
+        while not self.stopped:
+            if self.max_tasks is not None and self.tasks_done >= self.max_tasks:
+                return
+            wait = self.long_poll_seconds
+            if self.idle_timeout is not None:
+                left = self.idle_timeout - (time.monotonic() - last_task)
+                if left <= 0:
+                    logger.info("no task for %.0f s; stopping", self.idle_timeout)
+                    return
+                wait = max(min(wait, left), 0.0)
+            self._interruptible = True
+            try:
+                task = self._retrying("poll", lambda wait=wait: self.connection.next_task(wait))
+            finally:
+                self._interruptible = False
+            if task is None:
+                continue
+            self._handle(task)
+            self.tasks_done += 1
+            last_task = time.monotonic()
+
+    def _register(self) -> None:
+        credentials = self.connection.register()
+        self.registrations += 1
+        logger.info("registered as %s (%s)", credentials.client_id, self.name)
+
+    def _handle(self, task: Task) -> None:
+        context = TaskContext(
+            task.task_id, task.round, task.kind, task.model_version, dict(task.config), task.deadline_seconds
+        )
+        logger.info("task %s: %s for round %d on model v%d", task.task_id, task.kind, task.round, task.model_version)
+        trace_context = tracing.task_context(task.traceparent)
+        try:
+            with tracing.span("client.download", trace_context, model_version=task.model_version):
+                parameters = self._retrying(
+                    "download model", lambda: self.connection.model(task.model_version, task.model_sha256)
+                )
+        except RefusedError as error:
+            # Stale task (the coordinator restarted or rolled back since handing it out): skip it.
+            logger.warning("coordinator refused task %s's model (%s); skipping the task", task.task_id, error)
+            return
+
+        stop_heartbeat = threading.Event()
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(stop_heartbeat,), name="rondo-heartbeat", daemon=True
+        )
+        heartbeat.start()
+        failure: Optional[BaseException] = None
+        answer: Any = None
+        try:
+            with tracing.span(f"client.{task.kind}", trace_context, round=task.round):
+                answer = self._call_client(task, context, parameters)
+        except Exception as error:  # the user's code failed: report it, keep going
+            failure = error
+        finally:
+            stop_heartbeat.set()
+            heartbeat.join(timeout=5)
+
+        try:
+            if failure is not None:
+                logger.warning("task %s failed: %s: %s", task.task_id, type(failure).__name__, failure)
+                message = f"{type(failure).__name__}: {failure}"
+                self._retrying("report failure", lambda: self.connection.report_failure(task.task_id, message))
+                return
+            with tracing.span("client.upload", trace_context):
+                if task.kind == "fit":
+                    result, num_examples, metrics = answer
+                    self._retrying(
+                        "submit fit", lambda: self.connection.submit_fit(task.task_id, result, num_examples, metrics)
+                    )
+                else:
+                    loss, num_examples, metrics = answer
+                    self._retrying(
+                        "submit evaluation",
+                        lambda: self.connection.submit_evaluation(task.task_id, loss, num_examples, metrics),
+                    )
+        except RefusedError as error:
+            logger.warning("coordinator refused task %s's answer: %s", task.task_id, error)
+            if failure is None and error.status in _INVALID_RESULT_STATUSES:
+                try:
+                    self.connection.report_failure(task.task_id, f"result refused: {error.code}: {error.message}")
+                except RondoError as report_error:
+                    logger.debug("reporting the refused result failed: %s", report_error)
+
+    def _call_client(self, task: Task, context: TaskContext, parameters: Parameters) -> Any:
+        self.client.task = context
+        try:
+            if task.kind == "fit":
+                result = self.client.fit(parameters, dict(task.config))
+                updated, num_examples, metrics = _unpack(result, "fit")
+                return coerce_parameters(updated, parameters), int(num_examples), dict(metrics or {})
+            if task.kind == "evaluate":
+                result = self.client.evaluate(parameters, dict(task.config))
+                loss, num_examples, metrics = _unpack(result, "evaluate")
+                return float(loss), int(num_examples), dict(metrics or {})
+            raise ValueError(f"unknown task kind {task.kind!r}")
+        finally:
+            self.client.task = None
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        credentials = self.connection.credentials
+        interval = credentials.heartbeat_interval if credentials else 5.0
+        while not stop.wait(interval):
+            try:
+                self.connection.heartbeat()
+            except RondoError as error:
+                logger.debug("heartbeat failed: %s", error)
+
+    def _retrying(self, what: str, operation: Callable[[], T]) -> T:
+        """Runs ``operation``, retrying transport errors, 5xx and 429 with jittered backoff, and registering
+        again after a 401 on any call but registration itself."""
+        attempt = 0
+        while True:
+            try:
+                return operation()
+            except RondoError as error:
+                reregister = isinstance(error, UnauthenticatedError) and what != "register"
+                if not (error.retryable or reregister):
+                    raise
+                attempt += 1
+                if self.retry.max_attempts is not None and attempt >= self.retry.max_attempts:
+                    raise
+                if self.stopped:
+                    raise _Interrupted()
+                delay = self.retry.delay(attempt - 1)
+                if isinstance(error, UnavailableError) and error.retry_after is not None:
+                    delay = max(delay, error.retry_after)
+                logger.debug("retrying %s in %.2f s (attempt %d): %s", what, delay, attempt, error)
+                if self.stop_event.wait(delay):
+                    raise _Interrupted()
+                if reregister:
+                    logger.info("coordinator does not know this client any more; registering again")
+                    self._retrying("register", self._register)
+
+
+def _unpack(result: Any, what: str) -> Tuple[Any, Any, Any]:
+    if not isinstance(result, (tuple, list)) or len(result) != 3:
+        raise TypeError(f"{what} must return a 3-tuple, not {type(result).__name__}")
+    return result[0], result[1], result[2]
+
+
+def start(
+    client: Client,
+    coordinator: str = "http://127.0.0.1:8470",
+    *,
+    enrolment_token: Optional[str] = None,
+    ca_file: Optional[str] = None,
+    name: Optional[str] = None,
+    labels: Optional[Mapping[str, str]] = None,
+    long_poll_seconds: float = 30.0,
+    request_timeout: float = 120.0,
+    retry: Optional[RetryPolicy] = None,
+    idle_timeout: Optional[float] = None,
+    max_tasks: Optional[int] = None,
+    stop_event: Optional[threading.Event] = None,
+) -> Runner:
+    """Runs ``client`` in the federation at ``coordinator`` until it is stopped; returns the finished runner.
+
+    Like the Swift SDK: register (with ``enrolment_token``), long-poll for tasks, download each task's model
+    (cached by SHA-256 ETag, checked against the task's ``model_sha256``), call ``fit``/``evaluate`` while a
+    background thread heartbeats, and upload the answer. Transport errors, 5xx and 429 are retried with
+    jittered exponential backoff; a 401 after registration (the coordinator restarted with a new store, or
+    forgot the client) leads to a new registration. A 401 when registering (wrong enrolment token) and an
+    untrusted server certificate raise :class:`RondoError` (``unauthenticated`` / ``untrusted_server``)
+    without retrying. An exception in ``fit``/``evaluate`` is reported as the task's failure and the client
+    keeps going.
+
+    Stops on SIGINT/SIGTERM (when called from the main thread), when ``stop_event`` is set (or
+    ``runner.stop()``; noticed within one long-poll), after ``idle_timeout`` seconds without a task, or
+    after ``max_tasks`` tasks; then it leaves the federation (``DELETE /v1/clients/{id}``).
+    """
+    runner = Runner(
+        client,
+        coordinator,
+        enrolment_token=enrolment_token,
+        ca_file=ca_file,
+        name=name,
+        labels=labels,
+        long_poll_seconds=long_poll_seconds,
+        request_timeout=request_timeout,
+        retry=retry,
+        idle_timeout=idle_timeout,
+        max_tasks=max_tasks,
+        stop_event=stop_event,
+    )
+    runner.run()
+    return runner

@@ -1,0 +1,294 @@
+"""Low-level calls to the coordinator's /v1 client API (one method per endpoint), over httpx.
+
+Every call returns a value or raises a :class:`~rondo_client.errors.RondoError`; retrying is the caller's
+choice (:func:`rondo_client.start` retries transport errors, 5xx and 429, and registers again after a 401).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional
+
+import httpx
+
+from .errors import (
+    InvalidResponseError,
+    RefusedError,
+    TransportError,
+    UnauthenticatedError,
+    UnavailableError,
+    UntrustedServerError,
+)
+from .parameters import SAFETENSORS_MEDIA_TYPE, Parameters, decode_safetensors, encode_fit_result, clean_metrics
+
+logger = logging.getLogger("rondo_client")
+
+
+@dataclass
+class Credentials:
+    client_id: str
+    token: str
+    heartbeat_interval: float
+
+
+@dataclass
+class Task:
+    """A task as the coordinator handed it out (``GET /v1/clients/{id}/tasks/next``)."""
+
+    task_id: str
+    round: int
+    kind: str  # "fit" or "evaluate"
+    model_version: int
+    model_sha256: str
+    config: Dict[str, str]
+    deadline_seconds: float
+    traceparent: Optional[str] = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Task":
+        try:
+            return cls(
+                task_id=str(data["task_id"]),
+                round=int(data["round"]),
+                kind=str(data["kind"]),
+                model_version=int(data["model_version"]),
+                model_sha256=str(data["model_sha256"]),
+                config={str(k): str(v) for k, v in (data.get("config") or {}).items()},
+                deadline_seconds=float(data["deadline_seconds"]),
+                traceparent=data.get("traceparent"),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise InvalidResponseError(f"task is missing or has a bad field: {error}") from None
+
+
+def _is_certificate_failure(error: BaseException) -> bool:
+    seen = set()
+    current: Optional[BaseException] = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        text = str(current)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+class Connection:
+    """One client's HTTP connection to a coordinator, with its credentials and a one-model cache.
+
+    Thread-safe enough for the SDK's use: the runner's thread and the heartbeat thread share it.
+    """
+
+    def __init__(
+        self,
+        coordinator: str,
+        name: str,
+        enrolment_token: Optional[str] = None,
+        ca_file: Optional[str] = None,
+        request_timeout: float = 120.0,
+    ):
+        self.coordinator = coordinator.rstrip("/")
+        self.name = name
+        self.enrolment_token = enrolment_token
+        self.request_timeout = request_timeout
+        self.credentials: Optional[Credentials] = None
+        self.model_downloads = 0
+        self._cache: Optional[tuple] = None  # (sha256, Parameters)
+        self._lock = threading.Lock()
+        verify: Any = True
+        if ca_file is not None:
+            try:
+                verify = ssl.create_default_context(cafile=ca_file)
+            except (OSError, ssl.SSLError) as error:
+                raise UntrustedServerError(f"CA file {ca_file} is unusable: {error}") from None
+        self._http = httpx.Client(verify=verify, timeout=request_timeout, headers={"User-Agent": _user_agent()})
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- API ---------------------------------------------------------------------------------------
+
+    def register(self) -> Credentials:
+        """``POST /v1/clients`` with the enrolment token; keeps the new credentials."""
+        headers = {"Authorization": f"Bearer {self.enrolment_token}"} if self.enrolment_token else {}
+        response = self._send("POST", "/v1/clients", json_body={"name": self.name}, headers=headers, auth=False)
+        data = self._json(response)
+        try:
+            credentials = Credentials(
+                client_id=str(data["client_id"]),
+                token=str(data["token"]),
+                heartbeat_interval=min(max(float(data["heartbeat_interval_seconds"]), 0.05), 3600.0),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise InvalidResponseError("registration answer lacks client_id, token or heartbeat_interval_seconds")
+        with self._lock:
+            self.credentials = credentials
+        return credentials
+
+    def heartbeat(self) -> None:
+        self._send("POST", f"/v1/clients/{self._client_id()}/heartbeat")
+
+    def next_task(self, wait_seconds: float = 30.0) -> Optional[Task]:
+        """Long-polls for the next task; ``None`` when none came within ``wait_seconds``."""
+        response = self._send(
+            "GET",
+            f"/v1/clients/{self._client_id()}/tasks/next",
+            params={"wait_seconds": _number(wait_seconds)},
+            timeout=wait_seconds + 15.0,
+        )
+        if response.status_code == 204:
+            return None
+        return Task.from_json(self._json(response))
+
+    def model(self, version: int, sha256: str) -> Parameters:
+        """A model version's tensors: from the cache when its SHA-256 matches, otherwise downloaded with
+        ``If-None-Match`` and checked against ``sha256``. Returns a fresh copy the caller may modify."""
+        cache = self._cache
+        if cache is not None and cache[0] == sha256:
+            return cache[1].copy()
+        headers = {"If-None-Match": f'"{cache[0]}"'} if cache is not None else {}
+        response = self._send("GET", f"/v1/models/{version}", headers=headers)
+        if response.status_code == 304 and cache is not None:
+            return cache[1].copy()
+        body = response.content
+        digest = hashlib.sha256(body).hexdigest()
+        if digest != sha256:
+            raise InvalidResponseError(f"model {version} has SHA-256 {digest}, expected {sha256}", response.status_code)
+        try:
+            parameters, _ = decode_safetensors(body)
+        except Exception as error:  # safetensors raises its own error types
+            raise InvalidResponseError(f"model {version} is not valid safetensors: {error}") from None
+        self.model_downloads += 1
+        self._cache = (sha256, parameters)
+        return parameters.copy()
+
+    def submit_fit(
+        self, task_id: str, parameters: Mapping[str, Any], num_examples: int,
+        metrics: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        """``POST /v1/tasks/{id}/result`` with one safetensors file; each tensor keeps its dtype."""
+        body = encode_fit_result(parameters, num_examples, metrics)
+        self._send("POST", f"/v1/tasks/{task_id}/result", content=body, content_type=SAFETENSORS_MEDIA_TYPE)
+
+    def submit_evaluation(
+        self, task_id: str, loss: float, num_examples: int, metrics: Optional[Mapping[str, Any]] = None
+    ) -> None:
+        body = {"loss": float(loss), "num_examples": int(num_examples), "metrics": clean_metrics(metrics)}
+        self._send("POST", f"/v1/tasks/{task_id}/result", json_body=body)
+
+    def report_failure(self, task_id: str, message: str) -> None:
+        self._send("POST", f"/v1/tasks/{task_id}/failure", json_body={"message": _failure_message(message)})
+
+    def leave(self) -> None:
+        """``DELETE /v1/clients/{id}``; the token stops working."""
+        self._send("DELETE", f"/v1/clients/{self._client_id()}")
+        with self._lock:
+            self.credentials = None
+
+    # -- transport ---------------------------------------------------------------------------------
+
+    def _client_id(self) -> str:
+        credentials = self.credentials
+        if credentials is None:
+            raise UnauthenticatedError(None, "unauthenticated", "not registered")
+        return credentials.client_id
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        content: Optional[bytes] = None,
+        content_type: Optional[str] = None,
+        headers: Optional[Dict[str, str]] = None,
+        params: Optional[Dict[str, Any]] = None,
+        auth: bool = True,
+        timeout: Optional[float] = None,
+    ) -> httpx.Response:
+        all_headers = dict(headers or {})
+        if auth:
+            credentials = self.credentials
+            if credentials is None:
+                raise UnauthenticatedError(None, "unauthenticated", "not registered")
+            all_headers["Authorization"] = f"Bearer {credentials.token}"
+        if json_body is not None:
+            content = json.dumps(json_body).encode()
+            content_type = "application/json"
+        if content_type is not None:
+            all_headers["Content-Type"] = content_type
+        try:
+            response = self._http.request(
+                method,
+                self.coordinator + path,
+                content=content,
+                headers=all_headers,
+                params=params,
+                timeout=timeout if timeout is not None else self.request_timeout,
+            )
+        except httpx.TransportError as error:
+            if _is_certificate_failure(error):
+                raise UntrustedServerError(f"{method} {path}: {error}") from None
+            raise TransportError(f"{method} {path}: {type(error).__name__}: {error}") from None
+        if response.status_code < 400:
+            return response
+        code, message = "http_error", f"{method} {path} answered {response.status_code}"
+        try:
+            detail = response.json()["error"]
+            code, message = str(detail["code"]), str(detail["message"])
+        except Exception:
+            pass
+        status = response.status_code
+        if status == 401:
+            raise UnauthenticatedError(status, code, message)
+        if status == 429 or status >= 500:
+            raise UnavailableError(status, code, message, _retry_after(response))
+        raise RefusedError(status, code, message)
+
+    @staticmethod
+    def _json(response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise InvalidResponseError(f"unexpected answer: {response.text[:200]!r}", response.status_code) from None
+
+
+def _retry_after(response: httpx.Response) -> Optional[float]:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _failure_message(message: str) -> str:
+    """At most 4,096 bytes of UTF-8 with no control characters except newline and tab (the API's limit)."""
+    cleaned = "".join(ch if ch in "\n\t" or not (ord(ch) < 32 or 127 <= ord(ch) <= 159) else "?" for ch in message)
+    cleaned = cleaned or "task failed"
+    data = cleaned.encode("utf-8")[:4096]
+    return data.decode("utf-8", errors="ignore")
+
+
+def _user_agent() -> str:
+    from . import __version__
+
+    return f"rondo-client-python/{__version__}"
