@@ -93,12 +93,16 @@ public struct FederatedClient<T: Trainer>: Service {
                 }
             }
         } catch let error as FederationClientError where error.code == .refused {
-            // The task is stale (the coordinator restarted or rolled back since handing it out): skip it.
+            // The task is stale (the coordinator rolled back since handing it out) or its model is unusable.
+            // Answer it: an unanswered task is handed out again at once, and the client would loop until the
+            // task's deadline.
             logger.notice(
-                "coordinator refused the task's model; skipping the task",
+                "coordinator refused the task's model; reporting the task failed",
                 metadata: [
                     "task_id": "\(message.taskID)", "code": "\(error.apiCode ?? "")", "error": "\(error.message)",
                 ])
+            try? await connection.reportFailure(
+                taskID: message.taskID, message: "model v\(message.modelVersion) unavailable: \(error.apiCode ?? "")")
             return
         }
         let interval = await connection.credentials?.heartbeatInterval ?? .seconds(5)

@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
 
 from . import tracing
 from .connection import Connection, Task
-from .errors import RefusedError, RondoError, UnauthenticatedError, UnavailableError
+from .errors import InvalidResponseError, RefusedError, RondoError, UnauthenticatedError, UnavailableError
 from .parameters import Parameters, ParametersLike, coerce_parameters
 
 logger = logging.getLogger("rondo_client")
@@ -98,6 +98,7 @@ class Runner:
         idle_timeout: Optional[float] = None,
         max_tasks: Optional[int] = None,
         stop_event: Optional[threading.Event] = None,
+        transport: Optional[Any] = None,
     ):
         import socket
 
@@ -105,7 +106,7 @@ class Runner:
         self.name = name or f"python-{socket.gethostname()}"
         # The API has no labels yet; they are kept for logs only.
         self.labels = dict(labels or {})
-        self.connection = Connection(coordinator, self.name, enrolment_token, ca_file, request_timeout)
+        self.connection = Connection(coordinator, self.name, enrolment_token, ca_file, request_timeout, transport)
         self.long_poll_seconds = long_poll_seconds
         self.retry = retry or RetryPolicy()
         self.idle_timeout = idle_timeout
@@ -131,18 +132,19 @@ class Runner:
         token: ``unauthenticated``; untrusted certificate: ``untrusted_server``)."""
         restore = self._install_signal_handlers()
         try:
-            try:
-                self._participate()
-            except _Interrupted:
-                pass
+            self._participate()
+        except _Interrupted:
+            pass
+        finally:
+            restore()  # from here a signal stops the process as usual, even while leaving
+            # Leave however the run ended (stopped, done, or an error on its way out), so an open task counts
+            # as a disconnect at once instead of timing out.
             if self.connection.credentials is not None:
                 try:
                     self.connection.leave()
                     logger.info("left the federation")
-                except RondoError as error:
+                except Exception as error:
                     logger.debug("leaving failed: %s", error)
-        finally:
-            restore()
             self.connection.close()
 
     def _install_signal_handlers(self) -> Callable[[], None]:
@@ -150,7 +152,12 @@ class Runner:
             return lambda: None
 
         def handler(signum: int, frame: Any) -> None:
-            logger.info("signal %s: leaving the federation", signal.Signals(signum).name)
+            if self.stop_event.is_set():
+                # A second signal: stop now, as the process would without the handler.
+                logger.warning("second signal %s: stopping at once", signal.Signals(signum).name)
+                raise KeyboardInterrupt()
+            logger.info("signal %s: leaving the federation (send it again to stop at once)",
+                        signal.Signals(signum).name)
             self.stop_event.set()
             if self._interruptible:
                 raise _Interrupted()
@@ -185,8 +192,8 @@ class Runner:
                 self._interruptible = False
             if task is None:
                 continue
-            self._handle(task)
-            self.tasks_done += 1
+            if self._handle(task):
+                self.tasks_done += 1
             last_task = time.monotonic()
 
     def _register(self) -> None:
@@ -194,7 +201,8 @@ class Runner:
         self.registrations += 1
         logger.info("registered as %s (%s)", credentials.client_id, self.name)
 
-    def _handle(self, task: Task) -> None:
+    def _handle(self, task: Task) -> bool:
+        """Works on one task. Returns False when it could not even start (its model was unavailable)."""
         context = TaskContext(
             task.task_id, task.round, task.kind, task.model_version, dict(task.config), task.deadline_seconds
         )
@@ -205,10 +213,16 @@ class Runner:
                 parameters = self._retrying(
                     "download model", lambda: self.connection.model(task.model_version, task.model_sha256)
                 )
-        except RefusedError as error:
-            # Stale task (the coordinator restarted or rolled back since handing it out): skip it.
-            logger.warning("coordinator refused task %s's model (%s); skipping the task", task.task_id, error)
-            return
+        except (RefusedError, InvalidResponseError) as error:
+            # A stale task (the coordinator rolled back since handing it out) or a model that failed its check.
+            # Answer it, or the coordinator hands the same task out again at once until its deadline.
+            logger.warning("task %s: cannot get model v%d (%s); reporting it failed", task.task_id,
+                           task.model_version, error)
+            try:
+                self.connection.report_failure(task.task_id, f"model v{task.model_version} unavailable: {error}")
+            except RondoError as report_error:
+                logger.warning("reporting task %s failed did not work either: %s", task.task_id, report_error)
+            return False
 
         stop_heartbeat = threading.Event()
         heartbeat = threading.Thread(
@@ -224,14 +238,16 @@ class Runner:
             failure = error
         finally:
             stop_heartbeat.set()
-            heartbeat.join(timeout=5)
+            heartbeat.join(timeout=15)  # a heartbeat in flight times out within 10 s
+            if heartbeat.is_alive():
+                logger.warning("the heartbeat thread did not stop within 15 s")
 
         try:
             if failure is not None:
                 logger.warning("task %s failed: %s: %s", task.task_id, type(failure).__name__, failure)
                 message = f"{type(failure).__name__}: {failure}"
                 self._retrying("report failure", lambda: self.connection.report_failure(task.task_id, message))
-                return
+                return True
             with tracing.span("client.upload", trace_context):
                 if task.kind == "fit":
                     result, num_examples, metrics = answer
@@ -251,6 +267,7 @@ class Runner:
                     self.connection.report_failure(task.task_id, f"result refused: {error.code}: {error.message}")
                 except RondoError as report_error:
                     logger.debug("reporting the refused result failed: %s", report_error)
+        return True
 
     def _call_client(self, task: Task, context: TaskContext, parameters: Parameters) -> Any:
         self.client.task = context
@@ -272,8 +289,8 @@ class Runner:
         interval = credentials.heartbeat_interval if credentials else 5.0
         while not stop.wait(interval):
             try:
-                self.connection.heartbeat()
-            except RondoError as error:
+                self.connection.heartbeat(timeout=min(10.0, 2 * interval))
+            except Exception as error:  # never let a failed heartbeat kill the thread with a traceback
                 logger.debug("heartbeat failed: %s", error)
 
     def _retrying(self, what: str, operation: Callable[[], T]) -> T:
@@ -295,7 +312,8 @@ class Runner:
                 delay = self.retry.delay(attempt - 1)
                 if isinstance(error, UnavailableError) and error.retry_after is not None:
                     delay = max(delay, error.retry_after)
-                logger.debug("retrying %s in %.2f s (attempt %d): %s", what, delay, attempt, error)
+                log = logger.warning if attempt in (3, 10) or attempt % 50 == 0 else logger.debug
+                log("retrying %s in %.2f s (attempt %d): %s", what, delay, attempt, error)
                 if self.stop_event.wait(delay):
                     raise _Interrupted()
                 if reregister:

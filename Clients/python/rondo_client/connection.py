@@ -93,7 +93,11 @@ class Connection:
         enrolment_token: Optional[str] = None,
         ca_file: Optional[str] = None,
         request_timeout: float = 120.0,
+        transport: Optional[httpx.BaseTransport] = None,
     ):
+        """``transport``: an httpx transport to send through (a proxy's, a test's mock); default a real one."""
+        if not coordinator.startswith(("http://", "https://")):
+            raise ValueError(f"coordinator must be an http:// or https:// URL, not {coordinator!r}")
         self.coordinator = coordinator.rstrip("/")
         self.name = name
         self.enrolment_token = enrolment_token
@@ -108,7 +112,8 @@ class Connection:
                 verify = ssl.create_default_context(cafile=ca_file)
             except (OSError, ssl.SSLError) as error:
                 raise UntrustedServerError(f"CA file {ca_file} is unusable: {error}") from None
-        self._http = httpx.Client(verify=verify, timeout=request_timeout, headers={"User-Agent": _user_agent()})
+        self._http = httpx.Client(
+            verify=verify, timeout=request_timeout, headers={"User-Agent": _user_agent()}, transport=transport)
 
     def close(self) -> None:
         self._http.close()
@@ -138,8 +143,9 @@ class Connection:
             self.credentials = credentials
         return credentials
 
-    def heartbeat(self) -> None:
-        self._send("POST", f"/v1/clients/{self._client_id()}/heartbeat")
+    def heartbeat(self, timeout: float = 10.0) -> None:
+        """A sign of life; short timeout, so a stalled one never holds the client up."""
+        self._send("POST", f"/v1/clients/{self._client_id()}/heartbeat", timeout=timeout)
 
     def next_task(self, wait_seconds: float = 30.0) -> Optional[Task]:
         """Long-polls for the next task; ``None`` when none came within ``wait_seconds``."""
@@ -162,7 +168,9 @@ class Connection:
         headers = {"If-None-Match": f'"{cache[0]}"'} if cache is not None else {}
         response = self._send("GET", f"/v1/models/{version}", headers=headers)
         if response.status_code == 304 and cache is not None:
-            return cache[1].copy()
+            # Only reached when the cached model is not the task's (that case returned above): the coordinator
+            # says the cached bytes are current, but the task names other bytes. Download them whole.
+            response = self._send("GET", f"/v1/models/{version}")
         body = response.content
         digest = hashlib.sha256(body).hexdigest()
         if digest != sha256:
@@ -192,9 +200,9 @@ class Connection:
     def report_failure(self, task_id: str, message: str) -> None:
         self._send("POST", f"/v1/tasks/{task_id}/failure", json_body={"message": _failure_message(message)})
 
-    def leave(self) -> None:
-        """``DELETE /v1/clients/{id}``; the token stops working."""
-        self._send("DELETE", f"/v1/clients/{self._client_id()}")
+    def leave(self, timeout: float = 5.0) -> None:
+        """``DELETE /v1/clients/{id}``; the token stops working. Short timeout: leaving must not hold up exit."""
+        self._send("DELETE", f"/v1/clients/{self._client_id()}", timeout=timeout)
         with self._lock:
             self.credentials = None
 
@@ -226,7 +234,10 @@ class Connection:
                 raise UnauthenticatedError(None, "unauthenticated", "not registered")
             all_headers["Authorization"] = f"Bearer {credentials.token}"
         if json_body is not None:
-            content = json.dumps(json_body).encode()
+            try:
+                content = json.dumps(json_body, allow_nan=False).encode()
+            except ValueError as error:
+                raise ValueError(f"{method} {path}: NaN or infinity cannot be sent: {error}") from None
             content_type = "application/json"
         if content_type is not None:
             all_headers["Content-Type"] = content_type
@@ -239,6 +250,9 @@ class Connection:
                 params=params,
                 timeout=timeout if timeout is not None else self.request_timeout,
             )
+        except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as error:
+            # A request this client cannot make: retrying cannot help.
+            raise InvalidResponseError(f"{method} {path}: {type(error).__name__}: {error}") from None
         except httpx.TransportError as error:
             if _is_certificate_failure(error):
                 raise UntrustedServerError(f"{method} {path}: {error}") from None
@@ -271,9 +285,11 @@ def _retry_after(response: httpx.Response) -> Optional[float]:
     if value is None:
         return None
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
         return None
+    # A finite wait, at most five minutes: a server's header must not park the client for ever (or crash it).
+    return min(max(seconds, 0.0), 300.0) if seconds == seconds and seconds != float("inf") else None
 
 
 def _number(value: float) -> str:
