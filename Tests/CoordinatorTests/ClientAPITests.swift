@@ -1,9 +1,10 @@
-import Coordinator
 import CurlHTTP
 import FederationCore
 import Foundation
 import RondoTestSupport
 import Testing
+
+@testable import Coordinator
 
 /// The client API over real HTTP on 127.0.0.1: the happy path, and every bad input answered with its
 /// documented status and code while the round and the model stay as they were.
@@ -252,7 +253,8 @@ import Testing
 
     @Test func resultAfterTheRoundClosedIsLate() async throws {
         let configuration = RunningCoordinator.configuration(clients: 2, fitTimeout: .seconds(5), maxRounds: 1)
-        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+        let clock = ManualClock()
+        try await RunningCoordinator.with(configuration: configuration, clock: clock) { coordinator in
             let fast = try await coordinator.register("fast")
             let slow = try await coordinator.register("slow")
             var tasks: [String] = []
@@ -265,8 +267,10 @@ import Testing
                 "POST", "/v1/tasks/\(tasks[0])/result", token: fast.token, contentType: Self.safetensors,
                 body: Self.fit(Self.trained))
             #expect(accepted.status == 202)
-            // `slow` stays within the liveness timeout but misses the 5 s deadline (long enough for a loaded machine
-            // to get `fast` its task and its answer in).
+            // `slow` stays within the liveness timeout but misses the 5 s deadline. The deadline passes on the
+            // manual clock, only after `fast` answered, however loaded the machine is.
+            clock.advance(by: .seconds(5))
+            await coordinator.driver.tick()
             _ = try await coordinator.waitForStatus { $0.committedRounds == 1 }
             let late = try await coordinator.request(
                 "POST", "/v1/tasks/\(tasks[1])/result", token: slow.token, contentType: Self.safetensors,

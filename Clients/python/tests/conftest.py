@@ -184,3 +184,17 @@ class ClientThread:
         self.stop_event.set()
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "client thread did not stop"
+
+
+def run_until_committed(coordinator: Coordinator, threads, rounds: int, timeout: float = 90) -> Dict:
+    """Waits until `rounds` rounds committed, stops the client threads whatever happened, and checks none of
+    them raised. Returns the status that met the condition."""
+    try:
+        status = coordinator.wait_for(lambda s: s["committed_rounds"] >= rounds, timeout, f"{rounds} committed rounds")
+    finally:
+        for thread in threads:
+            thread.stop()
+    for thread in threads:
+        assert thread.error is None, thread.error
+    assert status["committed_rounds"] >= rounds
+    return status

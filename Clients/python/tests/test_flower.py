@@ -8,7 +8,7 @@ import flwr
 import numpy as np
 from flwr.client import NumPyClient
 
-from conftest import FAST, ClientThread, write_model
+from conftest import FAST, ClientThread, run_until_committed, write_model
 from logreg import initial_model, load, loss_and_accuracy
 from rondo_client import flower
 
@@ -57,14 +57,7 @@ def test_flower_numpy_client_runs_three_rounds(coordinators, tmp_path):
             client=c, coordinator=coordinator.url, name=f"flower-{i}", long_poll_seconds=1, stop_event=stop))
         for i, c in enumerate(clients)
     ]
-    try:
-        status = coordinator.wait_for(lambda s: s["committed_rounds"] >= 3, 90, "3 committed rounds")
-    finally:
-        for thread in threads:
-            thread.stop()
-    for thread in threads:
-        assert thread.error is None, thread.error
-    assert status["committed_rounds"] >= 3
+    status = run_until_committed(coordinator, threads, rounds=3)
     for client in clients:
         fits = [config for kind, config in client.configs if kind == "fit"]
         assert [c["server_round"] for c in fits][:3] == [1, 2, 3], client.configs
