@@ -50,18 +50,44 @@ def coerce_parameters(value: ParametersLike, like: Parameters) -> Parameters:
     raise TypeError(f"parameters must be a mapping name -> ndarray or a list of ndarrays, not {type(value).__name__}")
 
 
-def decode_safetensors(data: bytes) -> Tuple[Parameters, Dict[str, str]]:
-    """Decodes a safetensors file; tensors come back in the file's data order (the model's order)."""
-    from safetensors.numpy import load
+def _dtypes() -> Dict[str, Any]:
+    """safetensors dtype names -> numpy dtypes; BF16 is ml_dtypes' bfloat16 (numpy has none, and safetensors'
+    numpy loader does not know it)."""
+    import ml_dtypes
 
+    return {
+        "F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"),
+        "BF16": np.dtype(ml_dtypes.bfloat16),
+        "I64": np.dtype("<i8"), "I32": np.dtype("<i4"), "I16": np.dtype("<i2"), "I8": np.dtype("i1"),
+        "U64": np.dtype("<u8"), "U32": np.dtype("<u4"), "U16": np.dtype("<u2"), "U8": np.dtype("u1"),
+        "BOOL": np.dtype(bool),
+    }
+
+
+def decode_safetensors(data: bytes) -> Tuple[Parameters, Dict[str, str]]:
+    """Decodes a safetensors file; tensors come back in the file's data order (the model's order), each in
+    its own dtype (BF16 as ml_dtypes.bfloat16), writable."""
     if len(data) < 8:
         raise ValueError("safetensors payload shorter than its 8-byte header length")
     (header_len,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + header_len])
     metadata = header.pop("__metadata__", None) or {}
     order = sorted(header, key=lambda name: (header[name]["data_offsets"][0], name))
-    tensors = load(bytes(data))
-    return Parameters((name, tensors[name]) for name in order), dict(metadata)
+    dtypes = _dtypes()
+    section = memoryview(data)[8 + header_len :]
+    tensors = []
+    for name in order:
+        entry = header[name]
+        dtype = dtypes.get(entry["dtype"])
+        if dtype is None:
+            raise ValueError(f"tensor {name!r} has dtype {entry['dtype']}, which this client does not read")
+        begin, end = entry["data_offsets"]
+        shape = tuple(entry["shape"])
+        count = int(np.prod(shape, dtype=np.int64))
+        if end - begin != count * dtype.itemsize or end > len(section):
+            raise ValueError(f"tensor {name!r}: offsets {begin}..{end} do not hold {shape} of {entry['dtype']}")
+        tensors.append((name, np.frombuffer(section[begin:end], dtype=dtype, count=count).reshape(shape).copy()))
+    return Parameters(tensors), dict(metadata)
 
 
 def encode_safetensors(parameters: Mapping[str, np.ndarray], metadata: Optional[Mapping[str, str]] = None) -> bytes:
@@ -73,7 +99,8 @@ def encode_safetensors(parameters: Mapping[str, np.ndarray], metadata: Optional[
         array = np.asarray(array)
         if array.dtype.byteorder == ">":
             array = array.astype(array.dtype.newbyteorder("<"))
-        tensors[str(name)] = np.ascontiguousarray(array)
+        # ascontiguousarray makes a 0-d array (a PyTorch scalar such as num_batches_tracked) 1-d: keep its shape.
+        tensors[str(name)] = np.ascontiguousarray(array).reshape(array.shape)
     return save(tensors, metadata=dict(metadata) if metadata else None)
 
 

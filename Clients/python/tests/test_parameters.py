@@ -29,3 +29,20 @@ def test_fit_result_keeps_dtype_and_metadata(dtype):
     params, metadata = decode_safetensors(body)
     assert params["w"].dtype == dtype and params["w"].shape == (2, 3)
     assert metadata["num_examples"] == "42"
+
+
+def test_every_dtype_a_pytorch_model_carries_round_trips_with_its_shape():
+    import ml_dtypes
+
+    model = {
+        "lora_A": np.array([[0.5, -1.25]], dtype=ml_dtypes.bfloat16),
+        "bn.num_batches_tracked": np.array(7, dtype=np.int64),  # a 0-d scalar, as PyTorch writes it
+        "mask": np.array([True, False, True]),
+        "half": np.array([1.5, -2.0], dtype=np.float16),
+        "w": np.arange(4, dtype=np.float32).reshape(2, 2),
+    }
+    params, _ = decode_safetensors(encode_fit_result(model, 3, {}))
+    for name, array in model.items():
+        assert params[name].dtype == array.dtype and params[name].shape == array.shape, name
+        assert np.array_equal(params[name].astype(np.float64), array.astype(np.float64)), name
+    params["w"][0, 0] = 9  # decoded tensors are the client's to train in place
