@@ -120,7 +120,7 @@ def client_phase(rondo, examples):
              "--liveness-timeout", "600",
              # SIGTERM would otherwise wait for the open round (fit + evaluate timeouts) before stopping.
              "--drain-timeout", "1",
-             "--submissions-per-second", "1000", "--registrations-per-second", "1000", "--log-level", "error",
+             "--refused-submissions-per-second", "1000", "--registrations-per-second", "1000", "--log-level", "error",
              *shlex.split(os.environ.get("RONDO_FUZZ_EXTRA_SERVE_ARGS", ""))]
     with coordinator(rondo, flags) as (url, server, data), tempfile.TemporaryDirectory(prefix="rondo-fuzz-") as scratch:
         clients = [register(url, f"fuzz-client-{i}") for i in range(CLIENTS)]

@@ -6,7 +6,7 @@ One `rondo serve --demo-model` (the digits softmax model, 64x10 F32 + bias; one 
 on) serves, in turn (ABAB…), the Swift SDK's `rondo client --partition 0/1` and a Python client that trains a
 numpy softmax regression of the same size on the same number of examples (the digits share of one site,
 2 epochs, batch 16, synthetic data of that shape). For each phase the first rounds are warm-up and skipped;
-a round's time is its `finished_at - started_at` from `/v1/rounds` (fit + aggregation + evaluation + commit,
+a round's time is its `duration_seconds` (finished_at - started_at) from `/v1/rounds` (fit + aggregation + evaluation + commit,
 everything a client's speed affects). Prints the median round time of each SDK and their ratio.
 Not part of the test suite.
 """
@@ -121,8 +121,8 @@ def main() -> int:
     def round_times(after: int) -> list:
         rounds = admin.get("/v1/rounds", params={"limit": 10000}).json()["rounds"]
         return sorted(
-            (r["round"], r["finished_at"] - r["started_at"]) for r in rounds
-            if r["status"] == "committed" and r["round"] > after and "finished_at" in r
+            (r["round"], r["duration_seconds"]) for r in rounds
+            if r["status"] == "committed" and r["round"] > after and r.get("duration_seconds") is not None
         )
 
     def last_round() -> int:

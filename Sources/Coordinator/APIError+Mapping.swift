@@ -11,6 +11,7 @@ extension APIError {
         case malformedBody = "malformed_body"
         case malformedRequest = "malformed_request"
         case invalidParameter = "invalid_parameter"
+        case invalidIdentityKey = "invalid_identity_key"
         case notFound = "not_found"
         case methodNotAllowed = "method_not_allowed"
         case payloadTooLarge = "payload_too_large"
@@ -54,6 +55,7 @@ extension APIError {
         case unknownClient = "unknown_client"
         case checkpointCorrupt = "checkpoint_corrupt"
         case invalidState = "invalid_state"
+        case forceRequired = "force_required"
         case invalidTag = "invalid_tag"
         case noOpenRound = "no_open_round"
         case roundsKeepCommitting = "rounds_keep_committing"
@@ -130,6 +132,7 @@ extension APIError {
         case .notFound: self.init(.notFound, code: .unknownCheckpoint, error.message)
         case .integrity: self.init(.conflict, code: .checkpointCorrupt, error.message)
         case .invalidState: self.init(.conflict, code: .invalidState, error.message)
+        case .forceRequired: self.init(.conflict, code: .forceRequired, error.message)
         case .invalidTag: self.init(.unprocessableContent, code: .invalidTag, error.message)
         default: self.init(.internalServerError, code: .internal, "internal error")
         }

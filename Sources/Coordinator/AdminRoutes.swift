@@ -12,7 +12,7 @@ extension CoordinatorRoutes {
     func addAdminRoutes(to router: Router<BasicRequestContext>) {
         router.get("/v1/status") { request, _ in
             try requireAdmin(request, .viewer)
-            return try json(await driver.status())
+            return try json(await driver.statusView())
         }
         router.get("/v1/rounds") { request, _ in
             try requireAdmin(request, .viewer)
@@ -28,28 +28,27 @@ extension CoordinatorRoutes {
         }
         router.get("/v1/clients") { request, _ in
             try requireAdmin(request, .viewer)
-            return try json(["clients": try await history.clients()])
+            return try json(["clients": try await history.clients(contacts: await driver.clientContacts())])
         }
         router.get("/v1/checkpoints") { request, _ in
             try requireAdmin(request, .viewer)
+            let limit = request.uri.queryParameters["limit"] == nil ? nil : try limit(request)
             return try json(
-                CheckpointList(checkpoints: try await history.checkpoints(), refs: try await history.refs()))
+                CheckpointList(checkpoints: try await history.checkpoints(limit: limit), refs: try await history.refs())
+            )
         }
+        // `{version}` is any version reference: v12, 12, current, best, or a tag.
         router.get("/v1/checkpoints/:version") { request, context in
             try requireAdmin(request, .viewer)
-            let version = try integer(context.parameters.require("version"), name: "version")
-            guard let checkpoint = try await history.checkpoint(version: version) else {
+            let version = try await history.resolve(try context.parameters.require("version"))
+            guard let detail = try await history.detail(version: version) else {
                 throw CheckpointStoreError(.notFound, "no checkpoint version \(version)")
             }
-            let refs = try await history.refs().filter { $0.value == version }.map(\.key).sorted()
-            return try json(CheckpointDetail(checkpoint: checkpoint, refs: refs))
+            return try json(detail)
         }
         router.get("/v1/checkpoints/:version/weights") { request, context in
             try requireAdmin(request, .viewer)
-            let version = try integer(context.parameters.require("version"), name: "version")
-            guard try await history.checkpoint(version: version) != nil else {
-                throw CheckpointStoreError(.notFound, "no checkpoint version \(version)")
-            }
+            let version = try await history.resolve(try context.parameters.require("version"))
             let bytes = try await history.bytes(version: version)
             return Response(
                 status: .ok, headers: [.contentType: WireProtocol.safetensorsMediaType],
@@ -69,18 +68,19 @@ extension CoordinatorRoutes {
         }
         router.post("/v1/checkpoints/:version/rollback") { request, context in
             let actor = try requireAdmin(request, .operator)
-            let version = try integer(context.parameters.require("version"), name: "version")
-            let body = try await decodeJSON(ReasonBody.self, from: request)
+            let body = try await decodeJSON(RollbackBody.self, from: request)
             let reason = try ClientText.validated(
                 body.reason, field: "reason", code: .invalidReason, maxBytes: ClientText.maxMessageBytes)
+            let version = try await history.resolve(try context.parameters.require("version"))
             let (from, to) = try await operators.rollback(
-                to: version, reason: reason, actor: actor, traceID: AdminAction.traceID(of: request))
-            return try json(["from_version": from, "to_version": to])
+                to: version, reason: reason, actor: actor, traceID: AdminAction.traceID(of: request),
+                force: body.force ?? false)
+            return try json(RollbackAnswer(fromVersion: from, toVersion: to, forced: body.force ?? false))
         }
         router.post("/v1/checkpoints/:version/tags") { request, context in
             let actor = try requireAdmin(request, .operator)
-            let version = try integer(context.parameters.require("version"), name: "version")
             let body = try await decodeJSON(TagBody.self, from: request)
+            let version = try await history.resolve(try context.parameters.require("version"))
             try await operators.tag(version: version, name: body.tag, actor: actor)
             return try json(TagAnswer(version: version, tag: body.tag))
         }
@@ -123,7 +123,17 @@ extension CoordinatorRoutes {
             throw refused(
                 .forbidden("the \(credential.role.rawValue) role may not do this; it needs \(role.rawValue)"))
         }
-        return "admin:\(credential.name)"
+        return "admin:\(credential.name)" + (Self.operatorName(of: request).map { " (\($0))" } ?? "")
+    }
+
+    /// Who is behind an admin token's request, as the `rondo` CLI names its user in `Rondo-Operator`
+    /// (`alice@host`). Informational only (the token is what authorises); printable ASCII, at most 128 bytes,
+    /// anything else is ignored.
+    static func operatorName(of request: Request) -> String? {
+        guard let name = HTTPField.Name("Rondo-Operator"), let value = request.headers[name],
+            (1...128).contains(value.utf8.count), value.utf8.allSatisfy({ (0x21...0x7E).contains($0) })
+        else { return nil }
+        return value
     }
 
     /// The optional `{reason}` of an operator action; an empty body takes the default.
@@ -157,8 +167,29 @@ extension CoordinatorRoutes {
     }
 }
 
-struct ReasonBody: Decodable {
+struct RollbackBody: Decodable {
     var reason: String
+    /// Needed to roll back to a version the guard rejected or whose round was aborted; recorded.
+    var force: Bool?
+}
+
+/// What a rollback did.
+public struct RollbackAnswer: Codable, Sendable {
+    public var fromVersion: Int
+    public var toVersion: Int
+    public var forced: Bool
+
+    public init(fromVersion: Int, toVersion: Int, forced: Bool) {
+        self.fromVersion = fromVersion
+        self.toVersion = toVersion
+        self.forced = forced
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case forced
+        case fromVersion = "from_version"
+        case toVersion = "to_version"
+    }
 }
 
 struct OptionalReasonBody: Decodable {
@@ -169,17 +200,39 @@ struct TagBody: Decodable {
     var tag: String
 }
 
-struct TagAnswer: Codable {
-    var version: Int
-    var tag: String
+/// What a tag request did.
+public struct TagAnswer: Codable, Sendable {
+    public var version: Int
+    public var tag: String
+
+    public init(version: Int, tag: String) {
+        self.version = version
+        self.tag = tag
+    }
 }
 
-struct CheckpointList: Encodable {
-    var checkpoints: [CheckpointView]
-    var refs: [String: Int]
+/// `/v1/checkpoints` and `rondo checkpoints list --json`.
+public struct CheckpointList: Codable, Sendable {
+    public var checkpoints: [CheckpointView]
+    public var refs: [String: Int]
+
+    public init(checkpoints: [CheckpointView], refs: [String: Int]) {
+        self.checkpoints = checkpoints
+        self.refs = refs
+    }
 }
 
-struct CheckpointDetail: Encodable {
-    var checkpoint: CheckpointView
-    var refs: [String]
+/// `/v1/checkpoints/{ref}` and `rondo checkpoints show --json`: the version, the refs naming it, its tensors.
+public struct CheckpointDetail: Codable, Sendable {
+    public var checkpoint: CheckpointView
+    public var refs: [String]
+    public var tensors: [TensorView]
+}
+
+/// One tensor of a checkpoint.
+public struct TensorView: Codable, Sendable, Equatable {
+    public var name: String
+    public var dtype: String
+    public var shape: [Int]
+    public var parameters: Int
 }

@@ -5,24 +5,24 @@ import ModelManager
 // change to the storage schema is not silently a change to the API (and token hashes never leave the store).
 
 /// A checkpoint version as `/v1/checkpoints` shows it.
-public struct CheckpointView: Encodable, Sendable, Equatable {
+public struct CheckpointView: Codable, Sendable, Equatable {
     public var version: Int
     public var round: Int
-    public var parentVersion: Int?
-    public var createdAt: Double
+    @Nullable public var parentVersion: Int?
+    public var createdAt: Timestamp
     public var sha256: String
     public var sizeBytes: Int
     public var tensorCount: Int
     public var status: CheckpointStatus
-    public var statusReason: String?
-    public var integrityError: String?
+    @Nullable public var statusReason: String?
+    @Nullable public var integrityError: String?
     public var metrics: MetricsView
 
     public init(_ record: CheckpointRecord) {
         version = record.version
         round = record.round
         parentVersion = record.parentVersion
-        createdAt = record.createdAt
+        createdAt = Timestamp(secondsSince1970: record.createdAt)
         sha256 = record.sha256
         sizeBytes = record.sizeBytes
         tensorCount = record.tensorCount
@@ -44,13 +44,13 @@ public struct CheckpointView: Encodable, Sendable, Equatable {
 }
 
 /// What a checkpoint's round measured.
-public struct MetricsView: Encodable, Sendable, Equatable {
-    public var evalLoss: Double?
+public struct MetricsView: Codable, Sendable, Equatable {
+    @Nullable public var evalLoss: Double?
     public var evalMetrics: [String: Double]
-    public var evalClients: Int?
+    @Nullable public var evalClients: Int?
     public var fitMetrics: [String: Double]
-    public var clients: Int?
-    public var examples: Int?
+    @Nullable public var clients: Int?
+    @Nullable public var examples: Int?
 
     public init(_ metrics: CheckpointMetrics) {
         evalLoss = metrics.evalLoss
@@ -71,27 +71,30 @@ public struct MetricsView: Encodable, Sendable, Equatable {
 }
 
 /// A round as `/v1/rounds` shows it.
-public struct RoundView: Encodable, Sendable, Equatable {
+public struct RoundView: Codable, Sendable, Equatable {
     public var round: Int
     public var status: RoundStatus
-    public var startedAt: Double
-    public var finishedAt: Double?
+    public var startedAt: Timestamp
+    @Nullable public var finishedAt: Timestamp?
+    /// Seconds from start to finish (nil while running).
+    @Nullable public var durationSeconds: Double?
     public var baseVersion: Int
-    public var resultVersion: Int?
+    @Nullable public var resultVersion: Int?
     public var selected: Int
     public var answered: Int
     public var dropped: Int
     public var rejected: Int
-    public var reason: String?
-    public var detail: String?
-    public var evalLoss: Double?
+    @Nullable public var reason: String?
+    @Nullable public var detail: String?
+    @Nullable public var evalLoss: Double?
     public var evalMetrics: [String: Double]
 
     public init(_ record: RoundRecord) {
         round = record.round
         status = record.status
-        startedAt = record.startedAt
-        finishedAt = record.finishedAt
+        startedAt = Timestamp(secondsSince1970: record.startedAt)
+        finishedAt = record.finishedAt.map { Timestamp(secondsSince1970: $0) }
+        durationSeconds = record.finishedAt.map { $0 - record.startedAt }
         baseVersion = record.baseVersion
         resultVersion = record.resultVersion
         selected = record.selected
@@ -108,6 +111,7 @@ public struct RoundView: Encodable, Sendable, Equatable {
         case round, status, selected, answered, dropped, rejected, reason, detail
         case startedAt = "started_at"
         case finishedAt = "finished_at"
+        case durationSeconds = "duration_seconds"
         case baseVersion = "base_version"
         case resultVersion = "result_version"
         case evalLoss = "eval_loss"
@@ -116,19 +120,19 @@ public struct RoundView: Encodable, Sendable, Equatable {
 }
 
 /// An audit event as `/v1/events` shows it.
-public struct EventView: Encodable, Sendable, Equatable {
+public struct EventView: Codable, Sendable, Equatable {
     public var id: Int
-    public var at: Double
+    public var at: Timestamp
     public var kind: EventKind
     public var actor: String
-    public var round: Int?
-    public var version: Int?
-    public var traceID: String?
+    @Nullable public var round: Int?
+    @Nullable public var version: Int?
+    @Nullable public var traceID: String?
     public var detail: [String: String]
 
     public init(_ record: EventRecord) {
         id = record.id
-        at = record.at
+        at = Timestamp(secondsSince1970: record.at)
         kind = record.kind
         actor = record.actor
         round = record.round
@@ -143,30 +147,63 @@ public struct EventView: Encodable, Sendable, Equatable {
     }
 }
 
+/// Where a client stands, as `rondo clients` and `/v1/clients` show it.
+public enum ClientPresence: String, Codable, Sendable, CaseIterable {
+    /// Heard from within the liveness timeout (a parked long-poll counts): it can be selected.
+    case connected
+    /// Enrolled, but not heard from within the liveness timeout (or not since the coordinator started).
+    case silent
+    /// Left on purpose (`DELETE /v1/clients/{id}`, a client's clean shutdown).
+    case left
+    /// Revoked by an operator, for good.
+    case revoked
+}
+
 /// A client as operators see it: never the token hash.
-public struct ClientView: Encodable, Sendable, Equatable {
+public struct ClientView: Codable, Sendable, Equatable {
     public var clientID: String
     public var name: String
-    public var firstSeen: Double
-    public var lastSeen: Double
-    public var leftAt: Double?
-    public var revokedAt: Double?
+    public var presence: ClientPresence
+    /// Shortcut for `presence == .connected`.
+    public var connected: Bool
+    public var firstSeen: Timestamp
+    /// The last request of any kind (polls, heartbeats, results), as the running coordinator saw it; without a
+    /// running coordinator, the last time one recorded.
+    public var lastSeen: Timestamp
+    @Nullable public var leftAt: Timestamp?
+    @Nullable public var revokedAt: Timestamp?
+    /// True when the client registers under an identity key (a restart keeps its id).
+    public var hasIdentityKey: Bool
 
-    public init(_ record: ClientRecord) {
+    /// - Parameter contact: what the running coordinator knows of the client now (nil without one, or for a
+    ///   client it does not hold).
+    public init(_ record: ClientRecord, contact: ClientContact? = nil) {
         clientID = record.clientID
         name = record.name
-        firstSeen = record.firstSeen
-        lastSeen = record.lastSeen
-        leftAt = record.leftAt
-        revokedAt = record.revokedAt
+        firstSeen = Timestamp(secondsSince1970: record.firstSeen)
+        lastSeen = Timestamp(secondsSince1970: max(record.lastSeen, contact?.lastSeen.secondsSince1970 ?? 0))
+        leftAt = record.leftAt.map { Timestamp(secondsSince1970: $0) }
+        revokedAt = record.revokedAt.map { Timestamp(secondsSince1970: $0) }
+        hasIdentityKey = record.identitySHA256 != nil
+        presence =
+            record.revokedAt != nil
+            ? .revoked : record.leftAt != nil ? .left : contact?.connected == true ? .connected : .silent
+        connected = presence == .connected
     }
 
     enum CodingKeys: String, CodingKey {
-        case name
+        case name, presence, connected
         case clientID = "client_id"
         case firstSeen = "first_seen"
         case lastSeen = "last_seen"
         case leftAt = "left_at"
         case revokedAt = "revoked_at"
+        case hasIdentityKey = "has_identity_key"
     }
+}
+
+/// What the running coordinator knows of a client's liveness right now.
+public struct ClientContact: Sendable, Equatable {
+    public var connected: Bool
+    public var lastSeen: Timestamp
 }

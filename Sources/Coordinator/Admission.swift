@@ -6,7 +6,7 @@ public enum Limit: String, Sendable, CaseIterable {
     case clients
     /// Registrations per second across the federation.
     case registerRate = "register_rate"
-    /// Result and failure submissions per second of one client.
+    /// Refused result and failure submissions per second of one client (accepted ones are not counted).
     case submitRate = "submit_rate"
     /// Long-polls parked across the federation.
     case longPolls = "long_polls"
@@ -57,14 +57,23 @@ struct Admission: Sendable {
         }
     }
 
-    /// - Throws: `LimitError` when `client` submits results or failures faster than its rate.
+    /// Takes a token for a submission before it is checked; `submissionAccepted` gives it back. So only refused
+    /// submissions (invalid, duplicate, late, unknown task) spend `client`'s budget: a healthy client is never
+    /// throttled however fast its rounds run, while a flood of bad submissions is, even when sent in parallel.
+    /// - Throws: `LimitError` when `client`'s refused submissions used up its rate.
     mutating func admitSubmission(from client: ClientID, now: ContinuousClock.Instant) throws(LimitError) {
-        let rate = limits.submissionsPerClientPerSecond
+        let rate = limits.refusedSubmissionsPerClientPerSecond
         var bucket = submissionBuckets[client] ?? TokenBucket(rate: rate, burst: max(1, rate * 2))
         defer { submissionBuckets[client] = bucket }
         if let wait = bucket.take(now: now) {
-            throw LimitError(limit: .submitRate, message: "too many submissions from this client", retryAfter: wait)
+            throw LimitError(
+                limit: .submitRate, message: "too many refused submissions from this client", retryAfter: wait)
         }
+    }
+
+    /// Returns the token `admitSubmission` took: the submission was accepted.
+    mutating func submissionAccepted(from client: ClientID) {
+        submissionBuckets[client]?.refund()
     }
 
     /// - Parameters:

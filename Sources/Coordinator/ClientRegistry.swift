@@ -10,14 +10,56 @@ public enum ClientAuthentication: Sendable, Equatable {
     case unknown
 }
 
-/// The bearer tokens of the live federation: which client each belongs to, and which were revoked.
+/// Why a registration was refused.
+public enum RegistrationRefusal: Error, Sendable {
+    /// A configured limit (clients enrolled, registration rate).
+    case limit(LimitError)
+    /// The identity key belongs to a client an operator revoked.
+    case revoked
+}
+
+/// What an identity key names.
+enum ClientIdentityMatch: Sendable, Equatable {
+    /// A client (live or departed) that registered with this key: registering again returns it.
+    case client(ClientID)
+    /// A client an operator revoked: its key is refused for good, like its token.
+    case revoked
+}
+
+/// Who the clients are: the bearer tokens of the live federation (which client each belongs to, which were
+/// revoked), each client's name for log lines, and the identity keys clients may re-register under.
 ///
-/// Only SHA-256 hashes are kept: a token is shown to its client once, at registration. Invariant: a hash is
-/// never both live and revoked, and each live client has exactly one token.
+/// Only SHA-256 hashes of tokens and keys are kept: a token is shown to its client once, at registration, and a
+/// key never leaves the client. Invariant: a token hash is never both live and revoked, each live client has
+/// exactly one token, and an identity key names at most one client.
 struct ClientRegistry: Sendable {
     private var owners: [String: ClientID] = [:]
     private var tokenOf: [ClientID: String] = [:]
     private var revoked: Set<String> = []
+    private var names: [ClientID: String] = [:]
+    private var identities: [String: ClientID] = [:]
+    private var identityOf: [ClientID: String] = [:]
+    private var revokedClients: Set<ClientID> = []
+
+    /// The name a client registered with (for log lines), if it is known.
+    func name(of client: ClientID) -> String? { names[client] }
+
+    mutating func setName(_ name: String, of client: ClientID) { names[client] = name }
+
+    /// Notes which client registered with the identity key hashing to `sha256` (at registration, or from the
+    /// store after a restart).
+    mutating func restoreIdentity(_ sha256: String, of client: ClientID, revoked isRevoked: Bool = false) {
+        identities[sha256] = client
+        identityOf[client] = sha256
+        if isRevoked { revokedClients.insert(client) }
+    }
+
+    /// The live or revoked client an identity key's hash names, if any. Departed clients are forgotten here
+    /// (memory stays bounded by the live federation); the store still knows their keys.
+    func identity(_ sha256: String) -> ClientIdentityMatch? {
+        guard let client = identities[sha256] else { return nil }
+        return revokedClients.contains(client) ? .revoked : .client(client)
+    }
 
     /// Adds a client known from the store (after a restart) with its token hash.
     mutating func restore(_ client: ClientID, tokenSHA256: String) {
@@ -47,12 +89,17 @@ struct ClientRegistry: Sendable {
 
     /// The client left: its token stops working (401 from now on).
     mutating func forget(_ client: ClientID) {
+        names[client] = nil
+        if !revokedClients.contains(client), let identity = identityOf.removeValue(forKey: client) {
+            identities[identity] = nil
+        }
         guard let hash = tokenOf.removeValue(forKey: client) else { return }
         owners[hash] = nil
     }
 
     /// An operator revoked the client: its token is refused with 403 from now on.
     mutating func revoke(_ client: ClientID) {
+        revokedClients.insert(client)
         guard let hash = tokenOf[client] else { return }
         revoked.insert(hash)
         forget(client)

@@ -22,6 +22,12 @@ public struct CoordinatorConfiguration: Sendable {
     /// How long SIGTERM waits for the open round to finish before aborting it. Default nil: as long as the
     /// round may still take (`rounds.fitTimeout + rounds.evaluateTimeout`); `.zero` stops at once.
     public var drainTimeout: Duration?
+    /// The drain `drainTimeout` gives: as long as a round may still take when nil. Deployments set their stop
+    /// grace period (Kubernetes `terminationGracePeriodSeconds`, systemd `TimeoutStopSec`) above it.
+    public var effectiveDrainTimeout: Duration { drainTimeout ?? rounds.fitTimeout + rounds.evaluateTimeout }
+    /// Retention: after each commit, delete all but the newest `keepLast` versions; `current`, `best`, tagged
+    /// versions and open candidates always stay (`CheckpointStore.prune`). Default nil: keep every version.
+    public var keepLast: Int?
     /// Bearer token `GET /metrics` requires. Default nil: open, as Prometheus expects (env
     /// `RONDO_METRICS_TOKEN`).
     public var metricsToken: String?
@@ -55,9 +61,11 @@ public struct CoordinatorConfiguration: Sendable {
         /// Registrations accepted per second across the federation, with bursts of twice that; beyond, 429
         /// `rate_limited` with `Retry-After`. Default 20.
         public var registrationsPerSecond: Double
-        /// Result and failure submissions accepted per second from one client, with bursts of twice that;
-        /// beyond, 429 `rate_limited`. Default 5.
-        public var submissionsPerClientPerSecond: Double
+        /// Refused result and failure submissions (invalid, duplicate, late, unknown task) tolerated per second
+        /// from one client, with bursts of twice that; beyond, every submission of that client answers 429
+        /// `rate_limited` until its budget refills. Accepted results never count, so a healthy federation is
+        /// never throttled however fast its rounds run. Default 5.
+        public var refusedSubmissionsPerClientPerSecond: Double
         /// A connection that sends no complete request head for this long (after opening, or after its last
         /// answer) is closed, so a client that connects and stalls, or trickles header bytes, cannot hold it
         /// forever. Default 60 s.
@@ -74,7 +82,7 @@ public struct CoordinatorConfiguration: Sendable {
         public init(
             maxUpdateBytes: Int = 512 << 20, maxJSONBytes: Int = 1 << 20, safetensors: SafeTensorsLimits = .default,
             maxClients: Int = 10_000, maxParkedPolls: Int = 10_000, registrationsPerSecond: Double = 20,
-            submissionsPerClientPerSecond: Double = 5, idleTimeout: Duration = .seconds(60),
+            refusedSubmissionsPerClientPerSecond: Double = 5, idleTimeout: Duration = .seconds(60),
             maxConnections: Int = 16_384, maxParkedPollsPerClient: Int = 2, minimumBodyBytesPerSecond: Int = 1024,
             bodyRateWindow: Duration = .seconds(10)
         ) {
@@ -85,7 +93,7 @@ public struct CoordinatorConfiguration: Sendable {
             self.maxClients = maxClients
             self.maxParkedPolls = maxParkedPolls
             self.registrationsPerSecond = registrationsPerSecond
-            self.submissionsPerClientPerSecond = submissionsPerClientPerSecond
+            self.refusedSubmissionsPerClientPerSecond = refusedSubmissionsPerClientPerSecond
             self.idleTimeout = idleTimeout
             self.maxUpdateBytes = maxUpdateBytes
             self.maxJSONBytes = maxJSONBytes

@@ -2,6 +2,7 @@ import CoreMetrics
 import FederationCore
 import FederationTelemetry
 import Foundation
+import ModelManager
 
 /// The coordinator's metric emitters, named after what happened rather than after metric types.
 ///
@@ -54,21 +55,9 @@ public struct CoordinatorMetrics: Sendable {
     }
 
     public func roundFinished<Instant>(_ report: RoundReport<Instant>) {
-        let outcome: String
-        switch report.outcome {
-        case .committed:
-            outcome = "committed"
-            gauge(MetricCatalogue.lastCommit, []).record(Date().timeIntervalSince1970)
-        case .failed(let failure):
-            switch failure.code {
-            case .rejectedByGuard:
-                outcome = "rejected"
-                counter(MetricCatalogue.rollbacks, [("trigger", "guard")]).increment()
-            case .aborted: outcome = "aborted"
-            default: outcome = "failed"
-            }
-        }
-        counter(MetricCatalogue.rounds, [("outcome", outcome)]).increment()
+        let status = RoundStatus(finishing: report.outcome)
+        if status == .committed { gauge(MetricCatalogue.lastCommit, []).record(Date().timeIntervalSince1970) }
+        counter(MetricCatalogue.rounds, [("outcome", status.rawValue)]).increment()
         recorder(MetricCatalogue.roundDuration, []).record(report.duration.seconds)
         if let evaluation = report.evaluation {
             gauge(MetricCatalogue.evalLoss, []).record(evaluation.loss)

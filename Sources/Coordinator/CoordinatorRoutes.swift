@@ -69,6 +69,7 @@ struct CoordinatorRoutes: Sendable {
                     body.message, field: "message", code: .invalidMessage, maxBytes: ClientText.maxMessageBytes,
                     multiline: true)
             try await driver.reportFailure(taskID, client: client, message: message)
+            await driver.submissionAccepted(from: client)
             return try json(["status": "recorded"], status: .accepted)
         }
     }
@@ -82,9 +83,28 @@ struct CoordinatorRoutes: Sendable {
         let body = try await decodeJSON(WireProtocol.RegistrationRequest.self, from: request)
         let name = try ClientText.validated(
             body.name, field: "name", code: .invalidName, maxBytes: ClientText.maxNameBytes)
-        return try json(
-            try await limited { () async throws(LimitError) in try await driver.register(name: name) }, status: .created
-        )
+        if let key = body.identityKey {
+            guard WireProtocol.RegistrationRequest.identityKeyLength.contains(key.utf8.count),
+                key.utf8.allSatisfy({ (0x21...0x7E).contains($0) })
+            else {
+                throw APIError(
+                    .badRequest, code: .invalidIdentityKey,
+                    "identity_key must be 16 to 256 printable ASCII characters without spaces")
+            }
+        }
+        let registration: WireProtocol.RegistrationResponse
+        do {
+            registration = try await driver.register(name: name, identityKey: body.identityKey)
+        } catch {
+            switch error {
+            case .limit(let limit):
+                metrics.limitRefused(limit.limit)
+                throw limit
+            case .revoked:
+                throw refused(.revoked)
+            }
+        }
+        return try json(registration, status: .created)
     }
 
     private func nextTask(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -183,6 +203,7 @@ struct CoordinatorRoutes: Sendable {
         } catch {
             throw countRefusal(error, kind: task.kind)
         }
+        await driver.submissionAccepted(from: client)
         return try json(["status": "accepted"], status: .accepted)
     }
 
@@ -291,9 +312,7 @@ struct CoordinatorRoutes: Sendable {
 
 /// A JSON response.
 func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
-    return Response(
+    Response(
         status: status, headers: [.contentType: "application/json"],
-        body: ResponseBody(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+        body: ResponseBody(byteBuffer: ByteBuffer(bytes: try JSONStyle.encoder().encode(value))))
 }

@@ -79,6 +79,17 @@ public final class DataDirectoryLock: Sendable {
         return DataDirectoryLock(path: path, descriptor: descriptor, directoryDescriptor: directoryDescriptor)
     }
 
+    /// True when another process holds the lock now (a coordinator, a demo, or a `rondo` write). Takes and
+    /// drops a shared lock to find out; changes nothing.
+    public static func isHeld(directory: String) -> Bool {
+        let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        guard flock(descriptor, LOCK_SH | LOCK_NB) == 0 else { return errno == EWOULDBLOCK }
+        flock(descriptor, LOCK_UN)
+        return false
+    }
+
     /// Takes the lock, waiting up to `timeout` for another process (a short CLI write) to release it.
     /// - Throws: `DataDirectoryError` when it is still held after `timeout` (another coordinator runs).
     public static func acquire(directory: String, waitingUpTo timeout: Duration) async throws -> DataDirectoryLock {

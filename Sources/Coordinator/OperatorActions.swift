@@ -16,13 +16,15 @@ public struct OperatorActions: Sendable {
     let metrics: CoordinatorMetrics
 
     /// Makes an earlier version current; a round in flight is aborted (see `RoundDriver.rollback`).
-    /// - Throws: `CheckpointStoreError` for an unknown, corrupt or incomplete version; `LimitError` (counted)
-    ///   when too many rollbacks wait.
-    public func rollback(to version: Int, reason: String, actor: String, traceID: String?) async throws -> (
-        from: Int, to: Int
-    ) {
+    /// - Parameter force: needed for a version the guard rejected or whose round was aborted; recorded.
+    /// - Throws: `CheckpointStoreError` for an unknown, corrupt or incomplete version (`forceRequired` for a
+    ///   rejected or aborted one without `force`); `LimitError` (counted) when too many rollbacks wait.
+    public func rollback(
+        to version: Int, reason: String, actor: String, traceID: String?, force: Bool = false
+    ) async throws -> (from: Int, to: Int) {
         do {
-            let moved = try await driver.rollback(to: version, reason: reason, actor: actor, traceID: traceID)
+            let moved = try await driver.rollback(
+                to: version, reason: reason, actor: actor, traceID: traceID, force: force)
             metrics.adminAction(.rollback)
             return moved
         } catch let error as LimitError {

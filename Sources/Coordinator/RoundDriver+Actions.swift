@@ -69,6 +69,22 @@ extension RoundDriver {
                 "regression guard rejected the round's model",
                 metadata: ["round": "\(round)", "version": "\(version)", "reason": "\(reason)"])
             return true
+        case .clientWentSilent(let client, let lastSeen):
+            logger.warning(
+                "client went silent",
+                metadata: [
+                    "client_id": "\(client)", "client_name": "\(ClientText.forLog(registry.name(of: client) ?? "?"))",
+                    "silent_seconds": "\(Int(lastSeen.duration(to: clock.now).seconds))",
+                ])
+            return false
+        case .clientReturned(let client, let silentSince):
+            logger.notice(
+                "client connected again",
+                metadata: [
+                    "client_id": "\(client)", "client_name": "\(ClientText.forLog(registry.name(of: client) ?? "?"))",
+                    "silent_seconds": "\(Int(silentSince.duration(to: clock.now).seconds))",
+                ])
+            return false
         case .backingOff(_, let delay, let failures):
             metrics.roundBackedOff()
             logger.warning(
@@ -101,6 +117,7 @@ extension RoundDriver {
                 try await store.reject(
                     version: version, metrics: Self.metrics(evaluation, fitMetrics, examples, clients), reason: reason)
             } catch {
+                metrics.checkpointWritten(success: false, duration: .zero, bytes: nil)
                 storeFailing = true
                 logger.error("recording the rejection failed", metadata: ["round": "\(round)", "error": "\(error)"])
             }
@@ -111,6 +128,7 @@ extension RoundDriver {
                     version: version, metrics: Self.metrics(evaluation, fitMetrics, examples, clients))
                 metrics.modelVersion(version)
                 storeFailing = false
+                await applyRetention()
                 return machine.committed(round: round, now: clock.now)
             } catch {
                 metrics.checkpointWritten(success: false, duration: .zero, bytes: nil)
@@ -126,8 +144,26 @@ extension RoundDriver {
                 return true
             }
             return []
-        case .phaseChanged, .resultAccepted, .tasksAvailable, .clientDropped, .backingOff:
+        case .phaseChanged, .resultAccepted, .tasksAvailable, .clientDropped, .backingOff, .clientWentSilent,
+            .clientReturned:
             return []
+        }
+    }
+
+    /// `--keep-last`: after a commit, old versions beyond the newest N go (refs, tags and candidates stay).
+    private func applyRetention() async {
+        guard let keepLast = configuration.keepLast else { return }
+        do {
+            let deleted = try await store.prune(keepLast: keepLast, actor: "coordinator")
+            if !deleted.isEmpty {
+                logger.info(
+                    "retention deleted old versions",
+                    metadata: [
+                        "keep_last": "\(keepLast)", "deleted": "\(deleted.map { "v\($0)" }.joined(separator: " "))",
+                    ])
+            }
+        } catch {
+            logger.error("retention failed", metadata: ["error": "\(error)"])
         }
     }
 
@@ -179,6 +215,9 @@ extension RoundDriver {
             metadata["eval_loss"] = "\(evaluation.loss)"
             for (name, value) in evaluation.metrics { metadata["eval_\(name)"] = "\(value)" }
         }
+        // The message names the outcome as `rondo rounds`, `/v1/rounds` and `rondo_rounds_total` do.
+        let status = RoundStatus(finishing: report.outcome)
+        metadata["outcome"] = "\(status.rawValue)"
         switch report.outcome {
         case .committed:
             metadata["version"] = "\(report.resultVersion ?? 0)"
@@ -186,7 +225,7 @@ extension RoundDriver {
         case .failed(let failure):
             metadata["reason"] = "\(failure.code.rawValue)"
             metadata["detail"] = "\(failure.message)"
-            logger.warning("round failed", metadata: roundScoped(metadata))
+            logger.warning("round \(status.rawValue)", metadata: roundScoped(metadata))
         }
     }
 }

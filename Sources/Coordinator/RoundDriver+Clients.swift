@@ -7,18 +7,78 @@ extension RoundDriver {
     // MARK: Clients
 
     /// Registers a client and returns its id and bearer token (shown once; only its hash is kept).
-    /// - Throws: `LimitError` when the federation is full or registrations come too fast.
-    public func register(name: String) async throws(LimitError) -> WireProtocol.RegistrationResponse {
-        try admission.admitRegistration(registered: machine.registeredClientCount, now: clock.now)
+    ///
+    /// With an identity key (a per-site secret; only its hash is kept), registering again returns the client
+    /// that key registered before, live or departed, with a fresh token (the old one stops working): a restarted
+    /// site is the same client, keeps its open task, and leaves no ghost row.
+    /// - Throws: `RegistrationRefusal` when the federation is full, registrations come too fast, or the key's
+    ///   client was revoked.
+    public func register(name: String, identityKey: String? = nil) async throws(RegistrationRefusal)
+        -> WireProtocol.RegistrationResponse
+    {
+        let identity = identityKey.map { Digest.sha256Hex($0.utf8) }
+        var returning: ClientID?
+        if let identity {
+            switch registry.identity(identity) {
+            case .revoked: throw .revoked
+            case .client(let client): returning = client
+            case nil:
+                // A departed client's key is known only to the store.
+                if let record = try? await store.client(identitySHA256: identity) {
+                    guard record.revokedAt == nil else { throw .revoked }
+                    returning = ClientID(record.clientID)
+                } else if case .client(let client)? = registry.identity(identity) {
+                    returning = client  // registered with this key while the store was asked
+                }
+            }
+        }
+        let enrolled = machine.registeredClientCount - (returning.map { machine.isRegistered($0) ? 1 : 0 } ?? 0)
+        do {
+            try admission.admitRegistration(registered: enrolled, now: clock.now)
+        } catch {
+            throw .limit(error)
+        }
+        if let returning { return await registerAgain(returning, name: name, identity: identity) }
         var client: ClientID
         repeat { client = ClientID("c-" + Digest.randomToken(bytes: 8)) } while machine.isRegistered(client)
         let (token, tokenHash) = registry.issueToken(for: client)
+        registry.setName(name, of: client)
+        if let identity { registry.restoreIdentity(identity, of: client) }
         await persist("client registration") {
-            try await $0.clientRegistered(id: client.rawValue, name: name, tokenSHA256: tokenHash)
+            try await $0.clientRegistered(
+                id: client.rawValue, name: name, tokenSHA256: tokenHash, identitySHA256: identity)
         }
         logger.info(
-            "client registered", metadata: ["client_id": "\(client)", "client_name": "\(ClientText.forLog(name))"])
+            "client registered",
+            metadata: [
+                "client_id": "\(client)", "client_name": "\(ClientText.forLog(name))",
+                "identity_key": "\(identity == nil ? "none" : "set")",
+            ])
         await perform(machine.register(client, now: clock.now))
+        return WireProtocol.RegistrationResponse(
+            clientID: client.rawValue, token: token,
+            heartbeatIntervalSeconds: configuration.heartbeatInterval.seconds)
+    }
+
+    /// A client registering again under its identity key: same id, new token, open task kept.
+    private func registerAgain(_ client: ClientID, name: String, identity: String?) async
+        -> WireProtocol.RegistrationResponse
+    {
+        registry.forget(client)  // the old token stops working
+        let (token, tokenHash) = registry.issueToken(for: client)
+        registry.setName(name, of: client)
+        if let identity { registry.restoreIdentity(identity, of: client) }
+        await persist("client re-registration") {
+            try await $0.clientReturned(id: client.rawValue, name: name, tokenSHA256: tokenHash)
+        }
+        logger.notice(
+            "client registered again under its identity key",
+            metadata: ["client_id": "\(client)", "client_name": "\(ClientText.forLog(name))"])
+        if machine.isRegistered(client) {
+            await perform(machine.touch(client, now: clock.now))
+        } else {
+            await perform(machine.register(client, now: clock.now))
+        }
         return WireProtocol.RegistrationResponse(
             clientID: client.rawValue, token: token,
             heartbeatIntervalSeconds: configuration.heartbeatInterval.seconds)
@@ -29,9 +89,15 @@ extension RoundDriver {
         registry.authenticate(token: token)
     }
 
-    /// - Throws: `LimitError` when `client` submits results or failures faster than its rate.
+    /// Takes a token of `client`'s budget for refused submissions; `submissionAccepted` returns it.
+    /// - Throws: `LimitError` when `client`'s refused submissions used up its rate.
     public func admitSubmission(from client: ClientID) throws(LimitError) {
         try admission.admitSubmission(from: client, now: clock.now)
+    }
+
+    /// The submission `admitSubmission` let in was accepted: it does not count against the limit.
+    public func submissionAccepted(from client: ClientID) {
+        admission.submissionAccepted(from: client)
     }
 
     /// Records a heartbeat.

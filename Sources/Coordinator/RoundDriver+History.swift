@@ -74,14 +74,13 @@ extension RoundDriver {
 
     static func record(_ report: Report, startedAt: Double?) -> RoundRecord {
         let now = Date().timeIntervalSince1970
-        let status: RoundStatus
+        let status = RoundStatus(finishing: report.outcome)
         var reason: String?
         var detail: String?
         switch report.outcome {
         case .committed:
-            status = .committed
+            break
         case .failed(let failure):
-            status = failure.code == .rejectedByGuard ? .rejected : failure.code == .aborted ? .aborted : .failed
             reason = failure.code.rawValue
             detail = failure.message
         }

@@ -100,7 +100,7 @@ extension RoundDriver {
         let now = clock.now
         if drainDeadline == nil {
             let timeout =
-                configuration.drainTimeout ?? configuration.rounds.fitTimeout + configuration.rounds.evaluateTimeout
+                configuration.effectiveDrainTimeout
             drainDeadline = now.advanced(by: timeout)
             logger.notice(
                 "draining: finishing the open round before stopping",

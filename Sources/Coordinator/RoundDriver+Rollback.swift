@@ -9,17 +9,20 @@ extension RoundDriver {
     ///
     /// Rollbacks run one at a time, in arrival order. One that arrives while a round's outcome is being stored
     /// waits for the store write to finish, then goes ahead.
-    /// - Throws: `CheckpointStoreError` (unknown, corrupt or incomplete version), `OperatorActionError`
-    ///   `.roundsKeepCommitting`, `NotReadyReason.shuttingDown`, `LimitError` when too many rollbacks wait.
-    public func rollback(to version: Int, reason: String, actor: String, traceID: String? = nil) async throws -> (
-        from: Int, to: Int
-    ) {
+    /// Every rollback that moves `current` counts once in `rondo_rollbacks_total`, however quickly the next follows.
+    /// - Parameter force: lets a version the guard rejected, or whose round was aborted, become current (recorded).
+    /// - Throws: `CheckpointStoreError` (unknown, corrupt or incomplete version; `forceRequired` for a rejected or
+    ///   aborted one without `force`), `OperatorActionError` `.roundsKeepCommitting`, `NotReadyReason.shuttingDown`,
+    ///   `LimitError` when too many rollbacks wait.
+    public func rollback(
+        to version: Int, reason: String, actor: String, traceID: String? = nil, force: Bool = false
+    ) async throws -> (from: Int, to: Int) {
         try await enterRollbackLane()
         defer { leaveRollbackLane() }
         let replacement = try await loadModel(version)
         try await untilStoreWriteDone()
         let previous = machine.model.version
-        try await store.rollback(to: version, reason: reason, actor: actor, traceID: traceID)
+        try await store.rollback(to: version, reason: reason, actor: actor, traceID: traceID, force: force)
         // The re-hash inside the store's transaction takes a while; meanwhile the open round may have closed and
         // committed (moving `current` on). Let any store write finish and check the store again; when a commit
         // got in between, roll it back too, so the store and the round engine agree on the model. The switch
@@ -39,7 +42,7 @@ extension RoundDriver {
             }
             attempts += 1
             try await untilStoreWriteDone()
-            try await store.rollback(to: version, reason: reason, actor: actor, traceID: traceID)
+            try await store.rollback(to: version, reason: reason, actor: actor, traceID: traceID, force: force)
         }
         metrics.rolledBack()
         tracing.rolledBack(from: previous, to: version, actor: actor, reason: reason)

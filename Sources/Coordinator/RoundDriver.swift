@@ -110,11 +110,20 @@ public actor RoundDriver: Service {
             model: GlobalModel(version: currentVersion, sha256: record.sha256, weights: weights),
             lastRound: try await store.lastRoundNumber(), seed: configuration.seed, bestMetricValue: bestValue)
         let now = clock.now
-        for client in try await store.clients(includeLeft: false) {
-            machine.restore(ClientID(client.clientID), now: now)
-            registry.restore(ClientID(client.clientID), tokenSHA256: client.tokenSHA256)
+        for client in try await store.clients(includeLeft: true) {
+            let id = ClientID(client.clientID)
+            let revoked = client.revokedAt != nil
+            if client.leftAt == nil, !revoked {
+                machine.restore(id, now: now)
+                registry.restore(id, tokenSHA256: client.tokenSHA256)
+                registry.setName(client.name, of: id)
+            }
+            if revoked { registry.restoreRevocation(tokenSHA256: client.tokenSHA256) }
+            // Live and revoked clients' keys; a departed client's key is looked up in the store when it returns.
+            if let identity = client.identitySHA256, client.leftAt == nil || revoked {
+                registry.restoreIdentity(identity, of: id, revoked: revoked)
+            }
         }
-        for revoked in try await store.revokedClients() { registry.restoreRevocation(tokenSHA256: revoked.tokenSHA256) }
         self.machine = machine
         self.admission = Admission(limits: configuration.limits)
         self.clock = clock
@@ -211,6 +220,30 @@ public actor RoundDriver: Service {
             quorum: configuration.rounds.minFitResults, committedRounds: machine.committedRounds,
             failedRounds: machine.failedRounds, maxRounds: configuration.rounds.maxRounds, paused: machine.isPaused,
             draining: drainDeadline != nil)
+    }
+
+    /// `status()` with the refs, the last round and commit, and the effective configuration, for operators.
+    public func statusView() async throws -> StatusView {
+        let status = status()
+        let refs = try await store.refs()
+        let recent = try await store.rounds(limit: 200)
+        return StatusView(
+            status: status, refs: refs, lastRound: recent.first { $0.status != .running },
+            lastCommit: recent.first { $0.status == .committed }, configuration: ConfigurationView(configuration))
+    }
+
+    /// When each enrolled client was last heard from (polls, heartbeats, results) and whether it counts as
+    /// connected, by client id.
+    public func clientContacts() -> [String: ClientContact] {
+        let now = clock.now
+        let wallNow = Date()
+        var contacts: [String: ClientContact] = [:]
+        for (client, contact) in machine.clientContacts {
+            let ago = contact.lastSeen.duration(to: now).seconds
+            contacts[client.rawValue] = ClientContact(
+                connected: contact.connected, lastSeen: Timestamp(wallNow.addingTimeInterval(-max(0, ago))))
+        }
+        return contacts
     }
 
     /// A stream of every round report from now on; it finishes when the driver shuts down.

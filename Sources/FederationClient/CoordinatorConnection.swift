@@ -20,12 +20,16 @@ public actor CoordinatorConnection {
         public var requestTimeout: Duration
         /// The federation's enrolment token, sent when registering. Default nil (open enrolment).
         public var enrolmentToken: String?
+        /// This site's identity key (a secret, 16–256 printable ASCII characters): registering with it again
+        /// after a restart returns the same client id. Default nil (a new client each registration).
+        public var identityKey: String?
 
         public init(
             coordinatorURL: String, name: String, caFile: String? = nil, requestTimeout: Duration = .seconds(120),
-            enrolmentToken: String? = nil
+            enrolmentToken: String? = nil, identityKey: String? = nil
         ) {
             self.enrolmentToken = enrolmentToken
+            self.identityKey = identityKey
             var url = coordinatorURL
             while url.hasSuffix("/") { url.removeLast() }
             self.coordinatorURL = url
@@ -61,7 +65,8 @@ public actor CoordinatorConnection {
     /// Registers (again) and keeps the new credentials.
     @discardableResult
     public func register() async throws -> Credentials {
-        let body = try JSONEncoder().encode(WireProtocol.RegistrationRequest(name: configuration.name))
+        let body = try JSONEncoder().encode(
+            WireProtocol.RegistrationRequest(name: configuration.name, identityKey: configuration.identityKey))
         let response = try await send(
             "POST", "/v1/clients",
             headers: configuration.enrolmentToken.map { [("Authorization", "Bearer \($0)")] } ?? [], body: Array(body),

@@ -25,6 +25,8 @@ public struct FederatedClient<T: Trainer>: Service {
     /// Continues each task's trace (from its `traceparent`) with download, train and upload spans; nil records none.
     /// Any swift-distributed-tracing tracer works; it reads `traceparent` through its `extract`.
     private let tracer: (any Tracer)?
+    /// Warns when the coordinator is unreachable or throttles, and says when that is over.
+    private let contact: ContactLog
 
     /// - Parameters:
     ///   - retry: backoff for retryable failures.
@@ -39,6 +41,7 @@ public struct FederatedClient<T: Trainer>: Service {
         self.longPoll = longPoll
         self.logger = logger
         self.tracer = tracer
+        self.contact = ContactLog(logger: logger, coordinatorURL: configuration.coordinatorURL)
     }
 
     /// Participates until graceful shutdown, then leaves the federation.
@@ -197,15 +200,19 @@ public struct FederatedClient<T: Trainer>: Service {
         var attempt = 0
         while true {
             do {
-                return try await operation()
+                let result = try await operation()
+                contact.succeeded()
+                return result
             } catch let error as FederationClientError
                 where error.isRetryable || (error.code == .unauthenticated && what != "register")
             {
                 attempt += 1
                 if let maxAttempts = retry.maxAttempts, attempt >= maxAttempts { throw error }
+                let delay = retry.delay(forAttempt: attempt - 1, using: &generator)
+                contact.failed(what, error, retryIn: delay)
                 logger.debug(
                     "retrying", metadata: ["operation": "\(what)", "attempt": "\(attempt)", "error": "\(error)"])
-                try await Task.sleep(for: retry.delay(forAttempt: attempt - 1, using: &generator))
+                try await Task.sleep(for: delay)
                 if error.code == .unauthenticated, what != "register" {
                     logger.info("coordinator does not know this client any more; registering again")
                     _ = try? await connection.register()

@@ -68,13 +68,19 @@ extension RoundStateMachine {
     /// Records that a client was heard from (heartbeat or any authenticated request).
     /// - Returns: actions (a returning client may complete the set a round was waiting for).
     public mutating func touch(_ client: ClientID, now: Instant) -> [Action] {
-        guard clients[client] != nil else { return [] }
+        guard let state = clients[client] else { return [] }
         clients[client]!.lastSeen = now
-        if !clients[client]!.connected {
+        if !state.connected {
             clients[client]!.connected = true
-            return startRoundIfReady(now: now)
+            return [.clientReturned(client, silentSince: state.lastSeen)] + startRoundIfReady(now: now)
         }
         return []
+    }
+
+    /// When each client was last heard from, and whether it counts as connected (heard from within the liveness
+    /// timeout, or holding a parked long-poll at the last tick).
+    public var clientContacts: [ClientID: (connected: Bool, lastSeen: Instant)] {
+        clients.mapValues { ($0.connected, $0.lastSeen) }
     }
 
     /// The task waiting for this client, if any; marks it delivered.

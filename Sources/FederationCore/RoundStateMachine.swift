@@ -172,6 +172,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         for (id, state) in clients where state.connected {
             if state.lastSeen.advanced(by: configuration.livenessTimeout) < now {
                 clients[id]!.connected = false
+                actions.append(.clientWentSilent(id, lastSeen: state.lastSeen))
                 if let taskID = state.openTask {
                     actions += endTask(taskID, dropout: .timeout, now: now)
                 }

@@ -137,4 +137,10 @@ public enum RoundAction<Instant: InstantProtocol & Sendable>: Sendable where Ins
     case resultAccepted(TaskID, client: ClientID, kind: TaskKind, updateNorm: Double?)
     /// Rounds keep failing: the next one waits until `until` (`consecutiveFailures` in a row so far).
     case backingOff(until: Instant, delay: Duration, consecutiveFailures: Int)
+    /// A client was not heard from (no request, no parked long-poll) for the liveness timeout since `lastSeen`:
+    /// it counts as disconnected from now on.
+    case clientWentSilent(ClientID, lastSeen: Instant)
+    /// A disconnected client (gone silent, or known from before a restart) was heard from again; it had not been
+    /// heard from since `silentSince`.
+    case clientReturned(ClientID, silentSince: Instant)
 }

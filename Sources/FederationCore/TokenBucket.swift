@@ -28,4 +28,9 @@ public struct TokenBucket<Instant: InstantProtocol & Sendable>: Sendable where I
         tokens -= 1
         return nil
     }
+
+    /// Gives back a token taken for a request that turned out not to count against the limit (up to `burst`).
+    public mutating func refund() {
+        tokens = min(burst, tokens + 1)
+    }
 }

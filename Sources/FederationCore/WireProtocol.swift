@@ -13,11 +13,24 @@ public enum WireProtocol {
     public struct RegistrationRequest: Codable, Sendable, Equatable {
         public var name: String
         public var labels: [String: String]?
+        /// A per-site secret (16–256 printable ASCII characters) the client registers under every time: the
+        /// coordinator keeps only its hash and answers a second registration with the same key with the same
+        /// client id (and a new token), so a restarted site is the same client. Optional.
+        public var identityKey: String?
 
-        public init(name: String, labels: [String: String]? = nil) {
+        public init(name: String, labels: [String: String]? = nil, identityKey: String? = nil) {
             self.name = name
             self.labels = labels
+            self.identityKey = identityKey
         }
+
+        enum CodingKeys: String, CodingKey {
+            case name, labels
+            case identityKey = "identity_key"
+        }
+
+        /// Shortest and longest identity key.
+        public static let identityKeyLength = 16...256
     }
 
     /// `POST /v1/clients` answer (201).

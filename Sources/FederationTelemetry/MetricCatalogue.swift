@@ -40,6 +40,7 @@ public enum MetricCatalogue {
 
     static let phases = RoundPhase.allCases.map(\.rawValue)
     static let kinds = TaskKind.allCases.map(\.rawValue)
+    /// How a round ended; the Coordinator maps each to `RoundStatus` with the same names.
     static let outcomes = ["committed", "failed", "rejected", "aborted"]
     static let resultOutcomes = ["accepted", "rejected", "late", "duplicate"]
     static let rejectionReasons =
@@ -108,7 +109,8 @@ public enum MetricCatalogue {
         "The wait failing rounds impose before each next round; 0 once a round commits, the model is rolled back, or the federation is paused or finished."
     )
     public static let checkpointWrites = Definition(
-        "rondo_checkpoint_writes_total", .counter, "Checkpoint writes (candidate stores and commits), by outcome.",
+        "rondo_checkpoint_writes_total", .counter,
+        "Checkpoint writes (candidate stores, commits, recorded rejections), by outcome; every failed one counts.",
         labels: [("outcome", ["success", "failure"])])
     public static let checkpointWriteDuration = Definition(
         "rondo_checkpoint_write_duration_seconds", .histogram, "Time to write a checkpoint to the store.",
@@ -119,8 +121,9 @@ public enum MetricCatalogue {
         "rondo_last_checkpoint_success_timestamp_seconds", .gauge, "Unix time of the last successful checkpoint write.")
     public static let rollbacks = Definition(
         "rondo_rollbacks_total", .counter,
-        "Times the current model was set back, by trigger (manual rollback, guard rejection).",
-        labels: [("trigger", ["manual", "guard"])])
+        "Operator rollbacks: times the current model was set back to an earlier version, each one counted. A guard "
+            + "rejection rolls nothing back; it is rondo_rounds_total{outcome=\"rejected\"}.",
+        labels: [("trigger", ["manual"])])
     public static let paused = Definition(
         "rondo_federation_paused", .gauge, "1 while an operator has paused the federation (no new rounds), else 0.")
     public static let draining = Definition(

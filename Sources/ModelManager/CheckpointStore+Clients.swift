@@ -2,11 +2,26 @@ import Foundation
 
 /// Enrolled clients: token hashes only, revocations, and a bounded record of departures.
 extension CheckpointStore {
-    public func clientRegistered(id: String, name: String, tokenSHA256: String) throws {
+    /// A new client; `identitySHA256` is the hash of its identity key, when it registered with one.
+    public func clientRegistered(id: String, name: String, tokenSHA256: String, identitySHA256: String? = nil) throws {
         let now = clock()
         try connection.query(
-            "INSERT INTO clients (client_id, name, token_sha256, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)",
-            [.text(id), .text(name), .text(tokenSHA256), .real(now), .real(now)])
+            """
+            INSERT INTO clients (client_id, name, token_sha256, first_seen, last_seen, identity_sha256)
+            VALUES (?, ?, ?, ?, ?, ?)
+            """,
+            [
+                .text(id), .text(name), .text(tokenSHA256), .real(now), .real(now),
+                identitySHA256.map { .text($0) } ?? .null,
+            ])
+    }
+
+    /// A client registered again with its identity key (a restarted site): it keeps its id, takes the new token
+    /// and name, and is enrolled again if it had left. Its old token stops working.
+    public func clientReturned(id: String, name: String, tokenSHA256: String) throws {
+        try connection.query(
+            "UPDATE clients SET name = ?, token_sha256 = ?, last_seen = ?, left_at = NULL WHERE client_id = ?",
+            [.text(name), .text(tokenSHA256), .real(clock()), .text(id)])
     }
 
     public func clientSeen(id: String) throws {
@@ -61,15 +76,30 @@ extension CheckpointStore {
     public func clients(includeLeft: Bool = true) throws -> [ClientRecord] {
         try connection.query(
             """
-            SELECT client_id, name, token_sha256, first_seen, last_seen, left_at, revoked_at FROM clients
+            \(Self.clientColumns)
             \(includeLeft ? "" : "WHERE left_at IS NULL AND revoked_at IS NULL") ORDER BY last_seen DESC
             """
-        ).map { row in
-            ClientRecord(
-                clientID: row[0].string ?? "", name: row[1].string ?? "", tokenSHA256: row[2].string ?? "",
-                firstSeen: row[3].double ?? 0, lastSeen: row[4].double ?? 0, leftAt: row[5].double,
-                revokedAt: row[6].double)
-        }
+        ).map(Self.clientRecord)
+    }
+
+    static let clientColumns = """
+        SELECT client_id, name, token_sha256, first_seen, last_seen, left_at, revoked_at, identity_sha256
+        FROM clients
+        """
+
+    static func clientRecord(_ row: [SQLiteValue]) -> ClientRecord {
+        ClientRecord(
+            clientID: row[0].string ?? "", name: row[1].string ?? "", tokenSHA256: row[2].string ?? "",
+            firstSeen: row[3].double ?? 0, lastSeen: row[4].double ?? 0, leftAt: row[5].double,
+            revokedAt: row[6].double, identitySHA256: row[7].string)
+    }
+
+    /// The client that registered with the identity key hashing to `identitySHA256`, if any (live, departed or
+    /// revoked).
+    public func client(identitySHA256: String) throws -> ClientRecord? {
+        try connection.query(
+            "\(Self.clientColumns) WHERE identity_sha256 = ?", [.text(identitySHA256)]
+        ).first.map(Self.clientRecord)
     }
 
     /// Token hashes of revoked clients, by client id (so a running coordinator follows a CLI revocation).

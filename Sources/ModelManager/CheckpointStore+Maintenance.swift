@@ -37,8 +37,9 @@ extension CheckpointStore {
 
     /// Deletes all but the newest `keepLast` checkpoints, always keeping every version a ref names
     /// (`current`, `best`, tags) and open candidates.
-    /// - Returns: the deleted versions.
-    public func prune(keepLast: Int, actor: String) throws -> [Int] {
+    /// - Parameter dryRun: only say what would be deleted.
+    /// - Returns: the deleted versions (with `dryRun`, those that would be), newest first.
+    public func prune(keepLast: Int, actor: String, dryRun: Bool = false) throws -> [Int] {
         precondition(keepLast >= 0)
         let now = clock()
         return try connection.transaction {
@@ -50,6 +51,7 @@ extension CheckpointStore {
                 else { return nil }
                 return version
             }
+            if dryRun { return doomed }
             for version in doomed {
                 try connection.query("DELETE FROM checkpoints WHERE version = ?", [.integer(Int64(version))])
             }

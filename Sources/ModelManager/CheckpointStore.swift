@@ -174,24 +174,38 @@ public actor CheckpointStore {
         }
     }
 
-    /// Points `current` at an earlier version; nothing is copied. Writes a `rollback` audit event.
+    /// Points `current` at an earlier version; nothing is copied. Writes a `rollback` audit event, which notes
+    /// `forced` and the target's status when `force` let a rejected or aborted version through.
     /// - Throws: `notFound` for an unknown version, `integrity` for a version `verify` found corrupt or whose
     ///   bytes no longer hash to its recorded SHA-256 (re-hashed here, inside the transaction, so a version
-    ///   damaged since the last `verify` cannot become current), `invalidState` for a version that never
-    ///   completed (candidate, aborted).
+    ///   damaged since the last `verify` cannot become current), `forceRequired` for a version the regression
+    ///   guard rejected or whose round was aborted (a model nobody vouched for) without `force`, and
+    ///   `invalidState` for a candidate still in flight.
     /// - Returns: the version `current` pointed at before.
     @discardableResult
-    public func rollback(to version: Int, reason: String, actor: String, traceID: String? = nil) throws -> Int? {
+    public func rollback(
+        to version: Int, reason: String, actor: String, traceID: String? = nil, force: Bool = false
+    ) throws -> Int? {
         let now = clock()
         return try connection.transaction {
             let record = try requireCheckpoint(version)
             if let error = record.integrityError {
                 throw CheckpointStoreError(.integrity, "version \(version) failed verification: \(error)")
             }
-            guard [.committed, .imported, .rejected].contains(record.status) else {
+            switch record.status {
+            case .committed, .imported:
+                break
+            case .rejected, .aborted:
+                guard force else {
+                    throw CheckpointStoreError(
+                        .forceRequired,
+                        "version \(version) is \(record.status.rawValue)"
+                            + (record.statusReason.map { " (\($0))" } ?? "")
+                            + "; rolling back to it needs force (--force, or \"force\": true), which is recorded")
+                }
+            case .candidate:
                 throw CheckpointStoreError(
-                    .invalidState,
-                    "version \(version) is \(record.status.rawValue); only complete versions can become current")
+                    .invalidState, "version \(version) is a candidate still in flight; it cannot become current")
             }
             _ = try bytes(version: version)
             let previous = try refVersion(.current)
@@ -201,15 +215,33 @@ public actor CheckpointStore {
                 detail: [
                     "from_version": previous.map(String.init) ?? "none", "to_version": String(version),
                     "reason": reason,
-                ],
+                ].merging(
+                    force && ![.committed, .imported].contains(record.status)
+                        ? ["forced": "true", "target_status": record.status.rawValue] : [:]
+                ) { own, _ in own },
                 traceID: traceID, at: now)
             return previous
         }
     }
 
-    /// Points a user tag at a version. `current` and `best` are reserved.
+    /// Points a user tag at a version. `current` and `best` are reserved, and so are names that read as a
+    /// version (`12`, `v12`): every command takes tags and version numbers alike.
     public func tag(version: Int, name: String, actor: String) throws {
-        let valid =
+        guard Self.isValidTagName(name) else {
+            throw CheckpointStoreError(
+                .invalidTag, "tag \"\(name)\" is reserved, reads as a version, or is not [A-Za-z0-9._-]{1,64}")
+        }
+        let now = clock()
+        try connection.transaction {
+            _ = try requireCheckpoint(version)
+            try setRef(name, version, at: now)
+            try insertEvent(kind: .tag, actor: actor, round: nil, version: version, detail: ["tag": name], at: now)
+        }
+    }
+
+    /// A tag name: [A-Za-z0-9._-]{1,64}, not `current` or `best`, and not a version (`12`, `v12`).
+    public static func isValidTagName(_ name: String) -> Bool {
+        let wellFormed =
             (1...64).contains(name.utf8.count)
             && name.utf8.allSatisfy { byte in
                 switch byte {
@@ -219,15 +251,9 @@ public actor CheckpointStore {
                 default: false
                 }
             }
-        guard valid, CheckpointRef(rawValue: name) == nil else {
-            throw CheckpointStoreError(.invalidTag, "tag \"\(name)\" is reserved or not [A-Za-z0-9._-]{1,64}")
-        }
-        let now = clock()
-        try connection.transaction {
-            _ = try requireCheckpoint(version)
-            try setRef(name, version, at: now)
-            try insertEvent(kind: .tag, actor: actor, round: nil, version: version, detail: ["tag": name], at: now)
-        }
+        let digits = name.first == "v" || name.first == "V" ? name.dropFirst() : Substring(name)
+        let readsAsVersion = !digits.isEmpty && digits.allSatisfy { $0.isASCII && $0.isNumber }
+        return wellFormed && !readsAsVersion && CheckpointRef(rawValue: name) == nil
     }
 
     // MARK: Reading checkpoints

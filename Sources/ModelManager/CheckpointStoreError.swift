@@ -10,6 +10,8 @@ public struct CheckpointStoreError: Error, Sendable, Equatable, CustomStringConv
         public static let integrity = Code("integrity")
         /// The operation does not apply to the checkpoint's status (e.g. rolling back to a candidate).
         public static let invalidState = Code("invalid_state")
+        /// The operation needs the operator's explicit `force` (rolling back to a rejected or aborted version).
+        public static let forceRequired = Code("force_required")
         /// A tag name that is reserved or malformed.
         public static let invalidTag = Code("invalid_tag")
         /// The database itself failed.

@@ -146,11 +146,15 @@ public struct ClientRecord: Sendable, Codable, Equatable {
     public var leftAt: Double?
     /// When an operator revoked the client's token; a revoked client is refused for good.
     public var revokedAt: Double?
+    /// SHA-256 of the identity key the client registered with, if any: registering again with the same key
+    /// returns this client, so a restarted site keeps its id.
+    public var identitySHA256: String?
 
     enum CodingKeys: String, CodingKey {
         case name
         case clientID = "client_id"
         case tokenSHA256 = "token_sha256"
+        case identitySHA256 = "identity_sha256"
         case firstSeen = "first_seen"
         case lastSeen = "last_seen"
         case leftAt = "left_at"

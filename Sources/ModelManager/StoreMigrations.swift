@@ -73,6 +73,13 @@ enum StoreMigrations {
             ALTER TABLE clients ADD COLUMN revoked_at REAL;
             """
         ),
+        (
+            3,
+            """
+            ALTER TABLE clients ADD COLUMN identity_sha256 TEXT;
+            CREATE UNIQUE INDEX clients_by_identity ON clients(identity_sha256) WHERE identity_sha256 IS NOT NULL;
+            """
+        ),
     ]
 
     /// Applies every migration not yet recorded, each in its own transaction.

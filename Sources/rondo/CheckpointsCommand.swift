@@ -15,17 +15,14 @@ struct CheckpointsCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List checkpoint versions, newest first.")
         @OptionGroup var store: StoreOptions
-
-        struct Listing: Encodable {
-            var checkpoints: [CheckpointRecord]
-            var refs: [String: Int]
-        }
+        @Option(help: "Show only the newest N versions (default: all).") var limit: Int?
 
         func run() async throws {
-            let database = try store.openStore()
-            let records = try await database.checkpoints()
-            let refs = try await database.refs()
-            if store.json { return try store.printJSON(Listing(checkpoints: records, refs: refs)) }
+            if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+            let history = try store.history()
+            let records = try await history.checkpoints(limit: limit)
+            let refs = try await history.refs()
+            if store.json { return try store.printJSON(CheckpointList(checkpoints: records, refs: refs)) }
             var table = TextTable(headers: [
                 "VERSION", "ROUND", "PARENT", "STATUS", "SIZE", "SHA256", "EVAL_ACC", "EVAL_LOSS", "CREATED", "REFS",
             ])
@@ -47,16 +44,17 @@ struct CheckpointsCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show one checkpoint: lineage, hash, metrics, tensors.")
         @OptionGroup var store: StoreOptions
-        @Argument(help: "The version.") var version: Int
+        @Argument(help: "The version: vN, N, current, best or a tag.") var version: String
 
         func run() async throws {
-            let database = try store.openStore()
-            guard let record = try await database.checkpoint(version: version) else {
-                throw ValidationError("no checkpoint version \(version)")
+            let history = try store.history()
+            let resolved = try await history.resolve(version)
+            guard let detail = try await history.detail(version: resolved) else {
+                throw CheckpointStoreError(.notFound, "no checkpoint \(version)")
             }
-            let refs = try await database.refs().filter { $0.value == version }.map(\.key).sorted()
-            if store.json { return try store.printJSON(record) }
-            let weights = try SafeTensorsFile.decode(try await database.bytes(version: version)).weights
+            if store.json { return try store.printJSON(detail) }
+            let record = detail.checkpoint
+            let refs = detail.refs
             let parent: String = record.parentVersion.map { "v\($0)" } ?? "-"
             let status: String = record.status.rawValue + (record.statusReason.map { " (\($0))" } ?? "")
             let size: String = "\(byteSize(record.sizeBytes)) (\(record.sizeBytes) bytes)"
@@ -72,13 +70,13 @@ struct CheckpointsCommand: AsyncParsableCommand {
             }
             fields += record.metrics.fitMetrics.sorted { $0.key < $1.key }.map { ("fit \($0.key)", decimal($0.value)) }
             fields.append(("examples", record.metrics.examples.map(String.init) ?? "-"))
+            fields[4].1 = record.integrityError ?? "not found corrupt"
+            fields[5].1 = timestamp(record.createdAt)
             let lines = fields.map { $0.0.padded(20) + $0.1 }
             printLine(lines.joined(separator: "\n"))
             var table = TextTable(headers: ["TENSOR", "DTYPE", "SHAPE", "PARAMETERS"])
-            for named in weights.tensors {
-                table.rows.append([
-                    named.name, named.tensor.dtype.rawValue, "\(named.tensor.shape)", String(named.tensor.elementCount),
-                ])
+            for tensor in detail.tensors {
+                table.rows.append([tensor.name, tensor.dtype, "\(tensor.shape)", String(tensor.parameters)])
             }
             printLine("\n" + table.render())
         }
@@ -87,19 +85,40 @@ struct CheckpointsCommand: AsyncParsableCommand {
     struct Diff: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Compare two versions tensor by tensor.")
         @OptionGroup var store: StoreOptions
-        @Argument(help: "The first version.") var a: Int
-        @Argument(help: "The second version.") var b: Int
+        @Argument(help: "The first version: vN, N, current, best or a tag.") var first: String
+        @Argument(help: "The second version.") var second: String
 
         struct TensorDiff: Encodable {
             var name: String
-            var shapeA: [Int]?
-            var shapeB: [Int]?
-            var l2: Double?
-            var maxAbs: Double?
+            @Nullable var shapeA: [Int]?
+            @Nullable var shapeB: [Int]?
+            @Nullable var l2: Double?
+            @Nullable var maxAbs: Double?
+
+            enum CodingKeys: String, CodingKey {
+                case name, l2
+                case shapeA = "shape_a"
+                case shapeB = "shape_b"
+                case maxAbs = "max_abs"
+            }
+        }
+
+        struct DiffAnswer: Encodable {
+            var fromVersion: Int
+            var toVersion: Int
+            var tensors: [TensorDiff]
+
+            enum CodingKeys: String, CodingKey {
+                case tensors
+                case fromVersion = "from_version"
+                case toVersion = "to_version"
+            }
         }
 
         func run() async throws {
             let database = try store.openStore()
+            let a = try await database.resolve(first)
+            let b = try await database.resolve(second)
             let left = try SafeTensorsFile.decode(try await database.bytes(version: a)).weights
             let right = try SafeTensorsFile.decode(try await database.bytes(version: b)).weights
             let names = Set(left.names).union(right.names).sorted()
@@ -114,7 +133,7 @@ struct CheckpointsCommand: AsyncParsableCommand {
                 }
                 return diff
             }
-            if store.json { return try store.printJSON(diffs) }
+            if store.json { return try store.printJSON(DiffAnswer(fromVersion: a, toVersion: b, tensors: diffs)) }
             var table = TextTable(headers: ["TENSOR", "SHAPE v\(a)", "SHAPE v\(b)", "L2(v\(b)-v\(a))", "MAX|Δ|"])
             for diff in diffs {
                 table.rows.append([
@@ -131,19 +150,24 @@ struct CheckpointsCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Point a tag (e.g. production) at a version.")
         @OptionGroup var store: StoreOptions
         @OptionGroup var operatorOptions: OperatorOptions
-        @Argument(help: "The version.") var version: Int
+        @Argument(help: "The version: vN, N, current, best or a tag.") var version: String
         @Argument(help: "The tag name.") var name: String
 
         func run() async throws {
+            let tagged: Int
             switch try await OperatorChannel.open(store, operatorOptions) {
             case .coordinator(let api):
-                _ = try await api.post(
-                    "/v1/checkpoints/\(version)/tags", ["tag": name], as: [String: AnyDecodable].self)
+                tagged = try await api.post(
+                    "/v1/checkpoints/\(try VersionReference(parsing: version))/tags", ["tag": name],
+                    as: TagAnswer.self
+                ).version
             case .store(let database, let lock):
                 defer { withExtendedLifetime(lock) {} }
-                try await database.tag(version: version, name: name, actor: cliActor)
+                tagged = try await database.resolve(version)
+                try await database.tag(version: tagged, name: name, actor: cliActor)
             }
-            printLine("tagged v\(version) as \(name)")
+            if store.json { return try store.printJSON(TagAnswer(version: tagged, tag: name)) }
+            printLine("tagged v\(tagged) as \(name)")
         }
     }
 
@@ -152,153 +176,36 @@ struct CheckpointsCommand: AsyncParsableCommand {
             abstract: "Make an earlier version current (through a running coordinator's admin API, if one runs).")
         @OptionGroup var store: StoreOptions
         @OptionGroup var operatorOptions: OperatorOptions
-        @Argument(help: "The version to roll back to.") var version: Int
+        @Argument(help: "The version to roll back to: vN, N, best or a tag.") var version: String
         @Option(help: "Why (recorded in the audit log).") var reason: String
+        @Flag(help: "Allow a version the regression guard rejected or whose round was aborted (recorded).")
+        var force = false
+
+        struct Body: Encodable {
+            var reason: String
+            var force: Bool
+        }
 
         func run() async throws {
             guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else {
                 throw ValidationError("--reason must not be empty")
             }
-            let previous: Int?
+            let answer: RollbackAnswer
             switch try await OperatorChannel.open(store, operatorOptions) {
             case .coordinator(let api):
-                previous = try await api.post(
-                    "/v1/checkpoints/\(version)/rollback", ["reason": reason], as: [String: Int].self)["from_version"]
+                answer = try await api.post(
+                    "/v1/checkpoints/\(try VersionReference(parsing: version))/rollback",
+                    Body(reason: reason, force: force), as: RollbackAnswer.self)
             case .store(let database, let lock):
                 defer { withExtendedLifetime(lock) {} }
-                previous = try await database.rollback(to: version, reason: reason, actor: cliActor)
+                let target = try await database.resolve(version)
+                let previous = try await database.rollback(
+                    to: target, reason: reason, actor: cliActor, force: force)
+                answer = RollbackAnswer(fromVersion: previous ?? target, toVersion: target, forced: force)
             }
-            if store.json { return try store.printJSON(["from_version": previous, "to_version": version]) }
-            printLine("current: v\(previous.map(String.init) ?? "-") -> v\(version)")
-        }
-    }
-
-    struct Export: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Write a version as a plain safetensors file.")
-        @OptionGroup var store: StoreOptions
-        @Argument(help: "The version.") var version: Int
-        @Option(name: .shortAndLong, help: "Output file.") var output: String
-
-        func run() async throws {
-            let database = try store.openStore()
-            guard let record = try await database.checkpoint(version: version) else {
-                throw ValidationError("no checkpoint version \(version)")
-            }
-            var file = try SafeTensorsFile.decode(try await database.bytes(version: version))
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            file.metadata = [
-                "rondo_version": String(record.version), "round": String(record.round),
-                "metrics": String(decoding: try encoder.encode(record.metrics), as: UTF8.self),
-                "sha256_in_store": record.sha256,
-            ]
-            guard FileManager.default.createFile(atPath: output, contents: Data(file.encoded())) else {
-                throw ValidationError("cannot write \(output)")
-            }
-            printLine("wrote v\(version) to \(output)")
-        }
-    }
-
-    struct Import: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Add a safetensors file (from PyTorch, numpy, …) as a new version and make it current.")
-        @OptionGroup var store: StoreOptions
-        @Argument(help: "The safetensors file.") var file: String
-        @Flag(help: "Store it without making it current.") var keepCurrent = false
-        @Flag(help: "Accept a layout (tensor names, shapes, dtypes) that differs from the current model's.")
-        var force = false
-
-        func run() async throws {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw ValidationError("cannot read \(file)")
-            }
-            let decoded = try SafeTensorsFile.decode(Array(data))
-            try ModelImportCheck.checkContents(decoded.weights)
-            let bytes = SafeTensorsFile(
-                weights: decoded.weights, metadata: ["imported_from": (file as NSString).lastPathComponent]
-            ).encoded()
-            let lock = try OperatorChannel.requireNoCoordinator(store, action: "import a model")
-            defer { withExtendedLifetime(lock) {} }
-            let database = try store.openStore()
-            let current = try await database.refVersion(.current)
-            var layoutChange: String?
-            if let current {
-                // A current model that cannot be read is exactly when an operator imports a replacement.
-                let currentWeights: ModelWeights
-                do {
-                    currentWeights = try SafeTensorsFile.decode(try await database.bytes(version: current)).weights
-                } catch {
-                    guard force else { throw error }
-                    currentWeights = decoded.weights
-                    layoutChange = "the current model v\(current) is unreadable (\(error))"
-                }
-                do throws(ModelImportCheck.Refusal) {
-                    try ModelImportCheck.checkLayout(decoded.weights, against: currentWeights)
-                } catch {
-                    guard force else {
-                        throw ModelImportCheck.Refusal(
-                            reason: error.reason, message: error.message + "; pass --force to import it anyway")
-                    }
-                    layoutChange = error.message
-                }
-            }
-            let version = try await database.insert(
-                round: try await database.lastRoundNumber(), parentVersion: current,
-                bytes: bytes, tensorCount: decoded.weights.tensors.count, status: .imported, makeCurrent: !keepCurrent,
-                actor: cliActor)
-            if let layoutChange {
-                try await database.recordEvent(
-                    kind: .layoutChanged, actor: cliActor, version: version,
-                    detail: ["from_version": current.map(String.init) ?? "none", "detail": layoutChange])
-            }
-            printLine("imported \(file) as v\(version)\(keepCurrent ? "" : " (now current)")")
-        }
-    }
-
-    struct Verify: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Recompute every checkpoint's SHA-256 and run SQLite's integrity check; exit 1 on any problem.")
-        @OptionGroup var store: StoreOptions
-
-        func run() async throws {
-            let database = try store.openStore()
-            // Recording findings is a write: only as the data directory's owner, holding its lock. While a
-            // coordinator runs (it holds the lock) findings are reported only; its rollbacks re-hash anyway.
-            let lock = (try? OperatorChannel.requireOwner(store.dataDir)).flatMap {
-                try? DataDirectoryLock.tryAcquire(directory: store.dataDir)
-            }
-            defer { withExtendedLifetime(lock) {} }
-            let report = try await database.verify(recording: lock != nil)
-            if lock == nil, !store.json {
-                printLine("(another process holds the data directory: findings not recorded)")
-            }
-            if store.json {
-                try store.printJSON(report)
-            } else {
-                printLine("checked \(report.checkpointsChecked) checkpoints; integrity_check: \(report.integrityCheck)")
-                for problem in report.problems { printLine("PROBLEM \(problem)") }
-                printLine(report.isHealthy ? "ok" : "FAILED")
-            }
-            if !report.isHealthy { throw ExitCode.failure }
-        }
-    }
-
-    struct Prune: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Delete old versions, keeping the newest N and every version current, best or a tag points at.")
-        @OptionGroup var store: StoreOptions
-        @Option(help: "How many of the newest versions to keep.") var keepLast: Int
-
-        func run() async throws {
-            guard keepLast >= 0 else { throw ValidationError("--keep-last must be >= 0") }
-            let lock = try OperatorChannel.requireNoCoordinator(store, action: "prune")
-            defer { withExtendedLifetime(lock) {} }
-            let deleted = try await store.openStore().prune(keepLast: keepLast, actor: cliActor)
-            if store.json { return try store.printJSON(["deleted": deleted]) }
+            if store.json { return try store.printJSON(answer) }
             printLine(
-                deleted.isEmpty
-                    ? "nothing to prune"
-                    : "deleted \(deleted.count) versions: \(deleted.map { "v\($0)" }.joined(separator: " "))")
+                "current: v\(answer.fromVersion) -> v\(answer.toVersion)" + (answer.forced ? " (forced)" : ""))
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Coordinator
 import DemoFederation
 import FederationClient
 import Foundation
@@ -17,6 +18,11 @@ struct ClientCommand: AsyncParsableCommand {
     @Option(help: "PEM file of CA certificates to trust for HTTPS.") var caFile: String?
     @Option(help: "The federation's enrolment token (env RONDO_ENROLMENT_TOKEN).") var enrolmentToken: String?
     @Option(help: "Extra milliseconds each task takes (a slow site, for drills).") var taskDelayMs = 0
+    @Option(
+        help: ArgumentHelp(
+            "File holding this site's identity key (env RONDO_CLIENT_IDENTITY_KEY): a restarted site registers "
+                + "as the same client."))
+    var identityKeyFile: String?
     @OptionGroup var common: CommonOptions
 
     func run() async throws {
@@ -32,7 +38,9 @@ struct ClientCommand: AsyncParsableCommand {
         let client = FederatedClient(
             configuration: .init(
                 coordinatorURL: coordinator, name: "site-\(parts[0])-of-\(parts[1])", caFile: caFile,
-                enrolmentToken: enrolmentToken ?? ProcessInfo.processInfo.environment["RONDO_ENROLMENT_TOKEN"]),
+                enrolmentToken: enrolmentToken ?? ProcessInfo.processInfo.environment["RONDO_ENROLMENT_TOKEN"],
+                identityKey: try identityKeyFile.map { try SecretFile.readConfigured($0) }
+                    ?? ProcessInfo.processInfo.environment["RONDO_CLIENT_IDENTITY_KEY"]),
             trainer: DigitsTrainer(
                 train: share.train, test: share.test, seed: seed &+ UInt64(parts[0]),
                 taskDelay: .milliseconds(taskDelayMs)),

@@ -33,13 +33,14 @@ struct FederationCommand: AsyncParsableCommand {
         switch try await OperatorChannel.open(store, operatorOptions) {
         case .coordinator(let api):
             let path = paused ? "/v1/federation/pause" : "/v1/federation/resume"
-            _ = try await api.post(path, nil, as: [String: Bool].self)
+            _ = try await api.post(path, nil as [String: String]?, as: [String: Bool].self)
             if store.json { return try store.printJSON(["paused": paused]) }
             printLine(paused ? "paused: no new round starts" : "resumed")
         case .store(_, let lock):
             withExtendedLifetime(lock) {}
             throw CommandFailure(
-                "no coordinator runs on \(store.dataDir); there is no federation to \(paused ? "pause" : "resume")")
+                "no coordinator runs on \(store.dataDir); there is no federation to \(paused ? "pause" : "resume")",
+                code: "not_running")
         }
     }
 }

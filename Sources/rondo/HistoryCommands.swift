@@ -1,16 +1,24 @@
 import ArgumentParser
+import Coordinator
 import Foundation
 import ModelManager
 
 struct RoundsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "rounds", abstract: "List rounds, newest first.")
+    static let configuration = CommandConfiguration(
+        commandName: "rounds", abstract: "List rounds, or abort the open one.",
+        subcommands: [RoundsListCommand.self, RoundsAbortCommand.self], defaultSubcommand: RoundsListCommand.self)
+}
+
+struct RoundsListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List rounds, newest first.")
 
     @OptionGroup var store: StoreOptions
     @Option(help: "How many rounds to show.") var limit = 50
 
     func run() async throws {
-        let rounds = try await store.openStore().rounds(limit: limit)
-        if store.json { return try store.printJSON(rounds) }
+        guard (1...10_000).contains(limit) else { throw ValidationError("--limit must be between 1 and 10000") }
+        let rounds = try await store.history().rounds(limit: limit)
+        if store.json { return try store.printJSON(["rounds": rounds]) }
         var table = TextTable(headers: [
             "ROUND", "STATUS", "BASE", "RESULT", "SELECTED", "ANSWERED", "DROPPED", "REJECTED", "EVAL_ACC", "EVAL_LOSS",
             "SECONDS", "REASON",
@@ -21,11 +29,34 @@ struct RoundsCommand: AsyncParsableCommand {
                 round.resultVersion.map { "v\($0)" } ?? "-",
                 String(round.selected), String(round.answered), String(round.dropped), String(round.rejected),
                 decimal(round.evalMetrics["accuracy"]), decimal(round.evalLoss),
-                round.finishedAt.map { String(format: "%.2f", $0 - round.startedAt) } ?? "-",
+                round.durationSeconds.map { String(format: "%.2f", $0) } ?? "-",
                 [round.reason, round.detail].compactMap { $0 }.joined(separator: ": "),
             ])
         }
         printLine(table.render())
+    }
+}
+
+struct RoundsAbortCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "abort",
+        abstract: "Abort the open round: nothing it computed is kept; the next round starts from the current model.")
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var operatorOptions: OperatorOptions
+    @Option(help: "Why, for the audit log.") var reason = "aborted by an operator"
+
+    func run() async throws {
+        switch try await OperatorChannel.open(store, operatorOptions) {
+        case .coordinator(let api):
+            let answer = try await api.post(
+                "/v1/rounds/current/abort", ["reason": reason], as: [String: Int].self)
+            if store.json { return try store.printJSON(answer) }
+            printLine("aborted round \(answer["aborted_round"].map(String.init) ?? "?")")
+        case .store(_, let lock):
+            withExtendedLifetime(lock) {}
+            throw CommandFailure("no coordinator runs on \(store.dataDir); no round is open", code: "not_running")
+        }
     }
 }
 
@@ -52,7 +83,7 @@ struct ClientsRevokeCommand: AsyncParsableCommand {
         case .store(let database, let lock):
             defer { withExtendedLifetime(lock) {} }
             guard try await database.revokeClient(id: clientID, reason: reason, actor: cliActor) else {
-                throw ValidationError("no client \(clientID)")
+                throw CommandFailure("no client \(clientID)", code: "unknown_client")
             }
         }
         if store.json { return try store.printJSON(["client_id": clientID, "status": "revoked"]) }
@@ -62,28 +93,32 @@ struct ClientsRevokeCommand: AsyncParsableCommand {
 
 struct ClientsListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "list", abstract: "List registered clients, most recently seen first.")
+        commandName: "list",
+        abstract: "List clients: connected ones first, then by last contact (polls, heartbeats, results).")
 
     @OptionGroup var store: StoreOptions
+    @OptionGroup var operatorOptions: OperatorOptions
+
+    struct Listing: Codable {
+        var clients: [ClientView]
+    }
 
     func run() async throws {
-        let clients = try await store.openStore().clients()
-        if store.json {
-            // Token hashes stay in the database.
-            return try store.printJSON(
-                clients.map {
-                    [
-                        "client_id": $0.clientID, "name": $0.name, "first_seen": timestamp($0.firstSeen),
-                        "last_seen": timestamp($0.lastSeen), "left_at": timestamp($0.leftAt),
-                        "revoked_at": timestamp($0.revokedAt),
-                    ]
-                })
+        // Liveness lives in the running coordinator; without one, every enrolled client is `silent`.
+        let clients: [ClientView]
+        if let api = try OperatorChannel.running(store, operatorOptions) {
+            clients = try await api.get("/v1/clients", as: Listing.self).clients
+        } else {
+            clients = try await store.history().clients()
         }
-        var table = TextTable(headers: ["CLIENT", "NAME", "FIRST SEEN", "LAST SEEN", "LEFT", "REVOKED"])
+        if store.json { return try store.printJSON(Listing(clients: clients)) }
+        let now = Date().timeIntervalSince1970
+        var table = TextTable(headers: ["CLIENT", "NAME", "PRESENCE", "LAST SEEN", "AGO", "FIRST SEEN", "IDENTITY"])
         for client in clients {
             table.rows.append([
-                client.clientID, client.name, timestamp(client.firstSeen), timestamp(client.lastSeen),
-                timestamp(client.leftAt), timestamp(client.revokedAt),
+                client.clientID, AdminAPI.printable(client.name), client.presence.rawValue.uppercased(),
+                timestamp(client.lastSeen), String(format: "%.0f s", max(0, now - client.lastSeen.secondsSince1970)),
+                timestamp(client.firstSeen), client.hasIdentityKey ? "key" : "-",
             ])
         }
         printLine(table.render())

@@ -15,6 +15,16 @@ enum OperatorChannel {
     case coordinator(AdminAPI)
     case store(CheckpointStore, DataDirectoryLock)
 
+    /// The running coordinator's admin API for a read, or nil when none runs (read the store then).
+    static func running(_ store: StoreOptions, _ operatorOptions: OperatorOptions) throws -> AdminAPI? {
+        _ = try store.openStore()
+        guard DataDirectoryLock.isHeld(directory: store.dataDir),
+            let url = operatorOptions.url ?? DataDirectoryLock.readAddress(directory: store.dataDir)?.url
+        else { return nil }
+        return AdminAPI(
+            url: url, token: try operatorOptions.adminToken(dataDir: store.dataDir), caFile: operatorOptions.caFile)
+    }
+
     static func open(_ store: StoreOptions, _ operatorOptions: OperatorOptions) async throws -> OperatorChannel {
         let database = try store.openStore()  // a missing database is the clearer error
         try requireOwner(store.dataDir)
@@ -93,19 +103,32 @@ struct AdminAPI {
 
     /// POSTs a JSON body; returns the decoded answer.
     /// - Throws: `AdminAPIError` with the coordinator's error code and message for any non-2xx answer.
-    func post<Answer: Decodable>(_ path: String, _ body: [String: String]?, as: Answer.Type) async throws -> Answer {
+    func post<Answer: Decodable>(_ path: String, _ body: (some Encodable)?, as: Answer.Type) async throws -> Answer {
+        try await call("POST", path, body: try body.map { Array(try JSONEncoder().encode($0)) }, as: Answer.self)
+    }
+
+    /// GETs a JSON answer.
+    func get<Answer: Decodable>(_ path: String, as: Answer.Type) async throws -> Answer {
+        try await call("GET", path, body: nil, as: Answer.self)
+    }
+
+    private func call<Answer: Decodable>(_ method: String, _ path: String, body: [UInt8]?, as: Answer.Type)
+        async throws -> Answer
+    {
         let client = CurlHTTPClient(configuration: .init(caFile: caFile))
         defer { client.shutdown() }
-        var headers = [(name: "Authorization", value: "Bearer \(token)")]
+        // The admin token authorises; `Rondo-Operator` names the person behind it in the audit log.
+        var headers = [
+            (name: "Authorization", value: "Bearer \(token)"), (name: "Rondo-Operator", value: operatorName),
+        ]
         if body != nil { headers.append((name: "Content-Type", value: "application/json")) }
         let response: HTTPResponse
         do {
             response = try await client.execute(
-                HTTPRequest(
-                    method: "POST", url: url + path, headers: headers,
-                    body: try body.map { Array(try JSONEncoder().encode($0)) }, timeout: .seconds(60)))
+                HTTPRequest(method: method, url: url + path, headers: headers, body: body, timeout: .seconds(60)))
         } catch {
-            throw CommandFailure("cannot reach the coordinator at \(url) (is it still running?): \(error)")
+            throw CommandFailure(
+                "cannot reach the coordinator at \(url) (is it still running?): \(error)", code: "unreachable")
         }
         guard (200..<300).contains(response.status) else {
             let error = try? JSONDecoder().decode(WireProtocol.ErrorMessage.self, from: Data(response.body))
@@ -124,20 +147,6 @@ extension AdminAPI {
         String(
             String.UnicodeScalarView(text.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 }))
     }
-}
-
-/// A command that cannot be carried out; printed as `Error: …` with exit status 1 (not a usage error).
-struct CommandFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// The running coordinator refused an operator command.
-struct AdminAPIError: Error, CustomStringConvertible {
-    var status: Int
-    var code: String
-    var message: String
-    var description: String { "the coordinator refused: \(status) \(code): \(message)" }
 }
 
 /// Any JSON value, read and dropped: for answers whose content a command does not use.

@@ -11,9 +11,33 @@ struct Rondo: AsyncParsableCommand {
         commandName: "rondo",
         abstract: "Rondo, an observability-first federated-learning coordinator.",
         subcommands: [
-            DemoCommand.self, ServeCommand.self, ClientCommand.self, RoundsCommand.self, ClientsCommand.self,
-            CheckpointsCommand.self, FederationCommand.self, BenchCommand.self,
+            DemoCommand.self, ServeCommand.self, ClientCommand.self, StatusCommand.self, EventsCommand.self,
+            RoundsCommand.self, ClientsCommand.self, CheckpointsCommand.self, PauseCommand.self, ResumeCommand.self,
+            FederationCommand.self, BenchCommand.self,
         ])
+
+    /// Runs the command. Errors while it runs are one line and exit status 1 (JSON with `--json`); a command
+    /// line that does not parse keeps ArgumentParser's usage text and status 64.
+    static func main() async {
+        var command: any ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            exit(withError: error)
+        }
+        do {
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let exit as ExitCode {
+            Foundation.exit(exit.rawValue)
+        } catch {
+            if let clean = error as? CleanExit { Self.exit(withError: clean) }
+            Foundation.exit(CommandErrorReport.report(error))
+        }
+    }
 }
 
 /// Options every command that runs a coordinator or a client shares.

@@ -4,6 +4,7 @@ import DemoFederation
 import FederationCore
 import FederationTelemetry
 import Foundation
+import Logging
 import ModelManager
 import ServiceLifecycle
 import UnixSignals
@@ -27,6 +28,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a round's evaluation may take.") var evaluateTimeout = 60.0
     @Option(help: "Seconds of silence after which a client counts as gone.") var livenessTimeout = 30.0
     @Option(help: "Stop starting rounds after this many.") var rounds: Int?
+    @Option(
+        help: ArgumentHelp(
+            "Retention: after each commit keep only the newest N versions; current, best and tagged versions always "
+                + "stay (default: keep all)."))
+    var keepLast: Int?
     @Option(help: "Largest accepted L2 norm of an update (result - base).") var maxUpdateNorm: Double?
     @Option(help: "Largest accepted fit-result body, in bytes (env RONDO_MAX_UPDATE_BYTES).") var maxUpdateBytes: Int?
     @Option(help: "Largest num_examples a result may report; above it the result is refused (422).")
@@ -69,8 +75,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Most long-polls parked at once.") var maxParkedPolls = 10_000
     @Option(help: "Most long-polls one client may have parked at once.") var maxParkedPollsPerClient = 2
     @Option(help: "Registrations accepted per second (bursts of twice that).") var registrationsPerSecond = 20.0
-    @Option(help: "Result submissions accepted per second from one client (bursts of twice that).")
-    var submissionsPerSecond = 5.0
+    @Option(
+        help: ArgumentHelp(
+            "Refused result submissions (invalid, duplicate, late) tolerated per second from one client, bursts of "
+                + "twice that; beyond, that client gets 429 until it slows down. Accepted results never count."))
+    var refusedSubmissionsPerSecond = 5.0
     @Option(help: "Seconds a connection may take to send a request head (idle or trickling); then it is closed.")
     var idleTimeout = 60.0
     @Option(help: "Most connections open at once; beyond it: 503 too_many_connections.") var maxConnections = 16_384
@@ -94,8 +103,9 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         guard maxClients >= 1, maxParkedPolls >= 1, maxParkedPollsPerClient >= 1, maxConnections >= 1, minBodyRate >= 0,
-            registrationsPerSecond > 0, submissionsPerSecond > 0,
-            registrationsPerSecond.isFinite, submissionsPerSecond.isFinite, idleTimeout.isFinite, idleTimeout >= 1,
+            registrationsPerSecond > 0, refusedSubmissionsPerSecond > 0,
+            registrationsPerSecond.isFinite, refusedSubmissionsPerSecond.isFinite, idleTimeout.isFinite,
+            idleTimeout >= 1,
             idleTimeout <= 86_400
         else {
             throw ValidationError("limits must be positive (--idle-timeout between 1 and 86400 seconds)")
@@ -151,11 +161,13 @@ struct ServeCommand: AsyncParsableCommand {
                 weightCap: maxClientWeightShare.map(WeightCap.init(maxShare:))),
             seed: seed ?? environment["RONDO_SEED"].flatMap { UInt64($0) } ?? 0)
         configuration.drainTimeout = drainTimeout.map { .seconds($0) }
+        if let keepLast, keepLast < 1 { throw ValidationError("--keep-last must be at least 1") }
+        configuration.keepLast = keepLast
         configuration.limits.maxClients = maxClients
         configuration.limits.maxParkedPolls = maxParkedPolls
         configuration.limits.maxParkedPollsPerClient = maxParkedPollsPerClient
         configuration.limits.registrationsPerSecond = registrationsPerSecond
-        configuration.limits.submissionsPerClientPerSecond = submissionsPerSecond
+        configuration.limits.refusedSubmissionsPerClientPerSecond = refusedSubmissionsPerSecond
         configuration.limits.idleTimeout = .seconds(idleTimeout)
         configuration.limits.maxConnections = maxConnections
         configuration.limits.minimumBodyBytesPerSecond = minBodyRate
@@ -169,7 +181,7 @@ struct ServeCommand: AsyncParsableCommand {
         var weights: ModelWeights?
         if let initialModel {
             guard let data = FileManager.default.contents(atPath: initialModel) else {
-                throw ValidationError("cannot read \(initialModel)")
+                throw CommandFailure("cannot read \(initialModel)", code: "io")
             }
             let decoded = try SafeTensorsFile.decode(Array(data)).weights
             try ModelImportCheck.checkContents(decoded)
@@ -181,7 +193,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration: .init(
                 path: server.databasePath, bestMetric: guardMetric, higherIsBetter: guardMetric != "loss"))
         if weights == nil, try await store.refVersion(.current) == nil {
-            throw ValidationError(
+            throw CommandFailure(
                 "\(server.dataDir) has no model yet: start from a file with --initial-model FILE.safetensors "
                     + "(or `rondo checkpoints import`), or from the digits demo's model with --demo-model")
         }
@@ -211,6 +223,7 @@ struct ServeCommand: AsyncParsableCommand {
                     metadata: ["max_share": "\(share)", "min_fit_results": "\(minFitResults)"])
             }
         }
+        logEffectiveConfiguration(configuration, logger: logger)
         let viewer = try secret(viewerToken, file: viewerTokenFile, environment: "RONDO_VIEWER_TOKEN")
         for (name, token) in [("viewer", viewer), ("metrics", configuration.metricsToken)]
         where (token?.count ?? 16) < 16 {
@@ -274,6 +287,14 @@ struct ServeCommand: AsyncParsableCommand {
             // Stopped by a signal before the drain finished: say so in the exit status, as a shell would.
             throw ExitCode(128 + (forcedBy == .sigint ? SIGINT : SIGTERM))
         }
+    }
+
+    /// One line with every setting that shapes rounds (`/v1/status` and `rondo status` show the same), so a bad
+    /// `--fit-config learning_rate=20` is in the log from the first second. No secrets: only whether they are set.
+    private func logEffectiveConfiguration(_ configuration: CoordinatorConfiguration, logger: Logger) {
+        let view = ConfigurationView(configuration)
+        let json = (try? JSONStyle.encoder().encode(view)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        logger.notice("effective configuration", metadata: ["configuration": "\(json)"])
     }
 
     /// A token from its flag, its file (checked: this user's or root's, writable by no one else) or its

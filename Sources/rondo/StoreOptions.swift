@@ -16,22 +16,42 @@ struct StoreOptions: ParsableArguments {
         DataDirectory.restrictNewFiles()  // a WAL or export this command creates stays private too
         let path = resolvedDatabasePath(dataDir)
         guard FileManager.default.fileExists(atPath: path) else {
-            throw ValidationError(
-                "no Rondo database at \(path) (run `rondo serve` or `rondo demo` with --data-dir \(dataDir) first)")
+            throw CommandFailure(
+                "no Rondo database at \(path) (run `rondo serve` or `rondo demo` with --data-dir \(dataDir) first)",
+                code: "no_database")
         }
         return try CheckpointStore(configuration: .init(path: path))
     }
 
-    /// Prints a value as sorted, indented JSON.
+    /// Prints a value in the admin API's JSON style (`JSONStyle`), indented.
     func printJSON(_ value: some Encodable) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        printLine(String(decoding: try encoder.encode(value), as: UTF8.self))
+        printLine(String(decoding: try JSONStyle.encoder(pretty: true).encode(value), as: UTF8.self))
+    }
+
+    /// The store's history, read as the admin API shows it.
+    func history() throws -> FederationHistory {
+        FederationHistory(store: try openStore())
     }
 }
 
-/// Who a CLI action is attributed to in the audit log.
-var cliActor: String { "cli:" + (ProcessInfo.processInfo.environment["USER"] ?? "unknown") }
+/// Who a CLI action is attributed to in the audit log: `cli:alice@host`, the OS user of the process (from its
+/// uid, not `$USER`, which may be unset or wrong under sudo) and the host.
+var cliActor: String { "cli:" + operatorName }
+
+/// `alice@host`, sent to a running coordinator as `Rondo-Operator` so its audit log names the person too.
+var operatorName: String {
+    var user = "uid\(geteuid())"
+    if let entry = getpwuid(geteuid()), let name = entry.pointee.pw_name { user = String(cString: name) }
+    var buffer = [CChar](repeating: 0, count: 256)
+    let host = gethostname(&buffer, buffer.count) == 0 ? String(cString: buffer) : "unknown-host"
+    let name = "\(user)@\(host)"
+    return name.utf8.count <= 128 && name.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) ? name : "uid\(geteuid())"
+}
+
+/// A time as `2026-11-23 21:40:05Z`.
+func timestamp(_ time: Timestamp?) -> String {
+    timestamp(time?.secondsSince1970)
+}
 
 /// A Unix time as `2026-11-23 21:40:05Z`.
 func timestamp(_ seconds: Double?) -> String {

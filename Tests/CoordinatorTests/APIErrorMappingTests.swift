@@ -39,6 +39,7 @@ import Testing
             Row(error: CheckpointStoreError(.notFound, "x"), status: 404, code: "unknown_checkpoint"),
             Row(error: CheckpointStoreError(.integrity, "x"), status: 409, code: "checkpoint_corrupt"),
             Row(error: CheckpointStoreError(.invalidState, "x"), status: 409, code: "invalid_state"),
+            Row(error: CheckpointStoreError(.forceRequired, "x"), status: 409, code: "force_required"),
             Row(error: CheckpointStoreError(.invalidTag, "x"), status: 422, code: "invalid_tag"),
             Row(error: CheckpointStoreError(.database, "disk I/O error"), status: 500, code: "internal"),
             Row(error: OperatorActionError(code: .noOpenRound, message: "x"), status: 409, code: "no_open_round"),

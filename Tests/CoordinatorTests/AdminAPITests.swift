@@ -76,11 +76,11 @@ import Testing
             #expect(next.modelVersion == 2, "the round after the rollback trains from version 2")
             let status = try await coordinator.waitForStatus { $0.committedRounds == 3 }
             let round = try await coordinator.request("GET", "/v1/rounds/\(next.round)", token: Self.admin)
-            let record = try JSONDecoder().decode(RoundRecord.self, from: Data(round.body))
+            let record = try JSONDecoder().decode(RoundView.self, from: Data(round.body))
             #expect(
                 record.baseVersion == 2 && record.status == .committed && record.resultVersion == status.modelVersion)
             let aborted = try JSONDecoder().decode(
-                RoundRecord.self,
+                RoundView.self,
                 from: Data(try await coordinator.request("GET", "/v1/rounds/3", token: Self.admin).body))
             #expect(aborted.status == .aborted, "the round open during the rollback was aborted")
 
@@ -176,7 +176,7 @@ import Testing
         #expect(task.round == 3 && task.modelVersion == 2, "numbering continues after the interrupted round 2")
         _ = try await second.waitForStatus { $0.committedRounds == 1 }
         let interrupted = try JSONDecoder().decode(
-            RoundRecord.self, from: Data(try await second.request("GET", "/v1/rounds/2", token: Self.admin).body))
+            RoundView.self, from: Data(try await second.request("GET", "/v1/rounds/2", token: Self.admin).body))
         // A graceful stop with a zero drain timeout aborts the open round itself and says so (SIGKILL leaves
         // it to the restart: see the crash drill).
         #expect(interrupted.status == .aborted && interrupted.detail == "coordinator shutting down (drain timeout)")

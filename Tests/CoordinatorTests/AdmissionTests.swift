@@ -8,7 +8,7 @@ import Testing
         var limits = CoordinatorConfiguration.Limits()
         limits.maxClients = 3
         limits.registrationsPerSecond = 1  // bursts of 2
-        limits.submissionsPerClientPerSecond = 1
+        limits.refusedSubmissionsPerClientPerSecond = 1
         limits.maxParkedPolls = 4
         limits.maxParkedPollsPerClient = 2
         return limits
@@ -42,6 +42,17 @@ import Testing
         try admission.admitSubmission(from: ClientID("b"), now: now)
         admission.forget(ClientID("a"))
         try admission.admitSubmission(from: ClientID("a"), now: now)
+    }
+
+    @Test func acceptedSubmissionsDoNotSpendTheBudget() throws {
+        var admission = Admission(limits: Self.limits())
+        let now = ContinuousClock.now
+        for _ in 0..<50 {
+            try admission.admitSubmission(from: ClientID("a"), now: now)
+            admission.submissionAccepted(from: ClientID("a"))
+        }
+        for _ in 0..<2 { try admission.admitSubmission(from: ClientID("a"), now: now) }  // refused ones
+        #expect(throws: LimitError.self) { try admission.admitSubmission(from: ClientID("a"), now: now) }
     }
 
     @Test func longPollsAreBoundedPerClientAndInAll() throws {

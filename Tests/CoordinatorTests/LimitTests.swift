@@ -42,7 +42,7 @@ import Testing
 
     @Test func submissionRatePerClient() async throws {
         var configuration = RunningCoordinator.configuration(clients: 3)
-        configuration.limits.submissionsPerClientPerSecond = 0.5  // bursts of 1
+        configuration.limits.refusedSubmissionsPerClientPerSecond = 0.5  // bursts of 1
         let clock = ManualClock()
         try await RunningCoordinator.with(configuration: configuration, clock: clock) { coordinator in
             let noisy = try await coordinator.register("noisy")

@@ -69,8 +69,10 @@ import Testing
 
             let answer = try await rollback
             #expect(answer.status == 200, "\(answer.text)")
-            let moved = try JSONDecoder().decode([String: Int].self, from: Data(answer.body))
-            #expect(moved == ["from_version": 2, "to_version": 1], "the commit finished first, then the rollback")
+            let moved = try JSONDecoder().decode(RollbackAnswer.self, from: Data(answer.body))
+            #expect(
+                moved.fromVersion == 2 && moved.toVersion == 1 && !moved.forced,
+                "the commit finished first, then the rollback")
             #expect(try await submitted.status == 202)
             let status = try await coordinator.status()
             #expect(status.modelVersion == 1 && status.committedRounds == 1)

@@ -45,18 +45,18 @@ struct FailingTrainer: Trainer {
 
     /// Runs `client` in the background until `condition` holds for the coordinator's status, then cancels it.
     static func participate<T: Trainer>(
-        _ clients: [FederatedClient<T>], on coordinator: RunningCoordinator,
+        _ clients: [FederatedClient<T>], on coordinator: RunningCoordinator, within seconds: Int = 20,
         until condition: @escaping (WireProtocol.StatusMessage) -> Bool
     ) async throws -> WireProtocol.StatusMessage {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for client in clients { group.addTask { try? await client.participate() } }
             defer { group.cancelAll() }
-            for _ in 0..<1000 {
+            for _ in 0..<(seconds * 50) {
                 let status = try await coordinator.status()
                 if condition(status) { return status }
                 try await Task.sleep(for: .milliseconds(20))
             }
-            Issue.record("condition not reached within 20 s")
+            Issue.record("condition not reached within \(seconds) s")
             return try await coordinator.status()
         }
     }
@@ -88,6 +88,79 @@ struct FailingTrainer: Trainer {
             // Fit on v1, evaluate candidate v2, fit on v2 (cached), evaluate v3, fit on v3 (cached), evaluate v4:
             // each version crossed the network once.
             #expect(await clients[0].connection.modelDownloads == 4)
+        }
+    }
+
+    /// The default limits never throttle healthy work: results are bound to tasks, so only refused submissions
+    /// spend a client's rate budget. (Before, 3 clients running quick rounds got hundreds of 429s a minute.)
+    @Test func aFastHealthyFederationIsNeverThrottled() async throws {
+        var configuration = RunningCoordinator.configuration(
+            clients: 3, minFitResults: 3, fractionEvaluate: 1, maxRounds: 100)
+        configuration.limits = CoordinatorConfiguration.Limits()  // the defaults `rondo serve` runs with
+        configuration.limits.registrationsPerSecond = 10_000
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let clients = (0..<3).map { index in
+                FederatedClient(
+                    configuration: .init(coordinatorURL: coordinator.url, name: "site-\(index)"),
+                    trainer: IncrementingTrainer(), longPoll: .seconds(2), logger: Self.logger)
+            }
+            let status = try await Self.participate(clients, on: coordinator, within: 240) { $0.phase == .finished }
+            #expect(status.committedRounds == 100)
+            #expect(try await coordinator.metricValue(#"rondo_limit_refusals_total{limit="submit_rate"}"#) ?? 0 == 0)
+            let metrics = try await coordinator.request("GET", "/metrics").text
+            let throttled = metrics.split(separator: "\n").filter {
+                $0.hasPrefix("rondo_http_requests_total{") && $0.contains(#"status="429""#)
+            }
+            #expect(throttled.isEmpty, "\(throttled)")
+        }
+    }
+
+    /// Waits (bounded) until `condition` holds for what `recorder` has.
+    static func waitFor(_ recorder: LogRecorder, seconds: Int = 20, _ condition: ([LogRecorder.Entry]) -> Bool)
+        async throws
+    {
+        for _ in 0..<(seconds * 50) where !condition(recorder.recorded) { try await Task.sleep(for: .milliseconds(20)) }
+    }
+
+    /// A site's operator learns that the coordinator is unreachable (once, not per retry) and when it is back.
+    @Test func anUnreachableCoordinatorIsLoggedOnceAndItsReturnToo() async throws {
+        let recorder = LogRecorder()
+        let port = try ChildProcess.freePort()
+        let client = FederatedClient(
+            configuration: .init(coordinatorURL: "http://127.0.0.1:\(port)", name: "patient"),
+            trainer: IncrementingTrainer(),
+            retry: RetryPolicy(initialDelay: .milliseconds(10), maxDelay: .milliseconds(50)),
+            longPoll: .seconds(1), logger: recorder.logger())
+        let participation = Task { try? await client.participate() }
+        defer { participation.cancel() }
+        try await Self.waitFor(recorder) { $0.filter { $0.message == "retrying" }.count >= 20 }
+        #expect(recorder.messages(atLeast: .warning) == ["coordinator unreachable"], "one warning, not one per retry")
+        try await RunningCoordinator.with(configuration: RunningCoordinator.configuration(port: port)) { _ in
+            try await Self.waitFor(recorder) { $0.contains { $0.message == "coordinator reachable again" } }
+        }
+        let back = try #require(recorder.recorded.first { $0.message == "coordinator reachable again" })
+        #expect(back.level == .notice && Int(back.metadata["failed_attempts"] ?? "") ?? 0 >= 20, "\(back)")
+    }
+
+    /// A throttled client says so, with the coordinator's reason, and says when it is let through.
+    @Test func aThrottledClientSaysSo() async throws {
+        var configuration = RunningCoordinator.configuration(clients: 2)
+        configuration.limits.registrationsPerSecond = 0.5  // bursts of 1
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            _ = try await coordinator.register("first")
+            let recorder = LogRecorder()
+            let client = FederatedClient(
+                configuration: .init(coordinatorURL: coordinator.url, name: "second"), trainer: IncrementingTrainer(),
+                retry: RetryPolicy(initialDelay: .milliseconds(100), maxDelay: .milliseconds(300)),
+                longPoll: .seconds(1), logger: recorder.logger())
+            let participation = Task { try? await client.participate() }
+            defer { participation.cancel() }
+            try await Self.waitFor(recorder) {
+                $0.contains { $0.message == "coordinator no longer throttles this client" }
+            }
+            let warnings = recorder.recorded.filter { $0.level >= .warning }
+            #expect(warnings.map(\.message) == ["coordinator throttles this client"], "\(warnings)")
+            #expect(warnings.first?.metadata["error"]?.contains("rate_limited") == true)
         }
     }
 

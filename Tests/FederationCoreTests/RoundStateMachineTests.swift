@@ -101,7 +101,7 @@ import Testing
             now: .seconds(1))
         // The third client keeps heartbeating but never answers.
         for second in 2...9 { _ = machine.touch(ids[2], now: .seconds(Double(second))) }
-        #expect(machine.tick(now: .seconds(9.9)).isEmpty)
+        #expect(machine.tick(now: .seconds(9.9)).work().isEmpty)
         let actions = machine.tick(now: .seconds(10))
         #expect(actions.contains { if case .clientDropped(ids[2], .fit, .timeout) = $0 { true } else { false } })
         #expect(Self.storedCandidate(in: actions)?["w"]?.floatValues == [2, 2])
@@ -208,6 +208,22 @@ import Testing
             Self.report(in: actions)?.outcome
                 == .failed(RoundFailure(.quorumNotReached, "0 of 3 selected clients answered; 2 needed")))
         #expect(machine.connectedClients.isEmpty)
+    }
+
+    @Test func goingSilentAndComingBackAreAnnouncedOnce() {
+        var (machine, ids, _) = Self.started()
+        _ = Self.tasks(&machine, ids)
+        let silent = machine.tick(now: .seconds(3.5), parked: [ids[0]])
+        let wentSilent = silent.compactMap { action -> ClientID? in
+            if case .clientWentSilent(let client, let lastSeen) = action, lastSeen == .zero { client } else { nil }
+        }
+        #expect(Set(wentSilent) == [ids[1], ids[2]], "the parked client is alive; the others are named once")
+        #expect(!machine.tick(now: .seconds(4)).contains { if case .clientWentSilent = $0 { true } else { false } })
+        let back = machine.touch(ids[1], now: .seconds(9))
+        #expect(back.contains { if case .clientReturned(ids[1], .zero) = $0 { true } else { false } })
+        #expect(machine.touch(ids[1], now: .seconds(9.5)).isEmpty, "a connected client's request announces nothing")
+        #expect(machine.clientContacts[ids[1]]?.connected == true)
+        #expect(machine.clientContacts[ids[2]]?.connected == false)
     }
 
     @Test func parkedPollKeepsAClientConnected() {

@@ -17,11 +17,11 @@ struct TestInstant: InstantProtocol, Sendable {
 
 extension Array {
     /// The actions that ask the server to do work, without the announcements that only inform its telemetry
-    /// (`phaseChanged`, `resultAccepted`): what tests about round flow look at.
+    /// (`phaseChanged`, `resultAccepted`, client liveness changes): what tests about round flow look at.
     func work<Instant>() -> [RoundAction<Instant>] where Element == RoundAction<Instant> {
         filter {
             switch $0 {
-            case .phaseChanged, .resultAccepted: false
+            case .phaseChanged, .resultAccepted, .clientWentSilent, .clientReturned: false
             default: true
             }
         }

@@ -84,6 +84,55 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
         }
     }
 
+    @Test func rejectedAndAbortedTargetsNeedForceWhichIsRecorded() async throws {
+        try await withTemporaryStore { store, _ in
+            let v1 = try await store.insert(
+                round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported, makeCurrent: true
+            )
+            let rejected = try await store.storeCandidate(
+                round: 1, parentVersion: v1, bytes: modelBytes(1), tensorCount: 1
+            ).version
+            try await store.reject(version: rejected, metrics: CheckpointMetrics(), reason: "accuracy fell")
+            let aborted = try await store.storeCandidate(
+                round: 2, parentVersion: v1, bytes: modelBytes(2), tensorCount: 1
+            ).version
+            _ = try await store.abortCandidates(reason: "operator abort")
+            for target in [rejected, aborted] {
+                await #expect { try await store.rollback(to: target, reason: "x", actor: "t") } throws: {
+                    ($0 as? CheckpointStoreError)?.code == .forceRequired
+                }
+                #expect(try await store.refVersion(.current) == v1, "a refused rollback moves nothing")
+            }
+            try await store.rollback(to: rejected, reason: "drill", actor: "cli:alice@host", force: true)
+            #expect(try await store.refVersion(.current) == rejected)
+            let event = try #require(try await store.events(kind: .rollback).first)
+            #expect(event.detail["forced"] == "true" && event.detail["target_status"] == "rejected")
+            try await store.rollback(to: v1, reason: "back", actor: "t", force: true)
+            let plain = try #require(try await store.events(kind: .rollback).first)
+            #expect(plain.detail["forced"] == nil, "force on a committed target changes nothing and notes nothing")
+        }
+    }
+
+    @Test func versionReferencesNameVersionsRefsAndTags() async throws {
+        try await withTemporaryStore { store, _ in
+            let v1 = try await store.insert(
+                round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported, makeCurrent: true
+            )
+            try await store.tag(version: v1, name: "production", actor: "t")
+            for text in ["v1", "V1", "1", "current", "production"] {
+                #expect(try await store.resolve(text) == v1, "\(text)")
+            }
+            for text in ["v2", "2", "best", "staging", "", "-1", "v", "has space", String(repeating: "9", count: 40)] {
+                await #expect { try await store.resolve(text) } throws: {
+                    ($0 as? CheckpointStoreError)?.code == .notFound
+                }
+            }
+            #expect(try VersionReference(parsing: "v7") == .version(7))
+            #expect(try VersionReference(parsing: "best") == .ref(.best))
+            #expect(try VersionReference(parsing: "prod-2.1") == .tag("prod-2.1"))
+        }
+    }
+
     @Test func tagsAndReservedNames() async throws {
         try await withTemporaryStore { store, _ in
             let v1 = try await store.insert(
@@ -91,7 +140,7 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
             )
             try await store.tag(version: v1, name: "production", actor: "t")
             #expect(try await store.refs()["production"] == v1)
-            for bad in ["current", "best", "", "has space"] {
+            for bad in ["current", "best", "", "has space", "12", "v12"] {
                 await #expect { try await store.tag(version: v1, name: bad, actor: "t") } throws: {
                     ($0 as? CheckpointStoreError)?.code == .invalidTag
                 }

@@ -48,7 +48,7 @@ import Testing
         let missing = try await ChildProcess.runRondo([
             "checkpoints", "rollback", "42", "--reason", "x", "--data-dir", directory,
         ])
-        #expect(missing.status != 0 && missing.output.contains("no checkpoint version 42"))
+        #expect(missing.status != 0 && missing.output.contains("no checkpoint v42"))
     }
 
     @Test func historyCommandsPrintTablesAndJSON() async throws {
@@ -57,8 +57,10 @@ import Testing
         let rounds = try await ChildProcess.runRondo(["rounds", "--data-dir", directory])
         #expect(rounds.status == 0 && rounds.output.hasPrefix("ROUND") && rounds.output.contains("committed"))
         let json = try await ChildProcess.runRondo(["rounds", "--json", "--data-dir", directory])
-        let records = try JSONDecoder().decode([RoundRecord].self, from: Data(json.output.utf8))
-        #expect(records.map(\.round) == [3, 2, 1] && records.allSatisfy { $0.status == .committed })
+        let object = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [String: Any]
+        let records = object?["rounds"] as? [[String: Any]] ?? []
+        #expect(records.map { $0["round"] as? Int } == [3, 2, 1], "\(json.output)")
+        #expect(records.allSatisfy { $0["status"] as? String == "committed" })
         let clients = try await ChildProcess.runRondo(["clients", "--data-dir", directory])
         #expect(clients.status == 0 && clients.output.contains("demo-site-2") && !clients.output.contains("token"))
         let diff = try await ChildProcess.runRondo(["checkpoints", "diff", "1", "4", "--data-dir", directory])

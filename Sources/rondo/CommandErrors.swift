@@ -1,0 +1,56 @@
+import ArgumentParser
+import Coordinator
+import Foundation
+import ModelManager
+
+/// A command that cannot be carried out: one line on stderr (or a JSON error with `--json`), exit status 1.
+/// Not a usage error: no usage text.
+struct CommandFailure: Error, CustomStringConvertible {
+    var description: String
+    /// A stable code for scripts (`--json`), like the admin API's error codes.
+    var code: String
+    init(_ description: String, code: String = "failed") {
+        self.description = description
+        self.code = code
+    }
+}
+
+/// The running coordinator refused an operator command.
+struct AdminAPIError: Error, CustomStringConvertible {
+    var status: Int
+    var code: String
+    var message: String
+    var description: String { "the coordinator refused: \(status) \(code): \(message)" }
+}
+
+/// How `rondo` ends on an error thrown while a command runs (parsing errors keep ArgumentParser's usage text
+/// and exit status 64).
+enum CommandErrorReport {
+    /// `--json` output is for programs: then errors are JSON on stdout too, `{"error": {"code", "message"}}`.
+    static var wantsJSON: Bool { CommandLine.arguments.dropFirst().contains("--json") }
+
+    /// Prints the error and returns the exit status: 1 for a failure, 64 for a usage problem found late (a
+    /// `ValidationError` thrown by `run`), ArgumentParser's own for its exits.
+    static func report(_ error: any Error) -> Int32 {
+        let (code, message, status) = describe(error)
+        if wantsJSON {
+            let body = ["error": ["code": code, "message": message]]
+            if let data = try? JSONStyle.encoder().encode(body) {
+                FileHandle.standardOutput.write(data + Data("\n".utf8))
+            }
+        } else {
+            FileHandle.standardError.write(Data("rondo: error: \(message)\n".utf8))
+        }
+        return status
+    }
+
+    private static func describe(_ error: any Error) -> (code: String, message: String, status: Int32) {
+        switch error {
+        case let error as CommandFailure: (error.code, error.description, 1)
+        case let error as AdminAPIError: (error.code, error.description, 1)
+        case let error as CheckpointStoreError: ("\(error.code)", error.message, 1)
+        case let error as ValidationError: ("usage", error.message, 64)
+        default: ("failed", "\(error)", 1)
+        }
+    }
+}
