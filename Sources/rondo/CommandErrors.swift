@@ -1,4 +1,3 @@
-import ArgumentParser
 import Coordinator
 import Foundation
 import ModelManager
@@ -29,8 +28,8 @@ enum CommandErrorReport {
     /// `--json` output is for programs: then errors are JSON on stdout too, `{"error": {"code", "message"}}`.
     static var wantsJSON: Bool { CommandLine.arguments.dropFirst().contains("--json") }
 
-    /// Prints the error and returns the exit status: 1 for a failure, 64 for a usage problem found late (a
-    /// `ValidationError` thrown by `run`), ArgumentParser's own for its exits.
+    /// Prints the error and returns the exit status, 1. (ArgumentParser's own errors, usage problems included,
+    /// keep its output and status.)
     static func report(_ error: any Error) -> Int32 {
         let (code, message, status) = describe(error)
         if wantsJSON {
@@ -49,7 +48,6 @@ enum CommandErrorReport {
         case let error as CommandFailure: (error.code, error.description, 1)
         case let error as AdminAPIError: (error.code, error.description, 1)
         case let error as CheckpointStoreError: ("\(error.code)", error.message, 1)
-        case let error as ValidationError: ("usage", error.message, 64)
         default: ("failed", "\(error)", 1)
         }
     }

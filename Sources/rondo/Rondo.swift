@@ -31,10 +31,9 @@ struct Rondo: AsyncParsableCommand {
             } else {
                 try command.run()
             }
-        } catch let exit as ExitCode {
-            Foundation.exit(exit.rawValue)
         } catch {
-            if let clean = error as? CleanExit { Self.exit(withError: clean) }
+            // ArgumentParser's own (help, usage, ExitCode, CleanExit): its usual output and status.
+            if String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") { Self.exit(withError: error) }
             Foundation.exit(CommandErrorReport.report(error))
         }
     }

@@ -10,7 +10,7 @@
 __version__ = "0.1.0"
 
 from .client import Client, NumPyClient, RetryPolicy, Runner, TaskContext, start
-from .connection import Connection, Credentials, Task
+from .connection import Connection, Credentials, Task, read_identity_key_file, resolve_identity_key
 from .errors import (
     InvalidResponseError,
     RefusedError,
@@ -33,6 +33,8 @@ __all__ = [
     "Connection",
     "Credentials",
     "Task",
+    "resolve_identity_key",
+    "read_identity_key_file",
     "Parameters",
     "decode_safetensors",
     "encode_safetensors",

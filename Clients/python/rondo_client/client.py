@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import signal
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, TypeVar
 
 from . import tracing
-from .connection import Connection, Task
+from . import connection as _connection
+from .connection import Connection, Task, is_throttled, is_unreachable, resolve_identity_key
 from .errors import InvalidResponseError, RefusedError, RondoError, UnauthenticatedError, UnavailableError
 from .parameters import Parameters, ParametersLike, coerce_parameters
 
@@ -79,9 +81,15 @@ class _Interrupted(BaseException):
 # wait for its deadline. Other refusals (late, duplicate, unknown_task, not_your_task …) are only logged.
 _INVALID_RESULT_STATUSES = {400, 413, 415, 422}
 
+# Identity keys of the runners running in this process (as SHA-256 digests): two runners with one key would be
+# one client taking the other's token in turn.
+_keys_in_use: set = set()
+_keys_lock = threading.Lock()
+
 
 class Runner:
-    """Runs a :class:`Client` against a coordinator. :func:`start` builds one and calls :meth:`run`."""
+    """Runs a :class:`Client` against a coordinator. :func:`start` builds one and calls :meth:`run` (its
+    docstring describes the options). ``client_id`` is the id of the latest registration."""
 
     def __init__(
         self,
@@ -99,6 +107,8 @@ class Runner:
         max_tasks: Optional[int] = None,
         stop_event: Optional[threading.Event] = None,
         transport: Optional[Any] = None,
+        identity_key: Optional[str] = None,
+        identity_key_file: Optional[str] = None,
     ):
         import socket
 
@@ -106,7 +116,10 @@ class Runner:
         self.name = name or f"python-{socket.gethostname()}"
         # The API has no labels yet; they are kept for logs only.
         self.labels = dict(labels or {})
-        self.connection = Connection(coordinator, self.name, enrolment_token, ca_file, request_timeout, transport)
+        identity = resolve_identity_key(identity_key, identity_key_file)
+        self._identity_digest = hashlib.sha256(identity.encode()).hexdigest() if identity is not None else None
+        self.connection = Connection(
+            coordinator, self.name, enrolment_token, ca_file, request_timeout, transport, identity_key=identity)
         self.long_poll_seconds = long_poll_seconds
         self.retry = retry or RetryPolicy()
         self.idle_timeout = idle_timeout
@@ -114,7 +127,11 @@ class Runner:
         self.stop_event = stop_event or threading.Event()
         self.tasks_done = 0
         self.registrations = 0
+        #: The ``client_id`` of the latest registration (kept after leaving); ``None`` before registering.
+        self.client_id: Optional[str] = None
         self._interruptible = False
+        # Per (call kind, error code): when the last throttling warning was logged, throttled calls since.
+        self._throttle_log: Dict[Tuple[str, str], Tuple[Optional[float], int]] = {}
 
     # -- control -----------------------------------------------------------------------------------
 
@@ -130,6 +147,7 @@ class Runner:
         """Registers and works on tasks until stopped, ``idle_timeout`` passes without a task, or ``max_tasks``
         tasks are done; then leaves. Raises :class:`RondoError` on what retrying cannot fix (wrong enrolment
         token: ``unauthenticated``; untrusted certificate: ``untrusted_server``)."""
+        self._claim_identity()
         restore = self._install_signal_handlers()
         try:
             self._participate()
@@ -146,6 +164,23 @@ class Runner:
                 except Exception as error:
                     logger.debug("leaving failed: %s", error)
             self.connection.close()
+            self._release_identity()
+
+    def _claim_identity(self) -> None:
+        if self._identity_digest is None:
+            return
+        with _keys_lock:
+            if self._identity_digest in _keys_in_use:
+                self.connection.close()
+                raise ValueError(
+                    "another Runner in this process is running with the same identity key (each site needs its "
+                    f"own; is {_connection.IDENTITY_KEY_ENV} set for several sites?)")
+            _keys_in_use.add(self._identity_digest)
+
+    def _release_identity(self) -> None:
+        if self._identity_digest is not None:
+            with _keys_lock:
+                _keys_in_use.discard(self._identity_digest)
 
     def _install_signal_handlers(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():
@@ -199,7 +234,9 @@ class Runner:
     def _register(self) -> None:
         credentials = self.connection.register()
         self.registrations += 1
-        logger.info("registered as %s (%s)", credentials.client_id, self.name)
+        self.client_id = credentials.client_id
+        logger.info("registered as %s (%s%s)", credentials.client_id, self.name,
+                    ", stable identity" if self.connection.has_identity_key else "")
 
     def _handle(self, task: Task) -> bool:
         """Works on one task. Returns False when it could not even start (its model was unavailable)."""
@@ -291,7 +328,30 @@ class Runner:
             try:
                 self.connection.heartbeat(timeout=min(10.0, 2 * interval))
             except Exception as error:  # never let a failed heartbeat kill the thread with a traceback
-                logger.debug("heartbeat failed: %s", error)
+                if is_unreachable(error):
+                    self.connection.reachability.failed(error, interval)  # type: ignore[arg-type]
+                else:
+                    logger.debug("heartbeat failed: %s", error)
+
+    def _log_throttled(self, what: str, error: RondoError, delay: float) -> None:
+        """A warning for the first throttled call of a kind (``what``) and code, then at most one per
+        ``LOG_REPEAT_SECONDS`` for it however the throttled calls come (one long streak or many calls), with how
+        many were throttled since the last warning."""
+        now = time.monotonic()
+        key = (what, error.code)
+        last, count = self._throttle_log.get(key, (None, 0))
+        count += 1
+        if last is not None and now - last < _connection.LOG_REPEAT_SECONDS:
+            self._throttle_log[key] = (last, count)
+            logger.debug("throttled %s again: %s; retrying in %.2f s", what, error, delay)
+            return
+        self._throttle_log[key] = (now, 0)
+        retry_after = getattr(error, "retry_after", None)
+        logger.warning(
+            "coordinator throttled %s%s: %s (%s); retrying in %.1f s (Retry-After: %s)",
+            error.endpoint or what,
+            "" if last is None or count == 1 else f" ({count} times in the last {now - last:.0f} s)",
+            error.code, error.message, delay, "none" if retry_after is None else f"{retry_after:g} s")
 
     def _retrying(self, what: str, operation: Callable[[], T]) -> T:
         """Runs ``operation``, retrying transport errors, 5xx and 429 with jittered backoff, and registering
@@ -312,12 +372,22 @@ class Runner:
                 delay = self.retry.delay(attempt - 1)
                 if isinstance(error, UnavailableError) and error.retry_after is not None:
                     delay = max(delay, error.retry_after)
-                log = logger.warning if attempt in (3, 10) or attempt % 50 == 0 else logger.debug
+                warn = attempt in (3, 10) or attempt % 50 == 0
+                if is_unreachable(error):
+                    self.connection.reachability.failed(error, delay)
+                    warn = False
+                elif is_throttled(error):
+                    self._log_throttled(what, error, delay)
+                    warn = False
+                log = logger.warning if warn else logger.debug
                 log("retrying %s in %.2f s (attempt %d): %s", what, delay, attempt, error)
                 if self.stop_event.wait(delay):
                     raise _Interrupted()
                 if reregister:
-                    logger.info("coordinator does not know this client any more; registering again")
+                    logger.info(
+                        "coordinator does not know this client's token any more; registering again%s",
+                        " (if another process runs with the same identity key, the two take the client from "
+                        "each other: each site needs its own key)" if self.connection.has_identity_key else "")
                     self._retrying("register", self._register)
 
 
@@ -341,6 +411,8 @@ def start(
     idle_timeout: Optional[float] = None,
     max_tasks: Optional[int] = None,
     stop_event: Optional[threading.Event] = None,
+    identity_key: Optional[str] = None,
+    identity_key_file: Optional[str] = None,
 ) -> Runner:
     """Runs ``client`` in the federation at ``coordinator`` until it is stopped; returns the finished runner.
 
@@ -356,6 +428,17 @@ def start(
     Stops on SIGINT/SIGTERM (when called from the main thread), when ``stop_event`` is set (or
     ``runner.stop()``; noticed within one long-poll), after ``idle_timeout`` seconds without a task, or
     after ``max_tasks`` tasks; then it leaves the federation (``DELETE /v1/clients/{id}``).
+
+    ``identity_key`` (or ``identity_key_file``, read and stripped; else ``$RONDO_CLIENT_IDENTITY_KEY``) gives the
+    site a stable identity: every registration with the same key gets the same ``client_id`` (and a new token),
+    so a restarted site is the same client. It is a secret (whoever has it can act as the site): keep it in a
+    file or secret store, not in code. The coordinator refuses a key that is not 16 to 256 printable ASCII
+    characters without spaces (400 ``invalid_identity_key``, raised as :class:`RefusedError`) and a revoked
+    client's key (403).
+
+    Logs go to the ``rondo_client`` logger: a warning when the coordinator is unreachable (then at most one every
+    30 s while it lasts) and an info line when it answers again; a warning naming the call, the coordinator's
+    error code and the wait when it throttles the client (429).
     """
     runner = Runner(
         client,
@@ -370,6 +453,8 @@ def start(
         idle_timeout=idle_timeout,
         max_tasks=max_tasks,
         stop_event=stop_event,
+        identity_key=identity_key,
+        identity_key_file=identity_key_file,
     )
     runner.run()
     return runner

@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import ssl
+import stat
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional
 
@@ -19,6 +22,7 @@ import httpx
 from .errors import (
     InvalidResponseError,
     RefusedError,
+    RondoError,
     TransportError,
     UnauthenticatedError,
     UnavailableError,
@@ -27,6 +31,16 @@ from .errors import (
 from .parameters import SAFETENSORS_MEDIA_TYPE, Parameters, decode_safetensors, encode_fit_result, clean_metrics
 
 logger = logging.getLogger("rondo_client")
+
+#: Environment variable :func:`resolve_identity_key` reads when no key is passed.
+IDENTITY_KEY_ENV = "RONDO_CLIENT_IDENTITY_KEY"
+
+#: While the coordinator stays unreachable (or keeps throttling one call), a warning at most this often.
+LOG_REPEAT_SECONDS = 30.0
+
+# Gateway answers a proxy in front of the coordinator gives when the coordinator is down: without the
+# coordinator's JSON error body they mean "unreachable", not "the coordinator is busy".
+_GATEWAY_STATUSES = {502, 503, 504}
 
 
 @dataclass
@@ -80,6 +94,116 @@ def _is_certificate_failure(error: BaseException) -> bool:
     return False
 
 
+def is_unreachable(error: BaseException) -> bool:
+    """True for a failure that means the coordinator did not answer: no HTTP answer at all (refused, reset,
+    timed out), or a proxy's 502/503/504 without the coordinator's JSON error body."""
+    if isinstance(error, TransportError):
+        return True
+    return isinstance(error, UnavailableError) and error.status in _GATEWAY_STATUSES and error.code == "http_error"
+
+
+def is_throttled(error: BaseException) -> bool:
+    """True for the coordinator's "slow down" answers: any 429, and 503 ``too_many_connections``."""
+    return isinstance(error, UnavailableError) and (error.status == 429 or error.code == "too_many_connections")
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
+
+
+class Reachability:
+    """Whether the coordinator answers, for the logs: a warning when it stops answering, then at most one every
+    :data:`LOG_REPEAT_SECONDS` while that lasts (not one per retry), and an info line when it answers again.
+
+    :meth:`failed` is called by whoever retries (it knows the wait); :meth:`answered` by the connection on any
+    HTTP answer from the coordinator. Thread-safe: the runner's and the heartbeat thread report to one.
+    """
+
+    def __init__(self, coordinator: str):
+        self.coordinator = coordinator
+        self._lock = threading.Lock()
+        self._since: Optional[float] = None  # monotonic time of the first failure of the current outage
+        self._last_warning = 0.0
+        self._failures = 0
+
+    @property
+    def unreachable_for(self) -> Optional[float]:
+        """Seconds since the current outage began; ``None`` while the coordinator answers."""
+        since = self._since
+        return None if since is None else time.monotonic() - since
+
+    def failed(self, error: RondoError, retry_in: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            first = self._since is None
+            if first:
+                self._since, self._failures = now, 0
+            self._failures += 1
+            failures, down = self._failures, now - (self._since or now)
+            due = first or now - self._last_warning >= LOG_REPEAT_SECONDS
+            if due:
+                self._last_warning = now
+        if first:
+            logger.warning("coordinator unreachable at %s (%s); retrying in %s",
+                           self.coordinator, error.message, _seconds(retry_in))
+        elif due:
+            logger.warning("coordinator unreachable at %s for %s (%d failed attempts, last: %s); retrying in %s",
+                           self.coordinator, _seconds(down), failures, error.message, _seconds(retry_in))
+        else:
+            logger.debug("coordinator still unreachable (%s); retrying in %s", error.message, _seconds(retry_in))
+
+    def answered(self) -> None:
+        if self._since is None:  # the common case, without the lock
+            return
+        with self._lock:
+            since, self._since = self._since, None
+        if since is not None:
+            logger.info("coordinator reachable again after %s", _seconds(time.monotonic() - since))
+
+
+def read_identity_key_file(path: "os.PathLike[str] | str") -> str:
+    """The identity key in ``path`` (surrounding whitespace stripped). Refuses an empty file and one that users
+    other than its owner may write (as the coordinator does for its token files)."""
+    try:
+        with open(path, "rb") as file:
+            mode = os.fstat(file.fileno()).st_mode
+            data = file.read(4096)
+    except OSError as error:
+        raise ValueError(f"identity key file {os.fspath(path)} is unreadable: {error.strerror or error}") from None
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ValueError(
+            f"identity key file {os.fspath(path)} is writable by other users (mode {stat.S_IMODE(mode):o}); "
+            f"run `chmod 600 {os.fspath(path)}`")
+    try:
+        key = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ValueError(f"identity key file {os.fspath(path)} is not text") from None
+    if not key:
+        raise ValueError(f"identity key file {os.fspath(path)} is empty")
+    return key
+
+
+def resolve_identity_key(
+    identity_key: Optional[str] = None,
+    identity_key_file: "Optional[os.PathLike[str] | str]" = None,
+    environ: Optional[Mapping[str, str]] = None,
+) -> Optional[str]:
+    """The identity key to register with: ``identity_key``, else the contents of ``identity_key_file``, else
+    ``$RONDO_CLIENT_IDENTITY_KEY``, else ``None`` (a new client on every registration). The coordinator checks
+    the key's form (16 to 256 printable ASCII characters without spaces)."""
+    if identity_key is not None and identity_key_file is not None:
+        raise ValueError("pass identity_key or identity_key_file, not both")
+    if identity_key_file is not None:
+        return read_identity_key_file(identity_key_file)
+    if identity_key is not None:
+        if not isinstance(identity_key, str):
+            raise TypeError(f"identity_key must be a str, not {type(identity_key).__name__}")
+        if not identity_key:
+            raise ValueError("identity_key is empty (pass None for no stable identity)")
+        return identity_key
+    return (environ if environ is not None else os.environ).get(IDENTITY_KEY_ENV) or None
+
+
 class Connection:
     """One client's HTTP connection to a coordinator, with its credentials and a one-model cache.
 
@@ -94,13 +218,20 @@ class Connection:
         ca_file: Optional[str] = None,
         request_timeout: float = 120.0,
         transport: Optional[httpx.BaseTransport] = None,
+        *,
+        identity_key: Optional[str] = None,
     ):
-        """``transport``: an httpx transport to send through (a proxy's, a test's mock); default a real one."""
+        """``transport``: an httpx transport to send through (a proxy's, a test's mock); default a real one.
+        ``identity_key``: this site's secret identity key, sent with every registration so the coordinator
+        answers with the same ``client_id`` each time (taken as given; :func:`resolve_identity_key` reads the
+        file or environment variable)."""
         if not coordinator.startswith(("http://", "https://")):
             raise ValueError(f"coordinator must be an http:// or https:// URL, not {coordinator!r}")
         self.coordinator = coordinator.rstrip("/")
         self.name = name
         self.enrolment_token = enrolment_token
+        self._identity_key = identity_key
+        self.reachability = Reachability(self.coordinator)
         self.request_timeout = request_timeout
         self.credentials: Optional[Credentials] = None
         self.model_downloads = 0
@@ -126,10 +257,19 @@ class Connection:
 
     # -- API ---------------------------------------------------------------------------------------
 
+    @property
+    def has_identity_key(self) -> bool:
+        return self._identity_key is not None
+
     def register(self) -> Credentials:
-        """``POST /v1/clients`` with the enrolment token; keeps the new credentials."""
+        """``POST /v1/clients`` with the enrolment token (and the identity key, when there is one); keeps the
+        new credentials. With an identity key the coordinator answers with the site's existing ``client_id``
+        and a new token (the previous token stops working); 403 when that client was revoked."""
         headers = {"Authorization": f"Bearer {self.enrolment_token}"} if self.enrolment_token else {}
-        response = self._send("POST", "/v1/clients", json_body={"name": self.name}, headers=headers, auth=False)
+        body: Dict[str, Any] = {"name": self.name}
+        if self._identity_key is not None:
+            body["identity_key"] = self._identity_key
+        response = self._send("POST", "/v1/clients", json_body=body, headers=headers, auth=False)
         data = self._json(response)
         try:
             credentials = Credentials(
@@ -227,6 +367,26 @@ class Connection:
         auth: bool = True,
         timeout: Optional[float] = None,
     ) -> httpx.Response:
+        try:
+            return self._request(method, path, json_body=json_body, content=content, content_type=content_type,
+                                 headers=headers, params=params, auth=auth, timeout=timeout)
+        except RondoError as error:
+            error.endpoint = f"{method} {path}"
+            raise
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any,
+        content: Optional[bytes],
+        content_type: Optional[str],
+        headers: Optional[Dict[str, str]],
+        params: Optional[Dict[str, Any]],
+        auth: bool,
+        timeout: Optional[float],
+    ) -> httpx.Response:
         all_headers = dict(headers or {})
         if auth:
             credentials = self.credentials
@@ -258,6 +418,7 @@ class Connection:
                 raise UntrustedServerError(f"{method} {path}: {error}") from None
             raise TransportError(f"{method} {path}: {type(error).__name__}: {error}") from None
         if response.status_code < 400:
+            self.reachability.answered()
             return response
         code, message = "http_error", f"{method} {path} answered {response.status_code}"
         try:
@@ -266,6 +427,8 @@ class Connection:
         except Exception:
             pass
         status = response.status_code
+        if not (status in _GATEWAY_STATUSES and code == "http_error"):
+            self.reachability.answered()
         if status == 401:
             raise UnauthenticatedError(status, code, message)
         if status == 429 or status >= 500:

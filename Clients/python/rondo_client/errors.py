@@ -12,7 +12,11 @@ class RondoError(Exception):
     ``error.code`` (``wrong_shape``, ``late``, ``unauthenticated`` …) or one of the client-side codes
     ``transport`` (no answer), ``untrusted_server`` (TLS certificate not trusted or CA file unusable) and
     ``invalid_response`` (bad JSON, SHA-256 mismatch), and ``message`` the human-readable reason.
+    ``endpoint`` is the request that failed (``"POST /v1/clients"``) when it came from a
+    :class:`~rondo_client.Connection` call.
     """
+
+    endpoint: Optional[str] = None
 
     def __init__(self, status: Optional[int], code: str, message: str):
         super().__init__(f"{code} (HTTP {status}): {message}" if status is not None else f"{code}: {message}")

@@ -100,6 +100,6 @@ class FlowerClientAdapter(Client):
 def start(*, client: Any, coordinator: str = "http://127.0.0.1:8470", **options: Any) -> Runner:
     """Like :func:`rondo_client.start`, for a ``flwr.client.NumPyClient`` instance (unchanged).
 
-    Takes the same keyword options (``enrolment_token``, ``ca_file``, ``name``, ``long_poll_seconds``,
-    ``idle_timeout``, ``max_tasks``, ``stop_event`` …)."""
+    Takes the same keyword options (``enrolment_token``, ``ca_file``, ``name``, ``identity_key``,
+    ``identity_key_file``, ``long_poll_seconds``, ``idle_timeout``, ``max_tasks``, ``stop_event`` …)."""
     return _start(FlowerClientAdapter(client), coordinator, **options)

@@ -108,6 +108,12 @@ class Coordinator:
         response.raise_for_status()
         return response
 
+    def admin_post(self, path: str, body: Optional[Dict] = None) -> httpx.Response:
+        with self.http() as http:
+            response = http.post(path, json=body, headers={"Authorization": f"Bearer {self.admin_token()}"})
+        response.raise_for_status()
+        return response
+
     def status(self) -> Dict:
         return self.admin("/v1/status").json()
 
