@@ -36,6 +36,7 @@ prometheus-check: deps venv
 test: deps venv lint prometheus-check
 	.venv/bin/openapi-spec-validator Sources/Coordinator/Resources/openapi.yaml
 	$(SWIFT) build --build-tests
+	.venv/bin/python scripts/check-deploy.py .build/debug
 	.venv/bin/python scripts/check-dashboards.py .build/debug/rondo
 	.venv/bin/python scripts/check-openapi-client.py .build/debug/rondo
 	.venv/bin/python scripts/check-dtypes.py .build/debug/rondo

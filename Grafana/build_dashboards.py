@@ -1,13 +1,29 @@
 """Writes Grafana/dashboards/*.json from the panel lists below, so every dashboard shares one layout
 convention (stable uids, tags, a Prometheus datasource variable, trace links). Run after editing:
     python3 Grafana/build_dashboards.py
-The JSON files are committed; a test checks they match this script's output."""
+The JSON files are committed; a test checks they match this script's output.
+
+Conventions (scripts/check-dashboards.py checks them against a live federation):
+- Every query selects with `sel(...)`, so it filters by the `$cluster`, `$namespace` and `$job` template
+  variables, and aggregates `by (cluster, namespace, job, ...)` (`ID`): two federations on one Prometheus
+  never mix.
+- No panel shows NaN when the federation is stuck: quantiles go through `quantile()` (no series when nothing
+  was observed in the window), ratios divide by `(denominator > 0)`, and such panels say why they are empty
+  (`no_value`).
+- Annotations use `increase(...) > 0`, which counts a counter reset (a coordinator restart: N -> 0) as no
+  event, where `changes()` would mark it.
+"""
 import json
 import pathlib
 
 HERE = pathlib.Path(__file__).resolve().parent
 DS = {"type": "prometheus", "uid": "${datasource}"}
 RATE = "$__rate_interval"
+# The labels that tell one federation from another (Prometheus/mixin.yaml's federationLabels): `cluster` and
+# `namespace` may be absent (a regex matcher ".*" also matches a missing label), `job` is the scrape job.
+FEDERATION = ("cluster", "namespace", "job")
+ID = ", ".join(FEDERATION)
+FILTER = ", ".join(f'{label}=~"${label}"' for label in FEDERATION)
 
 
 TRACES_LINK = {
@@ -17,101 +33,316 @@ TRACES_LINK = {
 }
 
 
-def panel(title, exprs, kind="timeseries", unit=None, legends=None, width=12, description="", traces=False):
-    targets = [
-        {"refId": chr(65 + i), "datasource": DS, "expr": expr, "legendFormat": (legends or [""] * len(exprs))[i]}
-        for i, expr in enumerate(exprs)
-    ]
-    result = {"type": kind, "title": title, "description": description, "datasource": DS, "targets": targets,
-              "gridPos": {"w": width, "h": 8}, "fieldConfig": {"defaults": {}, "overrides": []}, "options": {}}
+def sel(metric, matchers=""):
+    """`metric{matchers, cluster=~"$cluster", namespace=~"$namespace", job=~"$job"}`."""
+    return f"{metric}{{{matchers + ', ' if matchers else ''}{FILTER}}}"
+
+
+def by(*labels):
+    return ", ".join((ID,) + labels)
+
+
+def quantile(q, histogram, *labels):
+    """The q-quantile of a histogram over the rate window, only where something was observed in it (a bare
+    histogram_quantile over all-zero rates is NaN)."""
+    group = by(*labels)
+    return (f"histogram_quantile({q}, sum by (le, {group}) (rate({sel(histogram + '_bucket')}[{RATE}])))"
+            f" and on ({group}) sum by ({group}) (rate({sel(histogram + '_count')}[{RATE}])) > 0")
+
+
+def mean(histogram, *labels):
+    """Mean observation over the rate window; no series (not NaN) when nothing was observed."""
+    group = by(*labels)
+    return (f"sum by ({group}) (rate({sel(histogram + '_sum')}[{RATE}]))"
+            f" / (sum by ({group}) (rate({sel(histogram + '_count')}[{RATE}])) > 0)")
+
+
+def rate_by(metric, *labels, matchers="", function="rate"):
+    """`sum by (cluster, namespace, job, labels) (rate(metric{...}[$__rate_interval]))`."""
+    return f"sum by ({by(*labels)}) ({function}({sel(metric, matchers)}[{RATE}]))"
+
+
+def since(timestamp):
+    """Seconds since a Unix-time gauge; no series while it is 0 (never happened)."""
+    return f"time() - {sel(timestamp)} and {sel(timestamp)} > 0"
+
+
+def thresholds(*steps):
+    """(color, from value) steps; the first applies from -inf."""
+    return {"mode": "absolute",
+            "steps": [{"color": color, "value": None if i == 0 else value} for i, (color, value) in enumerate(steps)]}
+
+
+def value_map(values, nan=None):
+    """Grafana value mappings: {value: (text, color)}, plus NaN/null shown as text."""
+    mappings = []
+    if values:
+        mappings.append({"type": "value", "options": {
+            key: {"text": text, "color": color, "index": i} for i, (key, (text, color)) in enumerate(values.items())}})
+    if nan:
+        mappings.append({"type": "special", "options": {"match": "nan", "result": {"text": nan, "index": len(values or ())}}})
+    return mappings
+
+
+def panel(title, exprs, kind="timeseries", unit=None, legends=None, width=12, description="", traces=False,
+          height=8, no_value=None, mappings=None, steps=None, options=None, custom=None, overrides=None,
+          decimals=None):
+    instant = kind in ("stat", "bargauge")
+    targets = []
+    for i, expr in enumerate(exprs):
+        target = {"refId": chr(65 + i), "datasource": DS, "expr": expr,
+                  "legendFormat": (legends or [""] * len(exprs))[i]}
+        if instant:
+            target.update({"instant": True, "range": False})
+        targets.append(target)
+    defaults = {}
     if unit:
-        result["fieldConfig"]["defaults"]["unit"] = unit
+        defaults["unit"] = unit
+    if decimals is not None:
+        defaults["decimals"] = decimals
+    if no_value:
+        defaults["noValue"] = no_value
+    if mappings or no_value:
+        defaults["mappings"] = mappings or value_map(None, nan=no_value)
+    if steps:
+        defaults["thresholds"] = thresholds(*steps)
+    elif kind in ("stat", "bargauge"):
+        defaults["thresholds"] = thresholds(("blue", None))  # not Grafana's default red above 80
+    if custom:
+        defaults["custom"] = custom
+    result = {"type": kind, "title": title, "description": description, "datasource": DS, "targets": targets,
+              "gridPos": {"w": width, "h": height}, "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
+              "options": {}}
+    if kind == "stat":
+        result["options"] = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                             "colorMode": "value" if steps or mappings else "none", "graphMode": "none",
+                             "textMode": "auto", "justifyMode": "auto", "orientation": "auto"}
+    result["options"].update(options or {})
     if traces:
         result["links"] = [TRACES_LINK]
     return result
 
 
+def stat(title, exprs, width, **kwargs):
+    return panel(title, exprs, "stat", width=width, height=kwargs.pop("height", 4), **kwargs)
+
+
+def row(title):
+    return {"type": "row", "title": title, "collapsed": False, "panels": [], "gridPos": {"w": 24, "h": 1}}
+
+
+def right_axis(ref_id, unit):
+    """Field override: the query ref_id's series on a right-hand axis in its own unit."""
+    return {"matcher": {"id": "byFrameRefID", "options": ref_id},
+            "properties": [{"id": "unit", "value": unit}, {"id": "custom.axisPlacement", "value": "right"}]}
+
+
+def variable(name, query, include_all):
+    result = {"name": name, "label": name, "type": "query", "datasource": DS,
+              "query": {"query": query, "refId": f"{name}-variable"}, "definition": query,
+              "refresh": 2, "sort": 1, "hide": 0, "multi": False, "includeAll": include_all, "current": {},
+              "options": [], "regex": ""}
+    if include_all:
+        result["allValue"] = ".*"
+    return result
+
+
+TEMPLATING = [
+    {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Prometheus", "current": {}, "hide": 0},
+    # Absent on a single-cluster Prometheus: then only All (.*) is offered, which also matches no label.
+    variable("cluster", "label_values(rondo_build_info, cluster)", include_all=True),
+    # Set by the Prometheus Operator (two federations in two namespaces share the job name); else absent.
+    variable("namespace", 'label_values(rondo_build_info{cluster=~"$cluster"}, namespace)', include_all=True),
+    # One federation (scrape job) at a time; two on one Prometheus are told apart by it.
+    variable("job", 'label_values(rondo_build_info{cluster=~"$cluster", namespace=~"$namespace"}, job)',
+             include_all=False),
+]
+
+
+def annotation(name, expr, color, text="", tags=""):
+    return {"name": name, "datasource": DS, "enable": True, "iconColor": color, "expr": expr, "titleFormat": name,
+            "textFormat": text, "tagKeys": tags, "step": "60s"}
+
+
+# A coordinator (re)start: its process started within the last 2 minutes. Unlike changes() of the start time,
+# it also marks a restart after an outage longer than the window. Its counters restart at 0 then, which the
+# other annotations' increase() treats as a reset, not as an event.
+RESTARTS = annotation(
+    "Coordinator restarts", f"{sel('process_start_time_seconds')} > time() - 120", "blue",
+    text="coordinator process started (counters restart at 0)")
+
+
 def dashboard(uid, title, panels, annotations=()):
-    x = y = 0
+    x = y = line_height = 0
     for index, item in enumerate(panels):
         item["id"] = index + 1
-        width = item["gridPos"]["w"]
-        if x + width > 24:
-            x, y = 0, y + 8
+        width, height = item["gridPos"]["w"], item["gridPos"]["h"]
+        if item["type"] == "row" or x + width > 24:
+            x, y, line_height = 0, y + line_height, 0
         item["gridPos"].update({"x": x, "y": y})
         x += width
+        line_height = max(line_height, height)
     return {
         "uid": uid, "title": title, "tags": ["rondo", "federated-learning"], "timezone": "browser",
         "schemaVersion": 39, "version": 1, "refresh": "30s", "time": {"from": "now-6h", "to": "now"},
-        "templating": {"list": [{"name": "datasource", "type": "datasource", "query": "prometheus",
-                                 "label": "Prometheus", "current": {}, "hide": 0}]},
-        "annotations": {"list": [
-            {"name": name, "datasource": DS, "enable": True, "iconColor": color, "expr": expr,
-             "titleFormat": name, "step": "60s"} for name, expr, color in annotations]},
+        "templating": {"list": TEMPLATING},
+        "annotations": {"list": list(annotations)},
         "links": [{"title": "Traces (Tempo)", "type": "link", "url": "/explore?left={\"datasource\":\"tempo\"}",
                    "icon": "external link", "targetBlank": True}],
         "panels": panels,
     }
 
 
+def up(width):
+    return stat("Coordinator up", [sel("up")], width, legends=["{{instance}}"], no_value="not scraped",
+                mappings=value_map({"1": ("up", "green"), "0": ("DOWN", "red")}),
+                description="Prometheus' scrape of the coordinator (`up`).")
+
+
+def firing(width):
+    return stat(
+        "Firing Rondo alerts", ["count(" + sel("ALERTS", 'alertname=~"Rondo.*", alertstate="firing"') + ") or vector(0)"],
+        width, steps=[("green", None), ("red", 1)],
+        description="Rondo alerts firing now (pending ones not counted); 0 when none. Alertmanager lists them.")
+
+
+SINCE_COMMIT = since("rondo_last_committed_round_timestamp_seconds")
+
 overview = dashboard("rondo-overview", "Rondo / Federation overview", [
-    panel("Round", ["rondo_round"], "stat", width=4),
-    panel("Phase", ["max by (phase) (rondo_round_phase) == 1"], "stat", legends=["{{phase}}"], width=4),
-    panel("Model version", ["rondo_model_version"], "stat", width=4),
-    panel("Rounds by outcome", [f"sum by (outcome) (increase(rondo_rounds_total[$__range]))"], "bargauge",
-          legends=["{{outcome}}"], width=12),
-    panel("Round duration", [
-        f"histogram_quantile({q}, sum by (le) (rate(rondo_round_duration_seconds_bucket[{RATE}])))"
-        for q in ("0.5", "0.9", "0.99")], unit="s", legends=["p50", "p90", "p99"], traces=True),
-    panel("Phase duration p90", [
-        f"histogram_quantile(0.9, sum by (le, phase) (rate(rondo_round_phase_duration_seconds_bucket[{RATE}])))"],
-        unit="s", legends=["{{phase}}"]),
-    panel("Clients connected vs required", ["rondo_clients_connected", "rondo_clients_required", "rondo_clients_selected"],
-          legends=["connected", "required", "selected last round"]),
-    panel("Results by outcome", [f"sum by (kind, outcome) (rate(rondo_results_total[{RATE}]))"], unit="ops",
-          legends=["{{kind}} {{outcome}}"]),
-    panel("Dropouts by reason", [f"sum by (kind, reason) (rate(rondo_dropouts_total[{RATE}]))"], unit="ops",
-          legends=["{{kind}} {{reason}}"], traces=True,
+    row("Is it healthy?"),
+    up(3),
+    firing(3),
+    stat("Last commit", [SINCE_COMMIT], 3, unit="s", no_value="no round committed yet", legends=["ago"],
+         description="Time since the last committed round; RondoRoundStuck compares it with a threshold (Rounds / Time "
+                     "since last commit)."),
+    stat("Federation", [f"{sel('rondo_federation_paused')} + 2 * {sel('rondo_federation_draining')}"], 3,
+         mappings=value_map({"0": ("running", "green"), "1": ("paused", "orange"), "2": ("draining", "orange"),
+                             "3": ("draining", "orange")}),
+         description="paused: an operator paused it (no new rounds); draining: the coordinator finishes its "
+                     "round before stopping (rondo_federation_paused, rondo_federation_draining)."),
+    stat("Quorum", [sel("rondo_clients_connected"), sel("rondo_clients_required")], 4,
+         legends=["connected", "required"], options={"textMode": "value_and_name"},
+         description="Connected clients vs the connected clients a round needs before it starts. "
+                     "RondoQuorumAtRisk fires after 5 minutes below."),
+    stat("Phase", [f"max by ({by('phase')}) ({sel('rondo_round_phase')}) == 1"], 3, legends=["{{phase}}"],
+         options={"textMode": "name"}),
+    stat("Round", [sel("rondo_round")], 2),
+    stat("Model version", [sel("rondo_model_version")], 3),
+    panel("Model version timeline", [sel("rondo_model_version")], width=24, height=6, legends=["current model"], decimals=0,
+          custom={"lineInterpolation": "stepAfter", "showPoints": "never", "fillOpacity": 10},
+          description="The version the next round trains from; it steps back on a rollback. Annotations mark "
+                      "rollbacks, guard rejections, operator actions and coordinator restarts."),
+    row("Rounds"),
+    panel("Rounds by outcome", [f"sum by ({by('outcome')}) (increase({sel('rondo_rounds_total')}[$__range]))"],
+          "bargauge", legends=["{{outcome}}"], width=8),
+    panel("Round duration", [quantile(q, "rondo_round_duration_seconds") for q in ("0.5", "0.9", "0.99")],
+          unit="s", legends=["p50", "p90", "p99"], traces=True, width=8, no_value="no round finished in the range"),
+    panel("Phase duration p90", [quantile("0.9", "rondo_round_phase_duration_seconds", "phase")], unit="s",
+          legends=["{{phase}}"], width=8, no_value="no phase ended in the range"),
+    panel("Time since last commit", [SINCE_COMMIT, sel("rondo:round_stuck_threshold_seconds")], unit="s",
+          legends=["since last commit", "stuck threshold"], width=12, no_value="no round committed yet",
+          description="RondoRoundStuck fires when the first line stays above the second for 5 minutes."),
+    panel("Round backoff", [sel("rondo_round_backoff_seconds"),
+                            rate_by("rondo_round_backoffs_total", function="increase")],
+          unit="s", legends=["wait before the next round", "rounds held back"], width=12,
+          overrides=[right_axis("B", "short")],
+          description="Failing rounds make the next one wait (exponential backoff); 0 once a round commits. "
+                      "RondoRoundsBackingOff fires at 16 s."),
+    row("Clients"),
+    panel("Clients", [sel("rondo_clients_connected"), sel("rondo_clients_required"), sel("rondo_clients_registered"),
+                      sel("rondo_clients_selected"), sel("rondo_round_quorum")],
+          legends=["connected", "required to start", "registered", "selected last round",
+                   "quorum (accepted fit results needed)"]),
+    panel("Results by outcome", [rate_by("rondo_results_total", "kind", "outcome")],
+          unit="ops", legends=["{{kind}} {{outcome}}"]),
+    panel("Dropouts by reason", [rate_by("rondo_dropouts_total", "kind", "reason")],
+          unit="ops", legends=["{{kind}} {{reason}}"], traces=True,
           description="Failed client.task spans carry rondo.dropout.reason."),
-    panel("Rejections by reason", [f"sum by (reason) (rate(rondo_result_rejections_total[{RATE}]))"], unit="ops",
-          legends=["{{reason}}"]),
-    panel("Global evaluation accuracy", ["rondo_eval_accuracy"], unit="percentunit", legends=["accuracy"]),
-    panel("Global evaluation loss", ["rondo_eval_loss"], legends=["loss"]),
-    panel("Task duration p90", [
-        f"histogram_quantile(0.9, sum by (le, kind) (rate(rondo_task_duration_seconds_bucket[{RATE}])))"],
-        unit="s", legends=["{{kind}}"],
-        description="Time from handing a task out to its accepted result; open the round's trace for one task.",
-        traces=True),
-    panel("Bytes in / out", [f"rate(rondo_update_bytes_received_total[{RATE}])", f"rate(rondo_model_bytes_sent_total[{RATE}])"],
+    panel("Rejections by reason", [rate_by("rondo_result_rejections_total", "reason")],
+          unit="ops", legends=["{{reason}}"]),
+    panel("Task duration p90", [quantile("0.9", "rondo_task_duration_seconds", "kind")], unit="s",
+          legends=["{{kind}}"], no_value="no task result accepted in the range",
+          description="Time from handing a task out to its accepted result; open the round's trace for one task.",
+          traces=True),
+    panel("Bytes in / out", [f"rate({sel('rondo_update_bytes_received_total')}[{RATE}])",
+                             f"rate({sel('rondo_model_bytes_sent_total')}[{RATE}])"],
           unit="Bps", legends=["updates received", "models sent"]),
+    row("Model and updates"),
+    panel("Global evaluation accuracy", [sel("rondo_eval_accuracy")], unit="percentunit", legends=["accuracy"]),
+    panel("Global evaluation loss", [sel("rondo_eval_loss")], legends=["loss"]),
+    panel("Update norm", [quantile(q, "rondo_update_norm") for q in ("0.5", "0.9")], legends=["p50", "p90"],
+          width=8, no_value="no update accepted in the range",
+          description="L2 norm of accepted updates (result minus base). A jump in p90 points at a diverging or "
+                      "misbehaving site."),
+    panel("Update size", [quantile(q, "rondo_update_size_bytes") for q in ("0.5", "0.9")], unit="bytes",
+          legends=["p50", "p90"], width=8, no_value="no update received in the range",
+          description="Fit-result uploads (coarse buckets: 1 KiB, 16 KiB, 256 KiB, 1 MiB, 16 MiB, ...)."),
+    panel("Aggregation time per update", [quantile(q, "rondo_aggregation_duration_seconds") for q in ("0.5", "0.99")],
+          unit="s", legends=["p50", "p99"], width=8, no_value="no update folded in the range",
+          description="Validating and folding one update into the running average."),
 ], annotations=[
-    ("Rollbacks", "changes(rondo_rollbacks_total{trigger=\"manual\"}[2m]) > 0", "orange"),
-    ("Guard rejections", "changes(rondo_rollbacks_total{trigger=\"guard\"}[2m]) > 0", "red"),
+    annotation("Rollbacks", "increase(" + sel("rondo_rollbacks_total", 'trigger="manual"') + "[2m]) > 0", "orange",
+               text="manual rollback"),
+    annotation("Guard rejections", "increase(" + sel("rondo_rounds_total", 'outcome="rejected"') + "[2m]) > 0", "red",
+               text="the regression guard rejected the round's model"),
+    annotation("Operator actions", "increase(" + sel("rondo_admin_actions_total", 'action!="rollback"') + "[2m]) > 0",
+               "purple", text="{{action}}", tags="action"),
+    RESTARTS,
 ])
 
 health = dashboard("rondo-coordinator-health", "Rondo / Coordinator health", [
-    panel("HTTP requests by route", [f"sum by (route) (rate(rondo_http_requests_total[{RATE}]))"], unit="reqps",
-          legends=["{{route}}"]),
+    row("Coordinator"),
+    up(4),
+    stat("Build", [sel("rondo_build_info")], 8, legends=["{{version}} ({{revision}})"], options={"textMode": "name"},
+         description="rondo_build_info: the version and git revision the coordinator was built from."),
+    stat("Uptime", [since("process_start_time_seconds")], 4,
+         unit="s", description="Since the coordinator process started (process_start_time_seconds); counters "
+                               "restart at 0 then."),
+    stat("Last checkpoint", [since("rondo_last_checkpoint_success_timestamp_seconds")], 4,
+         unit="s", legends=["ago"], no_value="no checkpoint written yet"),
+    firing(4),
+    row("HTTP and admission"),
+    panel("HTTP requests by route", [rate_by("rondo_http_requests_total", "route")],
+          unit="reqps", legends=["{{route}}"], width=8),
     panel("HTTP error ratio", [
-        f"(sum(rate(rondo_http_requests_total{{status=~\"4..|5..\"}}[{RATE}])) or vector(0)) / sum(rate(rondo_http_requests_total[{RATE}]))"],
-        unit="percentunit", legends=["4xx+5xx"]),
-    panel("HTTP latency p90 by route", [
-        f"histogram_quantile(0.9, sum by (le, route) (rate(rondo_http_request_duration_seconds_bucket[{RATE}])))"],
-        unit="s", legends=["{{route}}"], description="Long-polls count their full wait.", traces=True),
-    panel("Process CPU", [f"rate(process_cpu_seconds_total[{RATE}])"], unit="percentunit", legends=["cpu"]),
-    panel("Resident memory", ["process_resident_memory_bytes"], unit="bytes", legends=["rss"]),
-    panel("Open file descriptors", ["process_open_fds"], legends=["fds"]),
-    panel("Checkpoint write duration p90", [
-        f"histogram_quantile(0.9, sum by (le) (rate(rondo_checkpoint_write_duration_seconds_bucket[{RATE}])))"],
-        unit="s", legends=["p90"]),
-    panel("Checkpoint age", ["time() - rondo_last_checkpoint_success_timestamp_seconds"], unit="s", legends=["age"]),
-    panel("Checkpoint writes", [f"sum by (outcome) (rate(rondo_checkpoint_writes_total[{RATE}]))"], unit="ops",
-          legends=["{{outcome}}"]),
-    panel("Trace exporter", [f"rate(rondo_trace_spans_exported_total[{RATE}])", f"rate(rondo_trace_spans_dropped_total[{RATE}])",
-                             f"rate(rondo_trace_export_failures_total[{RATE}])"], unit="ops",
-          legends=["exported", "dropped", "export failures"]),
-])
-
+        "(" + rate_by("rondo_http_requests_total", matchers='status=~"4..|5.."')
+        + " or 0 * " + rate_by("rondo_http_requests_total") + ") / (" + rate_by("rondo_http_requests_total") + " > 0)"],
+        unit="percentunit", legends=["4xx+5xx"], width=8, no_value="no request in the range"),
+    panel("HTTP latency p90 by route", [quantile("0.9", "rondo_http_request_duration_seconds", "route")],
+          unit="s", legends=["{{route}}"], description="Long-polls count their full wait.", traces=True, width=8,
+          no_value="no request in the range"),
+    panel("Refusals by limit", [rate_by("rondo_limit_refusals_total", "limit")],
+          unit="reqps", legends=["{{limit}}"], width=8,
+          description="Requests refused by a configured limit (clients, long polls, rates, connections, slow "
+                      "bodies, queued rollbacks)."),
+    panel("Auth refusals by reason", [rate_by("rondo_auth_refusals_total", "reason")],
+          unit="reqps", legends=["{{reason}}"], width=8,
+          description="unauthenticated: no or unknown token; forbidden: a viewer token calling an action; "
+                      "revoked: a revoked client's token."),
+    panel("Operator actions", [rate_by("rondo_admin_actions_total", "action", function="increase")],
+          legends=["{{action}}"], width=8, custom={"drawStyle": "bars", "fillOpacity": 80},
+          description="Admin API actions carried out; `rondo events` (GET /v1/events) says who and why."),
+    row("Process"),
+    panel("Process CPU", [f"rate({sel('process_cpu_seconds_total')}[{RATE}])"], unit="percentunit", legends=["cpu"],
+          width=8),
+    panel("Resident memory", [sel("process_resident_memory_bytes")], unit="bytes", legends=["rss"], width=8),
+    panel("Open file descriptors", [sel("process_open_fds")], legends=["fds"], width=8),
+    row("Checkpoints"),
+    panel("Checkpoint write duration p90", [quantile("0.9", "rondo_checkpoint_write_duration_seconds")],
+          unit="s", legends=["p90"], width=6, no_value="no checkpoint written in the range"),
+    panel("Checkpoint age", [since("rondo_last_checkpoint_success_timestamp_seconds")],
+          unit="s", legends=["age"], width=6, no_value="no checkpoint written yet"),
+    panel("Checkpoint writes", [rate_by("rondo_checkpoint_writes_total", "outcome")],
+          unit="ops", legends=["{{outcome}}"], width=6),
+    panel("Checkpoint size", [mean("rondo_checkpoint_size_bytes")], unit="bytes", legends=["mean"], width=6,
+          no_value="no checkpoint written in the range",
+          description="Mean size of the checkpoints stored in the window."),
+    row("Tracing"),
+    panel("Trace exporter", [f"rate({sel('rondo_trace_spans_exported_total')}[{RATE}])",
+                             f"rate({sel('rondo_trace_spans_dropped_total')}[{RATE}])",
+                             f"rate({sel('rondo_trace_export_failures_total')}[{RATE}])"], unit="ops",
+          legends=["exported", "dropped", "export failures"], width=24),
+], annotations=[RESTARTS])
 
 
 def render():

@@ -1,0 +1,400 @@
+"""Rondo's Prometheus rules, written once here and rendered with the settings in Prometheus/mixin.yaml into
+    Prometheus/rules/rondo-recording.yml      (recording rules)
+    Prometheus/rules/rondo-alerts.yml         (alerts; each links its runbook in Prometheus/runbooks/)
+    Deploy/kubernetes/prometheusrule.yaml     (the same groups as a prometheus-operator PrometheusRule)
+and keeps the runbook_url lines of the hand-written unit tests in Prometheus/tests/ on the configured base.
+Never edit those files by hand: change the rules below or mixin.yaml, then run
+    .venv/bin/python Prometheus/generate_rules.py
+scripts/check-prometheus.py fails when a committed file differs from what this produces.
+
+In the rules, three placeholders stand for the settings:
+    ${fed}          the federation labels, comma-separated (`cluster, namespace, job`): `sum by (${fed})`,
+                    `on (${fed})`. Every aggregation and join keeps them, so federations never mix.
+    ${up}           the coordinatorSelector label matchers, for `up{${up}}`.
+    ${federation}   a Go template naming the alert's federation from those labels (`team-a/rondo`).
+and each alert's `runbook` becomes its runbook_url annotation, <runbookBaseURL>/<runbook>.md.
+"""
+import pathlib
+import re
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "Prometheus" / "mixin.yaml"
+RECORDING = ROOT / "Prometheus" / "rules" / "rondo-recording.yml"
+ALERTS = ROOT / "Prometheus" / "rules" / "rondo-alerts.yml"
+KUBERNETES = ROOT / "Deploy" / "kubernetes" / "prometheusrule.yaml"
+
+# Each rule: `comment` (optional, written above it), then its Prometheus keys. Alerts name a `runbook`.
+RECORDING_RULES = [
+    {
+        "comment": "Usual round time: the 90th percentile over the last hour (seconds).",
+        "record": "rondo:round_duration_seconds:p90_1h",
+        "expr": "histogram_quantile(0.9, sum by (${fed}, le) (rate(rondo_round_duration_seconds_bucket[1h])))",
+    },
+    {
+        "comment": "How long without a commit counts as stuck: 5 x the usual round time, at least 10 minutes (3 rounds\n"
+        "that run into the default fit + evaluate timeouts, 180 s each, and their backoff stay below it). When no\n"
+        "round ended in the last hour the usual time is unknown and the floor applies.\n"
+        "Change the multiple or the floor here; RondoRoundStuck follows (its time to detect is this + 1m15s).",
+        "record": "rondo:round_stuck_threshold_seconds",
+        "expr": "clamp_min(5 * rondo:round_duration_seconds:p90_1h > 0, 600)\n"
+        "  or on (${fed})\n"
+        "600 * group by (${fed}) (rondo_last_committed_round_timestamp_seconds)\n",
+    },
+    {
+        "comment": "The last time rounds were held on purpose: the evaluation time whenever the federation is paused or\n"
+        "draining, no sample while it runs. RondoRoundStuck and RondoCheckpointTooOld count from the later of\n"
+        "this and the last commit, so they neither fire during a pause nor right after a resume.",
+        "record": "rondo:federation_held_timestamp_seconds",
+        "expr": "max by (${fed}) (timestamp(rondo_federation_paused == 1 or rondo_federation_draining == 1))",
+    },
+    {
+        "comment": "Share of selected clients that dropped out, over 15 minutes.",
+        "record": "rondo:dropout_ratio:rate15m",
+        "expr": "sum by (${fed}) (rate(rondo_dropouts_total[15m]))\n"
+        "  / clamp_min(\n"
+        "      sum by (${fed}) (rate(rondo_dropouts_total[15m]))\n"
+        "    + sum by (${fed}) (rate(rondo_results_total{outcome=\"accepted\"}[15m])),\n"
+        "    1e-9)\n",
+    },
+    {
+        "comment": "Share of results refused, over 10 minutes.",
+        "record": "rondo:rejection_ratio:rate10m",
+        "expr": "sum by (${fed}) (rate(rondo_result_rejections_total[10m]))\n"
+        "  / clamp_min(\n"
+        "      sum by (${fed}) (rate(rondo_result_rejections_total[10m]))\n"
+        "    + sum by (${fed}) (rate(rondo_results_total{outcome=\"accepted\"}[10m])),\n"
+        "    1e-9)\n",
+    },
+] + [
+    {
+        **(
+            {"comment": "Round failure ratio (failed or aborted rounds / finished rounds) for the error-budget alerts."}
+            if window == "5m"
+            else {}
+        ),
+        "record": f"rondo:round_failure_ratio:rate{window}",
+        "expr": f"sum by (${{fed}}) (rate(rondo_rounds_total{{outcome=~\"failed|aborted\"}}[{window}]))\n"
+        f"  / clamp_min(sum by (${{fed}}) (rate(rondo_rounds_total[{window}])), 1e-9)\n",
+    }
+    for window in ("5m", "30m", "1h", "6h")
+]
+
+# Time to detect (scrape every 15 s, evaluate every 15 s) is worked out in each runbook; keep them in step.
+ALERT_RULES = [
+    {
+        "alert": "RondoCoordinatorDown",
+        "expr": "up{${up}} == 0 or absent(up{${up}})",
+        "for": "2m",
+        "labels": {"severity": "critical"},
+        "annotations": {
+            "summary": "Rondo coordinator is down or not scraped",
+            "description": "{{ if $labels.instance }}Prometheus has not scraped federation ${federation} ({{ $labels.instance }})"
+            " for 2 minutes.{{ else }}No Rondo coordinator has been scraped for 2 minutes (no up{${up}} series)."
+            "{{ end }}",
+        },
+        "runbook": "RondoCoordinatorDown",
+    },
+    {
+        "comment": "Paused, draining or finished federations commit nothing on purpose; after a pause or a drain the\n"
+        "threshold counts from the resume.",
+        "alert": "RondoRoundStuck",
+        "expr": "time() - (rondo_last_committed_round_timestamp_seconds > 0)\n"
+        "  > on (${fed}) group_left rondo:round_stuck_threshold_seconds\n"
+        "unless on (${fed}) (rondo_federation_paused == 1 or rondo_federation_draining == 1)\n"
+        "unless on (${fed}) (\n"
+        "  time() - max_over_time(rondo:federation_held_timestamp_seconds[3h])\n"
+        "    <= on (${fed}) rondo:round_stuck_threshold_seconds\n"
+        ")\n"
+        "unless on (${fed}) rondo_round_phase{phase=\"finished\"} == 1\n",
+        "for": "1m",
+        "labels": {"severity": "critical"},
+        "annotations": {
+            "summary": "No round has committed for far longer than usual",
+            "description": "Federation ${federation} has not committed a round for {{ $value | printf \"%.0f\" }} s,"
+            " more than 5x its usual round time (at least 10 minutes), and it is not paused.",
+        },
+        "runbook": "RondoRoundStuck",
+    },
+    {
+        "comment": "No round starts while paused, draining or finished, so missing clients hold nothing up then.",
+        "alert": "RondoQuorumAtRisk",
+        "expr": "rondo_clients_connected < rondo_clients_required\n"
+        "unless on (${fed}) (\n"
+        "  rondo_round_phase{phase=\"finished\"} == 1 or rondo_federation_paused == 1 or rondo_federation_draining == 1\n"
+        ")\n",
+        "for": "2m",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "Fewer clients connected than a round needs",
+            "description": "Federation ${federation} has {{ $value }} clients connected, fewer than a round needs"
+            " (rondo_clients_required).",
+        },
+        "runbook": "RondoQuorumAtRisk",
+    },
+    {
+        "alert": "RondoHighDropoutRate",
+        "expr": "rondo:dropout_ratio:rate15m > 0.3",
+        "for": "15m",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "Many selected clients drop out of rounds",
+            "description": "In federation ${federation}, {{ $value | printf \"%.2f\" }} of selected clients dropped out"
+            " over 15 minutes.",
+        },
+        "runbook": "RondoHighDropoutRate",
+    },
+    {
+        "alert": "RondoUpdateRejectionsSpiking",
+        "expr": "rondo:rejection_ratio:rate10m > 0.1\n"
+        "and on (${fed}) sum by (${fed}) (rate(rondo_result_rejections_total[10m])) > 0.01\n",
+        "for": "10m",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "Client results are being refused",
+            "description": "In federation ${federation}, {{ $value | printf \"%.2f\" }} of results were refused over"
+            " 10 minutes.",
+        },
+        "runbook": "RondoUpdateRejectionsSpiking",
+    },
+    {
+        "alert": "RondoAccuracyRegression",
+        "expr": "rondo_eval_accuracy < max_over_time(rondo_eval_accuracy[6h]) - 0.05",
+        "for": "10m",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "Global evaluation accuracy fell below its recent best",
+            "description": "Federation ${federation}: evaluation accuracy is {{ $value | printf \"%.3f\" }}, more than"
+            " 0.05 below its 6-hour maximum.",
+        },
+        "runbook": "RondoAccuracyRegression",
+    },
+    {
+        "comment": "Fires on the first rejection and resolves 15 minutes after the last one, so a fix can be confirmed.",
+        "alert": "RondoGuardRejectedRounds",
+        "expr": "increase(rondo_rounds_total{outcome=\"rejected\"}[15m]) > 0",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "The regression guard refused models",
+            "description": "Federation ${federation}: the regression guard rejected {{ $value | printf \"%.0f\" }}"
+            " round models in the last 15 minutes.",
+        },
+        "runbook": "RondoGuardRejectedRounds",
+    },
+    {
+        "alert": "RondoRollbackHappened",
+        "expr": "increase(rondo_rollbacks_total{trigger=\"manual\"}[15m]) > 0",
+        "labels": {"severity": "info"},
+        "annotations": {
+            "summary": "The global model was rolled back",
+            "description": "Federation ${federation}: {{ $value | printf \"%.0f\" }} manual rollbacks in the last 15"
+            " minutes.",
+        },
+        "runbook": "RondoRollbackHappened",
+    },
+    {
+        "alert": "RondoCheckpointWritesFailing",
+        "expr": "increase(rondo_checkpoint_writes_total{outcome=\"failure\"}[10m]) > 0",
+        "labels": {"severity": "critical"},
+        "annotations": {
+            "summary": "Checkpoint writes are failing",
+            "description": "Federation ${federation}: {{ $value | printf \"%.0f\" }} checkpoint writes (stores or"
+            " commits) failed in the last 10 minutes.",
+        },
+        "runbook": "RondoCheckpointWritesFailing",
+    },
+    {
+        "alert": "RondoRoundsBackingOff",
+        "expr": "rondo_round_backoff_seconds >= 16",
+        "for": "5m",
+        "labels": {"severity": "critical"},
+        "annotations": {
+            "summary": "Rounds keep failing and the coordinator is backing off",
+            "description": "Federation ${federation}: five or more rounds failed in a row; the next round waits"
+            " {{ $value | printf \"%.0f\" }} s.",
+        },
+        "runbook": "RondoRoundsBackingOff",
+    },
+    {
+        "alert": "RondoCheckpointTooOld",
+        "expr": "time() - (rondo_last_checkpoint_success_timestamp_seconds > 0) > 3600\n"
+        "unless on (${fed}) (rondo_federation_paused == 1 or rondo_federation_draining == 1)\n"
+        "unless on (${fed}) (time() - max_over_time(rondo:federation_held_timestamp_seconds[3h]) <= 3600)\n"
+        "unless on (${fed}) rondo_round_phase{phase=\"finished\"} == 1\n",
+        "for": "10m",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "No checkpoint written for over an hour",
+            "description": "Federation ${federation}: the last successful checkpoint write was"
+            " {{ $value | printf \"%.0f\" }} s ago.",
+        },
+        "runbook": "RondoCheckpointTooOld",
+    },
+    {
+        "alert": "RondoTraceExportFailing",
+        "expr": "increase(rondo_trace_export_failures_total[10m]) > 0 or increase(rondo_trace_spans_dropped_total[10m]) > 0",
+        "for": "10m",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "Trace export is failing or dropping spans",
+            "description": "Federation ${federation}: {{ $value | printf \"%.0f\" }} trace export failures or dropped"
+            " spans in the last 10 minutes.",
+        },
+        "runbook": "RondoTraceExportFailing",
+    },
+    {
+        "comment": "SLO: 99 % of rounds succeed (error budget 1 %). Multi-window burn-rate alerts.",
+        "alert": "RondoRoundErrorBudgetFastBurn",
+        "expr": "rondo:round_failure_ratio:rate1h > (14.4 * 0.01) and rondo:round_failure_ratio:rate5m > (14.4 * 0.01)",
+        "for": "2m",
+        "labels": {"severity": "critical"},
+        "annotations": {
+            "summary": "Rounds fail fast enough to spend the monthly error budget in two days",
+            "description": "In federation ${federation}, {{ $value | printf \"%.2f\" }} of rounds failed over the last"
+            " hour.",
+        },
+        "runbook": "RondoRoundErrorBudgetBurn",
+    },
+    {
+        "alert": "RondoRoundErrorBudgetSlowBurn",
+        "expr": "rondo:round_failure_ratio:rate6h > (6 * 0.01) and rondo:round_failure_ratio:rate30m > (6 * 0.01)",
+        "for": "15m",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "Rounds fail fast enough to spend the monthly error budget in five days",
+            "description": "In federation ${federation}, {{ $value | printf \"%.2f\" }} of rounds failed over the last"
+            " six hours.",
+        },
+        "runbook": "RondoRoundErrorBudgetBurn",
+    },
+]
+
+GROUPS = [("rondo-recording", RECORDING_RULES, RECORDING), ("rondo-alerts", ALERT_RULES, ALERTS)]
+KEY_ORDER = ("record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations")
+
+
+def load_config(path=CONFIG):
+    config = yaml.safe_load(path.read_text())
+    base, labels = config["runbookBaseURL"], config["federationLabels"]
+    if not base.startswith("https://") or base.endswith("/"):
+        raise SystemExit(f"{path}: runbookBaseURL must be an https:// URL without a trailing slash")
+    if not labels or not all(re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", label) for label in labels):
+        raise SystemExit(f"{path}: federationLabels must be a non-empty list of label names")
+    return config
+
+
+def federation_template(labels):
+    """`{{ with $labels.cluster }}{{ . }}/{{ end }}...{{ $labels.job }}`: the present labels, joined by `/`."""
+    *outer, last = labels
+    return "".join(f"{{{{ with $labels.{label} }}}}{{{{ . }}}}/{{{{ end }}}}" for label in outer) + (
+        f"{{{{ $labels.{last} }}}}"
+    )
+
+
+def substitute(text, config):
+    values = {
+        "fed": ", ".join(config["federationLabels"]),
+        "up": config["coordinatorSelector"],
+        "federation": federation_template(config["federationLabels"]),
+    }
+    return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], text)  # an unknown placeholder is a KeyError
+
+
+def rules(config):
+    """The groups, settings applied, as plain data: [(name, [(comment, rule)], output path)]."""
+    groups = []
+    for name, templates, path in GROUPS:
+        rendered = []
+        for template in templates:
+            unknown = set(template) - set(KEY_ORDER) - {"comment", "runbook"}
+            assert not unknown, f"{template.get('alert') or template.get('record')}: unknown keys {unknown}"
+            rule = {}
+            for key in KEY_ORDER:
+                if key in template:
+                    value = template[key]
+                    rule[key] = (
+                        {k: substitute(v, config) for k, v in value.items()}
+                        if isinstance(value, dict)
+                        else substitute(value, config)
+                    )
+            if "runbook" in template:
+                rule["annotations"]["runbook_url"] = f"{config['runbookBaseURL']}/{template['runbook']}.md"
+            rendered.append((template.get("comment"), rule))
+        groups.append((name, rendered, path))
+    return groups
+
+
+def scalar(value):
+    """A one-line YAML scalar, quoted only when YAML needs it."""
+    text = yaml.safe_dump(value, width=1_000_000, allow_unicode=True)
+    return text.removesuffix("\n...\n").rstrip("\n")
+
+
+def emit_groups(groups, indent=""):
+    lines = [f"{indent}groups:"]
+    for name, rendered, _ in groups:
+        lines += [f"{indent}  - name: {name}", f"{indent}    rules:"]
+        for number, (comment, rule) in enumerate(rendered):
+            if number and (comment or "alert" in rule):
+                lines.append("")
+            lines += [f"{indent}      # {line}" if line else f"{indent}      #" for line in (comment or "").splitlines()]
+            first = True
+            for key, value in rule.items():
+                prefix = f"{indent}      - " if first else f"{indent}        "
+                first = False
+                if isinstance(value, dict):
+                    lines.append(f"{prefix}{key}:")
+                    lines += [f"{indent}          {k}: {scalar(v)}" for k, v in value.items()]
+                elif "\n" in value.rstrip("\n"):
+                    lines.append(f"{prefix}{key}: |")
+                    lines += [f"{indent}          {line}" if line else "" for line in value.rstrip("\n").split("\n")]
+                else:
+                    lines.append(f"{prefix}{key}: {scalar(value.rstrip(chr(10)))}")
+    return "\n".join(lines) + "\n"
+
+
+def render(config=None):
+    """Every generated file's text, by path."""
+    config = config or load_config()
+    groups = rules(config)
+    header = (
+        "# Generated by Prometheus/generate_rules.py from the rules it holds and Prometheus/mixin.yaml - do not edit.\n"
+    )
+    files = {path: header + emit_groups([group]) for group in groups for path in [group[2]]}
+    files[KUBERNETES] = (
+        header
+        + "apiVersion: monitoring.coreos.com/v1\n"
+        + "kind: PrometheusRule\n"
+        + "metadata:\n"
+        + "  name: rondo\n"
+        + "  labels:\n"
+        + "".join(f"    {scalar(k)}: {scalar(v)}\n" for k, v in config["prometheusRuleLabels"].items())
+        + "spec:\n"
+        + emit_groups(groups, indent="  ")
+    )
+    # The hand-written unit tests expect each alert's runbook_url: keep them on the configured base.
+    for path in sorted((ROOT / "Prometheus" / "tests").glob("*.yml")):
+        files[path] = re.sub(
+            r"(runbook_url: )\S+/(\w+\.md)$",
+            lambda m: f"{m.group(1)}{config['runbookBaseURL']}/{m.group(2)}",
+            path.read_text(),
+            flags=re.MULTILINE,
+        )
+    # The emitter writes YAML by hand (for comments and block expressions): it must read back as the rules.
+    expected = [{"name": name, "rules": [rule for _, rule in rendered]} for name, rendered, _ in groups]
+    for path, group in zip((RECORDING, ALERTS), expected):
+        assert yaml.safe_load(files[path])["groups"] == [group], path
+    kubernetes = yaml.safe_load(files[KUBERNETES])
+    assert kubernetes["spec"]["groups"] == expected and kubernetes["metadata"]["labels"] == config["prometheusRuleLabels"]
+    return files
+
+
+def main():
+    for path, text in render().items():
+        path.write_text(text)
+        print(f"wrote {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
