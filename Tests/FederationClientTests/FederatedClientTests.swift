@@ -122,6 +122,32 @@ struct FailingTrainer: Trainer {
         for _ in 0..<(seconds * 50) where !condition(recorder.recorded) { try await Task.sleep(for: .milliseconds(20)) }
     }
 
+    /// `serve --keep-last`: after each commit only the newest versions stay, and never one a ref names.
+    @Test func retentionKeepsTheNewestVersionsAndEveryRef() async throws {
+        var configuration = RunningCoordinator.configuration(clients: 2, minFitResults: 2, maxRounds: 5)
+        configuration.keepLast = 2
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let tag = try await coordinator.request(
+                "POST", "/v1/checkpoints/v1/tags", token: RunningCoordinator.adminToken,
+                contentType: "application/json", body: Array(#"{"tag":"first"}"#.utf8))
+            #expect(tag.status == 200, "\(tag.text)")
+            let clients = (0..<2).map { index in
+                FederatedClient(
+                    configuration: .init(coordinatorURL: coordinator.url, name: "site-\(index)"),
+                    trainer: IncrementingTrainer(), longPoll: .seconds(2), logger: Self.logger)
+            }
+            let status = try await Self.participate(clients, on: coordinator) { $0.phase == .finished }
+            #expect(status.committedRounds == 5 && status.modelVersion == 6)
+            let list = try await coordinator.request("GET", "/v1/checkpoints", token: RunningCoordinator.adminToken)
+            let object = try JSONSerialization.jsonObject(with: Data(list.body)) as? [String: Any]
+            let versions = Set((object?["checkpoints"] as? [[String: Any]] ?? []).compactMap { $0["version"] as? Int })
+            let refs = object?["refs"] as? [String: Int] ?? [:]
+            // v5 and v6 are the newest two; v1 is tagged; `best` has no metric to rank by here (no evaluation).
+            #expect(versions == Set([5, 6, 1] + refs.values), "\(versions) \(refs)")
+            #expect(versions.count <= 4)
+        }
+    }
+
     /// A site's operator learns that the coordinator is unreachable (once, not per retry) and when it is back.
     @Test func anUnreachableCoordinatorIsLoggedOnceAndItsReturnToo() async throws {
         let recorder = LogRecorder()
