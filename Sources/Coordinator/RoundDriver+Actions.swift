@@ -70,20 +70,10 @@ extension RoundDriver {
                 metadata: ["round": "\(round)", "version": "\(version)", "reason": "\(reason)"])
             return true
         case .clientWentSilent(let client, let lastSeen):
-            logger.warning(
-                "client went silent",
-                metadata: [
-                    "client_id": "\(client)", "client_name": "\(ClientText.forLog(registry.name(of: client) ?? "?"))",
-                    "silent_seconds": "\(Int(lastSeen.duration(to: clock.now).seconds))",
-                ])
+            logLiveness("client went silent", .warning, client, since: lastSeen)
             return false
         case .clientReturned(let client, let silentSince):
-            logger.notice(
-                "client connected again",
-                metadata: [
-                    "client_id": "\(client)", "client_name": "\(ClientText.forLog(registry.name(of: client) ?? "?"))",
-                    "silent_seconds": "\(Int(silentSince.duration(to: clock.now).seconds))",
-                ])
+            logLiveness("client connected again", .notice, client, since: silentSince)
             return false
         case .backingOff(_, let delay, let failures):
             metrics.roundBackedOff()
@@ -194,6 +184,16 @@ extension RoundDriver {
             logger.error("storing the aggregated model failed", metadata: ["round": "\(round)", "error": "\(error)"])
             return machine.candidateStoreFailed(round: round, message: "\(error)", now: clock.now)
         }
+    }
+
+    /// A liveness change, naming the client so the QuorumAtRisk runbook can name the missing sites.
+    private func logLiveness(_ message: Logger.Message, _ level: Logger.Level, _ client: ClientID, since: Instant) {
+        logger.log(
+            level: level, message,
+            metadata: [
+                "client_id": "\(client)", "client_name": "\(ClientText.forLog(registry.name(of: client) ?? "?"))",
+                "silent_seconds": "\(Int(since.duration(to: clock.now).seconds))",
+            ])
     }
 
     /// Hands waiting tasks to parked long-polls.

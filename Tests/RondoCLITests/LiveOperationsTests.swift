@@ -9,25 +9,14 @@ import Testing
 /// every rollback counts.
 @Suite(.serialized) struct LiveOperationsTests {
     @Test func silentClientsAreNamedAndARestartedSiteIsTheSameClient() async throws {
-        let directory = RunningCoordinator.temporaryDirectory() + "/data"
-        defer { try? FileManager.default.removeItem(atPath: (directory as NSString).deletingLastPathComponent) }
-        let port = try ChildProcess.freePort()
-        let server = try ChildProcess(
-            ChildProcess.rondoBinary,
-            [
-                "serve", "--port", String(port), "--data-dir", directory, "--demo-model", "--open-enrolment",
-                "--min-available-clients", "3", "--min-fit-clients", "3", "--min-fit-results", "3",
-                "--liveness-timeout", "5", "--fit-config", "learning_rate=0.1", "--log-level", "info",
-            ])
-        defer { server.kill() }
-        try await server.waitForOutput("listening on")
+        let live = try await ServedCoordinator([
+            "--min-available-clients", "3", "--min-fit-clients", "3", "--min-fit-results", "3",
+            "--liveness-timeout", "5", "--fit-config", "learning_rate=0.1", "--log-level", "info",
+        ])
+        defer { live.stop() }
+        let (server, directory) = (live.server, live.directory)
         #expect(server.collectedOutput.contains("effective configuration"), "serve logs its configuration at start")
         #expect(server.collectedOutput.contains(#"learning_rate"#))
-        let adminToken = try String(contentsOfFile: directory + "/admin-token", encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        let http = CurlHTTPClient(configuration: .init())
-        defer { http.shutdown() }
-        let live = OneWriterTests.Live(http: http, url: "http://127.0.0.1:\(port)", adminToken: adminToken)
 
         func register(_ name: String, key: String?) async throws -> WireProtocol.RegistrationResponse {
             let body = try JSONEncoder().encode(WireProtocol.RegistrationRequest(name: name, identityKey: key))

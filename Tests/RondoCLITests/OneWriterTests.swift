@@ -12,48 +12,15 @@ import Testing
 /// through its admin API (and take effect at once), writes without an API are refused, and a second
 /// coordinator cannot start on the same directory.
 @Suite struct OneWriterTests {
-    struct Live {
-        let http: CurlHTTPClient
-        let url: String
-        let adminToken: String
-
-        func call(_ method: String, _ path: String, token: String? = nil, json: String? = nil) async throws
-            -> HTTPResponse
-        {
-            var headers = [("Authorization", "Bearer \(token ?? adminToken)")]
-            if json != nil { headers.append(("Content-Type", "application/json")) }
-            return try await http.execute(
-                HTTPRequest(
-                    method: method, url: url + path, headers: headers, body: json.map { Array($0.utf8) },
-                    timeout: .seconds(20)))
-        }
-
-        func object(_ path: String) async throws -> [String: Any] {
-            let response = try await call("GET", path)
-            return try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] ?? [:]
-        }
-    }
-
     @Test func operatorCommandsGoThroughTheRunningCoordinator() async throws {
-        let directory = RunningCoordinator.temporaryDirectory() + "/data"
-        defer { try? FileManager.default.removeItem(atPath: (directory as NSString).deletingLastPathComponent) }
-        let port = try ChildProcess.freePort()
-        let server = try ChildProcess(
-            ChildProcess.rondoBinary,
-            [
-                "serve", "--port", String(port), "--data-dir", directory, "--demo-model", "--open-enrolment",
-                "--min-available-clients", "1", "--min-fit-clients", "1", "--min-fit-results", "1",
-                "--fit-timeout", "600", "--log-level", "notice",
-            ])
-        defer { server.kill() }
-        try await server.waitForOutput("listening on")
+        let live = try await ServedCoordinator([
+            "--min-available-clients", "1", "--min-fit-clients", "1", "--min-fit-results", "1", "--fit-timeout", "600",
+            "--log-level", "notice",
+        ])
+        defer { live.stop() }
+        let (server, directory, port) = (live.server, live.directory, live.port)
         let lock = try String(contentsOfFile: directory + "/rondo.lock", encoding: .utf8)
         #expect(lock.contains("http://127.0.0.1:\(port)"), "the lock file says where the coordinator listens: \(lock)")
-        let adminToken = try String(contentsOfFile: directory + "/admin-token", encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        let http = CurlHTTPClient(configuration: .init())
-        defer { http.shutdown() }
-        let live = Live(http: http, url: "http://127.0.0.1:\(port)", adminToken: adminToken)
 
         // A client holds round 1's fit task, so the round is open.
         let registered = try await live.call("POST", "/v1/clients", json: #"{"name":"site"}"#)
