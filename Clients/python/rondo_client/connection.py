@@ -9,11 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import ssl
-import stat
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional
 
@@ -29,18 +26,19 @@ from .errors import (
     UntrustedServerError,
 )
 from .parameters import SAFETENSORS_MEDIA_TYPE, Parameters, decode_safetensors, encode_fit_result, clean_metrics
+from .reachability import _GATEWAY_STATUSES, Reachability
+
+# Defined in their own modules, and still importable from this one (where they used to be).
+from .identity import IDENTITY_KEY_ENV as IDENTITY_KEY_ENV
+from .identity import read_identity_key_file as read_identity_key_file
+from .identity import resolve_identity_key as resolve_identity_key
+from .reachability import is_throttled as is_throttled
+from .reachability import is_unreachable as is_unreachable
 
 logger = logging.getLogger("rondo_client")
 
-#: Environment variable :func:`resolve_identity_key` reads when no key is passed.
-IDENTITY_KEY_ENV = "RONDO_CLIENT_IDENTITY_KEY"
-
 #: While the coordinator stays unreachable (or keeps throttling one call), a warning at most this often.
 LOG_REPEAT_SECONDS = 30.0
-
-# Gateway answers a proxy in front of the coordinator gives when the coordinator is down: without the
-# coordinator's JSON error body they mean "unreachable", not "the coordinator is busy".
-_GATEWAY_STATUSES = {502, 503, 504}
 
 
 @dataclass
@@ -92,116 +90,6 @@ def _is_certificate_failure(error: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
-
-
-def is_unreachable(error: BaseException) -> bool:
-    """True for a failure that means the coordinator did not answer: no HTTP answer at all (refused, reset,
-    timed out), or a proxy's 502/503/504 without the coordinator's JSON error body."""
-    if isinstance(error, TransportError):
-        return True
-    return isinstance(error, UnavailableError) and error.status in _GATEWAY_STATUSES and error.code == "http_error"
-
-
-def is_throttled(error: BaseException) -> bool:
-    """True for the coordinator's "slow down" answers: any 429, and 503 ``too_many_connections``."""
-    return isinstance(error, UnavailableError) and (error.status == 429 or error.code == "too_many_connections")
-
-
-def _seconds(value: float) -> str:
-    return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
-
-
-class Reachability:
-    """Whether the coordinator answers, for the logs: a warning when it stops answering, then at most one every
-    :data:`LOG_REPEAT_SECONDS` while that lasts (not one per retry), and an info line when it answers again.
-
-    :meth:`failed` is called by whoever retries (it knows the wait); :meth:`answered` by the connection on any
-    HTTP answer from the coordinator. Thread-safe: the runner's and the heartbeat thread report to one.
-    """
-
-    def __init__(self, coordinator: str):
-        self.coordinator = coordinator
-        self._lock = threading.Lock()
-        self._since: Optional[float] = None  # monotonic time of the first failure of the current outage
-        self._last_warning = 0.0
-        self._failures = 0
-
-    @property
-    def unreachable_for(self) -> Optional[float]:
-        """Seconds since the current outage began; ``None`` while the coordinator answers."""
-        since = self._since
-        return None if since is None else time.monotonic() - since
-
-    def failed(self, error: RondoError, retry_in: float) -> None:
-        now = time.monotonic()
-        with self._lock:
-            first = self._since is None
-            if first:
-                self._since, self._failures = now, 0
-            self._failures += 1
-            failures, down = self._failures, now - (self._since or now)
-            due = first or now - self._last_warning >= LOG_REPEAT_SECONDS
-            if due:
-                self._last_warning = now
-        if first:
-            logger.warning("coordinator unreachable at %s (%s); retrying in %s",
-                           self.coordinator, error.message, _seconds(retry_in))
-        elif due:
-            logger.warning("coordinator unreachable at %s for %s (%d failed attempts, last: %s); retrying in %s",
-                           self.coordinator, _seconds(down), failures, error.message, _seconds(retry_in))
-        else:
-            logger.debug("coordinator still unreachable (%s); retrying in %s", error.message, _seconds(retry_in))
-
-    def answered(self) -> None:
-        if self._since is None:  # the common case, without the lock
-            return
-        with self._lock:
-            since, self._since = self._since, None
-        if since is not None:
-            logger.info("coordinator reachable again after %s", _seconds(time.monotonic() - since))
-
-
-def read_identity_key_file(path: "os.PathLike[str] | str") -> str:
-    """The identity key in ``path`` (surrounding whitespace stripped). Refuses an empty file and one that users
-    other than its owner may write (as the coordinator does for its token files)."""
-    try:
-        with open(path, "rb") as file:
-            mode = os.fstat(file.fileno()).st_mode
-            data = file.read(4096)
-    except OSError as error:
-        raise ValueError(f"identity key file {os.fspath(path)} is unreadable: {error.strerror or error}") from None
-    if mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ValueError(
-            f"identity key file {os.fspath(path)} is writable by other users (mode {stat.S_IMODE(mode):o}); "
-            f"run `chmod 600 {os.fspath(path)}`")
-    try:
-        key = data.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise ValueError(f"identity key file {os.fspath(path)} is not text") from None
-    if not key:
-        raise ValueError(f"identity key file {os.fspath(path)} is empty")
-    return key
-
-
-def resolve_identity_key(
-    identity_key: Optional[str] = None,
-    identity_key_file: "Optional[os.PathLike[str] | str]" = None,
-    environ: Optional[Mapping[str, str]] = None,
-) -> Optional[str]:
-    """The identity key to register with: ``identity_key``, else the contents of ``identity_key_file``, else
-    ``$RONDO_CLIENT_IDENTITY_KEY``, else ``None`` (a new client on every registration). The coordinator checks
-    the key's form (16 to 256 printable ASCII characters without spaces)."""
-    if identity_key is not None and identity_key_file is not None:
-        raise ValueError("pass identity_key or identity_key_file, not both")
-    if identity_key_file is not None:
-        return read_identity_key_file(identity_key_file)
-    if identity_key is not None:
-        if not isinstance(identity_key, str):
-            raise TypeError(f"identity_key must be a str, not {type(identity_key).__name__}")
-        if not identity_key:
-            raise ValueError("identity_key is empty (pass None for no stable identity)")
-        return identity_key
-    return (environ if environ is not None else os.environ).get(IDENTITY_KEY_ENV) or None
 
 
 class Connection:
