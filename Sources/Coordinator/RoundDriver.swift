@@ -64,6 +64,9 @@ public actor RoundDriver: Service {
     var storeFailing = false
     /// What `rondo_round_backoff_seconds` shows.
     var shownBackoff = Duration.zero
+    /// When the driver started: clients known from the store count as last seen then until heard from, which is
+    /// no contact at all (`clientContacts` leaves them out).
+    let startedAt: Instant
 
     /// Creates a driver on `store`, resuming from its `current` checkpoint; an empty store is seeded with
     /// `initialWeights` as an imported version.
@@ -110,6 +113,7 @@ public actor RoundDriver: Service {
             model: GlobalModel(version: currentVersion, sha256: record.sha256, weights: weights),
             lastRound: try await store.lastRoundNumber(), seed: configuration.seed, bestMetricValue: bestValue)
         let now = clock.now
+        startedAt = now
         for client in try await store.clients(includeLeft: true) {
             let id = ClientID(client.clientID)
             let revoked = client.revokedAt != nil
@@ -238,7 +242,7 @@ public actor RoundDriver: Service {
         let now = clock.now
         let wallNow = Date()
         var contacts: [String: ClientContact] = [:]
-        for (client, contact) in machine.clientContacts {
+        for (client, contact) in machine.clientContacts where contact.connected || contact.lastSeen != startedAt {
             let ago = contact.lastSeen.duration(to: now).seconds
             contacts[client.rawValue] = ClientContact(
                 connected: contact.connected, lastSeen: Timestamp(wallNow.addingTimeInterval(-max(0, ago))))
