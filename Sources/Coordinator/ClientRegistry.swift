@@ -41,6 +41,9 @@ struct ClientRegistry: Sendable {
     private var identityOf: [ClientID: String] = [:]
     private var revokedClients: Set<ClientID> = []
 
+    /// The hash of the client's live token, if it has one.
+    func tokenHash(of client: ClientID) -> String? { tokenOf[client] }
+
     /// The name a client registered with (for log lines), if it is known.
     func name(of client: ClientID) -> String? { names[client] }
 

@@ -38,7 +38,7 @@ extension RoundDriver {
         } catch {
             throw .limit(error)
         }
-        if let returning { return await registerAgain(returning, name: name, identity: identity) }
+        if let returning { return try await registerAgain(returning, name: name, identity: identity) }
         var client: ClientID
         repeat { client = ClientID("c-" + Digest.randomToken(bytes: 8)) } while machine.isRegistered(client)
         let (token, tokenHash) = registry.issueToken(for: client)
@@ -60,28 +60,41 @@ extension RoundDriver {
             heartbeatIntervalSeconds: configuration.heartbeatInterval.seconds)
     }
 
-    /// A client registering again under its identity key: same id, new token, open task kept.
-    private func registerAgain(_ client: ClientID, name: String, identity: String?) async
+    /// A client registering again under its identity key: same id, new token, open task kept. The old token's
+    /// parked polls return at once, so it neither holds the new token's poll slots nor receives its next task.
+    ///
+    /// A revocation or departure of the same client handled while the store write is awaited wins over the
+    /// registration: a revoked client is refused; a departed one registers again from scratch.
+    private func registerAgain(_ client: ClientID, name: String, identity: String?) async throws(RegistrationRefusal)
         -> WireProtocol.RegistrationResponse
     {
-        registry.forget(client)  // the old token stops working
-        let (token, tokenHash) = registry.issueToken(for: client)
-        registry.setName(name, of: client)
-        if let identity { registry.restoreIdentity(identity, of: client) }
-        await persist("client re-registration") {
-            try await $0.clientReturned(id: client.rawValue, name: name, tokenSHA256: tokenHash)
+        for _ in 0..<3 {
+            registry.forget(client)  // the old token stops working
+            polls.release(client)
+            let (token, tokenHash) = registry.issueToken(for: client)
+            registry.setName(name, of: client)
+            if let identity { registry.restoreIdentity(identity, of: client) }
+            await persist("client re-registration") {
+                try await $0.clientReturned(id: client.rawValue, name: name, tokenSHA256: tokenHash)
+            }
+            if let identity, registry.identity(identity) == .revoked { throw .revoked }
+            guard registry.authenticate(token: token) == .client(client) else { continue }  // it left meanwhile
+            logger.notice(
+                "client registered again under its identity key",
+                metadata: ["client_id": "\(client)", "client_name": "\(ClientText.forLog(name))"])
+            if machine.isRegistered(client) {
+                await perform(machine.touch(client, now: clock.now))
+            } else {
+                await perform(machine.register(client, now: clock.now))
+            }
+            return WireProtocol.RegistrationResponse(
+                clientID: client.rawValue, token: token,
+                heartbeatIntervalSeconds: configuration.heartbeatInterval.seconds)
         }
-        logger.notice(
-            "client registered again under its identity key",
-            metadata: ["client_id": "\(client)", "client_name": "\(ClientText.forLog(name))"])
-        if machine.isRegistered(client) {
-            await perform(machine.touch(client, now: clock.now))
-        } else {
-            await perform(machine.register(client, now: clock.now))
-        }
-        return WireProtocol.RegistrationResponse(
-            clientID: client.rawValue, token: token,
-            heartbeatIntervalSeconds: configuration.heartbeatInterval.seconds)
+        throw .limit(
+            LimitError(
+                limit: .registerRate, message: "the client left while it registered again; retry",
+                retryAfter: .seconds(1)))
     }
 
     /// The client a bearer token belongs to, or why there is none.
@@ -106,10 +119,15 @@ extension RoundDriver {
     }
 
     /// The client leaves: its token stops working, its parked polls return, an open task is a dropout.
+    ///
+    /// The live state changes first, before any await: a registration under the client's identity key that
+    /// arrives meanwhile starts from the departed client and is not undone. The stored departure names the token
+    /// it was sent with, so it does not mark a client that re-registered since as gone.
     public func leave(_ client: ClientID) async {
-        await persist("client departure") { try await $0.clientLeft(id: client.rawValue) }
+        let tokenHash = registry.tokenHash(of: client)
         logger.info("client left", metadata: ["client_id": "\(client)"])
         await forget(client)
+        await persist("client departure") { try await $0.clientLeft(id: client.rawValue, tokenSHA256: tokenHash) }
     }
 
     /// Drops a client from the live federation: its token stops working, its parked polls return, an open

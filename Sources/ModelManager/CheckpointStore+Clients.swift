@@ -17,10 +17,14 @@ extension CheckpointStore {
     }
 
     /// A client registered again with its identity key (a restarted site): it keeps its id, takes the new token
-    /// and name, and is enrolled again if it had left. Its old token stops working.
+    /// and name, and is enrolled again if it had left. Its old token stops working. A revoked client stays
+    /// revoked.
     public func clientReturned(id: String, name: String, tokenSHA256: String) throws {
         try connection.query(
-            "UPDATE clients SET name = ?, token_sha256 = ?, last_seen = ?, left_at = NULL WHERE client_id = ?",
+            """
+            UPDATE clients SET name = ?, token_sha256 = ?, last_seen = ?, left_at = NULL
+            WHERE client_id = ? AND revoked_at IS NULL
+            """,
             [.text(name), .text(tokenSHA256), .real(clock()), .text(id)])
     }
 
@@ -34,12 +38,14 @@ extension CheckpointStore {
     public static let departedClientsKept = 1000
 
     /// Marks a client as departed, then deletes the oldest departed rows beyond `departedClientsKept`.
-    public func clientLeft(id: String) throws {
+    /// - Parameter tokenSHA256: when given, only while the client still holds that token: a departure sent with
+    ///   a token the client has since replaced (it registered again under its identity key) changes nothing.
+    public func clientLeft(id: String, tokenSHA256: String? = nil) throws {
         let now = clock()
         try connection.transaction {
             try connection.query(
-                "UPDATE clients SET left_at = ?, last_seen = ? WHERE client_id = ?",
-                [.real(now), .real(now), .text(id)])
+                "UPDATE clients SET left_at = ?, last_seen = ? WHERE client_id = ? AND token_sha256 = COALESCE(?, token_sha256)",
+                [.real(now), .real(now), .text(id), tokenSHA256.map { .text($0) } ?? .null])
             try connection.query(
                 """
                 DELETE FROM clients WHERE left_at IS NOT NULL AND revoked_at IS NULL AND client_id NOT IN (

@@ -239,7 +239,8 @@ public actor CheckpointStore {
         }
     }
 
-    /// A tag name: [A-Za-z0-9._-]{1,64}, not `current` or `best`, and not a version (`12`, `v12`).
+    /// A tag name: [A-Za-z0-9._-]{1,64} starting with a letter or digit (so never `.`, `..` or an option like
+    /// `--help`), not `current` or `best` in any case, and not a version (`12`, `v12`).
     public static func isValidTagName(_ name: String) -> Bool {
         let wellFormed =
             (1...64).contains(name.utf8.count)
@@ -251,9 +252,10 @@ public actor CheckpointStore {
                 default: false
                 }
             }
+        let startsWell = name.first.map { $0.isASCII && ($0.isLetter || $0.isNumber) } ?? false
         let digits = name.first == "v" || name.first == "V" ? name.dropFirst() : Substring(name)
         let readsAsVersion = !digits.isEmpty && digits.allSatisfy { $0.isASCII && $0.isNumber }
-        return wellFormed && !readsAsVersion && CheckpointRef(rawValue: name) == nil
+        return wellFormed && startsWell && !readsAsVersion && CheckpointRef(rawValue: name.lowercased()) == nil
     }
 
     // MARK: Reading checkpoints

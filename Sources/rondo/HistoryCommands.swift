@@ -77,6 +77,15 @@ struct ClientsRevokeCommand: AsyncParsableCommand {
     @Option(help: "Why, for the audit log.") var reason = "revoked by an operator"
 
     func run() async throws {
+        // Client ids are `c-` and hex; anything else names no client (and must not become a path to another
+        // endpoint: `x/../../federation/pause`).
+        guard !clientID.isEmpty, clientID.utf8.count <= 64,
+            clientID.unicodeScalars.allSatisfy({
+                $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_")
+            })
+        else {
+            throw CommandFailure("no client \(AdminAPI.printable(clientID))", code: "unknown_client")
+        }
         switch try await OperatorChannel.open(store, operatorOptions) {
         case .coordinator(let api):
             _ = try await api.post("/v1/clients/\(clientID)/revoke", ["reason": reason], as: [String: String].self)

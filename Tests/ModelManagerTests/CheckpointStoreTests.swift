@@ -140,7 +140,7 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
             )
             try await store.tag(version: v1, name: "production", actor: "t")
             #expect(try await store.refs()["production"] == v1)
-            for bad in ["current", "best", "", "has space", "12", "v12"] {
+            for bad in ["current", "best", "", "has space", "12", "v12", "CURRENT", "Best", ".", "..", "--help", "-1"] {
                 await #expect { try await store.tag(version: v1, name: bad, actor: "t") } throws: {
                     ($0 as? CheckpointStoreError)?.code == .invalidTag
                 }
