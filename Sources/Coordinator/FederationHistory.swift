@@ -36,7 +36,7 @@ public struct FederationHistory: Sendable {
 
     /// The newest `limit` checkpoints (all without a limit), newest first.
     public func checkpoints(limit: Int? = nil) async throws -> [CheckpointView] {
-        try await store.checkpoints().prefix(limit ?? Int.max).map(CheckpointView.init)
+        try await store.checkpoints(limit: limit).map(CheckpointView.init)
     }
 
     /// A checkpoint with the refs that name it and its tensors (name, dtype, shape).

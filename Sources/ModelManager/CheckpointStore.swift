@@ -265,9 +265,11 @@ public actor CheckpointStore {
             Self.checkpoint)
     }
 
-    /// Every checkpoint, newest first.
-    public func checkpoints() throws -> [CheckpointRecord] {
-        try connection.query("\(Self.checkpointColumns) ORDER BY version DESC").map(Self.checkpoint)
+    /// Every checkpoint (or the newest `limit`), newest first.
+    public func checkpoints(limit: Int? = nil) throws -> [CheckpointRecord] {
+        try connection.query(
+            "\(Self.checkpointColumns) ORDER BY version DESC LIMIT ?", [.integer(Int64(limit ?? -1))]
+        ).map(Self.checkpoint)
     }
 
     /// The version `current` or `best` names, if set.
