@@ -9,7 +9,7 @@ import NIOCore
 /// admin bearer token; reads need the viewer role, actions the operator role. Reads go to `FederationHistory`,
 /// actions to `OperatorActions`; errors are mapped by `APIError(from:)`.
 extension CoordinatorRoutes {
-    func addAdminRoutes(to router: Router<BasicRequestContext>) {
+    func addAdminRoutes(to router: Router<CoordinatorRequestContext>) {
         router.get("/v1/status") { request, _ in
             try requireAdmin(request, .viewer)
             return try json(await driver.statusView())

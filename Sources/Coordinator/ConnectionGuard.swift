@@ -86,6 +86,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var readingBody = false
     /// True while an answer is being written (head sent, `.end` not yet).
     private var answering = false
+    /// True while a task long-poll (`GET …/tasks/next`) on this connection waits for its answer.
+    private var longPollWaiting = false
     /// Set when the connection must close once the answer in progress is complete.
     private var closeAfterAnswer = false
     /// True after the output side was closed while the rest of a refused body is discarded.
@@ -154,6 +156,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         case .head(let head):
             headTimer?.cancel()
             received += 1
+            longPollWaiting = head.method == .get && head.path?.contains("/tasks/next") == true
             if overLimit {
                 guard let path = head.path?.split(separator: "?").first, Self.alwaysServed.contains(String(path)) else {
                     answerAndClose(
@@ -174,6 +177,18 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             rateTimer?.cancel()
         }
         context.fireChannelRead(data)
+    }
+
+    /// A client whose input ends while its long-poll waits has gone: a killed process's socket closes, and
+    /// Hummingbird keeps half-closed connections open. Closing it lets the coordinator abandon the poll at its
+    /// next tick instead of counting the dead client as alive until the poll's deadline. (HTTP clients do not
+    /// half-close while they wait for an answer; other requests keep the half-close behaviour.)
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed, longPollWaiting {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -213,6 +228,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             context.write(data, promise: promise)
         case .end:
             answering = false
+            longPollWaiting = false
             answered += 1
             guard closeAfterAnswer else {
                 context.write(data, promise: promise)

@@ -20,7 +20,7 @@ struct CoordinatorRoutes: Sendable {
     /// Renders the Prometheus exposition text for `/metrics`.
     let renderMetrics: @Sendable () -> [UInt8]
 
-    func add(to router: Router<BasicRequestContext>) {
+    func add(to router: Router<CoordinatorRequestContext>) {
         router.add(middleware: HTTPMetricsMiddleware(metrics: metrics))
         router.add(middleware: APIErrorMiddleware())
         router.get("/healthz") { _, _ in try json(["status": "ok"]) }
@@ -76,7 +76,7 @@ struct CoordinatorRoutes: Sendable {
 
     // MARK: Handlers
 
-    private func register(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func register(_ request: Request, _ context: CoordinatorRequestContext) async throws -> Response {
         if let enrolment = configuration.enrolmentToken, !AdminToken.matches(bearer(request) ?? "", enrolment) {
             throw refused(.unauthenticated("registration needs the federation's enrolment token"))
         }
@@ -107,7 +107,7 @@ struct CoordinatorRoutes: Sendable {
         return try json(registration, status: .created)
     }
 
-    private func nextTask(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func nextTask(_ request: Request, _ context: CoordinatorRequestContext) async throws -> Response {
         let client = try await authenticate(request, context, ownerOf: context.parameters.require("id"))
         var wait = Duration.zero
         if let text = request.uri.queryParameters["wait_seconds"] {
@@ -118,7 +118,7 @@ struct CoordinatorRoutes: Sendable {
             wait = .seconds(min(seconds, configuration.maxLongPoll.seconds))
         }
         let next = try await limited { () async throws(LimitError) in
-            try await driver.nextTask(for: client, wait: wait)
+            try await driver.nextTask(for: client, wait: wait, isConnectionOpen: context.isConnectionOpen)
         }
         guard let next else { return Response(status: .noContent) }
         let task = next.task
@@ -129,7 +129,7 @@ struct CoordinatorRoutes: Sendable {
                 deadlineSeconds: next.deadlineIn.seconds, traceparent: next.traceparent))
     }
 
-    private func model(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func model(_ request: Request, _ context: CoordinatorRequestContext) async throws -> Response {
         let client = try await authenticate(request, context, ownerOf: nil)
         let text = try context.parameters.require("version")
         var requested: Int?
@@ -185,7 +185,7 @@ struct CoordinatorRoutes: Sendable {
         return error
     }
 
-    private func submitResult(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+    private func submitResult(_ request: Request, _ context: CoordinatorRequestContext) async throws -> Response {
         let client = try await authenticate(request, context, ownerOf: nil)
         try await limited { () async throws(LimitError) in try await driver.admitSubmission(from: client) }
         let taskID = TaskID(try context.parameters.require("task_id"))
@@ -244,7 +244,8 @@ struct CoordinatorRoutes: Sendable {
 
     /// The client behind the request's bearer token; with `ownerOf`, the token must belong to that client id.
     /// Unknown tokens are 401, revoked ones and another client's resources 403; each refusal is counted.
-    private func authenticate(_ request: Request, _ context: BasicRequestContext, ownerOf id: String?) async throws
+    private func authenticate(_ request: Request, _ context: CoordinatorRequestContext, ownerOf id: String?)
+        async throws
         -> ClientID
     {
         guard let token = bearer(request) else {

@@ -19,7 +19,7 @@ import ServiceLifecycle
 /// ```
 public struct CoordinatorServer: Sendable {
     public let driver: RoundDriver
-    public let application: Application<RouterResponder<BasicRequestContext>>
+    public let application: Application<RouterResponder<CoordinatorRequestContext>>
     private let boundPort: BoundPort
     /// Every route the router serves, as `METHOD /path/{parameter}`, sorted; the OpenAPI document must list
     /// exactly these.
@@ -39,7 +39,7 @@ public struct CoordinatorServer: Sendable {
         let driver = try await RoundDriver(
             configuration: configuration, store: store, initialWeights: initialWeights, logger: logger,
             metrics: metrics, tracer: tracer, clock: clock)
-        let router = Router()
+        let router = Router(context: CoordinatorRequestContext.self)
         CoordinatorRoutes(
             driver: driver, operators: OperatorActions(driver: driver, metrics: metrics), history: driver.history,
             configuration: configuration, adminCredentials: credentials, metrics: metrics,

@@ -1,19 +1,36 @@
 import FederationCore
 
+/// Names one parked poll, so its connection closing can abandon exactly that poll.
+struct LongPollID: Hashable, Sendable {
+    fileprivate let value: UInt64
+}
+
 /// The long-polls parked on the coordinator, each waiting for its client's next task or its own deadline.
 ///
 /// The hub is the one owner of parked-poll state: the round state machine learns which clients have a poll
 /// parked from `parkedClients` at each tick. Every waiter is resumed exactly once: by `wake`, by `expire`,
-/// or by `release`.
+/// by `release`, or by `abandon` (its connection closed).
 struct LongPollHub<Value: Sendable>: Sendable {
     private struct Waiter: Sendable {
+        var id: LongPollID
         var deadline: ContinuousClock.Instant
+        var isConnectionOpen: (@Sendable () -> Bool)?
         var continuation: CheckedContinuation<Value?, Never>
     }
 
     private var waiters: [ClientID: [Waiter]] = [:]
     /// Polls parked across all clients.
     private(set) var parkedCount = 0
+    private var lastID: UInt64 = 0
+    /// Polls abandoned because their connection closed, until their waiter asks (`wasAbandoned`). Bounded by
+    /// the polls in flight.
+    private var abandoned: Set<LongPollID> = []
+
+    /// A fresh id for the next `park`.
+    mutating func nextPollID() -> LongPollID {
+        lastID += 1
+        return LongPollID(value: lastID)
+    }
 
     /// Polls parked by `client`.
     func parkedCount(for client: ClientID) -> Int { waiters[client]?.count ?? 0 }
@@ -21,12 +38,21 @@ struct LongPollHub<Value: Sendable>: Sendable {
     /// Clients with at least one poll parked.
     var parkedClients: Set<ClientID> { Set(waiters.keys) }
 
-    /// Parks a poll until `wake`, `expire` or `release` resumes it.
+    /// Parks a poll until `wake`, `expire` (its deadline, or its connection closed) or `release` resumes it.
+    /// - Parameter isConnectionOpen: asked at each `expire`; a poll whose connection closed is abandoned.
     mutating func park(
-        _ client: ClientID, until deadline: ContinuousClock.Instant, _ continuation: CheckedContinuation<Value?, Never>
+        _ client: ClientID, id: LongPollID? = nil, until deadline: ContinuousClock.Instant,
+        isConnectionOpen: (@Sendable () -> Bool)? = nil, _ continuation: CheckedContinuation<Value?, Never>
     ) {
-        waiters[client, default: []].append(Waiter(deadline: deadline, continuation: continuation))
+        let id = id ?? nextPollID()
+        waiters[client, default: []].append(
+            Waiter(id: id, deadline: deadline, isConnectionOpen: isConnectionOpen, continuation: continuation))
         parkedCount += 1
+    }
+
+    /// True (once) when the poll ended by `abandon`.
+    mutating func wasAbandoned(_ id: LongPollID) -> Bool {
+        abandoned.remove(id) != nil
     }
 
     /// Answers the client's oldest parked poll with `value()`.
@@ -41,18 +67,22 @@ struct LongPollHub<Value: Sendable>: Sendable {
         return true
     }
 
-    /// Answers every poll whose deadline passed with nil.
-    /// - Returns: the clients whose polls ended.
+    /// Answers every poll whose deadline passed, or whose connection closed (abandoned), with nil.
+    /// - Returns: the clients whose polls reached their deadline (a sign of life until now; abandoned polls are
+    ///   not).
     @discardableResult
     mutating func expire(now: ContinuousClock.Instant) -> [ClientID] {
         var ended: [ClientID] = []
         for (client, list) in waiters {
-            let (expired, kept) = (list.filter { $0.deadline <= now }, list.filter { $0.deadline > now })
+            let closed = list.filter { $0.isConnectionOpen?() == false }.map(\.id)
+            let ends = { (waiter: Waiter) in waiter.deadline <= now || closed.contains(waiter.id) }
+            let (expired, kept) = (list.filter(ends), list.filter { !ends($0) })
             guard !expired.isEmpty else { continue }
             waiters[client] = kept.isEmpty ? nil : kept
             parkedCount -= expired.count
+            abandoned.formUnion(closed)
             for waiter in expired { waiter.continuation.resume(returning: nil) }
-            ended.append(client)
+            if expired.contains(where: { !closed.contains($0.id) }) { ended.append(client) }
         }
         return ended
     }

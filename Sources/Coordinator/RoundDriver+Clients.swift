@@ -143,27 +143,38 @@ extension RoundDriver {
     /// task is handed out or `wait` passes (then nil). The task comes with the W3C `traceparent` of its span,
     /// for the client to continue the round's trace.
     /// - Throws: `LimitError` when too many long-polls are parked already.
-    public func nextTask(for client: ClientID, wait: Duration) async throws(LimitError) -> TaskDelivery? {
+    /// - Parameter isConnectionOpen: whether the request's connection is still open; a parked poll whose
+    ///   connection closed ends at the next tick and stops counting as a sign of life.
+    public func nextTask(
+        for client: ClientID, wait: Duration, isConnectionOpen: (@Sendable () -> Bool)? = nil
+    ) async throws(LimitError) -> TaskDelivery? {
         if wait > .zero {
             try admission.admitLongPoll(own: polls.parkedCount(for: client), total: polls.parkedCount)
         }
-        guard let task = await waitForTask(client, wait: wait) else { return nil }
+        guard let task = await waitForTask(client, wait: wait, isConnectionOpen: isConnectionOpen) else {
+            return nil
+        }
         return TaskDelivery(
             task: task, traceparent: tracing.taskDelivered(task)?.traceparent,
             deadlineIn: max(.zero, clock.now.duration(to: task.deadline)))
     }
 
     /// A poll is a sign of life: the client is seen when it starts and when it ends; while it is parked, the
-    /// hub's `parkedClients` keep it connected at every tick.
-    func waitForTask(_ client: ClientID, wait: Duration) async -> Task? {
+    /// hub's `parkedClients` keep it connected at every tick. A poll whose connection closes (the client was
+    /// killed) ends at the next tick, so a dead client is not kept alive until the poll's own deadline.
+    func waitForTask(
+        _ client: ClientID, wait: Duration, isConnectionOpen: (@Sendable () -> Bool)? = nil
+    ) async -> Task? {
         await perform(machine.touch(client, now: clock.now))
         if let task = deliver(to: client) { return task }
         guard wait > .zero, !stopped else { return nil }
         let deadline = clock.now.advanced(by: wait)
+        let poll = polls.nextPollID()
         let task = await withCheckedContinuation { continuation in
-            polls.park(client, until: deadline, continuation)
+            polls.park(client, id: poll, until: deadline, isConnectionOpen: isConnectionOpen, continuation)
         }
-        await perform(machine.touch(client, now: clock.now))
+        // A poll abandoned with its connection is no sign of life.
+        if !polls.wasAbandoned(poll) { await perform(machine.touch(client, now: clock.now)) }
         return task
     }
 

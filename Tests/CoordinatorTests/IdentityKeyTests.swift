@@ -84,4 +84,29 @@ import Testing
             #expect(first.status == 204 && second.status == 204, "the old polls returned, empty")
         }
     }
+
+    /// A client killed while its long-poll is parked (its connection closes) stops counting as alive at once:
+    /// it goes silent within the liveness timeout of its last request, not the poll's deadline later.
+    @Test func aPollWhoseConnectionClosedIsNoSignOfLife() async throws {
+        var configuration = RunningCoordinator.configuration(clients: 2)
+        configuration.rounds.livenessTimeout = .seconds(1)
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let client = try await coordinator.register("killed")
+            let socket = try RawConnection(port: coordinator.port)
+            #expect(
+                socket.send(
+                    "GET /v1/clients/\(client.id)/tasks/next?wait_seconds=60 HTTP/1.1\r\nHost: x\r\n"
+                        + "Authorization: Bearer \(client.token)\r\n\r\n"))
+            try await LimitTests.waitForParkedPolls(1, in: coordinator)
+            #expect(try await coordinator.status().clientsConnected == 1)
+            socket.close()  // the process died
+            try await LimitTests.waitForParkedPolls(0, in: coordinator)
+            var connected = 1
+            for _ in 0..<250 where connected != 0 {
+                try await Task.sleep(for: .milliseconds(20))
+                connected = try await coordinator.status().clientsConnected
+            }
+            #expect(connected == 0, "silent one liveness timeout after its last request, not 60 s later")
+        }
+    }
 }
