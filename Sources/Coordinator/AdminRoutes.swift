@@ -33,9 +33,7 @@ extension CoordinatorRoutes {
         router.get("/v1/checkpoints") { request, _ in
             try requireAdmin(request, .viewer)
             let limit = request.uri.queryParameters["limit"] == nil ? nil : try limit(request)
-            return try json(
-                CheckpointList(checkpoints: try await history.checkpoints(limit: limit), refs: try await history.refs())
-            )
+            return try json(try await history.listing(limit: limit))
         }
         // `{version}` is any version reference: v12, 12, current, best, or a tag.
         router.get("/v1/checkpoints/:version") { request, context in

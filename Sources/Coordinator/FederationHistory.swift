@@ -39,6 +39,12 @@ public struct FederationHistory: Sendable {
         try await store.checkpoints(limit: limit).map(CheckpointView.init)
     }
 
+    /// `/v1/checkpoints`: the newest `limit` versions (all without one) and every ref, as one consistent read.
+    public func listing(limit: Int? = nil) async throws -> CheckpointList {
+        let (checkpoints, refs) = try await store.listing(limit: limit)
+        return CheckpointList(checkpoints: checkpoints.map(CheckpointView.init), refs: refs)
+    }
+
     /// A checkpoint with the refs that name it and its tensors (name, dtype, shape).
     public func detail(version: Int) async throws -> CheckpointDetail? {
         guard let checkpoint = try await checkpoint(version: version) else { return nil }

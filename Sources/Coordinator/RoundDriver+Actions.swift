@@ -78,7 +78,9 @@ extension RoundDriver {
         case .backingOff(_, let delay, let failures):
             metrics.roundBackedOff()
             logger.warning(
-                "rounds keep failing; waiting before the next one",
+                failures == 1
+                    ? "a round failed; waiting before the next one"
+                    : "rounds keep failing; waiting before the next one",
                 metadata: ["consecutive_failures": "\(failures)", "delay_seconds": "\(delay.seconds)"])
             return false
         case .roundFinished(let report):

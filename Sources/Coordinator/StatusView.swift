@@ -87,8 +87,8 @@ public struct ConfigurationView: Codable, Sendable, Equatable {
     /// The config every fit task carries (`--fit-config`), e.g. `learning_rate`.
     public var fitConfig: [String: String]
     public var evaluateConfig: [String: String]
-    /// `metric`, `higher_is_better`, `max_regression` of the regression guard, or null when it is off.
-    @Nullable public var regressionGuard: [String: String]?
+    /// The regression guard, or null when it is off.
+    @Nullable public var regressionGuard: RegressionGuardView?
     @Nullable public var maxUpdateNorm: Double?
     @Nullable public var maxWeightShare: Double?
     public var maxUpdateBytes: Int
@@ -120,10 +120,7 @@ public struct ConfigurationView: Codable, Sendable, Equatable {
         fitConfig = rounds.fitConfig
         evaluateConfig = rounds.evaluateConfig
         regressionGuard = rounds.regressionGuard.map {
-            [
-                "metric": $0.metric, "higher_is_better": String($0.higherIsBetter),
-                "max_regression": String($0.maxRegression),
-            ]
+            RegressionGuardView(metric: $0.metric, higherIsBetter: $0.higherIsBetter, maxRegression: $0.maxRegression)
         }
         maxUpdateNorm = rounds.validator.maxUpdateNorm
         maxWeightShare = rounds.weightCap?.maxShare
@@ -166,5 +163,18 @@ public struct ConfigurationView: Codable, Sendable, Equatable {
         case keepLast = "keep_last"
         case enrolmentTokenSet = "enrolment_token_set"
         case metricsTokenSet = "metrics_token_set"
+    }
+}
+
+/// The regression guard as `/v1/status` shows it.
+public struct RegressionGuardView: Codable, Sendable, Equatable {
+    public var metric: String
+    public var higherIsBetter: Bool
+    public var maxRegression: Double
+
+    enum CodingKeys: String, CodingKey {
+        case metric
+        case higherIsBetter = "higher_is_better"
+        case maxRegression = "max_regression"
     }
 }

@@ -272,6 +272,12 @@ public actor CheckpointStore {
         ).map(Self.checkpoint)
     }
 
+    /// The newest `limit` checkpoints (all without one) and every ref, read in one transaction: a commit
+    /// between two reads cannot show `current` on a version the list still calls a candidate.
+    public func listing(limit: Int? = nil) throws -> (checkpoints: [CheckpointRecord], refs: [String: Int]) {
+        try connection.readTransaction { (try checkpoints(limit: limit), try refs()) }
+    }
+
     /// The version `current` or `best` names, if set.
     public func refVersion(_ ref: CheckpointRef) throws -> Int? {
         try refVersion(named: ref.rawValue)

@@ -158,6 +158,14 @@ final class SQLiteConnection: @unchecked Sendable {
         }
     }
 
+    /// Runs reads in one deferred transaction, so they see one snapshot of the database (WAL readers take no
+    /// write lock and need no write access).
+    func readTransaction<T>(_ body: () throws -> T) throws -> T {
+        try execute("BEGIN DEFERRED")
+        defer { try? execute("COMMIT") }
+        return try body()
+    }
+
     var lastInsertRowID: Int { Int(sqlite3_last_insert_rowid(handle)) }
 
     private func lastError(_ status: Int32) -> SQLiteError {

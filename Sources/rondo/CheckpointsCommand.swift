@@ -19,10 +19,9 @@ struct CheckpointsCommand: AsyncParsableCommand {
 
         func run() async throws {
             if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
-            let history = try store.history()
-            let records = try await history.checkpoints(limit: limit)
-            let refs = try await history.refs()
-            if store.json { return try store.printJSON(CheckpointList(checkpoints: records, refs: refs)) }
+            let listing = try await store.history().listing(limit: limit)
+            let (records, refs) = (listing.checkpoints, listing.refs)
+            if store.json { return try store.printJSON(listing) }
             var table = TextTable(headers: [
                 "VERSION", "ROUND", "PARENT", "STATUS", "SIZE", "SHA256", "EVAL_ACC", "EVAL_LOSS", "CREATED", "REFS",
             ])
@@ -60,7 +59,7 @@ struct CheckpointsCommand: AsyncParsableCommand {
             let size: String = "\(byteSize(record.sizeBytes)) (\(record.sizeBytes) bytes)"
             var fields: [(String, String)] = [
                 ("version", "v\(record.version)"), ("round", String(record.round)), ("parent", parent),
-                ("status", status), ("integrity", record.integrityError ?? "not found corrupt"),
+                ("status", status), ("integrity", record.integrityError ?? "ok (verify found no corruption)"),
                 ("created", timestamp(record.createdAt)), ("sha256", record.sha256), ("size", size),
                 ("refs", refs.isEmpty ? "-" : refs.joined(separator: ", ")),
                 ("eval loss", decimal(record.metrics.evalLoss)),
@@ -70,7 +69,7 @@ struct CheckpointsCommand: AsyncParsableCommand {
             }
             fields += record.metrics.fitMetrics.sorted { $0.key < $1.key }.map { ("fit \($0.key)", decimal($0.value)) }
             fields.append(("examples", record.metrics.examples.map(String.init) ?? "-"))
-            fields[4].1 = record.integrityError ?? "not found corrupt"
+            fields[4].1 = record.integrityError ?? "ok (verify found no corruption)"
             fields[5].1 = timestamp(record.createdAt)
             let lines = fields.map { $0.0.padded(20) + $0.1 }
             printLine(lines.joined(separator: "\n"))
@@ -176,7 +175,7 @@ struct CheckpointsCommand: AsyncParsableCommand {
             abstract: "Make an earlier version current (through a running coordinator's admin API, if one runs).")
         @OptionGroup var store: StoreOptions
         @OptionGroup var operatorOptions: OperatorOptions
-        @Argument(help: "The version to roll back to: vN, N, best or a tag.") var version: String
+        @Argument(help: "The version to roll back to: vN, N, current, best or a tag.") var version: String
         @Option(help: "Why (recorded in the audit log).") var reason: String
         @Flag(help: "Allow a version the regression guard rejected or whose round was aborted (recorded).")
         var force = false

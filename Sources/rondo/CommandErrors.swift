@@ -46,8 +46,10 @@ enum CommandErrorReport {
     private static func describe(_ error: any Error) -> (code: String, message: String, status: Int32) {
         switch error {
         case let error as CommandFailure: (error.code, error.description, 1)
-        case let error as AdminAPIError: (error.code, error.description, 1)
-        case let error as CheckpointStoreError: ("\(error.code)", error.message, 1)
+        case let error as AdminAPIError: (error.code, wantsJSON ? error.message : error.description, 1)
+        // The admin API's one mapping names store errors, so a command says `unknown_checkpoint` whether it read
+        // the store or asked the coordinator.
+        case let error as CheckpointStoreError: (APIError(from: error).code.rawValue, error.message, 1)
         default: ("failed", "\(error)", 1)
         }
     }

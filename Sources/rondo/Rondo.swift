@@ -33,7 +33,9 @@ struct Rondo: AsyncParsableCommand {
             }
         } catch {
             // ArgumentParser's own (help, usage, ExitCode, CleanExit): its usual output and status.
-            if String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") { Self.exit(withError: error) }
+            if String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+                type(of: command).exit(withError: error)
+            }
             Foundation.exit(CommandErrorReport.report(error))
         }
     }

@@ -87,7 +87,11 @@ struct ServeCommand: AsyncParsableCommand {
     var minBodyRate = 1024
     @Option(help: "Seconds SIGTERM waits for the open round before aborting it; default: its fit + evaluate timeouts.")
     var drainTimeout: Double?
-    @Option(parsing: .upToNextOption, help: "Training config sent to clients, as key=value.")
+    @Option(
+        parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "Training config sent with every fit task, as key=value pairs. Giving it replaces the whole default "
+                + "(local_epochs=2 learning_rate=0.1 batch_size=16): repeat every key you want."))
     var fitConfig: [String] = ["local_epochs=2", "learning_rate=0.1", "batch_size=16"]
 
     func validate() throws {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Coordinator
+import FederationCore
 import Foundation
 import ModelManager
 
@@ -31,7 +32,6 @@ struct StatusCommand: AsyncParsableCommand {
         var lines: [(String, String)] = [
             ("state", state),
             ("round", "\(status.round)" + (status.maxRounds.map { " of \($0)" } ?? "")),
-            ("phase", status.phase.rawValue),
             ("current", view.currentVersion.map { "v\($0)" } ?? "-"),
             ("best", view.bestVersion.map { "v\($0)" } ?? "-"),
             (
@@ -48,24 +48,32 @@ struct StatusCommand: AsyncParsableCommand {
                     + "\(status.clientsRequired) connected and \(status.quorum) results"
                     + (status.clientsConnected < status.clientsRequired ? "  (QUORUM AT RISK)" : "")
             ),
-            ("rounds", "\(status.committedRounds) committed, \(status.failedRounds) failed"),
+            (
+                "rounds (this process)",
+                "\(status.committedRounds) committed, \(status.failedRounds) not committed (failed, rejected or aborted)"
+            ),
         ]
         lines.append(("", ""))
-        let config = try JSONSerialization.jsonObject(with: JSONStyle.encoder().encode(view.configuration))
-        for (key, value) in (config as? [String: Any] ?? [:]).sorted(by: { $0.key < $1.key }) {
-            lines.append(("config " + key, Self.text(value)))
+        if case .object(let members) = try JSONParser.parse(JSONStyle.encoder().encode(view.configuration)) {
+            for (key, value) in members.sorted(by: { $0.key < $1.key }) {
+                lines.append(("config " + key, Self.text(value)))
+            }
         }
-        printLine(lines.map { $0.0.isEmpty ? "" : $0.0.padded(34) + $0.1 }.joined(separator: "\n"))
+        let width = (lines.map(\.0.count).max() ?? 0) + 2
+        printLine(lines.map { $0.0.isEmpty ? "" : $0.0.padded(width) + $0.1 }.joined(separator: "\n"))
     }
 
-    static func text(_ value: Any) -> String {
+    /// A configuration value as one line: `-` for null, `key=value …` for objects.
+    static func text(_ value: JSONValue) -> String {
         switch value {
-        case is NSNull: "-"
-        case let dictionary as [String: Any]:
-            dictionary.isEmpty
-                ? "{}"
-                : dictionary.sorted { $0.key < $1.key }.map { "\($0.key)=\(text($0.value))" }.joined(separator: " ")
-        default: "\(value)"
+        case .null: "-"
+        case .bool(let flag): flag ? "true" : "false"
+        case .number(let number): number == number.rounded() && abs(number) < 1e15 ? String(Int(number)) : "\(number)"
+        case .string(let text): text
+        case .array(let items): items.map(text).joined(separator: ", ")
+        case .object(let members):
+            members.isEmpty
+                ? "{}" : members.sorted { $0.key < $1.key }.map { "\($0.key)=\(text($0.value))" }.joined(separator: " ")
         }
     }
 

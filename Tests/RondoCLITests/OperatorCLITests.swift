@@ -144,7 +144,7 @@ import Testing
             "checkpoints", "show", "v999", "--json", "--data-dir", directory,
         ])
         #expect(unknownJSON.status == 1)
-        #expect((Self.json(unknownJSON.output)["error"] as? [String: Any])?["code"] as? String == "not_found")
+        #expect((Self.json(unknownJSON.output)["error"] as? [String: Any])?["code"] as? String == "unknown_checkpoint")
         let noDatabase = try await ChildProcess.runRondo(["status", "--json", "--data-dir", directory + "/nowhere"])
         #expect(noDatabase.status == 1)
         #expect((Self.json(noDatabase.output)["error"] as? [String: Any])?["code"] as? String == "no_database")
