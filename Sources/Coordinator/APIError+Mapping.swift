@@ -50,6 +50,7 @@ extension APIError {
         case tooManyRollbacks = "too_many_rollbacks"
         // Models, checkpoints, history and operator actions
         case unknownModelVersion = "unknown_model_version"
+        case rangeNotSatisfiable = "range_not_satisfiable"
         case unknownCheckpoint = "unknown_checkpoint"
         case unknownRound = "unknown_round"
         case unknownClient = "unknown_client"

@@ -16,12 +16,18 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
     public var message: String
     /// Seconds after which a retry may succeed (429), sent as `Retry-After`.
     public var retryAfterSeconds: Int?
+    /// The representation's length for a 416, sent as `Content-Range: bytes */N`.
+    public var contentRangeTotal: Int?
 
-    public init(_ status: HTTPResponse.Status, code: Code, _ message: String, retryAfterSeconds: Int? = nil) {
+    public init(
+        _ status: HTTPResponse.Status, code: Code, _ message: String, retryAfterSeconds: Int? = nil,
+        contentRangeTotal: Int? = nil
+    ) {
         self.status = status
         self.code = code
         self.message = message
         self.retryAfterSeconds = retryAfterSeconds
+        self.contentRangeTotal = contentRangeTotal
     }
 
     public var description: String { "\(status.code) \(code.rawValue): \(message)" }
@@ -30,6 +36,7 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
         let body = try JSONEncoder().encode(WireProtocol.ErrorMessage(code: code.rawValue, message: message))
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
+        if let contentRangeTotal { headers[.contentRange] = "bytes */\(contentRangeTotal)" }
         return Response(
             status: status,
             headers: headers,

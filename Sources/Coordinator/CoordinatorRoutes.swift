@@ -140,7 +140,7 @@ struct CoordinatorRoutes: Sendable {
             requested = number
         }
         let version: Int
-        let stored: (bytes: [UInt8], sha256: String)
+        let stored: (bytes: ByteBuffer, sha256: String)
         switch try await driver.download(requested, for: client) {
         case .model(let number, let bytes, let sha256):
             version = number
@@ -160,8 +160,25 @@ struct CoordinatorRoutes: Sendable {
             return Response(status: .notModified, headers: headers)
         }
         headers[.contentType] = WireProtocol.safetensorsMediaType
-        metrics.modelSent(bytes: stored.bytes.count)
-        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: stored.bytes)))
+        headers[.acceptRanges] = "bytes"
+        // A client on a flaky link resumes a big download with `Range` (and `If-Range: <ETag>`, so a range of
+        // another version is never spliced onto what it has). Every answer is a slice of the one shared buffer.
+        let total = stored.bytes.readableBytes
+        let ifRangeHolds = request.headers[.ifRange].map { $0 == etag } ?? true
+        switch ifRangeHolds ? ByteRange(header: request.headers[.range], total: total) : .whole {
+        case .whole:
+            metrics.modelSent(bytes: total)
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: stored.bytes))
+        case .partial(let range):
+            headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(total)"
+            metrics.modelSent(bytes: range.count)
+            let slice = stored.bytes.getSlice(at: stored.bytes.readerIndex + range.lowerBound, length: range.count)!
+            return Response(status: .partialContent, headers: headers, body: ResponseBody(byteBuffer: slice))
+        case .unsatisfiable:
+            throw APIError(
+                .rangeNotSatisfiable, code: .rangeNotSatisfiable,
+                "the requested range starts at or after the model's \(total) bytes", contentRangeTotal: total)
+        }
     }
 
     /// The rejection-counter reason for an error of a result submission; nil for errors that are not a verdict

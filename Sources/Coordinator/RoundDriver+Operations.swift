@@ -2,6 +2,7 @@ import FederationCore
 import HTTPTypes
 import Logging
 import ModelManager
+import NIOCore
 
 /// An operator action that cannot be carried out.
 public struct OperatorActionError: Error, Sendable, CustomStringConvertible {
@@ -155,7 +156,8 @@ public struct TaskDelivery: Sendable {
 
 /// What a client's model download gets (see `RoundDriver.download`).
 public enum ModelDownload: Sendable {
-    case model(version: Int, bytes: [UInt8], sha256: String)
+    /// The model's safetensors bytes: the cache's shared buffer, not a copy.
+    case model(version: Int, bytes: ByteBuffer, sha256: String)
     /// The version exists but is neither current nor the model of this client's open task.
     case forbidden(Int)
     case unknown(Int)

@@ -3,6 +3,7 @@ import FederationTelemetry
 import Foundation
 import Logging
 import ModelManager
+import NIOCore
 import ServiceLifecycle
 import Synchronization
 
@@ -204,12 +205,11 @@ public actor RoundDriver: Service {
     }
 
     /// A stored model version (committed or candidate), from the cache of recently served ones when there.
-    public func model(version: Int) async throws -> (bytes: [UInt8], sha256: String)? {
+    public func model(version: Int) async throws -> (bytes: ByteBuffer, sha256: String)? {
         if let cached = models.model(version: version) { return (cached.bytes, cached.sha256) }
         guard let record = try await store.checkpoint(version: version) else { return nil }
         let bytes = try await store.bytes(version: version)
-        models.insert(version: version, bytes: bytes, sha256: record.sha256)
-        return (bytes, record.sha256)
+        return (models.insert(version: version, bytes: bytes, sha256: record.sha256), record.sha256)
     }
 
     /// The model the next round trains from.
