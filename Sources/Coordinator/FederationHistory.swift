@@ -34,11 +34,6 @@ public struct FederationHistory: Sendable {
             .sorted { ($0.connected ? 1 : 0, $0.lastSeen) > ($1.connected ? 1 : 0, $1.lastSeen) }
     }
 
-    /// The newest `limit` checkpoints (all without a limit), newest first.
-    public func checkpoints(limit: Int? = nil) async throws -> [CheckpointView] {
-        try await store.checkpoints(limit: limit).map(CheckpointView.init)
-    }
-
     /// `/v1/checkpoints`: the newest `limit` versions (all without one) and every ref, as one consistent read.
     public func listing(limit: Int? = nil) async throws -> CheckpointList {
         let (checkpoints, refs) = try await store.listing(limit: limit)

@@ -14,8 +14,7 @@ extension CheckpointStore {
                 }
             }
         let startsWell = name.first.map { $0.isASCII && ($0.isLetter || $0.isNumber) } ?? false
-        let digits = name.first == "v" || name.first == "V" ? name.dropFirst() : Substring(name)
-        let readsAsVersion = !digits.isEmpty && digits.allSatisfy { $0.isASCII && $0.isNumber }
+        let readsAsVersion = VersionReference.versionDigits(name) != nil
         return wellFormed && startsWell && !readsAsVersion && CheckpointRef(rawValue: name.lowercased()) == nil
     }
 

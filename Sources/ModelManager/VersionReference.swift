@@ -25,12 +25,15 @@ public enum VersionReference: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The digits of text that reads as a version (`12`, `v12`, `V12`), however many.
+    static func versionDigits(_ text: String) -> Substring? {
+        let digits = text.first == "v" || text.first == "V" ? text.dropFirst() : Substring(text)
+        return !digits.isEmpty && digits.allSatisfy({ $0.isASCII && $0.isNumber }) ? digits : nil
+    }
+
     /// `12` and `v12` (also `V12`) are version 12.
     private static func versionNumber(_ text: String) -> Int? {
-        let digits = text.first == "v" || text.first == "V" ? text.dropFirst() : Substring(text)
-        guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else {
-            return nil
-        }
+        guard let digits = versionDigits(text), digits.count <= 18 else { return nil }
         return Int(digits)
     }
 

@@ -31,7 +31,7 @@ enum CommandErrorReport {
     /// Prints the error and returns the exit status, 1. (ArgumentParser's own errors, usage problems included,
     /// keep its output and status.)
     static func report(_ error: any Error) -> Int32 {
-        let (code, message, status) = describe(error)
+        let (code, message) = describe(error)
         if wantsJSON {
             let body = ["error": ["code": code, "message": message]]
             if let data = try? JSONStyle.encoder().encode(body) {
@@ -40,17 +40,17 @@ enum CommandErrorReport {
         } else {
             FileHandle.standardError.write(Data("rondo: error: \(message)\n".utf8))
         }
-        return status
+        return 1
     }
 
-    private static func describe(_ error: any Error) -> (code: String, message: String, status: Int32) {
+    private static func describe(_ error: any Error) -> (code: String, message: String) {
         switch error {
-        case let error as CommandFailure: (error.code, error.description, 1)
-        case let error as AdminAPIError: (error.code, wantsJSON ? error.message : error.description, 1)
+        case let error as CommandFailure: (error.code, error.description)
+        case let error as AdminAPIError: (error.code, wantsJSON ? error.message : error.description)
         // The admin API's one mapping names store errors, so a command says `unknown_checkpoint` whether it read
         // the store or asked the coordinator.
-        case let error as CheckpointStoreError: (APIError(from: error).code.rawValue, error.message, 1)
-        default: ("failed", "\(error)", 1)
+        case let error as CheckpointStoreError: (APIError(from: error).code.rawValue, error.message)
+        default: ("failed", "\(error)")
         }
     }
 }
