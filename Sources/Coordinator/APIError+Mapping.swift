@@ -64,6 +64,8 @@ extension APIError {
         // Readiness and the rest
         case notReady = "not_ready"
         case storeFailing = "store_failing"
+        /// An upload could not be spooled to the data directory (a full or failing disk).
+        case spoolFailed = "spool_failed"
         case `internal`
     }
 
@@ -88,6 +90,11 @@ extension APIError {
         case is NIOTooManyBytesError:
             // A chunked body has no Content-Length to check up front; NIO stops collecting at the limit.
             self.init(.contentTooLarge, code: .payloadTooLarge, "request body exceeds the limit")
+        case let error as UploadReceiver.Aborted:
+            // The client is gone or stalled; the answer is for the log, and the round is untouched.
+            self.init(.badRequest, code: .requestCutOff, error.description)
+        case let error as SpoolError:
+            self.init(.serviceUnavailable, code: .spoolFailed, "the upload could not be spooled: \(error)")
         case is ConnectionGuardError:
             // The connection guard already answered and is closing the connection; this answer is not sent.
             self.init(.requestTimeout, code: .requestCutOff, "the request was cut off")

@@ -1,3 +1,4 @@
+import Foundation
 import FederationCore
 
 /// Everything the coordinator needs to run, with defaults that work with no configuration at all.
@@ -41,10 +42,19 @@ public struct CoordinatorConfiguration: Sendable {
     /// `https` when ``tls`` is set, else `http`: the scheme of the coordinator's own URLs.
     public var urlScheme: String { tls == nil ? "http" : "https" }
 
+    /// Where uploads are spooled while they are checked: unnamed files (`O_EXCL`, unlinked at once) that hold
+    /// disk space until their update is folded. `rondo serve` uses its data directory. Default: the system's
+    /// temporary directory.
+    public var spoolDirectory: String = FileManager.default.temporaryDirectory.path
+
     /// Request limits. Every refusal is a 4xx with a JSON error body.
     public struct Limits: Sendable {
         /// Largest fit-result body (safetensors). Default 512 MiB (env `RONDO_MAX_UPDATE_BYTES`).
         public var maxUpdateBytes: Int
+        /// Most fit-result uploads received (checked, spooled and folded) at once; more wait unread, held back by
+        /// TCP backpressure. Each costs one network chunk of memory and its update's size on disk. Default 4
+        /// (env `RONDO_MAX_CONCURRENT_UPLOADS`).
+        public var maxConcurrentUploads: Int
         /// Largest JSON body. Default 1 MiB.
         public var maxJSONBytes: Int
         /// Header and tensor-count limits for uploaded safetensors.
@@ -84,8 +94,10 @@ public struct CoordinatorConfiguration: Sendable {
             maxClients: Int = 10_000, maxParkedPolls: Int = 10_000, registrationsPerSecond: Double = 20,
             refusedSubmissionsPerClientPerSecond: Double = 5, idleTimeout: Duration = .seconds(60),
             maxConnections: Int = 16_384, maxParkedPollsPerClient: Int = 2, minimumBodyBytesPerSecond: Int = 1024,
-            bodyRateWindow: Duration = .seconds(10)
+            bodyRateWindow: Duration = .seconds(10), maxConcurrentUploads: Int = 4
         ) {
+            precondition(maxConcurrentUploads > 0, "at least one concurrent upload")
+            self.maxConcurrentUploads = maxConcurrentUploads
             self.maxConnections = maxConnections
             self.maxParkedPollsPerClient = maxParkedPollsPerClient
             self.minimumBodyBytesPerSecond = minimumBodyBytesPerSecond

@@ -101,6 +101,16 @@ public struct CoordinatorMetrics: Sendable {
         recorder(MetricCatalogue.updateSize, []).record(Double(bytes))
     }
 
+    /// An upload cut off before its last byte.
+    public func uploadAborted() {
+        counter(MetricCatalogue.uploadsAborted, []).increment()
+    }
+
+    /// Uploads holding a slot now.
+    public func uploadsInProgress(_ count: Int) {
+        gauge(MetricCatalogue.uploadsInProgress, []).record(Double(count))
+    }
+
     /// An accepted fit update's L2 norm.
     public func updateNorm(_ norm: Double) {
         recorder(MetricCatalogue.updateNorm, []).record(norm)

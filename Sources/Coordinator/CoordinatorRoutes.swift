@@ -19,6 +19,8 @@ struct CoordinatorRoutes: Sendable {
     let metrics: CoordinatorMetrics
     /// Renders the Prometheus exposition text for `/metrics`.
     let renderMetrics: @Sendable () -> [UInt8]
+    /// Bounds the fit-result uploads received at once.
+    let uploads: UploadSlots
 
     func add(to router: Router<CoordinatorRequestContext>) {
         router.add(middleware: HTTPMetricsMiddleware(metrics: metrics))
@@ -139,12 +141,10 @@ struct CoordinatorRoutes: Sendable {
             }
             requested = number
         }
-        let version: Int
-        let stored: (bytes: ByteBuffer, sha256: String)
+        let stored: ServedModel
         switch try await driver.download(requested, for: client) {
-        case .model(let number, let bytes, let sha256):
-            version = number
-            stored = (bytes, sha256)
+        case .model(let served):
+            stored = served
         case .unknown(let number):
             throw APIError(.notFound, code: .unknownModelVersion, "no model version \(number)")
         case .forbidden(let number):
@@ -152,7 +152,7 @@ struct CoordinatorRoutes: Sendable {
         }
         let etag = "\"\(stored.sha256)\""
         var headers: HTTPFields = [.eTag: etag, .cacheControl: "no-cache"]
-        headers[HTTPField.Name("X-Rondo-Model-Version")!] = String(version)
+        headers[HTTPField.Name("X-Rondo-Model-Version")!] = String(stored.version)
         if let match = request.headers[.ifNoneMatch],
             match == "*"
                 || match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag })
@@ -162,18 +162,27 @@ struct CoordinatorRoutes: Sendable {
         headers[.contentType] = WireProtocol.safetensorsMediaType
         headers[.acceptRanges] = "bytes"
         // A client on a flaky link resumes a big download with `Range` (and `If-Range: <ETag>`, so a range of
-        // another version is never spliced onto what it has). Every answer is a slice of the one shared buffer.
-        let total = stored.bytes.readableBytes
+        // another version is never spliced onto what it has). Every answer streams from the one shared copy.
+        let total = stored.byteCount
         let ifRangeHolds = request.headers[.ifRange].map { $0 == etag } ?? true
         switch ifRangeHolds ? ByteRange(header: request.headers[.range], total: total) : .whole {
         case .whole:
             metrics.modelSent(bytes: total)
-            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: stored.bytes))
+            return Response(
+                status: .ok, headers: headers,
+                body: ResponseBody(contentLength: total) { writer in
+                    try await stored.write(0..<total, to: &writer)
+                    try await writer.finish(nil)
+                })
         case .partial(let range):
             headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(total)"
             metrics.modelSent(bytes: range.count)
-            let slice = stored.bytes.getSlice(at: stored.bytes.readerIndex + range.lowerBound, length: range.count)!
-            return Response(status: .partialContent, headers: headers, body: ResponseBody(byteBuffer: slice))
+            return Response(
+                status: .partialContent, headers: headers,
+                body: ResponseBody(contentLength: range.count) { writer in
+                    try await stored.write(Range(range), to: &writer)
+                    try await writer.finish(nil)
+                })
         case .unsatisfiable:
             throw APIError(
                 .rangeNotSatisfiable, code: .rangeNotSatisfiable,
@@ -225,23 +234,8 @@ struct CoordinatorRoutes: Sendable {
     }
 
     /// The request's media type, lower-cased, without parameters.
-    private func mediaType(of request: Request) -> String? {
+    func mediaType(of request: Request) -> String? {
         request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
-    }
-
-    private func submitFit(_ task: RoundDriver.Task, _ request: Request, client: ClientID) async throws {
-        let mediaType = mediaType(of: request)
-        guard mediaType == WireProtocol.safetensorsMediaType || mediaType == "application/octet-stream" else {
-            throw APIError(
-                .unsupportedMediaType, code: .unsupportedMediaType,
-                "fit results are \(WireProtocol.safetensorsMediaType), not \(mediaType ?? "unspecified")")
-        }
-        let body = try await collect(request, limit: configuration.limits.maxUpdateBytes)
-        metrics.updateReceived(bytes: body.readableBytes)
-        let file = try body.withUnsafeReadableBytes { raw throws(SafeTensorsError) in
-            try SafeTensorsFile.decode(raw, limits: configuration.limits.safetensors)
-        }
-        try await driver.submitFit(task.id, client: client, result: try FitResult(file: file))
     }
 
     private func submitEvaluation(_ task: RoundDriver.Task, _ request: Request, client: ClientID) async throws {

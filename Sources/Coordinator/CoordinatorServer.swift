@@ -43,7 +43,8 @@ public struct CoordinatorServer: Sendable {
         CoordinatorRoutes(
             driver: driver, operators: OperatorActions(driver: driver, metrics: metrics), history: driver.history,
             configuration: configuration, adminCredentials: credentials, metrics: metrics,
-            renderMetrics: metricsFactory.render
+            renderMetrics: metricsFactory.render,
+            uploads: UploadSlots(capacity: configuration.limits.maxConcurrentUploads)
         ).add(to: router)
         let boundPort = BoundPort()
         self.routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }.sorted()

@@ -1,38 +1,22 @@
-import NIOCore
-
-/// The last few model versions served, kept in memory: every selected client downloads the same one or two
-/// versions per round, and reading and re-hashing them from the store for each would be wasted work.
+/// The model versions held in memory for downloads: exactly the ones the round engine holds (the current
+/// model and the open round's base and candidate), each as one `ServedModel` that shares its tensors with the
+/// engine and that every download of it shares. No version is held twice, and none the engine let go of.
 ///
-/// Each version is one read-only `ByteBuffer` that every download of it shares (a response, or a `Range` of
-/// one, is a slice of the same storage): serving K clients costs no copy of the model per request.
-///
-/// Invariant: at most `capacity` versions, each at most once; the least recently added goes first.
+/// Other versions (a client finishing a download of the model a rollback replaced) are read from the store
+/// for the one request and not kept.
 struct ModelCache: Sendable {
-    struct Entry: Sendable {
-        var version: Int
-        var bytes: ByteBuffer
-        var sha256: String
+    private var entries: [Int: ServedModel] = [:]
+
+    func model(version: Int) -> ServedModel? { entries[version] }
+
+    mutating func insert(_ model: ServedModel) {
+        entries[model.version] = model
     }
 
-    let capacity: Int
-    private var entries: [Entry] = []
-
-    init(capacity: Int = 3) {
-        precondition(capacity > 0)
-        self.capacity = capacity
+    /// Lets go of every version not in `live`.
+    mutating func keep(only live: Set<Int>) {
+        entries = entries.filter { live.contains($0.key) }
     }
 
-    func model(version: Int) -> Entry? { entries.first { $0.version == version } }
-
-    /// Keeps `bytes` (copied once into the buffer every download of this version shares).
-    @discardableResult
-    mutating func insert(version: Int, bytes: [UInt8], sha256: String) -> ByteBuffer {
-        let buffer = ByteBuffer(bytes: bytes)
-        entries.removeAll { $0.version == version }
-        entries.append(Entry(version: version, bytes: buffer, sha256: sha256))
-        if entries.count > capacity { entries.removeFirst(entries.count - capacity) }
-        return buffer
-    }
-
-    var versions: [Int] { entries.map(\.version) }
+    var versions: [Int] { entries.keys.sorted() }
 }

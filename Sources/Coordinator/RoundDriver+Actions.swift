@@ -15,6 +15,7 @@ extension RoundDriver {
     /// awaited cannot reorder a batch's phase changes; then the store writes, in order.
     func perform(_ initial: [RoundAction<Instant>]) async {
         defer {
+            models.keep(only: machine.liveModelVersions)
             observeBackoff()
             if !machine.isPersisting { persistWaiters.resumeAll() }
         }
@@ -169,15 +170,14 @@ extension RoundDriver {
 
     private func storeCandidate(round: Int, parentVersion: Int, weights: ModelWeights) async -> [RoundAction<Instant>] {
         let started = clock.now
-        let bytes = SafeTensorsFile(
-            weights: weights, metadata: ["round": String(round), "parent_version": String(parentVersion)]
-        ).encoded()
+        let file = SafeTensorsFile(
+            weights: weights, metadata: ["round": String(round), "parent_version": String(parentVersion)])
         do {
-            let (version, sha) = try await store.storeCandidate(
-                round: round, parentVersion: parentVersion, bytes: bytes, tensorCount: weights.tensors.count)
-            metrics.checkpointWritten(success: true, duration: started.duration(to: clock.now), bytes: bytes.count)
+            let (version, sha) = try await store.storeCandidate(round: round, parentVersion: parentVersion, file: file)
+            metrics.checkpointWritten(
+                success: true, duration: started.duration(to: clock.now), bytes: file.encodedByteCount)
             storeFailing = false
-            models.insert(version: version, bytes: bytes, sha256: sha)
+            models.insert(ServedModel(version: version, sha256: sha, file: file))
             return machine.candidateStored(
                 round: round, candidate: GlobalModel(version: version, sha256: sha, weights: weights), now: clock.now)
         } catch {

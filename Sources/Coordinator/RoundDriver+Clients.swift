@@ -194,7 +194,6 @@ extension RoundDriver {
     /// - Throws: `UpdateRejection` when the round refuses it.
     public func submitFit(_ taskID: TaskID, client: ClientID, result: FitResult) async throws(UpdateRejection) {
         let actions: [RoundAction<Instant>]
-        let started = clock.now
         do {
             actions = try machine.fitResult(
                 taskID, client: client, weights: result.weights, numExamples: result.numExamples,
@@ -203,9 +202,52 @@ extension RoundDriver {
             logRejection(error, taskID: taskID, client: client)
             throw error
         }
+        await persist("client activity") { try await $0.clientSeen(id: client.rawValue) }
+        await perform(actions)
+    }
+
+    /// Hands a fit result checked while it streamed in to the round, which folds it.
+    /// - Throws: `UpdateRejection` when the round refuses it (late: the round closed while it streamed in).
+    public func submitFit(_ taskID: TaskID, client: ClientID, update: CheckedUpdate) async throws(UpdateRejection) {
+        let actions: [RoundAction<Instant>]
+        let started = clock.now
+        do {
+            actions = try machine.fitResult(taskID, client: client, update: update, now: clock.now)
+        } catch {
+            logRejection(error, taskID: taskID, client: client)
+            throw error
+        }
         metrics.updateFolded(duration: started.duration(to: clock.now))
         await persist("client activity") { try await $0.clientSeen(id: client.rawValue) }
         await perform(actions)
+    }
+
+    /// The model a fit task trains from (what its result is checked against): the engine's own copy.
+    /// - Throws: `UpdateRejection(.late)` when the engine no longer holds it (the round moved on); a store
+    ///   error when it had to be read back and could not be.
+    func fitBase(for task: Task) async throws -> GlobalModel {
+        guard machine.liveModelVersions.contains(task.modelVersion),
+            let served = try await model(version: task.modelVersion)
+        else {
+            throw UpdateRejection(.late, "round \(task.round) no longer trains from version \(task.modelVersion)")
+        }
+        return GlobalModel(version: served.version, sha256: served.sha256, weights: served.weights)
+    }
+
+    /// A fit result refused while it streamed in: counted in its round and logged like any refusal.
+    func fitRejected(_ taskID: TaskID, client: ClientID, _ rejection: UpdateRejection) {
+        machine.fitRejected(taskID, client: client, rejection, now: clock.now)
+        logRejection(rejection, taskID: taskID, client: client)
+    }
+
+    /// An upload cut off before its last byte; the task stays open, so the client may send it again.
+    func uploadAborted(_ taskID: TaskID, client: ClientID, _ aborted: UploadReceiver.Aborted) {
+        logger.notice(
+            "upload aborted",
+            metadata: roundScoped([
+                "client_id": "\(client)", "task_id": "\(taskID)", "received_bytes": "\(aborted.received)",
+                "detail": "\(ClientText.forLog(aborted.cause))",
+            ]))
     }
 
     /// Hands an evaluation report to the round.

@@ -157,7 +157,7 @@ public struct TaskDelivery: Sendable {
 /// What a client's model download gets (see `RoundDriver.download`).
 public enum ModelDownload: Sendable {
     /// The model's safetensors bytes: the cache's shared buffer, not a copy.
-    case model(version: Int, bytes: ByteBuffer, sha256: String)
+    case model(ServedModel)
     /// The version exists but is neither current nor the model of this client's open task.
     case forbidden(Int)
     case unknown(Int)

@@ -96,15 +96,15 @@ extension RoundDriver {
     }
 
     private func loadModel(_ version: Int) async throws -> GlobalModel {
-        guard let record = try await store.checkpoint(version: version) else {
-            throw CheckpointStoreError(.notFound, "no checkpoint version \(version)")
-        }
-        let bytes = try await store.bytes(version: version)
+        let served: ServedModel?
         do {
-            return GlobalModel(
-                version: version, sha256: record.sha256, weights: try SafeTensorsFile.decode(bytes).weights)
-        } catch {
+            served = try await model(version: version)
+        } catch let error as SafeTensorsError {
             throw CheckpointStoreError(.integrity, "version \(version) is not readable safetensors: \(error)")
         }
+        guard let served else { throw CheckpointStoreError(.notFound, "no checkpoint version \(version)") }
+        // Held until the rollback makes it current (then the engine holds it too).
+        models.insert(served)
+        return GlobalModel(version: version, sha256: served.sha256, weights: served.weights)
     }
 }

@@ -99,19 +99,21 @@ public actor RoundDriver: Service {
         guard let currentVersion, let record = try await store.checkpoint(version: currentVersion) else {
             throw CoordinatorStartupError(message: "the current ref points at a missing checkpoint")
         }
-        let weights: ModelWeights
+        let served: ServedModel
         do {
-            weights = try SafeTensorsFile.decode(try await store.bytes(version: currentVersion)).weights
+            served = try ServedModel(
+                version: currentVersion, sha256: record.sha256, stored: try await store.bytes(version: currentVersion))
         } catch {
             throw CoordinatorStartupError(message: "current model version \(currentVersion) is unreadable: \(error)")
         }
+        models.insert(served)
         var bestValue: Double?
         if let regressionGuard = configuration.rounds.regressionGuard, let best = try await store.refVersion(.best) {
             bestValue = try await store.checkpoint(version: best)?.metrics.value(of: regressionGuard.metric)
         }
         var machine = RoundStateMachine<Instant>(
             configuration: configuration.rounds,
-            model: GlobalModel(version: currentVersion, sha256: record.sha256, weights: weights),
+            model: GlobalModel(version: currentVersion, sha256: record.sha256, weights: served.weights),
             lastRound: try await store.lastRoundNumber(), seed: configuration.seed, bestMetricValue: bestValue)
         let now = clock.now
         startedAt = now
@@ -200,17 +202,24 @@ public actor RoundDriver: Service {
         guard version == machine.model.version || machine.taskModelVersion(for: client) == version else {
             return try await store.checkpoint(version: version) == nil ? .unknown(version) : .forbidden(version)
         }
-        guard let stored = try await model(version: version) else { return .unknown(version) }
-        return .model(version: version, bytes: stored.bytes, sha256: stored.sha256)
+        guard let served = try await model(version: version) else { return .unknown(version) }
+        return .model(served)
     }
 
-    /// A stored model version (committed or candidate), from the cache of recently served ones when there.
-    public func model(version: Int) async throws -> (bytes: ByteBuffer, sha256: String)? {
-        if let cached = models.model(version: version) { return (cached.bytes, cached.sha256) }
+    /// A stored model version (committed or candidate): the engine's own copy when it holds that version,
+    /// otherwise read from the store for this one use.
+    func model(version: Int) async throws -> ServedModel? {
+        if let cached = models.model(version: version) { return cached }
         guard let record = try await store.checkpoint(version: version) else { return nil }
-        let bytes = try await store.bytes(version: version)
-        return (models.insert(version: version, bytes: bytes, sha256: record.sha256), record.sha256)
+        let served = try ServedModel(
+            version: version, sha256: record.sha256, stored: try await store.bytes(version: version))
+        if machine.liveModelVersions.contains(version) { models.insert(served) }
+        return served
     }
+
+    /// Lets go of the in-memory copies downloads are served from, so the next download of each version reads
+    /// the store again (tests use it to serve from a store damaged after start-up).
+    func forgetServedModels() { models.keep(only: []) }
 
     /// The model the next round trains from.
     public var currentModel: GlobalModel { machine.model }

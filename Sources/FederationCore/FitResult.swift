@@ -17,14 +17,24 @@ public struct FitResult: Sendable, Equatable {
     /// - Throws: `UpdateRejection(.malformed)` when `num_examples` is missing or not a positive integer, or
     ///   `metrics` is not a JSON object of numbers.
     public init(file: SafeTensorsFile) throws(UpdateRejection) {
-        guard let text = file.metadata[WireProtocol.numExamplesKey] else {
+        let (count, metrics) = try Self.read(metadata: file.metadata)
+        self.init(weights: file.weights, numExamples: count, metrics: metrics)
+    }
+
+    /// The example count and training metrics a result's `__metadata__` carries (the same rules for a result
+    /// decoded whole and one checked while it streams in).
+    /// - Throws: `UpdateRejection(.malformed)` as `init(file:)` does.
+    public static func read(metadata: [String: String]) throws(UpdateRejection) -> (
+        numExamples: Int, metrics: [String: Double]
+    ) {
+        guard let text = metadata[WireProtocol.numExamplesKey] else {
             throw UpdateRejection(.malformed, "__metadata__ lacks \"\(WireProtocol.numExamplesKey)\"")
         }
         guard let count = Int(text), count > 0 else {
             throw UpdateRejection(.malformed, "num_examples \"\(text)\" is not a positive integer")
         }
         var metrics: [String: Double] = [:]
-        if let json = file.metadata[WireProtocol.metricsKey] {
+        if let json = metadata[WireProtocol.metricsKey] {
             let parsed: JSONValue
             do {
                 parsed = try JSONParser.parse(json)
@@ -41,7 +51,7 @@ public struct FitResult: Sendable, Equatable {
                 metrics[name] = number
             }
         }
-        self.init(weights: file.weights, numExamples: count, metrics: metrics)
+        return (count, metrics)
     }
 
     /// The safetensors file for this result.

@@ -61,8 +61,8 @@ extension RoundStateMachine {
 
     mutating func closePhaseIfDone(now: Instant) -> [Action] {
         switch phase {
-        case .training(let progress, let tasks, let average, _) where tasks.isEmpty:
-            guard progress.accepted >= configuration.minFitResults, let aggregate = average.average() else {
+        case .training(let progress, let tasks, var average, _) where tasks.isEmpty:
+            guard progress.accepted >= configuration.minFitResults else {
                 return fail(
                     progress,
                     RoundFailure(
@@ -71,7 +71,18 @@ extension RoundStateMachine {
                     ),
                     now: now)
             }
+            // Drop the phase's reference to the sums first, so taking the average releases them tensor by tensor.
             phase = .aggregating(progress)
+            let aggregate: ModelWeights
+            do {
+                guard let average = try average.takeAverage() else {
+                    preconditionFailure("accepted updates, none folded")
+                }
+                aggregate = average
+            } catch {
+                return fail(
+                    progress, RoundFailure(.storeFailed, "reading a kept update back failed: \(error)"), now: now)
+            }
             return announcePhase() + [
                 .storeCandidate(round: progress.round, parentVersion: progress.base.version, weights: aggregate)
             ]

@@ -10,32 +10,77 @@ extension RoundStateMachine {
         metrics: [String: Double], now: Instant
     ) throws(UpdateRejection) -> [Action] {
         let task = try checkTask(taskID, of: client)
+        guard task.kind == .fit, case .training(let progress, _, _, _) = phase else {
+            throw UpdateRejection(.late, "task \(taskID) is not an open fit task")
+        }
+        let checked: CheckedUpdate
+        do throws(UpdateRejection) {
+            checked = try configuration.validator.check(
+                FitResult(weights: weights, numExamples: numExamples, metrics: metrics), against: progress.base)
+        } catch {
+            fitRejected(taskID, client: client, error, now: now)
+            throw error
+        }
+        return try fitResult(taskID, client: client, update: checked, now: now)
+    }
+
+    /// Accepts a fit result already checked against the round's base model (an upload checked while it
+    /// streamed in) and folds it into the average.
+    /// - Throws: `UpdateRejection`, as the other `fitResult`; `late` also when the update was checked against
+    ///   another model than the round's base.
+    public mutating func fitResult(_ taskID: TaskID, client: ClientID, update: CheckedUpdate, now: Instant)
+        throws(UpdateRejection) -> [Action]
+    {
+        let task = try checkTask(taskID, of: client)
         guard task.kind == .fit, case .training(var progress, var tasks, var average, let deadline) = phase else {
             throw UpdateRejection(.late, "task \(taskID) is not an open fit task")
         }
+        guard update.baseVersion == progress.base.version else {
+            throw UpdateRejection(
+                .late,
+                "the update was checked against version \(update.baseVersion), the round trains from \(progress.base.version)"
+            )
+        }
         clients[client]?.lastSeen = now
-        let norm: Double
         do throws(UpdateRejection) {
-            try EvaluationReport.checkExampleCount(numExamples, max: configuration.maxExamplesPerResult)
-            guard metrics.values.allSatisfy(\.isFinite) else {
+            try EvaluationReport.checkExampleCount(update.numExamples, max: configuration.maxExamplesPerResult)
+            guard update.metrics.values.allSatisfy(\.isFinite) else {
                 throw UpdateRejection(.nonFinite, "a training metric is NaN or infinite")
             }
-            try EvaluationReport.checkMetricNames(metrics)
-            try EvaluationReport.checkMagnitudes(metrics)
-            norm = try configuration.validator.validate(weights, against: progress.base.weights)
+            try EvaluationReport.checkMetricNames(update.metrics)
+            try EvaluationReport.checkMagnitudes(update.metrics)
         } catch {
             progress.rejected[error.reason, default: 0] += 1
             phase = .training(progress, tasks: tasks, average: average, deadline: deadline)
             throw error
         }
-        average.fold(weights, numExamples: numExamples)
+        // Leave no second reference to the sums while folding, so they are updated in place, not copied.
+        phase = .idle
+        do {
+            try average.fold(payload: update.payload, numExamples: update.numExamples)
+        } catch {
+            // Part of the update may be in the sums: the average is unusable, so the round fails.
+            return fail(
+                progress, RoundFailure(.storeFailed, "reading a checked update back failed: \(error)"), now: now)
+        }
         progress.accepted += 1
-        progress.examples = progress.examples.saturatingAdd(numExamples)
-        progress.fitReports.append(EvaluationReport(loss: 0, numExamples: numExamples, metrics: metrics))
+        progress.examples = progress.examples.saturatingAdd(update.numExamples)
+        progress.fitReports.append(EvaluationReport(loss: 0, numExamples: update.numExamples, metrics: update.metrics))
         tasks[taskID] = nil
         phase = .training(progress, tasks: tasks, average: average, deadline: deadline)
-        return [.resultAccepted(taskID, client: client, kind: .fit, updateNorm: norm)]
+        return [.resultAccepted(taskID, client: client, kind: .fit, updateNorm: update.norm)]
             + finishTask(taskID, of: client, end: .answered, now: now)
+    }
+
+    /// Counts a fit result refused before it reached the round (while it streamed in) in the round's
+    /// `rejected` tally, as a refusal by `fitResult` is. Does nothing when the task is not open.
+    public mutating func fitRejected(_ taskID: TaskID, client: ClientID, _ rejection: UpdateRejection, now: Instant) {
+        guard (try? checkTask(taskID, of: client)) != nil,
+            case .training(var progress, let tasks, let average, let deadline) = phase
+        else { return }
+        clients[client]?.lastSeen = now
+        progress.rejected[rejection.reason, default: 0] += 1
+        phase = .training(progress, tasks: tasks, average: average, deadline: deadline)
     }
 
     /// Accepts an evaluation report for the round's candidate model.

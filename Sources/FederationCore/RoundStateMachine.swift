@@ -150,6 +150,20 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         }
     }
 
+    /// The model versions the engine holds: the current model and the open round's base and candidate. The
+    /// server keeps exactly these in memory for downloads (the engine's own copies), and no others.
+    public var liveModelVersions: Set<Int> {
+        var versions: Set<Int> = [model.version]
+        switch phase {
+        case .idle, .finished: break
+        case .training(let progress, _, _, _), .aggregating(let progress), .evaluating(let progress, _, _, _),
+            .committing(let progress), .rejecting(let progress, _):
+            versions.insert(progress.base.version)
+            if let candidate = progress.candidate { versions.insert(candidate.version) }
+        }
+        return versions
+    }
+
     /// The model version of the client's open task, if it has one: with the current model, the only versions
     /// a client has reason to download.
     public func taskModelVersion(for client: ClientID) -> Int? {

@@ -10,15 +10,20 @@
 /// be clipped, so the `clippedClientBound` heaviest so far are kept aside unfolded; an update is folded, at its
 /// full weight, once enough heavier ones arrived that it can never be clipped, and `average()` adds the kept
 /// ones at their clipped weights. Nothing is folded and taken back, so the result is exact whatever the
-/// weights. Memory is then O(model × ⌈1/share⌉).
+/// weights. The kept updates are payloads (`UpdatePayload`): for uploads, spool files on disk, so memory stays
+/// O(model) under a cap too; disk holds up to ⌈1/share⌉ updates.
+///
+/// Updates are read through `UpdatePayload` chunk by chunk: the fold never needs an update whole in memory.
 public struct StreamingFedAvg: Sendable {
     private let layout: ModelWeights
     private let weightCap: WeightCap?
+    /// Each tensor's dtype, in layout order.
+    private let dtypes: [TensorDType]
     private var sums: [[Double]]
     /// Every folded update's weight, in arrival order (what the cap's level is computed from).
     private var weights: [Double] = []
     /// The heaviest updates so far, kept only under a weight cap: the only ones the cap can clip.
-    private var heaviest: [(weight: Double, update: ModelWeights)] = []
+    private var heaviest: [(weight: Double, update: any UpdatePayload)] = []
     /// Weight already in `sums` (everything but the updates kept aside).
     private var foldedWeight: Double = 0
     /// Total weight folded so far (the sum of `num_examples`, before any cap).
@@ -30,6 +35,7 @@ public struct StreamingFedAvg: Sendable {
     public init(layout: ModelWeights, weightCap: WeightCap? = nil) {
         self.layout = layout
         self.weightCap = weightCap
+        self.dtypes = layout.tensors.map(\.tensor.dtype)
         self.sums = layout.tensors.map { [Double](repeating: 0, count: $0.tensor.elementCount) }
     }
 
@@ -37,56 +43,94 @@ public struct StreamingFedAvg: Sendable {
     /// - Precondition: `weights` has the layout's names, shapes and dtypes (run `UpdateValidator` first) and
     ///   `numExamples > 0`.
     public mutating func fold(_ weights: ModelWeights, numExamples: Int) {
-        precondition(numExamples > 0, "an update must carry a positive example count")
         precondition(weights.hasSameLayout(as: layout), "update layout differs from the base model")
+        // Weights in memory cannot fail to read.
+        try! fold(payload: weights, numExamples: numExamples)
+    }
+
+    /// Adds one checked update, weighted by the number of examples it trained on.
+    /// - Precondition: the payload has the layout's names, shapes and dtypes (it passed a check against the
+    ///   base model) and `numExamples > 0`.
+    /// - Throws: when the payload cannot be read. The sums may then hold part of it: the average is unusable
+    ///   and the round must fail.
+    public mutating func fold(payload: any UpdatePayload, numExamples: Int) throws {
+        precondition(numExamples > 0, "an update must carry a positive example count")
         let weight = Double(numExamples)
         totalExamples += weight
         self.weights.append(weight)
         guard let weightCap else {
-            Self.add(weights, weight: weight, into: &sums)
+            try Self.add(payload, dtypes: dtypes, weight: weight, into: &sums)
             foldedWeight += weight
             return
         }
         if heaviest.count < weightCap.clippedClientBound {
-            heaviest.append((weight, weights))
+            heaviest.append((weight, payload))
         } else if let lightest = heaviest.indices.min(by: { heaviest[$0].weight < heaviest[$1].weight }),
             heaviest[lightest].weight < weight
         {
             // The evicted update has `clippedClientBound` heavier ones now: it can never be clipped.
-            Self.add(heaviest[lightest].update, weight: heaviest[lightest].weight, into: &sums)
-            foldedWeight += heaviest[lightest].weight
-            heaviest[lightest] = (weight, weights)
+            let evicted = heaviest[lightest]
+            heaviest[lightest] = (weight, payload)
+            try Self.add(evicted.update, dtypes: dtypes, weight: evicted.weight, into: &sums)
+            foldedWeight += evicted.weight
         } else {
-            Self.add(weights, weight: weight, into: &sums)
+            try Self.add(payload, dtypes: dtypes, weight: weight, into: &sums)
             foldedWeight += weight
         }
     }
 
-    private static func add(_ weights: ModelWeights, weight: Double, into sums: inout [[Double]]) {
+    private static func add(
+        _ update: any UpdatePayload, dtypes: [TensorDType], weight: Double, into sums: inout [[Double]]
+    ) throws {
         for index in sums.indices {
-            sums[index].withUnsafeMutableBufferPointer { sum in
-                TensorElements.accumulate(weights.tensors[index].tensor, weight: weight, into: sum)
+            try sums[index].withUnsafeMutableBufferPointer { sum in
+                guard let start = sum.baseAddress else { return }
+                let dtype = dtypes[index]
+                var filled = 0
+                try update.forEachChunk(ofTensor: index) { raw in
+                    let count = raw.count / dtype.byteWidth
+                    precondition(filled + count <= sum.count, "update tensor longer than the base model's")
+                    TensorElements.accumulate(raw: raw, dtype: dtype, weight: weight, into: start + filled)
+                    filled += count
+                }
+                precondition(filled == sum.count, "update tensor shorter than the base model's")
             }
         }
     }
 
     /// The weighted average of everything folded so far, or nil if nothing was folded.
-    public func average() -> ModelWeights? {
+    /// - Throws: when an update kept aside under the weight cap cannot be read.
+    public func average() throws -> ModelWeights? {
+        var copy = self
+        return try copy.takeAverage()
+    }
+
+    /// The average, taking the sums apart as it goes: each tensor's sums are released once its average is
+    /// written, so (when this value holds the only reference to them) the double-precision sums and the
+    /// result are never both whole in memory. Call it once; the value is spent afterwards.
+    /// - Throws: when an update kept aside under the weight cap cannot be read.
+    public mutating func takeAverage() throws -> ModelWeights? {
         guard count > 0 else { return nil }
-        var sums = sums
+        var sums = self.sums
+        self.sums = []
         var total = foldedWeight
         let level = weightCap?.level(for: weights) ?? .infinity
         for (weight, update) in heaviest {
-            Self.add(update, weight: min(weight, level), into: &sums)
+            try Self.add(update, dtypes: dtypes, weight: min(weight, level), into: &sums)
             total += min(weight, level)
         }
+        heaviest = []
         let scale = 1 / total
-        return ModelWeights(
-            zip(layout.tensors, sums).map { named, sum in
+        var tensors: [NamedTensor] = []
+        tensors.reserveCapacity(layout.tensors.count)
+        for (index, named) in layout.tensors.enumerated() {
+            tensors.append(
                 NamedTensor(
                     name: named.name,
                     tensor: TensorElements.tensor(
-                        fromSums: sum, scale: scale, shape: named.tensor.shape, dtype: named.tensor.dtype))
-            })
+                        fromSums: sums[index], scale: scale, shape: named.tensor.shape, dtype: named.tensor.dtype)))
+            sums[index] = []
+        }
+        return ModelWeights(tensors)
     }
 }

@@ -20,7 +20,42 @@ public struct UpdateValidator: Sendable, Equatable {
     /// - Returns: the L2 norm of the update (result − base).
     /// - Throws: `UpdateRejection` with reason `wrongNames`, `wrongShape`, `wrongDType`, `nonFinite` or `normTooLarge`.
     public func validate(_ update: ModelWeights, against base: ModelWeights) throws(UpdateRejection) -> Double {
-        let names = update.names
+        try Self.checkLayout(
+            update.tensors.map { ($0.name, $0.tensor.dtype, $0.tensor.shape) }, against: base)
+        var squaredNorm = 0.0
+        for (candidate, reference) in zip(update.tensors, base.tensors) where candidate.tensor.dtype.isFloatingPoint {
+            let (finite, squared) = TensorElements.squaredDistance(candidate.tensor, reference.tensor)
+            guard finite else {
+                throw UpdateRejection(.nonFinite, "tensor \"\(candidate.name)\" contains NaN or infinity")
+            }
+            squaredNorm += squared
+        }
+        return try checkNorm(squaredNorm: squaredNorm)
+    }
+
+    /// Validates a decoded fit result against the round's base model.
+    /// - Throws: as `validate(_:against:)`.
+    public func check(_ result: FitResult, against base: GlobalModel) throws(UpdateRejection) -> CheckedUpdate {
+        let norm = try validate(result.weights, against: base.weights)
+        return CheckedUpdate(
+            baseVersion: base.version, numExamples: result.numExamples, metrics: result.metrics, norm: norm,
+            payload: result.weights)
+    }
+
+    /// The norm for a sum of squared differences, refused above `maxUpdateNorm`.
+    func checkNorm(squaredNorm: Double) throws(UpdateRejection) -> Double {
+        let norm = squaredNorm.squareRoot()
+        if let maxUpdateNorm, norm > maxUpdateNorm {
+            throw UpdateRejection(.normTooLarge, "update L2 norm \(norm) exceeds the limit \(maxUpdateNorm)")
+        }
+        return norm
+    }
+
+    /// Checks declared tensors (sorted by name) against the base model's names, dtypes and shapes.
+    static func checkLayout(_ tensors: [(name: String, dtype: TensorDType, shape: [Int])], against base: ModelWeights)
+        throws(UpdateRejection)
+    {
+        let names = tensors.map(\.name)
         let baseNames = base.names
         guard names == baseNames else {
             let missing = Set(baseNames).subtracting(names).sorted()
@@ -28,31 +63,18 @@ public struct UpdateValidator: Sendable, Equatable {
             throw UpdateRejection(
                 .wrongNames, "tensor names differ from the base model: missing \(missing), unexpected \(extra)")
         }
-        var squaredNorm = 0.0
-        for (candidate, reference) in zip(update.tensors, base.tensors) {
-            guard candidate.tensor.dtype == reference.tensor.dtype else {
+        for (candidate, reference) in zip(tensors, base.tensors) {
+            guard candidate.dtype == reference.tensor.dtype else {
                 throw UpdateRejection(
                     .wrongDType,
-                    "tensor \"\(candidate.name)\" is \(candidate.tensor.dtype.rawValue), expected \(reference.tensor.dtype.rawValue)"
+                    "tensor \"\(candidate.name)\" is \(candidate.dtype.rawValue), expected \(reference.tensor.dtype.rawValue)"
                 )
             }
-            guard candidate.tensor.shape == reference.tensor.shape else {
+            guard candidate.shape == reference.tensor.shape else {
                 throw UpdateRejection(
                     .wrongShape,
-                    "tensor \"\(candidate.name)\" has shape \(candidate.tensor.shape), expected \(reference.tensor.shape)"
-                )
+                    "tensor \"\(candidate.name)\" has shape \(candidate.shape), expected \(reference.tensor.shape)")
             }
-            guard candidate.tensor.dtype.isFloatingPoint else { continue }
-            let (finite, squared) = TensorElements.squaredDistance(candidate.tensor, reference.tensor)
-            guard finite else {
-                throw UpdateRejection(.nonFinite, "tensor \"\(candidate.name)\" contains NaN or infinity")
-            }
-            squaredNorm += squared
         }
-        let norm = squaredNorm.squareRoot()
-        if let maxUpdateNorm, norm > maxUpdateNorm {
-            throw UpdateRejection(.normTooLarge, "update L2 norm \(norm) exceeds the limit \(maxUpdateNorm)")
-        }
-        return norm
     }
 }

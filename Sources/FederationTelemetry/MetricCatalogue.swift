@@ -93,6 +93,12 @@ public enum MetricCatalogue {
         buckets: [0.01, 0.1, 0.5, 1, 2, 5, 10, 50, 100, 1000])
     public static let bytesReceived = Definition(
         "rondo_update_bytes_received_total", .counter, "Bytes of fit results received.")
+    public static let uploadsAborted = Definition(
+        "rondo_uploads_aborted_total", .counter,
+        "Fit-result uploads cut off before their last byte (client gone, stalled); the round is left unchanged.")
+    public static let uploadsInProgress = Definition(
+        "rondo_uploads_in_progress", .gauge,
+        "Fit-result uploads holding an upload slot (being received, checked, spooled or folded).")
     public static let bytesSent = Definition("rondo_model_bytes_sent_total", .counter, "Bytes of model downloads sent.")
     public static let aggregationDuration = Definition(
         "rondo_aggregation_duration_seconds", .histogram,
@@ -172,7 +178,8 @@ public enum MetricCatalogue {
     public static let all: [Definition] = [
         buildInfo, round, phase, modelVersion, rounds, roundDuration, phaseDuration, lastCommit, clientsConnected,
         clientsRegistered, clientsSelected, clientsRequired, quorum, results, rejections, dropouts, taskDuration,
-        updateSize, updateNorm, bytesReceived, bytesSent, aggregationDuration, evalLoss, evalAccuracy, roundBackoffs,
+        updateSize, updateNorm, bytesReceived, uploadsAborted, uploadsInProgress, bytesSent, aggregationDuration,
+        evalLoss, evalAccuracy, roundBackoffs,
         roundBackoff, checkpointWrites,
         checkpointWriteDuration, checkpointSize, lastCheckpoint, rollbacks, paused, draining, adminActions,
         authRefusals, limitRefusals, spansExported, spansDropped, exportFailures,

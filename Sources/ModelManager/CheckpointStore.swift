@@ -78,31 +78,71 @@ public actor CheckpointStore {
         round: Int, parentVersion: Int?, bytes: [UInt8], tensorCount: Int, status: CheckpointStatus,
         metrics: CheckpointMetrics = CheckpointMetrics(), makeCurrent: Bool = false, actor: String = "coordinator"
     ) throws -> Int {
-        let sha = Self.sha256Hex(bytes)
+        try insert(
+            round: round, parentVersion: parentVersion, byteCount: bytes.count, tensorCount: tensorCount,
+            status: status, metrics: metrics, makeCurrent: makeCurrent, actor: actor
+        ) { sink in
+            try bytes.withUnsafeBytes { raw in
+                var offset = 0
+                repeat {
+                    let end = min(offset + configuration.chunkSize, raw.count)
+                    try sink(UnsafeRawBufferPointer(rebasing: raw[offset..<end]))
+                    offset = end
+                } while offset < raw.count
+            }
+        }.version
+    }
+
+    /// Stores an aggregated model that is not current yet, writing its encoding chunk by chunk from the
+    /// tensors: no second copy of the model is built in memory.
+    /// - Returns: the new version and the SHA-256 it was stored under.
+    public func storeCandidate(round: Int, parentVersion: Int?, file: SafeTensorsFile) throws -> (
+        version: Int, sha256: String
+    ) {
+        try insert(
+            round: round, parentVersion: parentVersion, byteCount: file.encodedByteCount,
+            tensorCount: file.weights.tensors.count, status: .candidate
+        ) { sink in
+            try file.forEachEncodedChunk(chunkSize: configuration.chunkSize, sink)
+        }
+    }
+
+    /// Writes the row, then the chunks `write` hands over (hashing them on the way), then the SHA-256 and the
+    /// refs: all in one transaction, so a failure anywhere leaves no trace.
+    private func insert(
+        round: Int, parentVersion: Int?, byteCount: Int, tensorCount: Int, status: CheckpointStatus,
+        metrics: CheckpointMetrics = CheckpointMetrics(), makeCurrent: Bool = false, actor: String = "coordinator",
+        write: (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+    ) throws -> (version: Int, sha256: String) {
         let now = clock()
         return try connection.transaction {
             try connection.query(
                 """
                 INSERT INTO checkpoints (round, parent_version, created_at, sha256, size_bytes, tensor_count, status, metrics_json)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                VALUES (?, ?, ?, '', ?, ?, ?, ?)
                 """,
                 [
-                    .integer(Int64(round)), parentVersion.map { .integer(Int64($0)) } ?? .null, .real(now), .text(sha),
-                    .integer(Int64(bytes.count)), .integer(Int64(tensorCount)), .text(status.rawValue),
+                    .integer(Int64(round)), parentVersion.map { .integer(Int64($0)) } ?? .null, .real(now),
+                    .integer(Int64(byteCount)), .integer(Int64(tensorCount)), .text(status.rawValue),
                     .text(try Self.json(metrics)),
                 ])
             let version = connection.lastInsertRowID
+            var hasher = SHA256()
             var index = 0
-            var offset = 0
-            repeat {
-                let end = min(offset + configuration.chunkSize, bytes.count)
-                try bytes.withUnsafeBytes { raw in
-                    try connection.insertChunk(
-                        version: version, index: index, data: UnsafeRawBufferPointer(rebasing: raw[offset..<end]))
-                }
+            var written = 0
+            try write { chunk in
+                hasher.update(bufferPointer: chunk)
+                try connection.insertChunk(version: version, index: index, data: chunk)
                 index += 1
-                offset = end
-            } while offset < bytes.count
+                written += chunk.count
+            }
+            guard written == byteCount else {
+                throw CheckpointStoreError(
+                    .integrity, "wrote \(written) bytes for version \(version), expected \(byteCount)")
+            }
+            let sha = hasher.finalize().hexString
+            try connection.query(
+                "UPDATE checkpoints SET sha256 = ? WHERE version = ?", [.text(sha), .integer(Int64(version))])
             if makeCurrent {
                 let previous = try refVersion(.current)
                 try setRef(CheckpointRef.current.rawValue, version, at: now)
@@ -110,7 +150,7 @@ public actor CheckpointStore {
                     kind: status == .imported ? .import : .commit, actor: actor, round: round, version: version,
                     detail: ["from_version": previous.map(String.init) ?? "none"], at: now)
             }
-            return version
+            return (version, sha)
         }
     }
 

@@ -46,7 +46,7 @@ struct AggregateBench: AsyncParsableCommand {
             let start = clock.now
             for (index, update) in updates.enumerated() { average.fold(update, numExamples: 100 + index) }
             let folded = clock.now
-            let result = average.average()!
+            let result = try average.average()!
             let end = clock.now
             checksum += result.tensors[0].tensor.floatValues[parameters / 2]
             foldTimes.append(seconds(start.duration(to: folded)))

@@ -3,17 +3,19 @@ import FederationCore
 import Foundation
 import Synchronization
 
-/// A `rondo serve` child process for benchmarks: this same binary, on a free port and its own data
-/// directory, with its memory read from /proc.
+/// A `rondo serve` child process for benchmarks: this same binary (or another build, to compare two side by
+/// side), on a free port and its own data directory, with its memory read from /proc.
 final class BenchCoordinator: Sendable {
     private let process: Process
     private let output = Mutex("")
     let dataDirectory: String
 
-    init(directory: String, arguments: [String]) throws {
+    init(directory: String, arguments: [String], executable: String? = nil) throws {
         dataDirectory = directory + "/data"
         process = Process()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        process.executableURL =
+            executable.map { URL(fileURLWithPath: $0) }
+            ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         process.arguments = ["serve", "--port", "0", "--data-dir", dataDirectory] + arguments
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -94,13 +96,15 @@ struct BenchClient {
     struct Timings: Sendable {
         var downloadSeconds: [Double] = []
         var uploadSeconds: [Double] = []
+        /// Each download's start and end, in seconds since the bench's shared origin, by round.
+        var downloads: [(round: Int, start: Double, end: Double)] = []
     }
 
     let http: CurlHTTPClient
     let url: String
     let name: String
 
-    func participate(rounds: Int, update: [UInt8]) async throws -> Timings {
+    func participate(rounds: Int, update: [UInt8], origin: ContinuousClock.Instant) async throws -> Timings {
         let registered = try await http.execute(
             HTTPRequest(
                 method: "POST", url: url + "/v1/clients", headers: [("Content-Type", "application/json")],
@@ -124,7 +128,10 @@ struct BenchClient {
             guard model.status == 200 else {
                 throw CommandFailure("model download answered \(model.status)", code: "bench_failed")
             }
-            timings.downloadSeconds.append(started.duration(to: clock.now).seconds)
+            let finished = clock.now
+            timings.downloadSeconds.append(started.duration(to: finished).seconds)
+            timings.downloads.append(
+                (task.round, origin.duration(to: started).seconds, origin.duration(to: finished).seconds))
             started = clock.now
             let answer = try await http.execute(
                 HTTPRequest(

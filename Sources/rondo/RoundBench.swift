@@ -18,6 +18,11 @@ struct RoundBench: AsyncParsableCommand {
     @Option(help: "Model size in MB (10^6 bytes) of F32 parameters.") var modelMb = 100
     @Option(help: "Tensors the model is split into.") var tensors = 4
     @Option(help: "Rounds to run (the median round time is reported).") var rounds = 3
+    @Option(
+        help: ArgumentHelp(
+            "Run this rondo binary as the coordinator instead of this one, to measure two builds side by side "
+                + "with the same clients."))
+    var coordinator: String?
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func run() async throws {
@@ -52,18 +57,22 @@ struct RoundBench: AsyncParsableCommand {
                 "--min-available-clients", String(clients), "--min-fit-clients", String(clients),
                 "--min-fit-results", String(clients), "--fraction-evaluate", "0", "--rounds", String(rounds),
                 "--fit-timeout", "600", "--max-update-bytes", String(update.count * 2), "--log-level", "error",
-            ])
+            ], executable: self.coordinator)
         defer { coordinator.stop() }
         let url = try await coordinator.waitUntilListening()
         let startRSS = coordinator.residentKB()
 
         let http = CurlHTTPClient()
         defer { http.shutdown() }
+        // Each client has its own libcurl thread, so one thread's copying does not cap the coordinator.
+        let origin = ContinuousClock.now
         let results = try await withThrowingTaskGroup(of: BenchClient.Timings.self) { group in
             for index in 0..<clients {
                 group.addTask {
-                    try await BenchClient(http: http, url: url, name: "bench-\(index)").participate(
-                        rounds: rounds, update: update)
+                    let own = CurlHTTPClient()
+                    defer { own.shutdown() }
+                    return try await BenchClient(http: own, url: url, name: "bench-\(index)").participate(
+                        rounds: rounds, update: update, origin: origin)
                 }
             }
             var all: [BenchClient.Timings] = []
@@ -75,12 +84,19 @@ struct RoundBench: AsyncParsableCommand {
         let downloads = results.flatMap(\.downloadSeconds)
         let uploads = results.flatMap(\.uploadSeconds)
         let modelMB = Double(update.count) / 1e6
+        // All clients download the round's model at once: total bytes over the first start to the last end.
+        let byRound = Dictionary(grouping: results.flatMap(\.downloads), by: \.round)
+        let aggregate = byRound.values.map { downloads in
+            Double(downloads.count) * Double(initial.count) / 1e6
+                / (downloads.map(\.end).max()! - downloads.map(\.start).min()!)
+        }
         let report = Report(
             clients: clients, modelMB: modelMB, rounds: rounds, roundSeconds: roundSeconds,
             roundSecondsMedian: median(roundSeconds), coordinatorStartRSSMB: Double(startRSS ?? 0) / 1000,
             coordinatorPeakRSSMB: Double(peakKB ?? 0) / 1000,
             peakOverModel: Double(peakKB ?? 0) / 1000 / modelMB,
-            downloadMBPerSecondMedian: modelMB / median(downloads), uploadMBPerSecondMedian: modelMB / median(uploads))
+            downloadMBPerSecondMedian: modelMB / median(downloads), uploadMBPerSecondMedian: modelMB / median(uploads),
+            downloadTotalMBPerSecondMedian: median(aggregate))
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -101,6 +117,10 @@ struct RoundBench: AsyncParsableCommand {
                 String(
                     format: "  client throughput (median per transfer): download %.0f MB/s, upload %.0f MB/s",
                     report.downloadMBPerSecondMedian, report.uploadMBPerSecondMedian))
+            print(
+                String(
+                    format: "  downloads, all %d clients at once: %.0f MB/s in total (median over rounds)", clients,
+                    report.downloadTotalMBPerSecondMedian))
         }
     }
 
@@ -115,6 +135,7 @@ struct RoundBench: AsyncParsableCommand {
         var peakOverModel: Double
         var downloadMBPerSecondMedian: Double
         var uploadMBPerSecondMedian: Double
+        var downloadTotalMBPerSecondMedian: Double
 
         enum CodingKeys: String, CodingKey {
             case clients, rounds
@@ -126,6 +147,7 @@ struct RoundBench: AsyncParsableCommand {
             case peakOverModel = "peak_rss_over_model"
             case downloadMBPerSecondMedian = "download_mb_per_s_median"
             case uploadMBPerSecondMedian = "upload_mb_per_s_median"
+            case downloadTotalMBPerSecondMedian = "download_total_mb_per_s_median"
         }
     }
 

@@ -35,6 +35,11 @@ struct ServeCommand: AsyncParsableCommand {
     var keepLast: Int?
     @Option(help: "Largest accepted L2 norm of an update (result - base).") var maxUpdateNorm: Double?
     @Option(help: "Largest accepted fit-result body, in bytes (env RONDO_MAX_UPDATE_BYTES).") var maxUpdateBytes: Int?
+    @Option(
+        help: ArgumentHelp(
+            "Fit-result uploads received, checked and folded at once; more wait unread under TCP backpressure "
+                + "(env RONDO_MAX_CONCURRENT_UPLOADS; default 4)."))
+    var maxConcurrentUploads: Int?
     @Option(help: "Largest num_examples a result may report; above it the result is refused (422).")
     var maxNumExamples = 100_000_000
     @Option(
@@ -181,6 +186,12 @@ struct ServeCommand: AsyncParsableCommand {
         if let bytes = maxUpdateBytes ?? environment["RONDO_MAX_UPDATE_BYTES"].flatMap({ Int($0) }) {
             configuration.limits.maxUpdateBytes = bytes
         }
+        if let uploads = maxConcurrentUploads ?? environment["RONDO_MAX_CONCURRENT_UPLOADS"].flatMap({ Int($0) }) {
+            guard uploads >= 1 else { throw ValidationError("--max-concurrent-uploads must be at least 1") }
+            configuration.limits.maxConcurrentUploads = uploads
+        }
+        // Uploads spool to unnamed files next to the database (the same disk, private to this user).
+        configuration.spoolDirectory = server.dataDir
         if initialModel != nil, demoModel { throw ValidationError("give --initial-model or --demo-model, not both") }
         var weights: ModelWeights?
         if let initialModel {
@@ -216,10 +227,10 @@ struct ServeCommand: AsyncParsableCommand {
         if let share = maxClientWeightShare {
             let cap = WeightCap(maxShare: share)
             logger.notice(
-                "weight cap on: the fold keeps the heaviest updates aside",
+                "weight cap on: the fold keeps the heaviest updates aside, spooled on disk",
                 metadata: [
                     "max_share": "\(share)", "updates_kept": "\(cap.clippedClientBound)",
-                    "memory_bound_bytes": "\(cap.clippedClientBound * configuration.limits.maxUpdateBytes)",
+                    "spool_bound_bytes": "\(cap.clippedClientBound * configuration.limits.maxUpdateBytes)",
                 ])
             if share * Double(minFitResults) <= 1 {
                 logger.warning(

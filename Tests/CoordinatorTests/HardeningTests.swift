@@ -61,16 +61,24 @@ import Testing
         try await RunningCoordinator.with(configuration: RunningCoordinator.configuration()) { coordinator in
             let me = try await coordinator.register("me")
             let task = try await Self.task(coordinator, me)
-            // Registration: JSON limit 64 KiB; fit result: 1 MiB. Neither body says how long it is.
-            let cases: [(String, String, Int)] = [
-                ("/v1/clients", "", 40 << 10),
-                ("/v1/tasks/\(task.taskID)/result", "Authorization: Bearer \(me.token)\r\n", 600 << 10),
+            // Registration: JSON limit 64 KiB; fit result: 1 MiB. Neither body says how long it is. An upload is
+            // read as it streams in: its header, describing 1.2 MB of data, is refused before the data comes.
+            let header = SafeTensorsFile(
+                weights: ModelWeights(["w": .zeros(shape: [300_000])]), metadata: ["num_examples": "1"]
+            ).headerBytes()
+            let cases: [(String, String, Int, [UInt8])] = [
+                ("/v1/clients", "", 40 << 10, []),
+                ("/v1/tasks/\(task.taskID)/result", "Authorization: Bearer \(me.token)\r\n", 600 << 10, header),
             ]
-            for (path, auth, chunk) in cases {
+            for (path, auth, chunk, prefix) in cases {
                 let connection = try RawConnection(port: coordinator.port)
                 connection.send(
                     "POST \(path) HTTP/1.1\r\nHost: x\r\n\(auth)Content-Type: \(path == "/v1/clients" ? Self.json : Self.safetensors)\r\n"
                         + "Transfer-Encoding: chunked\r\n\r\n")
+                if !prefix.isEmpty {
+                    connection.send(String(prefix.count, radix: 16) + "\r\n")
+                    connection.send(prefix + Array("\r\n".utf8))
+                }
                 for _ in 0..<2 {
                     connection.send(String(chunk, radix: 16) + "\r\n")
                     connection.send([UInt8](repeating: 0x20, count: chunk) + Array("\r\n".utf8))

@@ -29,6 +29,8 @@ import Testing
             _ = try await coordinator.driver.store.withConnection {
                 try $0.query("UPDATE checkpoint_chunks SET data = ? WHERE version = 1", [.blob([1, 2, 3])])
             }
+            // Downloads come from memory while the engine holds the version; make them read the damaged store.
+            await coordinator.driver.forgetServedModels()
             var logger = Logger(label: "refused-model-client")
             logger.logLevel = .critical
             let client = FederatedClient(

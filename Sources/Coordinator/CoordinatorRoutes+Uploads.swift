@@ -1,0 +1,53 @@
+import FederationCore
+import HTTPTypes
+import Hummingbird
+
+/// `POST /v1/tasks/{id}/result` for fit tasks: the upload streams through `UploadReceiver` into a spool file
+/// and reaches the round only once it is complete and valid.
+extension CoordinatorRoutes {
+    func submitFit(_ task: RoundDriver.Task, _ request: Request, client: ClientID) async throws {
+        let mediaType = mediaType(of: request)
+        guard mediaType == WireProtocol.safetensorsMediaType || mediaType == "application/octet-stream" else {
+            throw APIError(
+                .unsupportedMediaType, code: .unsupportedMediaType,
+                "fit results are \(WireProtocol.safetensorsMediaType), not \(mediaType ?? "unspecified")")
+        }
+        let declaredLength = request.headers[.contentLength].flatMap { Int($0) }
+        if let declaredLength, declaredLength > configuration.limits.maxUpdateBytes {
+            throw APIError.payloadTooLarge(limit: configuration.limits.maxUpdateBytes)
+        }
+        let base = try await driver.fitBase(for: task)
+        await uploads.acquire()
+        metrics.uploadsInProgress(await uploads.usage.inUse)
+        do {
+            try await receiveAndFold(task, request.body, declaredLength: declaredLength, base: base, client: client)
+        } catch {
+            await uploads.release()
+            metrics.uploadsInProgress(await uploads.usage.inUse)
+            throw error
+        }
+        await uploads.release()
+        metrics.uploadsInProgress(await uploads.usage.inUse)
+    }
+
+    private func receiveAndFold(
+        _ task: RoundDriver.Task, _ body: RequestBody, declaredLength: Int?, base: GlobalModel, client: ClientID
+    ) async throws {
+        let receiver = UploadReceiver(
+            spoolDirectory: configuration.spoolDirectory, limits: configuration.limits,
+            validator: configuration.rounds.validator)
+        let received: UploadReceiver.Received
+        do {
+            received = try await receiver.receive(body, declaredLength: declaredLength, base: base)
+        } catch let rejection as UpdateRejection {
+            await driver.fitRejected(task.id, client: client, rejection)
+            throw rejection
+        } catch let aborted as UploadReceiver.Aborted {
+            metrics.uploadAborted()
+            await driver.uploadAborted(task.id, client: client, aborted)
+            throw aborted
+        }
+        metrics.updateReceived(bytes: received.byteCount)
+        try await driver.submitFit(task.id, client: client, update: received.update)
+    }
+}
