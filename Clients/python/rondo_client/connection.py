@@ -11,8 +11,9 @@ import json
 import logging
 import ssl
 import threading
+import time
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
 
 import httpx
 
@@ -35,10 +36,18 @@ from .identity import resolve_identity_key as resolve_identity_key
 from .reachability import is_throttled as is_throttled
 from .reachability import is_unreachable as is_unreachable
 
+if TYPE_CHECKING:
+    from .retry import RetryPolicy
+
 logger = logging.getLogger("rondo_client")
 
 #: While the coordinator stays unreachable (or keeps throttling one call), a warning at most this often.
 LOG_REPEAT_SECONDS = 30.0
+
+#: A model download whose connection breaks is picked up again at most this many times per :meth:`Connection.model`
+#: call (each re-request after a jittered wait of at most 0.1, 0.2, 0.4 … 2 s), then the call raises
+#: :class:`~rondo_client.errors.TransportError`.
+MODEL_RESUME_ATTEMPTS = 5
 
 
 @dataclass
@@ -123,7 +132,18 @@ class Connection:
         self.request_timeout = request_timeout
         self.credentials: Optional[Credentials] = None
         self.model_downloads = 0
+        #: Re-requests made to finish broken model downloads (see :meth:`model`).
+        self.download_resumes = 0
+        # Imported here: retry.py imports this module, so RetryPolicy is not defined yet while this one loads.
+        from .retry import RetryPolicy
+
+        #: The waits between, and the number of, re-requests of one broken model download.
+        self.download_resume_policy: RetryPolicy = RetryPolicy(
+            initial_delay=0.1, max_delay=2.0, max_attempts=MODEL_RESUME_ATTEMPTS)
         self._cache: Optional[tuple] = None  # (sha256, Parameters)
+        # The bytes of a download that broke for good, to go on from when the same model is asked for again:
+        # (sha256, bytes so far, total or None).
+        self._partial: Optional[Tuple[str, bytearray, Optional[int]]] = None
         self._lock = threading.Lock()
         verify: Any = True
         if ca_file is not None:
@@ -189,22 +209,26 @@ class Connection:
 
     def model(self, version: int, sha256: str) -> Parameters:
         """A model version's tensors: from the cache when its SHA-256 matches, otherwise downloaded with
-        ``If-None-Match`` and checked against ``sha256``. Returns a fresh copy the caller may modify."""
+        ``If-None-Match`` and checked against ``sha256``. Returns a fresh copy the caller may modify.
+
+        The body is streamed. When the connection breaks in the middle of it (reset, timeout, a body shorter
+        than its ``Content-Length``), the download goes on with ``Range: bytes=<received>-`` and
+        ``If-Range: "<sha256>"``: a 206 whose ``Content-Range`` starts at the bytes received (with the same
+        total) is appended to them; a 200 (the coordinator has other bytes now) replaces them; any other
+        ``Content-Range``, or a 416, starts the download over. Each such re-request is counted in
+        ``download_resumes`` and logged (info, with the byte it resumes from); at most
+        ``download_resume_policy.max_attempts`` (:data:`MODEL_RESUME_ATTEMPTS`) are made per call, each after the
+        policy's jittered wait, then :class:`~rondo_client.errors.TransportError` is raised. The bytes received
+        are kept: the next call for the same ``sha256`` (the runner's retry) goes on from them, not from zero."""
         cache = self._cache
         if cache is not None and cache[0] == sha256:
             return cache[1].copy()
-        headers = {"If-None-Match": f'"{cache[0]}"'} if cache is not None else {}
-        response = self._send("GET", f"/v1/models/{version}", headers=headers)
-        if response.status_code == 304 and cache is not None:
-            # Only reached when the cached model is not the task's (that case returned above): the coordinator
-            # says the cached bytes are current, but the task names other bytes. Download them whole.
-            response = self._send("GET", f"/v1/models/{version}")
-        body = response.content
+        body, status = self._download_model(version, sha256, cache[0] if cache is not None else None)
         digest = hashlib.sha256(body).hexdigest()
         if digest != sha256:
-            raise InvalidResponseError(f"model {version} has SHA-256 {digest}, expected {sha256}", response.status_code)
+            raise InvalidResponseError(f"model {version} has SHA-256 {digest}, expected {sha256}", status)
         try:
-            parameters, _ = decode_safetensors(body)
+            parameters, _ = decode_safetensors(body)  # a bytearray decodes as bytes do, without another copy
         except Exception as error:  # safetensors raises its own error types
             raise InvalidResponseError(f"model {version} is not valid safetensors: {error}") from None
         self.model_downloads += 1
@@ -234,6 +258,109 @@ class Connection:
         with self._lock:
             self.credentials = None
 
+    # -- model download ----------------------------------------------------------------------------
+
+    def _download_model(self, version: int, sha256: str, cached: Optional[str]) -> Tuple[bytearray, int]:
+        """The bytes of ``GET /v1/models/{version}`` and the status of the answer that completed them, resumed
+        when the connection breaks as :meth:`model` describes. ``cached``: the cached model's SHA-256, sent as
+        ``If-None-Match``."""
+        path = f"/v1/models/{version}"
+        partial, self._partial = self._partial, None
+        body, total = (partial[1], partial[2]) if partial is not None and partial[0] == sha256 else (bytearray(), None)
+        if body:
+            logger.info("model v%d: going on with an earlier download at byte %d of %s", version, len(body),
+                        _size(total))
+        # Not with bytes of an earlier download: they are already known to be another model's than the cached one.
+        if_none_match: Optional[str] = f'"{cached}"' if cached is not None and not body else None
+        policy = self.download_resume_policy
+        attempts = 0
+        try:
+            while True:
+                # Byte ranges of the model's own bytes, not of a compressed encoding of them.
+                headers = {"Accept-Encoding": "identity"}
+                if if_none_match is not None:
+                    headers["If-None-Match"] = if_none_match
+                if body:
+                    headers["Range"] = f"bytes={len(body)}-"
+                    headers["If-Range"] = f'"{sha256}"'
+                try:
+                    response = self._send("GET", path, headers=headers, stream=True)
+                except TransportError as error:
+                    if attempts == 0:  # no answer at all: the caller's to retry
+                        raise
+                    problem = error.message
+                except RefusedError as error:
+                    if error.status != 416 or not body:
+                        raise
+                    logger.warning("model v%d: the coordinator has no bytes from byte %d (%s); starting over",
+                                   version, len(body), error.message)
+                    body, total, problem = bytearray(), None, f"416 {error.code}"
+                else:
+                    try:
+                        if response.status_code == 304 and if_none_match is not None:
+                            # Only reached when the cached model is not the task's (that case returned in model()):
+                            # the coordinator says the cached bytes are current, but the task names other bytes.
+                            # Download them whole.
+                            if_none_match = None
+                            continue
+                        body, total, problem = self._receive_model(version, response, body, total)
+                    finally:
+                        response.close()
+                    if problem is None:
+                        return body, response.status_code
+                attempts += 1
+                if policy.max_attempts is not None and attempts > policy.max_attempts:
+                    exhausted = TransportError(f"GET {path}: the download was interrupted {attempts} times, the last "
+                                               f"after {len(body)} of {_size(total)} bytes: {problem}")
+                    exhausted.endpoint = f"GET {path}"
+                    raise exhausted
+                delay = policy.delay(attempts - 1)
+                self.download_resumes += 1
+                logger.info("model v%d: download interrupted after %d of %s bytes (%s); resuming from byte %d in "
+                            "%.2f s (attempt %d of %s)", version, len(body), _size(total), problem, len(body), delay,
+                            attempts, policy.max_attempts)
+                time.sleep(delay)
+        except BaseException:
+            if body:  # for the next call for these bytes (the runner's retry) to go on from
+                self._partial = (sha256, body, total)
+            raise
+
+    @staticmethod
+    def _receive_model(
+        version: int, response: httpx.Response, body: bytearray, total: Optional[int]
+    ) -> Tuple[bytearray, Optional[int], Optional[str]]:
+        """Reads one answer to a model request: a 206 onto ``body`` when its ``Content-Range`` goes on from it,
+        anything else in its place. Returns the bytes so far, the model's size when known, and why the download
+        is not complete yet (``None`` when it is)."""
+        length = _content_length(response)
+        if response.status_code == 206:
+            content_range = response.headers.get("Content-Range")
+            first, last, size = _content_range(content_range) or (-1, -1, -1)
+            if first != len(body) or last != size - 1 or (total is not None and size != total):
+                logger.warning("model v%d: resuming from byte %d of %s was answered with Content-Range %r; "
+                               "starting over", version, len(body), _size(total), content_range)
+                return bytearray(), None, f"unusable Content-Range {content_range!r}"
+            total = size
+        else:
+            if body:
+                logger.info("model v%d: the coordinator sent the whole model instead of the rest (its bytes "
+                            "changed since); starting over", version)
+            body, total = bytearray(), length
+        received = 0
+        try:
+            for chunk in response.iter_bytes():
+                body += chunk
+                received += len(chunk)
+        except httpx.TransportError as error:
+            problem = f"{type(error).__name__}: {error}"
+        else:
+            if length is None or received >= length:
+                return body, total, None
+            problem = f"the body ended after {received} of its {length} bytes"
+        if response.headers.get("Content-Encoding", "identity").lower() != "identity":
+            return bytearray(), None, problem  # offsets into an encoding are not offsets into the model
+        return body, total, problem
+
     # -- transport ---------------------------------------------------------------------------------
 
     def _client_id(self) -> str:
@@ -254,10 +381,13 @@ class Connection:
         params: Optional[Dict[str, Any]] = None,
         auth: bool = True,
         timeout: Optional[float] = None,
+        stream: bool = False,
     ) -> httpx.Response:
+        """One request; raises a :class:`RondoError` for no answer or a 4xx/5xx. ``stream``: the answer's body
+        is not read (an error's is); the caller reads it and closes the response."""
         try:
             return self._request(method, path, json_body=json_body, content=content, content_type=content_type,
-                                 headers=headers, params=params, auth=auth, timeout=timeout)
+                                 headers=headers, params=params, auth=auth, timeout=timeout, stream=stream)
         except RondoError as error:
             error.endpoint = f"{method} {path}"
             raise
@@ -274,6 +404,7 @@ class Connection:
         params: Optional[Dict[str, Any]],
         auth: bool,
         timeout: Optional[float],
+        stream: bool = False,
     ) -> httpx.Response:
         all_headers = dict(headers or {})
         if auth:
@@ -290,7 +421,7 @@ class Connection:
         if content_type is not None:
             all_headers["Content-Type"] = content_type
         try:
-            response = self._http.request(
+            request = self._http.build_request(
                 method,
                 self.coordinator + path,
                 content=content,
@@ -298,6 +429,12 @@ class Connection:
                 params=params,
                 timeout=timeout if timeout is not None else self.request_timeout,
             )
+            response = self._http.send(request, stream=stream)
+            if stream and response.status_code >= 400:
+                try:
+                    response.read()  # the JSON error
+                finally:
+                    response.close()
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as error:
             # A request this client cannot make: retrying cannot help.
             raise InvalidResponseError(f"{method} {path}: {type(error).__name__}: {error}") from None
@@ -341,6 +478,30 @@ def _retry_after(response: httpx.Response) -> Optional[float]:
         return None
     # A finite wait, at most five minutes: a server's header must not park the client for ever (or crash it).
     return min(max(seconds, 0.0), 300.0) if seconds == seconds and seconds != float("inf") else None
+
+
+def _content_length(response: httpx.Response) -> Optional[int]:
+    try:
+        length = int(response.headers["Content-Length"])
+    except (KeyError, ValueError):
+        return None
+    return length if length >= 0 else None
+
+
+def _content_range(value: Optional[str]) -> Optional[Tuple[int, int, int]]:
+    """``bytes first-last/total`` as (first, last, total); ``None`` for anything else (``*``, other units)."""
+    if value is None or not value.startswith("bytes "):
+        return None
+    span, _, size = value[len("bytes "):].strip().partition("/")
+    first, _, last = span.partition("-")
+    try:
+        return int(first), int(last), int(size)
+    except ValueError:
+        return None
+
+
+def _size(total: Optional[int]) -> str:
+    return "?" if total is None else str(total)
 
 
 def _number(value: float) -> str:
