@@ -143,7 +143,7 @@ let package = Package(
         .testTarget(
             name: "FederationClientTests",
             dependencies: [
-                "FederationClient", "FederationCore", "Coordinator", "RondoTestSupport",
+                "FederationClient", "FederationCore", "Coordinator", "RondoTestSupport", "CurlHTTP",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

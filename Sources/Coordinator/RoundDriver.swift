@@ -87,33 +87,41 @@ public actor RoundDriver: Service {
             logger.warning("rounds interrupted by a restart marked aborted", metadata: ["rounds": "\(aborted)"])
         }
         var currentVersion = try await store.refVersion(.current)
+        var served: ServedModel?
         if currentVersion == nil {
             guard let initialWeights else {
                 throw CoordinatorStartupError(message: "the store has no current model and no initial model was given")
             }
-            let bytes = SafeTensorsFile(weights: initialWeights, metadata: ["round": "0"]).encoded()
-            currentVersion = try await store.insert(
-                round: try await store.lastRoundNumber(), parentVersion: nil, bytes: bytes,
-                tensorCount: initialWeights.tensors.count, status: .imported, makeCurrent: true)
+            // Stored chunk by chunk from the given tensors, which then serve downloads: no second copy.
+            let file = SafeTensorsFile(weights: initialWeights, metadata: ["round": "0"])
+            let (version, sha) = try await store.insert(
+                round: try await store.lastRoundNumber(), parentVersion: nil, file: file, status: .imported,
+                makeCurrent: true)
+            currentVersion = version
+            served = ServedModel(version: version, sha256: sha, file: file)
         }
         guard let currentVersion, let record = try await store.checkpoint(version: currentVersion) else {
             throw CoordinatorStartupError(message: "the current ref points at a missing checkpoint")
         }
-        let served: ServedModel
-        do {
-            served = try ServedModel(
-                version: currentVersion, sha256: record.sha256, stored: try await store.bytes(version: currentVersion))
-        } catch {
-            throw CoordinatorStartupError(message: "current model version \(currentVersion) is unreadable: \(error)")
+        if served == nil {
+            do {
+                served = try ServedModel(
+                    version: currentVersion, sha256: record.sha256,
+                    stored: try await store.bytes(version: currentVersion))
+            } catch {
+                throw CoordinatorStartupError(
+                    message: "current model version \(currentVersion) is unreadable: \(error)")
+            }
         }
-        models.insert(served)
+        let current = served!
+        models.insert(current)
         var bestValue: Double?
         if let regressionGuard = configuration.rounds.regressionGuard, let best = try await store.refVersion(.best) {
             bestValue = try await store.checkpoint(version: best)?.metrics.value(of: regressionGuard.metric)
         }
         var machine = RoundStateMachine<Instant>(
             configuration: configuration.rounds,
-            model: GlobalModel(version: currentVersion, sha256: record.sha256, weights: served.weights),
+            model: GlobalModel(version: currentVersion, sha256: record.sha256, weights: current.weights),
             lastRound: try await store.lastRoundNumber(), seed: configuration.seed, bestMetricValue: bestValue)
         let now = clock.now
         startedAt = now

@@ -52,7 +52,10 @@ struct UploadReceiver {
             do {
                 next = try await iterator.next()
             } catch {
-                throw Aborted(received: total, expected: declaredLength, cause: "\(error)")
+                let cause =
+                    error is ConnectionGuardError
+                    ? "the connection closed or was cut off (too slow) mid-body" : "\(error)"
+                throw Aborted(received: total, expected: declaredLength, cause: cause)
             }
             guard let chunk = next else { break }
             total += chunk.readableBytes

@@ -80,7 +80,15 @@ final class CurlMultiLoop: @unchecked Sendable {
                         ))
                 } else {
                     let text = transfer.failureMessage(code)
-                    finish(transfer, .failure(CurlTransferError(code: Int(code.rawValue), message: text)))
+                    var status = 0
+                    ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+                    let partial =
+                        status > 0
+                        ? HTTPResponse(status: status, headers: transfer.responseHeaders, body: transfer.responseBody)
+                        : nil
+                    finish(
+                        transfer, .failure(CurlTransferError(code: Int(code.rawValue), message: text, partial: partial))
+                    )
                 }
             }
             var ready: Int32 = 0

@@ -44,10 +44,14 @@ public struct CurlTransferError: Error, Sendable, CustomStringConvertible {
     /// libcurl's `CURLcode`.
     public var code: Int
     public var message: String
+    /// What arrived before the transfer broke, when a response had started (its status line was read): a
+    /// client resumes a cut download from `partial.body.count` with a `Range` request.
+    public var partial: HTTPResponse?
 
-    public init(code: Int, message: String) {
+    public init(code: Int, message: String, partial: HTTPResponse? = nil) {
         self.code = code
         self.message = message
+        self.partial = partial
     }
 
     /// True when TLS verification failed or could not be set up: the peer's certificate is not trusted

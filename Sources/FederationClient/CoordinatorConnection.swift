@@ -52,6 +52,11 @@ public actor CoordinatorConnection {
     private var cachedModel: (version: Int, sha256: String, weights: ModelWeights)?
     /// Models fetched over the network (not served from cache); for tests and logs.
     public private(set) var modelDownloads = 0
+    /// Times a cut model download was resumed (or restarted); for tests and logs.
+    public private(set) var downloadResumes = 0
+    /// Most resumes of one model download before it fails as a transport error (the caller's retry policy
+    /// then takes over). 5.
+    public static let modelResumeAttempts = 5
 
     public init(configuration: Configuration) {
         self.configuration = configuration
@@ -96,25 +101,54 @@ public actor CoordinatorConnection {
     /// `If-None-Match` and checked against its ETag.
     public func model(version: Int, sha256: String) async throws -> ModelWeights {
         if let cachedModel, cachedModel.sha256 == sha256 { return cachedModel.weights }
-        var headers: [(name: String, value: String)] = []
-        if let cachedModel { headers.append(("If-None-Match", "\"\(cachedModel.sha256)\"")) }
-        let response = try await send("GET", "/v1/models/\(version)", headers: headers)
-        if response.status == 304, let cachedModel {
+        guard let body = try await download(version: version, sha256: sha256, ifNoneMatch: cachedModel?.sha256)
+        else {
+            // 304: only reached when the cached model is the task's under another version number.
+            let cachedModel = cachedModel!
             self.cachedModel = (version, cachedModel.sha256, cachedModel.weights)
             return cachedModel.weights
         }
         modelDownloads += 1
-        let digest = SHA256.hash(data: response.body).hexString
+        let digest = SHA256.hash(data: body).hexString
         guard digest == sha256 else {
             throw FederationClientError(
                 .invalidResponse, "model \(version) has SHA-256 \(digest), expected \(sha256)")
         }
         do {
-            let weights = try SafeTensorsFile.decode(response.body).weights
+            let weights = try SafeTensorsFile.decode(body).weights
             cachedModel = (version, sha256, weights)
             return weights
         } catch {
             throw FederationClientError(.invalidResponse, "model \(version) is not valid safetensors: \(error)")
+        }
+    }
+
+    /// A model's bytes, resuming with `Range` and `If-Range` when the connection breaks mid-body (at most
+    /// `Self.modelResumeAttempts` times per download); nil on 304.
+    private func download(version: Int, sha256: String, ifNoneMatch: String?) async throws -> [UInt8]? {
+        let path = "/v1/models/\(version)"
+        var assembly = ResumableDownload(sha256: sha256)
+        while true {
+            var headers = assembly.rangeHeaders
+            if let ifNoneMatch, headers.isEmpty { headers.append(("If-None-Match", "\"\(ifNoneMatch)\"")) }
+            do {
+                let response = try await checked("GET", path, try await exchange("GET", path, headers: headers))
+                if response.status == 304, ifNoneMatch != nil { return nil }
+                if assembly.take(response, complete: true) { return assembly.bytes }
+            } catch let error as CurlTransferError {
+                guard let partial = error.partial, partial.status == 200 || partial.status == 206 else {
+                    throw FederationClientError(
+                        error.isCertificateFailure ? .untrustedServer : .transport, "GET \(path): \(error.message)")
+                }
+                _ = assembly.take(partial, complete: false)
+                guard assembly.resumes < Self.modelResumeAttempts else {
+                    throw FederationClientError(
+                        .transport, "GET \(path): cut off \(assembly.resumes + 1) times, last: \(error.message)")
+                }
+            }
+            assembly.resumes += 1
+            downloadResumes += 1
+            try await Task.sleep(for: .milliseconds(100 * assembly.resumes))
         }
     }
 
@@ -174,6 +208,23 @@ public actor CoordinatorConnection {
             throw FederationClientError(
                 error.isCertificateFailure ? .untrustedServer : .transport, "\(method) \(path): \(error.message)")
         }
+        return try checked(method, path, response)
+    }
+
+    /// One authenticated request, with libcurl's errors passed on as they are (the download resumes from them).
+    private func exchange(_ method: String, _ path: String, headers extra: [(name: String, value: String)])
+        async throws -> HTTPResponse
+    {
+        guard let credentials else { throw FederationClientError(.unauthenticated, "not registered") }
+        return try await http.execute(
+            HTTPRequest(
+                method: method, url: configuration.coordinatorURL + path,
+                headers: extra + [("Authorization", "Bearer \(credentials.token)")],
+                timeout: configuration.requestTimeout))
+    }
+
+    /// The response if it is not an error status, else the matching `FederationClientError`.
+    private func checked(_ method: String, _ path: String, _ response: HTTPResponse) throws -> HTTPResponse {
         guard response.status >= 400 else { return response }
         let detail = try? JSONDecoder().decode(WireProtocol.ErrorMessage.self, from: Data(response.body))
         let message = detail?.error.message ?? "\(method) \(path) answered \(response.status)"

@@ -107,6 +107,20 @@ public actor CheckpointStore {
         }
     }
 
+    /// Stores a model as the next version with `status`, writing its encoding chunk by chunk from the tensors.
+    /// - Returns: the new version and its SHA-256.
+    public func insert(
+        round: Int, parentVersion: Int?, file: SafeTensorsFile, status: CheckpointStatus, makeCurrent: Bool = false,
+        actor: String = "coordinator"
+    ) throws -> (version: Int, sha256: String) {
+        try insert(
+            round: round, parentVersion: parentVersion, byteCount: file.encodedByteCount,
+            tensorCount: file.weights.tensors.count, status: status, makeCurrent: makeCurrent, actor: actor
+        ) { sink in
+            try file.forEachEncodedChunk(chunkSize: configuration.chunkSize, sink)
+        }
+    }
+
     /// Writes the row, then the chunks `write` hands over (hashing them on the way), then the SHA-256 and the
     /// refs: all in one transaction, so a failure anywhere leaves no trace.
     private func insert(

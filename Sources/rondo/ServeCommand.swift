@@ -146,6 +146,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        MallocTuning.apply()
         let logger = common.bootstrapLogging(defaultLevel: .info)
         let lock = try await server.prepareDataDirectory()
         defer { withExtendedLifetime(lock) {} }
@@ -207,7 +208,10 @@ struct ServeCommand: AsyncParsableCommand {
         let store = try CheckpointStore(
             configuration: .init(
                 path: server.databasePath, bestMetric: guardMetric, higherIsBetter: guardMetric != "loss"))
-        if weights == nil, try await store.refVersion(.current) == nil {
+        if try await store.refVersion(.current) != nil {
+            // The store's current model wins; holding the given one for the whole run would cost its size.
+            weights = nil
+        } else if weights == nil {
             throw CommandFailure(
                 "\(server.dataDir) has no model yet: start from a file with --initial-model FILE.safetensors "
                     + "(or `rondo checkpoints import`), or from the digits demo's model with --demo-model")

@@ -12,7 +12,17 @@ public final class RawConnection: @unchecked Sendable {
 
     /// Connects to `127.0.0.1:port`; reads time out after `receiveTimeout`.
     public init(port: Int, receiveTimeout: Duration = .seconds(10)) throws {
-        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        descriptor = try Self.connectedSocket(port: port)
+        let (seconds, attoseconds) = receiveTimeout.components
+        var timeout = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { Glibc.close(descriptor) }
+
+    /// A socket connected to `127.0.0.1:port`; the caller closes it.
+    static func connectedSocket(port: Int) throws -> Int32 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw RawConnectionError("socket() failed") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -27,12 +37,8 @@ public final class RawConnection: @unchecked Sendable {
             Glibc.close(descriptor)
             throw RawConnectionError("connect() failed")
         }
-        let (seconds, attoseconds) = receiveTimeout.components
-        var timeout = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return descriptor
     }
-
-    deinit { Glibc.close(descriptor) }
 
     /// Shuts the connection down in both directions now (the descriptor is released at deinit).
     public func close() {

@@ -84,9 +84,11 @@ public final class RunningCoordinator: Sendable {
     /// its temporary data directory is removed.
     public static func with<R>(
         configuration: CoordinatorConfiguration, trusting caFile: String? = nil,
+        initialWeights: ModelWeights = RunningCoordinator.testModel,
         clock: any CoordinatorClock = SystemClock(), _ body: (RunningCoordinator) async throws -> R
     ) async throws -> R {
-        let coordinator = try await RunningCoordinator(configuration: configuration, trusting: caFile, clock: clock)
+        let coordinator = try await RunningCoordinator(
+            configuration: configuration, initialWeights: initialWeights, trusting: caFile, clock: clock)
         defer { try? FileManager.default.removeItem(atPath: coordinator.directory) }
         do {
             let result = try await body(coordinator)
