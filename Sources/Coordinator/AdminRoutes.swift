@@ -69,7 +69,15 @@ extension CoordinatorRoutes {
             let body = try await decodeJSON(RollbackBody.self, from: request)
             let reason = try ClientText.validated(
                 body.reason, field: "reason", code: .invalidReason, maxBytes: ClientText.maxMessageBytes)
-            let version = try await history.resolve(try context.parameters.require("version"))
+            let text = try context.parameters.require("version")
+            // A version number needs no store read here (the rollback reads the version and answers 404 if it
+            // is unknown), so a rollback waits for the store only inside the rollback lane.
+            let version =
+                if case .version(let number) = try VersionReference(parsing: text) {
+                    number
+                } else {
+                    try await history.resolve(text)
+                }
             let (from, to) = try await operators.rollback(
                 to: version, reason: reason, actor: actor, traceID: AdminAction.traceID(of: request),
                 force: body.force ?? false)

@@ -16,17 +16,22 @@ extension CoordinatorRoutes {
         if let declaredLength, declaredLength > configuration.limits.maxUpdateBytes {
             throw APIError.payloadTooLarge(limit: configuration.limits.maxUpdateBytes)
         }
-        let base = try await driver.fitBase(for: task)
+        await driver.uploadStarted(client)
         await uploads.acquire()
         metrics.uploadsInProgress(await uploads.usage.inUse)
         do {
+            // The round may have closed while this upload waited for a slot: then refuse it unread.
+            let task = try await driver.checkTask(task.id, client: client)
+            let base = try await driver.fitBase(for: task)
             try await receiveAndFold(task, request.body, declaredLength: declaredLength, base: base, client: client)
         } catch {
             await uploads.release()
+            await driver.uploadEnded(client)
             metrics.uploadsInProgress(await uploads.usage.inUse)
             throw error
         }
         await uploads.release()
+        await driver.uploadEnded(client)
         metrics.uploadsInProgress(await uploads.usage.inUse)
     }
 

@@ -234,6 +234,15 @@ extension RoundDriver {
         return GlobalModel(version: served.version, sha256: served.sha256, weights: served.weights)
     }
 
+    /// An upload of `client` began (it may still wait for a slot); it counts as liveness until `uploadEnded`.
+    func uploadStarted(_ client: ClientID) {
+        uploading[client, default: 0] += 1
+    }
+
+    func uploadEnded(_ client: ClientID) {
+        if let count = uploading[client], count > 1 { uploading[client] = count - 1 } else { uploading[client] = nil }
+    }
+
     /// A fit result refused while it streamed in: counted in its round and logged like any refusal.
     func fitRejected(_ taskID: TaskID, client: ClientID, _ rejection: UpdateRejection) {
         machine.fitRejected(taskID, client: client, rejection, now: clock.now)

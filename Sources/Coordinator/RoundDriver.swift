@@ -63,6 +63,10 @@ public actor RoundDriver: Service {
     var recordingRounds = false
     /// True after a store write failed, until one succeeds: `/readyz` answers 503 `store_failing`.
     var storeFailing = false
+    /// Clients with a fit-result upload on the wire or waiting for an upload slot, with how many: like a parked
+    /// poll, an upload in progress is a sign of life, so a client is not dropped as silent while its big
+    /// upload waits or streams.
+    var uploading: [ClientID: Int] = [:]
     /// What `rondo_round_backoff_seconds` shows.
     var shownBackoff = Duration.zero
     /// When the driver started: clients known from the store count as last seen then until heard from, which is
@@ -189,7 +193,7 @@ public actor RoundDriver: Service {
         }
         // A poll that ends now was parked until now: its client counts as seen, like the ones still parked.
         let ended = polls.expire(now: now)
-        await perform(machine.tick(now: now, parked: polls.parkedClients.union(ended)))
+        await perform(machine.tick(now: now, parked: polls.parkedClients.union(ended).union(uploading.keys)))
     }
 
     private func shutdown() {

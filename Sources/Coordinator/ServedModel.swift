@@ -56,8 +56,9 @@ public struct ServedModel: Sendable {
     }
 
     /// Writes bytes `range` of the encoding in chunks of at most `chunkSize`, awaiting the connection between
-    /// chunks (so a slow client holds one chunk, not the model).
-    public func write(_ range: Range<Int>, chunkSize: Int = 1 << 20, to writer: inout any ResponseBodyWriter)
+    /// chunks (so a slow client holds one chunk, not the model). Chunks stay below the 1 MiB mmap threshold
+    /// `rondo serve` sets, so they come from (and go back to) the heap instead of fresh zeroed pages.
+    public func write(_ range: Range<Int>, chunkSize: Int = 256 << 10, to writer: inout any ResponseBodyWriter)
         async throws
     {
         precondition(range.lowerBound >= 0 && range.upperBound <= byteCount)

@@ -11,7 +11,7 @@ import Foundation
 /// object lives (until the update is folded, or until its round ends when a weight cap keeps it aside), and a
 /// crash leaves nothing behind to clean up. The fold reads it back chunk by chunk (`UpdatePayload`), so an
 /// update never sits in memory whole.
-final class SpooledUpdate: UpdatePayload, @unchecked Sendable {
+final class SpooledUpdate: UpdatePayload, Sendable {
     /// Bytes read back per `pread`: large enough to stream at disk speed, small enough to be O(1) per upload.
     static let readChunkBytes = 4 << 20
 

@@ -132,7 +132,7 @@ public actor CoordinatorConnection {
             var headers = assembly.rangeHeaders
             if let ifNoneMatch, headers.isEmpty { headers.append(("If-None-Match", "\"\(ifNoneMatch)\"")) }
             do {
-                let response = try await checked("GET", path, try await exchange("GET", path, headers: headers))
+                let response = try checked("GET", path, try await exchange("GET", path, headers: headers))
                 if response.status == 304, ifNoneMatch != nil { return nil }
                 if assembly.take(response, complete: true) { return assembly.bytes }
             } catch let error as CurlTransferError {

@@ -67,7 +67,9 @@ extension RoundStateMachine {
         progress.examples = progress.examples.saturatingAdd(update.numExamples)
         progress.fitReports.append(EvaluationReport(loss: 0, numExamples: update.numExamples, metrics: update.metrics))
         tasks[taskID] = nil
-        phase = .training(progress, tasks: tasks, average: average, deadline: deadline)
+        // `consume`: no local copy of the sums may outlive this line, or closing the round (in `finishTask`)
+        // could not release them tensor by tensor while it writes the average.
+        phase = .training(progress, tasks: consume tasks, average: consume average, deadline: deadline)
         return [.resultAccepted(taskID, client: client, kind: .fit, updateNorm: update.norm)]
             + finishTask(taskID, of: client, end: .answered, now: now)
     }

@@ -268,6 +268,9 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 printLine("rondo coordinator listening on \(origin):\(port)")
             })
+        // The coordinator holds the model now (stored, and served from the same tensors): a second reference
+        // here would keep the initial version in memory for the whole run, after rounds replaced it.
+        weights = nil
         // Signals are followed here rather than by the group: the group ignores a second SIGTERM while it
         // drains, and an operator's second signal must stop the coordinator at once.
         let group = ServiceGroup(

@@ -1,0 +1,67 @@
+import Coordinator
+import FederationCore
+import Foundation
+import RondoTestSupport
+import Testing
+
+/// Big uploads take time, and with `maxConcurrentUploads` some wait for a slot, unread. A client whose upload
+/// streams or waits is alive: it is not dropped as silent, and its result counts once it is through.
+@Suite struct UploadLivenessTests {
+    static let model = ModelWeights(["w": .zeros(shape: [1_000_000])])
+
+    static func body(_ value: Float) -> [UInt8] {
+        SafeTensorsFile(
+            weights: ModelWeights(["w": Tensor(shape: [1_000_000], values: [Float](repeating: value, count: 1_000_000))]
+            ),
+            metadata: ["num_examples": "1"]
+        ).encoded()
+    }
+
+    static func head(_ task: WireProtocol.TaskMessage, token: String, length: Int) -> String {
+        "POST /v1/tasks/\(task.taskID)/result HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n"
+            + "Content-Type: application/vnd.safetensors\r\nContent-Length: \(length)\r\n\r\n"
+    }
+
+    @Test func anUploadWaitingForASlotLongerThanTheLivenessTimeoutStillCounts() async throws {
+        var configuration = RunningCoordinator.configuration(
+            clients: 2, minFitResults: 2, fitTimeout: .seconds(60), maxRounds: 1, maxUpdateBytes: 8 << 20)
+        configuration.rounds.livenessTimeout = .seconds(3)
+        configuration.limits.maxConcurrentUploads = 1
+        try await RunningCoordinator.with(configuration: configuration, initialWeights: Self.model) { coordinator in
+            let a = try await coordinator.register("a")
+            let b = try await coordinator.register("b")
+            let taskA = try await coordinator.nextTask(a)
+            let taskB = try await coordinator.nextTask(b)
+            for client in [a, b] {
+                _ = try await coordinator.request("POST", "/v1/clients/\(client.id)/heartbeat", token: client.token)
+            }
+            // A takes the only slot and trickles its 4 MB body over about 6.5 s, two liveness timeouts.
+            let bodyA = Self.body(1)
+            let slow = try RawConnection(port: coordinator.port)
+            slow.send(Self.head(taskA, token: a.token, length: bodyA.count))
+            slow.send(Array(bodyA[0..<(64 << 10)]))
+            try await Task.sleep(for: .milliseconds(300))
+            // B's upload waits for the slot, unread, and B sends nothing else meanwhile.
+            let bodyB = Self.body(3)
+            let waiting = try RawConnection(port: coordinator.port, receiveTimeout: .seconds(30))
+            waiting.send(Self.head(taskB, token: b.token, length: bodyB.count))
+            // The send blocks while the coordinator leaves the body unread: keep it off the test's task pool.
+            Thread { _ = waiting.send(bodyB) }.start()
+            var sent = 64 << 10
+            while sent < bodyA.count {
+                let end = min(sent + (64 << 10), bodyA.count)
+                slow.send(Array(bodyA[sent..<end]))
+                sent = end
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(await slow.readResponse()?.status == 202)
+            #expect(await waiting.readResponse()?.status == 202, "B waited past the liveness timeout, not dropped")
+            let status = try await coordinator.waitForStatus { $0.committedRounds == 1 }
+            #expect(status.committedRounds == 1)
+            let round = try #require(try await coordinator.driver.history.round(1))
+            #expect(round.answered == 2 && round.dropped == 0)
+            // Equal weights: the mean of 1 and 3.
+            #expect(await coordinator.driver.currentModel.weights["w"]?.floatValues.allSatisfy { $0 == 2 } == true)
+        }
+    }
+}
