@@ -280,6 +280,12 @@ overview = dashboard("rondo-overview", "Rondo / Federation overview", [
     panel("Aggregation time per update", [quantile(q, "rondo_aggregation_duration_seconds") for q in ("0.5", "0.99")],
           unit="s", legends=["p50", "p99"], width=8, no_value="no update folded in the range",
           description="Validating and folding one update into the running average."),
+    panel("Uploads in progress and aborted",
+          [sel("rondo_uploads_in_progress"), f"increase({sel('rondo_uploads_aborted_total')}[{RATE}])"],
+          legends=["holding an upload slot", "cut off mid-body"], width=24,
+          description="Fit-result uploads stream into the fold, at most --max-concurrent-uploads at once (the rest "
+                      "wait unread). Uploads cut off mid-body (client gone, stalled) leave the round unchanged; many "
+                      "of them point at a flaky link or an overloaded site."),
 ], annotations=[
     annotation("Rollbacks", "increase(" + sel("rondo_rollbacks_total", 'trigger="manual"') + "[2m]) > 0", "orange",
                text="manual rollback"),

@@ -16,7 +16,7 @@ extension CoordinatorRoutes {
         if let declaredLength, declaredLength > configuration.limits.maxUpdateBytes {
             throw APIError.payloadTooLarge(limit: configuration.limits.maxUpdateBytes)
         }
-        await driver.uploadStarted(client)
+        try await driver.uploadStarted(client, task: task.id)
         await uploads.acquire()
         metrics.uploadsInProgress(await uploads.usage.inUse)
         do {
@@ -26,12 +26,12 @@ extension CoordinatorRoutes {
             try await receiveAndFold(task, request.body, declaredLength: declaredLength, base: base, client: client)
         } catch {
             await uploads.release()
-            await driver.uploadEnded(client)
+            await driver.uploadEnded(client, task: task.id)
             metrics.uploadsInProgress(await uploads.usage.inUse)
             throw error
         }
         await uploads.release()
-        await driver.uploadEnded(client)
+        await driver.uploadEnded(client, task: task.id)
         metrics.uploadsInProgress(await uploads.usage.inUse)
     }
 
@@ -43,7 +43,9 @@ extension CoordinatorRoutes {
             validator: configuration.rounds.validator)
         let received: UploadReceiver.Received
         do {
-            received = try await receiver.receive(body, declaredLength: declaredLength, base: base)
+            received = try await receiver.receive(body, declaredLength: declaredLength, base: base) {
+                await driver.canStillAnswer(task.id, client: client)
+            }
         } catch let rejection as UpdateRejection {
             await driver.fitRejected(task.id, client: client, rejection)
             throw rejection

@@ -223,24 +223,33 @@ extension RoundDriver {
     }
 
     /// The model a fit task trains from (what its result is checked against): the engine's own copy.
-    /// - Throws: `UpdateRejection(.late)` when the engine no longer holds it (the round moved on); a store
-    ///   error when it had to be read back and could not be.
-    func fitBase(for task: Task) async throws -> GlobalModel {
-        guard machine.liveModelVersions.contains(task.modelVersion),
-            let served = try await model(version: task.modelVersion)
-        else {
+    /// - Throws: `UpdateRejection(.late)` when the round no longer trains from it (it moved on).
+    func fitBase(for task: Task) throws(UpdateRejection) -> GlobalModel {
+        guard let base = machine.trainingBase, base.version == task.modelVersion else {
             throw UpdateRejection(.late, "round \(task.round) no longer trains from version \(task.modelVersion)")
         }
-        return GlobalModel(version: served.version, sha256: served.sha256, weights: served.weights)
+        return base
     }
 
-    /// An upload of `client` began (it may still wait for a slot); it counts as liveness until `uploadEnded`.
-    func uploadStarted(_ client: ClientID) {
+    /// An upload of `client` for `task` began (it may still wait for a slot); it counts as liveness until
+    /// `uploadEnded`.
+    /// - Throws: `UpdateRejection(.duplicate)` when an upload for that task is already in progress.
+    func uploadStarted(_ client: ClientID, task: TaskID) throws(UpdateRejection) {
+        guard uploadingTasks.insert(task).inserted else {
+            throw UpdateRejection(.duplicate, "an upload for task \(task) is already in progress")
+        }
         uploading[client, default: 0] += 1
     }
 
-    func uploadEnded(_ client: ClientID) {
+    func uploadEnded(_ client: ClientID, task: TaskID) {
+        uploadingTasks.remove(task)
         if let count = uploading[client], count > 1 { uploading[client] = count - 1 } else { uploading[client] = nil }
+    }
+
+    /// Whether `task` can still take a result from `client`: an upload for a task that ended (deadline, round
+    /// closed) is cut short instead of being read to its end.
+    func canStillAnswer(_ task: TaskID, client: ClientID) -> Bool {
+        (try? machine.checkTask(task, of: client)) != nil
     }
 
     /// A fit result refused while it streamed in: counted in its round and logged like any refusal.

@@ -19,7 +19,7 @@ extension RoundDriver {
     ) async throws -> (from: Int, to: Int) {
         try await enterRollbackLane()
         defer { leaveRollbackLane() }
-        let replacement = try await loadModel(version)
+        let served = try await loadModel(version)
         try await untilStoreWriteDone()
         let previous = machine.model.version
         try await store.rollback(to: version, reason: reason, actor: actor, traceID: traceID, force: force)
@@ -54,7 +54,10 @@ extension RoundDriver {
             ])
         await perform(
             machine.replaceModel(
-                with: replacement, reason: "rolled back to version \(version) during the round", now: clock.now))
+                with: GlobalModel(version: version, sha256: served.sha256, weights: served.weights),
+                reason: "rolled back to version \(version) during the round", now: clock.now))
+        // Ticks during the store's work may have let it go (it was not live yet); downloads share it now.
+        models.insert(served)
         return (previous, version)
     }
 
@@ -95,7 +98,7 @@ extension RoundDriver {
         if !rollbackQueue.resumeFirst() { rollbackInProgress = false }
     }
 
-    private func loadModel(_ version: Int) async throws -> GlobalModel {
+    private func loadModel(_ version: Int) async throws -> ServedModel {
         let served: ServedModel?
         do {
             served = try await model(version: version)
@@ -103,8 +106,6 @@ extension RoundDriver {
             throw CheckpointStoreError(.integrity, "version \(version) is not readable safetensors: \(error)")
         }
         guard let served else { throw CheckpointStoreError(.notFound, "no checkpoint version \(version)") }
-        // Held until the rollback makes it current (then the engine holds it too).
-        models.insert(served)
-        return GlobalModel(version: version, sha256: served.sha256, weights: served.weights)
+        return served
     }
 }

@@ -67,6 +67,9 @@ public actor RoundDriver: Service {
     /// poll, an upload in progress is a sign of life, so a client is not dropped as silent while its big
     /// upload waits or streams.
     var uploading: [ClientID: Int] = [:]
+    /// Tasks with an upload in progress: one at a time per task, so one client cannot hold every upload slot
+    /// with parallel uploads of its own result.
+    var uploadingTasks: Set<TaskID> = []
     /// What `rondo_round_backoff_seconds` shows.
     var shownBackoff = Duration.zero
     /// When the driver started: clients known from the store count as last seen then until heard from, which is

@@ -12,8 +12,9 @@ import Foundation
 /// crash leaves nothing behind to clean up. The fold reads it back chunk by chunk (`UpdatePayload`), so an
 /// update never sits in memory whole.
 final class SpooledUpdate: UpdatePayload, Sendable {
-    /// Bytes read back per `pread`: large enough to stream at disk speed, small enough to be O(1) per upload.
-    static let readChunkBytes = 4 << 20
+    /// Bytes read back per `pread`: large enough to stream at disk speed, small enough to be O(1) per upload
+    /// and to come from the heap (below the 1 MiB mmap threshold `rondo serve` sets).
+    static let readChunkBytes = 512 << 10
 
     private let descriptor: Int32
     /// Each tensor's byte range in the file, in the base model's name order.

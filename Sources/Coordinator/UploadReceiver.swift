@@ -17,6 +17,9 @@ struct UploadReceiver {
     var limits: CoordinatorConfiguration.Limits
     var validator: UpdateValidator
 
+    /// How often (in bytes received) an upload checks that its task can still take a result. 16 MiB.
+    static let wantedCheckBytes = 16 << 20
+
     /// What an upload turned out to be.
     struct Received: Sendable {
         var update: CheckedUpdate
@@ -39,7 +42,10 @@ struct UploadReceiver {
     ///   `UpdateRejection` (names, shapes, dtypes, metadata, NaN/Inf, norm), `APIError` 413 past `maxUpdateBytes`
     ///   (from the header's own size, before any data is read),
     ///   `Aborted` when the connection broke, `SpoolError` when the disk failed.
-    func receive(_ body: RequestBody, declaredLength: Int?, base: GlobalModel) async throws -> Received {
+    /// - Parameter stillWanted: asked every `wantedCheckBytes`; false (the task ended) cuts the upload short.
+    func receive(
+        _ body: RequestBody, declaredLength: Int?, base: GlobalModel, stillWanted: () async -> Bool
+    ) async throws -> Received {
         let maxBytes = limits.maxUpdateBytes
         if let declaredLength, declaredLength > maxBytes { throw APIError.payloadTooLarge(limit: maxBytes) }
         var pending: [UInt8] = []
@@ -58,6 +64,11 @@ struct UploadReceiver {
                 throw Aborted(received: total, expected: declaredLength, cause: cause)
             }
             guard let chunk = next else { break }
+            if total / Self.wantedCheckBytes != (total + chunk.readableBytes) / Self.wantedCheckBytes,
+                await !stillWanted()
+            {
+                throw UpdateRejection(.late, "the task ended while its result was streaming in")
+            }
             total += chunk.readableBytes
             guard total <= maxBytes else { throw APIError.payloadTooLarge(limit: maxBytes) }
             if var running = check, let spool {
@@ -110,15 +121,15 @@ struct UploadReceiver {
             spool = file
             pending = []
         }
+        if let declaredLength, total < declaredLength {
+            throw Aborted(received: total, expected: declaredLength, cause: "the body ended early")
+        }
         guard let check, let spool else {
             if pending.count < 8 {
                 throw SafeTensorsError(
                     .truncated, "payload has \(pending.count) bytes; the 8-byte header length is missing")
             }
             throw SafeTensorsError(.headerBeyondBody, "the body ended inside the \(pending.count)-byte header")
-        }
-        if let declaredLength, total < declaredLength {
-            throw Aborted(received: total, expected: declaredLength, cause: "the body ended early")
         }
         guard check.remaining == 0 else {
             throw SafeTensorsError(

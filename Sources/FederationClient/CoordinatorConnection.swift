@@ -124,27 +124,39 @@ public actor CoordinatorConnection {
     }
 
     /// A model's bytes, resuming with `Range` and `If-Range` when the connection breaks mid-body (at most
-    /// `Self.modelResumeAttempts` times per download); nil on 304.
+    /// `Self.modelResumeAttempts` further requests per download); nil on 304. The caller checks the SHA-256.
     private func download(version: Int, sha256: String, ifNoneMatch: String?) async throws -> [UInt8]? {
         let path = "/v1/models/\(version)"
         var assembly = ResumableDownload(sha256: sha256)
         while true {
             var headers = assembly.rangeHeaders
             if let ifNoneMatch, headers.isEmpty { headers.append(("If-None-Match", "\"\(ifNoneMatch)\"")) }
+            var failure: String
             do {
-                let response = try checked("GET", path, try await exchange("GET", path, headers: headers))
-                if response.status == 304, ifNoneMatch != nil { return nil }
-                if assembly.take(response, complete: true) { return assembly.bytes }
+                let response = try await exchange("GET", path, headers: headers)
+                if response.status == 304, ifNoneMatch != nil, headers.count == 1 { return nil }
+                if response.status == 416 {
+                    // The bytes held do not fit what the coordinator has now: start over.
+                    assembly.restart()
+                    failure = "416 for \(headers.first?.value ?? "a range")"
+                } else {
+                    let answer = try checked("GET", path, response)
+                    if assembly.take(answer, complete: true) { return assembly.bytes }
+                    failure = "an incomplete answer (\(answer.status))"
+                }
             } catch let error as CurlTransferError {
                 guard let partial = error.partial, partial.status == 200 || partial.status == 206 else {
                     throw FederationClientError(
                         error.isCertificateFailure ? .untrustedServer : .transport, "GET \(path): \(error.message)")
                 }
                 _ = assembly.take(partial, complete: false)
-                guard assembly.resumes < Self.modelResumeAttempts else {
-                    throw FederationClientError(
-                        .transport, "GET \(path): cut off \(assembly.resumes + 1) times, last: \(error.message)")
-                }
+                // Cut right after the last byte: the bytes are whole (the caller checks the SHA-256).
+                if assembly.isWhole { return assembly.bytes }
+                failure = error.message
+            }
+            guard assembly.resumes < Self.modelResumeAttempts else {
+                throw FederationClientError(
+                    .transport, "GET \(path): cut off \(assembly.resumes + 1) times, last: \(failure)")
             }
             assembly.resumes += 1
             downloadResumes += 1

@@ -18,6 +18,15 @@ struct ResumableDownload {
         self.sha256 = sha256
     }
 
+    /// True when the bytes held are the whole model (as far as the answers said how long it is).
+    var isWhole: Bool { total.map { bytes.count == $0 } ?? false }
+
+    /// Drops the bytes held: the next request asks for the whole model.
+    mutating func restart() {
+        bytes = []
+        total = nil
+    }
+
     /// Headers for the next request: a range from the bytes held, or none for a whole download.
     var rangeHeaders: [(name: String, value: String)] {
         bytes.isEmpty ? [] : [("Range", "bytes=\(bytes.count)-"), ("If-Range", "\"\(sha256)\"")]
@@ -34,8 +43,7 @@ struct ResumableDownload {
             guard let range = Self.contentRange(response.headers["content-range"]), range.first == bytes.count,
                 total == nil || total == range.total
             else {
-                bytes = []
-                total = nil
+                restart()
                 return false
             }
             bytes += response.body

@@ -150,6 +150,12 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         }
     }
 
+    /// The model the open round trains from, while it is training (what fit results are checked against).
+    public var trainingBase: GlobalModel? {
+        guard case .training(let progress, _, _, _) = phase else { return nil }
+        return progress.base
+    }
+
     /// The model versions the engine holds: the current model and the open round's base and candidate. The
     /// server keeps exactly these in memory for downloads (the engine's own copies), and no others.
     public var liveModelVersions: Set<Int> {

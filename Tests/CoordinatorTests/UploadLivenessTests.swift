@@ -64,4 +64,27 @@ import Testing
             #expect(await coordinator.driver.currentModel.weights["w"]?.floatValues.allSatisfy { $0 == 2 } == true)
         }
     }
+
+    /// One upload per task at a time: a client cannot hold every upload slot with copies of its own result.
+    @Test func aSecondUploadForTheSameTaskIsRefusedWhileTheFirstStreams() async throws {
+        var configuration = RunningCoordinator.configuration(
+            clients: 1, minFitResults: 1, maxRounds: 1, maxUpdateBytes: 8 << 20)
+        configuration.limits.maxConcurrentUploads = 2
+        try await RunningCoordinator.with(configuration: configuration, initialWeights: Self.model) { coordinator in
+            let a = try await coordinator.register("a")
+            let task = try await coordinator.nextTask(a)
+            let body = Self.body(1)
+            let first = try RawConnection(port: coordinator.port)
+            first.send(Self.head(task, token: a.token, length: body.count))
+            first.send(Array(body[0..<(64 << 10)]))
+            try await Task.sleep(for: .milliseconds(300))
+            let second = try await coordinator.request(
+                "POST", "/v1/tasks/\(task.taskID)/result", token: a.token, contentType: "application/vnd.safetensors",
+                body: body)
+            #expect(second.status == 409 && second.errorCode == "duplicate", "\(second.text)")
+            first.send(Array(body[(64 << 10)...]))
+            #expect(await first.readResponse()?.status == 202, "the first upload is unaffected")
+            #expect(try await coordinator.waitForStatus { $0.committedRounds == 1 }.committedRounds == 1)
+        }
+    }
 }

@@ -179,8 +179,18 @@ struct FailingTrainer: Trainer {
                 configuration: .init(coordinatorURL: coordinator.url, name: "second"), trainer: IncrementingTrainer(),
                 retry: RetryPolicy(initialDelay: .milliseconds(100), maxDelay: .milliseconds(300)),
                 longPoll: .seconds(1), logger: recorder.logger())
+            // Other sites take each registration token as it refills (every 2 s), so the client is throttled
+            // however slowly this test runs; once they stop, it gets through.
+            let others = Task {
+                while !Task.isCancelled {
+                    _ = try? await coordinator.register("other")
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+            }
             let participation = Task { try? await client.participate() }
             defer { participation.cancel() }
+            try await Self.waitFor(recorder) { $0.contains { $0.message == "coordinator throttles this client" } }
+            others.cancel()
             try await Self.waitFor(recorder) {
                 $0.contains { $0.message == "coordinator no longer throttles this client" }
             }
