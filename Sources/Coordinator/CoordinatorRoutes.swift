@@ -20,7 +20,9 @@ struct CoordinatorRoutes: Sendable {
     /// Renders the Prometheus exposition text for `/metrics`.
     let renderMetrics: @Sendable () -> [UInt8]
     /// Bounds the fit-result uploads received at once.
-    let uploads: UploadSlots
+    let uploads: TransferSlots
+    /// Bounds the model downloads written at once.
+    let downloads: TransferSlots
 
     func add(to router: Router<CoordinatorRequestContext>) {
         router.add(middleware: HTTPMetricsMiddleware(metrics: metrics))
@@ -170,8 +172,8 @@ struct CoordinatorRoutes: Sendable {
             metrics.modelSent(bytes: total)
             return Response(
                 status: .ok, headers: headers,
-                body: ResponseBody(contentLength: total) { writer in
-                    try await stored.write(0..<total, to: &writer)
+                body: ResponseBody(contentLength: total) { [downloads] writer in
+                    try await stored.write(0..<total, to: &writer, slots: downloads)
                     try await writer.finish(nil)
                 })
         case .partial(let range):
@@ -179,8 +181,8 @@ struct CoordinatorRoutes: Sendable {
             metrics.modelSent(bytes: range.count)
             return Response(
                 status: .partialContent, headers: headers,
-                body: ResponseBody(contentLength: range.count) { writer in
-                    try await stored.write(Range(range), to: &writer)
+                body: ResponseBody(contentLength: range.count) { [downloads] writer in
+                    try await stored.write(Range(range), to: &writer, slots: downloads)
                     try await writer.finish(nil)
                 })
         case .unsatisfiable:

@@ -58,7 +58,23 @@ public struct ServedModel: Sendable {
     /// Writes bytes `range` of the encoding in chunks of at most `chunkSize`, awaiting the connection between
     /// chunks (so a slow client holds one chunk, not the model). Chunks stay below the 1 MiB mmap threshold
     /// `rondo serve` sets, so they come from (and go back to) the heap instead of fresh zeroed pages.
-    public func write(_ range: Range<Int>, chunkSize: Int = 256 << 10, to writer: inout any ResponseBodyWriter)
+    func write(
+        _ range: Range<Int>, chunkSize: Int = 256 << 10, to writer: inout any ResponseBodyWriter, slots: TransferSlots
+    ) async throws {
+        // NIO queues what a connection cannot send yet, and a fast writer can queue many chunks before it
+        // learns the connection is full: the download slots bound how many connections do that at once.
+        await slots.acquire()
+        do {
+            try await write(range, chunkSize: chunkSize, to: &writer)
+        } catch {
+            await slots.release()
+            throw error
+        }
+        await slots.release()
+    }
+
+    /// Writes bytes `range` of the encoding (without taking a download slot).
+    func write(_ range: Range<Int>, chunkSize: Int = 256 << 10, to writer: inout any ResponseBodyWriter)
         async throws
     {
         precondition(range.lowerBound >= 0 && range.upperBound <= byteCount)

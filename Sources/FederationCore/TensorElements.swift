@@ -16,35 +16,8 @@ enum TensorElements {
     static func accumulate(_ tensor: Tensor, weight: Double, into sums: UnsafeMutableBufferPointer<Double>) {
         precondition(sums.count == tensor.elementCount)
         guard let target = sums.baseAddress else { return }
-        switch tensor.storage {
-        case .float32(let values):
-            values.withUnsafeBufferPointer { values in
-                guard let source = values.baseAddress else { return }
-                for i in 0..<values.count { target[i] += weight * Double(source[i]) }
-            }
-        case .encoded(let dtype, let bytes):
-            bytes.withUnsafeBytes { raw in
-                let count = sums.count
-                switch dtype {
-                case .float64: for i in 0..<count { target[i] += weight * load(raw, i, Double.self) }
-                case .float16:
-                    halfTable.withUnsafeBufferPointer { table in
-                        for i in 0..<count { target[i] += weight * Double(table[Int(load(raw, i, UInt16.self))]) }
-                    }
-                case .bfloat16: for i in 0..<count { target[i] += weight * Double(bfloat(load(raw, i, UInt16.self))) }
-                case .int64: for i in 0..<count { target[i] += weight * Double(load(raw, i, Int64.self)) }
-                case .int32: for i in 0..<count { target[i] += weight * Double(load(raw, i, Int32.self)) }
-                case .int16: for i in 0..<count { target[i] += weight * Double(load(raw, i, Int16.self)) }
-                case .int8: for i in 0..<count { target[i] += weight * Double(load(raw, i, Int8.self)) }
-                case .uint64: for i in 0..<count { target[i] += weight * Double(load(raw, i, UInt64.self)) }
-                case .uint32: for i in 0..<count { target[i] += weight * Double(load(raw, i, UInt32.self)) }
-                case .uint16: for i in 0..<count { target[i] += weight * Double(load(raw, i, UInt16.self)) }
-                case .uint8: for i in 0..<count { target[i] += weight * Double(raw[i]) }
-                case .bool: for i in 0..<count where raw[i] != 0 { target[i] += weight }
-                case .float32, .float8E5M2, .float8E4M3:
-                    preconditionFailure("\(dtype.rawValue) is not stored encoded / not aggregated")
-                }
-            }
+        tensor.withLittleEndianBytes { raw in
+            accumulate(raw: raw, dtype: tensor.dtype, weight: weight, into: target)
         }
     }
 
@@ -126,7 +99,7 @@ enum TensorElements {
         let count = bytes.count / 4
         return bytes.withUnsafeBytes { raw in
             [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-                for i in 0..<count { buffer[i] = Float(bitPattern: UInt32(littleEndian: load(raw, i, UInt32.self))) }
+                for i in 0..<count { buffer[i] = Float(bitPattern: loadLE(raw, i, UInt32.self)) }
                 initialized = count
             }
         }
@@ -136,16 +109,6 @@ enum TensorElements {
         encodedBytes(values.count * 4) { out in
             for i in values.indices { store(values[i].bitPattern.littleEndian, out, i) }
         }
-    }
-
-    @inline(__always)
-    private static func load<T: FixedWidthInteger>(_ raw: UnsafeRawBufferPointer, _ index: Int, _: T.Type) -> T {
-        T(littleEndian: raw.loadUnaligned(fromByteOffset: index * MemoryLayout<T>.size, as: T.self))
-    }
-
-    @inline(__always)
-    private static func load(_ raw: UnsafeRawBufferPointer, _ index: Int, _: Double.Type) -> Double {
-        Double(bitPattern: load(raw, index, UInt64.self))
     }
 
     @inline(__always)
