@@ -55,10 +55,6 @@ public struct CoordinatorConfiguration: Sendable {
         /// TCP backpressure. Each costs one network chunk of memory and its update's size on disk. Default 4
         /// (env `RONDO_MAX_CONCURRENT_UPLOADS`).
         public var maxConcurrentUploads: Int
-        /// Most model downloads written at once; more wait (their response head sent) until one finishes. Each
-        /// costs what its connection has queued but not sent (measured: tens of MB for a slow client of a big
-        /// model). Default 8 (env `RONDO_MAX_CONCURRENT_DOWNLOADS`).
-        public var maxConcurrentDownloads: Int
         /// Largest JSON body. Default 1 MiB.
         public var maxJSONBytes: Int
         /// Header and tensor-count limits for uploaded safetensors.
@@ -98,12 +94,10 @@ public struct CoordinatorConfiguration: Sendable {
             maxClients: Int = 10_000, maxParkedPolls: Int = 10_000, registrationsPerSecond: Double = 20,
             refusedSubmissionsPerClientPerSecond: Double = 5, idleTimeout: Duration = .seconds(60),
             maxConnections: Int = 16_384, maxParkedPollsPerClient: Int = 2, minimumBodyBytesPerSecond: Int = 1024,
-            bodyRateWindow: Duration = .seconds(10), maxConcurrentUploads: Int = 4, maxConcurrentDownloads: Int = 8
+            bodyRateWindow: Duration = .seconds(10), maxConcurrentUploads: Int = 4
         ) {
             precondition(maxConcurrentUploads > 0, "at least one concurrent upload")
-            precondition(maxConcurrentDownloads > 0, "at least one concurrent download")
             self.maxConcurrentUploads = maxConcurrentUploads
-            self.maxConcurrentDownloads = maxConcurrentDownloads
             self.maxConnections = maxConnections
             self.maxParkedPollsPerClient = maxParkedPollsPerClient
             self.minimumBodyBytesPerSecond = minimumBodyBytesPerSecond

@@ -20,9 +20,7 @@ struct CoordinatorRoutes: Sendable {
     /// Renders the Prometheus exposition text for `/metrics`.
     let renderMetrics: @Sendable () -> [UInt8]
     /// Bounds the fit-result uploads received at once.
-    let uploads: TransferSlots
-    /// Bounds the model downloads written at once.
-    let downloads: TransferSlots
+    let uploads: UploadSlots
 
     func add(to router: Router<CoordinatorRequestContext>) {
         router.add(middleware: HTTPMetricsMiddleware(metrics: metrics))
@@ -164,27 +162,18 @@ struct CoordinatorRoutes: Sendable {
         headers[.contentType] = WireProtocol.safetensorsMediaType
         headers[.acceptRanges] = "bytes"
         // A client on a flaky link resumes a big download with `Range` (and `If-Range: <ETag>`, so a range of
-        // another version is never spliced onto what it has). Every answer streams from the one shared copy.
+        // another version is never spliced onto what it has). Every answer is a slice of the one shared buffer.
         let total = stored.byteCount
         let ifRangeHolds = request.headers[.ifRange].map { $0 == etag } ?? true
         switch ifRangeHolds ? ByteRange(header: request.headers[.range], total: total) : .whole {
         case .whole:
             metrics.modelSent(bytes: total)
-            return Response(
-                status: .ok, headers: headers,
-                body: ResponseBody(contentLength: total) { [downloads] writer in
-                    try await stored.write(0..<total, to: &writer, slots: downloads)
-                    try await writer.finish(nil)
-                })
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: stored.slice(0..<total)))
         case .partial(let range):
             headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound)/\(total)"
             metrics.modelSent(bytes: range.count)
             return Response(
-                status: .partialContent, headers: headers,
-                body: ResponseBody(contentLength: range.count) { [downloads] writer in
-                    try await stored.write(Range(range), to: &writer, slots: downloads)
-                    try await writer.finish(nil)
-                })
+                status: .partialContent, headers: headers, body: ResponseBody(byteBuffer: stored.slice(Range(range))))
         case .unsatisfiable:
             throw APIError(
                 .rangeNotSatisfiable, code: .rangeNotSatisfiable,

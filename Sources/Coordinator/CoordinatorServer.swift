@@ -44,8 +44,7 @@ public struct CoordinatorServer: Sendable {
             driver: driver, operators: OperatorActions(driver: driver, metrics: metrics), history: driver.history,
             configuration: configuration, adminCredentials: credentials, metrics: metrics,
             renderMetrics: metricsFactory.render,
-            uploads: TransferSlots(capacity: configuration.limits.maxConcurrentUploads),
-            downloads: TransferSlots(capacity: configuration.limits.maxConcurrentDownloads)
+            uploads: UploadSlots(capacity: configuration.limits.maxConcurrentUploads)
         ).add(to: router)
         let boundPort = BoundPort()
         self.routes = router.routes.map { "\($0.method.rawValue) \($0.path)" }.sorted()

@@ -40,11 +40,6 @@ struct ServeCommand: AsyncParsableCommand {
             "Fit-result uploads received, checked and folded at once; more wait unread under TCP backpressure "
                 + "(env RONDO_MAX_CONCURRENT_UPLOADS; default 4)."))
     var maxConcurrentUploads: Int?
-    @Option(
-        help: ArgumentHelp(
-            "Model downloads written at once; more wait for a free slot (env RONDO_MAX_CONCURRENT_DOWNLOADS; "
-                + "default 8)."))
-    var maxConcurrentDownloads: Int?
     @Option(help: "Largest num_examples a result may report; above it the result is refused (422).")
     var maxNumExamples = 100_000_000
     @Option(
@@ -195,12 +190,6 @@ struct ServeCommand: AsyncParsableCommand {
         if let uploads = maxConcurrentUploads ?? environment["RONDO_MAX_CONCURRENT_UPLOADS"].flatMap({ Int($0) }) {
             guard uploads >= 1 else { throw ValidationError("--max-concurrent-uploads must be at least 1") }
             configuration.limits.maxConcurrentUploads = uploads
-        }
-        if let downloads = maxConcurrentDownloads
-            ?? environment["RONDO_MAX_CONCURRENT_DOWNLOADS"].flatMap({ Int($0) })
-        {
-            guard downloads >= 1 else { throw ValidationError("--max-concurrent-downloads must be at least 1") }
-            configuration.limits.maxConcurrentDownloads = downloads
         }
         // Uploads spool to unnamed files next to the database (the same disk, private to this user).
         configuration.spoolDirectory = server.dataDir

@@ -1,11 +1,8 @@
-/// Bounds the transfers of one kind in progress at once: uploads being received and folded
-/// (`Limits.maxConcurrentUploads`), or model downloads being written (`Limits.maxConcurrentDownloads`).
+/// Bounds the uploads being received and folded at once (`Limits.maxConcurrentUploads`).
 ///
 /// An upload waiting here has not read its body yet, so its client is held back by TCP backpressure: the
-/// coordinator never buffers an upload it is not ready to check. A download waiting here has not started its
-/// body: the chunks a connection has queued but not yet sent are bounded by the slots, not by the clients.
-/// Slots are handed over in arrival order.
-actor TransferSlots {
+/// coordinator never buffers an upload it is not ready to check. Slots are handed over in arrival order.
+actor UploadSlots {
     let capacity: Int
     private var inUse = 0
     private var waiters: [CheckedContinuation<Void, Never>] = []
