@@ -19,7 +19,9 @@ public struct StreamingFedAvg: Sendable {
     private let weightCap: WeightCap?
     /// Each tensor's dtype, in layout order.
     private let dtypes: [TensorDType]
-    private var sums: [[Double]]
+    /// One double per parameter, allocated at the first fold (not when the round opens: the server may still
+    /// be letting go of the previous model then).
+    private var sums: [[Double]] = []
     /// Every folded update's weight, in arrival order (what the cap's level is computed from).
     private var weights: [Double] = []
     /// The heaviest updates so far, kept only under a weight cap: the only ones the cap can clip.
@@ -36,7 +38,6 @@ public struct StreamingFedAvg: Sendable {
         self.layout = layout
         self.weightCap = weightCap
         self.dtypes = layout.tensors.map(\.tensor.dtype)
-        self.sums = layout.tensors.map { [Double](repeating: 0, count: $0.tensor.elementCount) }
     }
 
     /// Adds one client's weights, weighted by the number of examples it trained on.
@@ -55,6 +56,7 @@ public struct StreamingFedAvg: Sendable {
     ///   and the round must fail.
     public mutating func fold(payload: any UpdatePayload, numExamples: Int) throws {
         precondition(numExamples > 0, "an update must carry a positive example count")
+        if sums.isEmpty { sums = Self.zeros(for: layout) }
         let weight = Double(numExamples)
         totalExamples += weight
         self.weights.append(weight)
@@ -77,6 +79,10 @@ public struct StreamingFedAvg: Sendable {
             try Self.add(payload, dtypes: dtypes, weight: weight, into: &sums)
             foldedWeight += weight
         }
+    }
+
+    private static func zeros(for layout: ModelWeights) -> [[Double]] {
+        layout.tensors.map { [Double](repeating: 0, count: $0.tensor.elementCount) }
     }
 
     private static func add(
@@ -111,7 +117,7 @@ public struct StreamingFedAvg: Sendable {
     /// - Throws: when an update kept aside under the weight cap cannot be read.
     public mutating func takeAverage() throws -> ModelWeights? {
         guard count > 0 else { return nil }
-        var sums = self.sums
+        var sums = self.sums.isEmpty ? Self.zeros(for: layout) : self.sums
         self.sums = []
         var total = foldedWeight
         let level = weightCap?.level(for: weights) ?? .infinity
