@@ -77,6 +77,8 @@ import Testing
             $0.clients = 3
             $0.rounds = 3
             $0.seed = 11
+            // Under a loaded test run a busy site can miss the demo's 2 s liveness timeout while it trains.
+            $0.livenessTimeout = .seconds(6)
         }
         #expect(printed.filter { $0.hasPrefix("round ") }.count == 3, "\(printed)")
         #expect(summary.rounds == 3 && summary.committedRounds == 3 && summary.finalModelVersion == 4)
@@ -95,6 +97,7 @@ import Testing
             $0.rounds = 2
             $0.dropoutRate = 0.3
             $0.seed = 5
+            $0.livenessTimeout = .seconds(6)
             $0.guardMaxRegression = nil
         }
         // The sites' dice are seeded: with seed 5, one site vanishes in round 1 and two in round 2, and both
