@@ -190,22 +190,6 @@ extension RoundDriver {
 
     // MARK: Results
 
-    /// Hands a decoded fit result to the round.
-    /// - Throws: `UpdateRejection` when the round refuses it.
-    public func submitFit(_ taskID: TaskID, client: ClientID, result: FitResult) async throws(UpdateRejection) {
-        let actions: [RoundAction<Instant>]
-        do {
-            actions = try machine.fitResult(
-                taskID, client: client, weights: result.weights, numExamples: result.numExamples,
-                metrics: result.metrics, now: clock.now)
-        } catch {
-            logRejection(error, taskID: taskID, client: client)
-            throw error
-        }
-        await persist("client activity") { try await $0.clientSeen(id: client.rawValue) }
-        await perform(actions)
-    }
-
     /// Hands a fit result checked while it streamed in to the round, which folds it.
     /// - Throws: `UpdateRejection` when the round refuses it (late: the round closed while it streamed in).
     public func submitFit(_ taskID: TaskID, client: ClientID, update: CheckedUpdate) async throws(UpdateRejection) {
