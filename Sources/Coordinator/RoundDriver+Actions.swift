@@ -177,9 +177,12 @@ extension RoundDriver {
             metrics.checkpointWritten(
                 success: true, duration: started.duration(to: clock.now), bytes: file.encodedByteCount)
             storeFailing = false
-            models.insert(ServedModel(version: version, sha256: sha, file: file))
+            // The engine reads the candidate from the served buffer; the averaged tensors go once this returns.
+            let served = ServedModel(version: version, sha256: sha, file: file)
+            models.insert(served)
             return machine.candidateStored(
-                round: round, candidate: GlobalModel(version: version, sha256: sha, weights: weights), now: clock.now)
+                round: round, candidate: GlobalModel(version: version, sha256: sha, weights: served.weights),
+                now: clock.now)
         } catch {
             metrics.checkpointWritten(success: false, duration: started.duration(to: clock.now), bytes: nil)
             storeFailing = true

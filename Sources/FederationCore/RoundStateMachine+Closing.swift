@@ -61,7 +61,7 @@ extension RoundStateMachine {
 
     mutating func closePhaseIfDone(now: Instant) -> [Action] {
         switch phase {
-        case .training(let progress, let tasks, var average, _) where tasks.isEmpty:
+        case .training(let progress, let tasks, _, _) where tasks.isEmpty:
             guard progress.accepted >= configuration.minFitResults else {
                 return fail(
                     progress,
@@ -71,21 +71,6 @@ extension RoundStateMachine {
                     ),
                     now: now)
             }
-            // Drop the phase's reference to the sums first, so taking the average releases them tensor by tensor.
-            phase = .aggregating(progress)
-            let aggregate: ModelWeights
-            do {
-                guard let average = try average.takeAverage() else {
-                    preconditionFailure("accepted updates, none folded")
-                }
-                aggregate = average
-            } catch {
-                return fail(
-                    progress, RoundFailure(.storeFailed, "reading a kept update back failed: \(error)"), now: now)
-            }
-            return announcePhase() + [
-                .storeCandidate(round: progress.round, parentVersion: progress.base.version, weights: aggregate)
-            ]
         case .evaluating(var progress, let tasks, let evaluation, _) where tasks.isEmpty:
             if evaluation.clients >= configuration.minEvaluateResults {
                 progress.evaluation = evaluation.summary()
@@ -94,6 +79,31 @@ extension RoundStateMachine {
         default:
             return []
         }
+        // Aggregate only once the switch is over: its copy of the phase holds a reference to the sums until then,
+        // and with two references taking the average could not free them as it goes.
+        return aggregate(now: now)
+    }
+
+    /// Ends a training phase whose tasks are all done and that reached its quorum: takes the average out of
+    /// the phase and asks for it to be stored as the candidate.
+    private mutating func aggregate(now: Instant) -> [Action] {
+        guard case .training(let progress, _, var average, _) = phase else {
+            preconditionFailure("aggregating outside a training phase")
+        }
+        // Drop the phase's reference to the sums first, so taking the average releases them block by block.
+        phase = .aggregating(progress)
+        let aggregate: ModelWeights
+        do {
+            guard let average = try average.takeAverage() else {
+                preconditionFailure("accepted updates, none folded")
+            }
+            aggregate = average
+        } catch {
+            return fail(progress, RoundFailure(.storeFailed, "reading a kept update back failed: \(error)"), now: now)
+        }
+        return announcePhase() + [
+            .storeCandidate(round: progress.round, parentVersion: progress.base.version, weights: aggregate)
+        ]
     }
 
     mutating func commit(_ progress: RoundProgress, now: Instant) -> [Action] {

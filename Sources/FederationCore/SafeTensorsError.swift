@@ -7,7 +7,7 @@ public struct SafeTensorsError: Error, Sendable, Equatable, CustomStringConverti
         private enum Base: String, Hashable, Sendable {
             case truncated, headerTooLarge, headerBeyondBody, invalidHeader, duplicateName, unknownDType
             case unsupportedDType, invalidShape, invalidOffsets, offsetOutOfRange, overlappingData
-            case uncoveredData, sizeMismatch, tooManyTensors, invalidMetadata
+            case uncoveredData, sizeMismatch, tooManyTensors, invalidMetadata, modelTooLarge
         }
 
         private let base: Base
@@ -17,6 +17,8 @@ public struct SafeTensorsError: Error, Sendable, Equatable, CustomStringConverti
         public static let truncated = Code(.truncated)
         /// The declared header length is above the configured limit.
         public static let headerTooLarge = Code(.headerTooLarge)
+        /// The whole payload is over what a coordinator holds in memory as one model (4 GiB − 1 bytes).
+        public static let modelTooLarge = Code(.modelTooLarge)
         /// The declared header length runs past the end of the payload.
         public static let headerBeyondBody = Code(.headerBeyondBody)
         /// The header is not UTF-8 JSON, not an object, or a tensor entry lacks a field.

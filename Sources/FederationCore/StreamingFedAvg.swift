@@ -20,8 +20,13 @@ public struct StreamingFedAvg: Sendable {
     /// Each tensor's dtype, in layout order.
     private let dtypes: [TensorDType]
     /// One double per parameter, allocated at the first fold (not when the round opens: the server may still
-    /// be letting go of the previous model then).
-    private var sums: [[Double]] = []
+    /// be letting go of the previous model then). Each tensor's sums are kept in blocks of `blockElements`, so
+    /// `takeAverage()` can free them block by block as it writes the average: the sums and the result are
+    /// then never both whole in memory, not even for one big tensor.
+    private var sums: [[[Double]]] = []
+    /// Doubles per block of sums: by default 2^20 (8 MiB), large enough that a block is its own mapping the
+    /// allocator returns to the system when it is freed.
+    private let blockElements: Int
     /// Every folded update's weight, in arrival order (what the cap's level is computed from).
     private var weights: [Double] = []
     /// The heaviest updates so far, kept only under a weight cap: the only ones the cap can clip.
@@ -35,6 +40,13 @@ public struct StreamingFedAvg: Sendable {
 
     /// Starts an empty average for models laid out like `layout`, optionally capping any client's share.
     public init(layout: ModelWeights, weightCap: WeightCap? = nil) {
+        self.init(layout: layout, weightCap: weightCap, blockElements: 1 << 20)
+    }
+
+    /// An empty average whose sums are kept in blocks of `blockElements` doubles (tests use tiny blocks).
+    init(layout: ModelWeights, weightCap: WeightCap?, blockElements: Int) {
+        precondition(blockElements > 0)
+        self.blockElements = blockElements
         self.layout = layout
         self.weightCap = weightCap
         self.dtypes = layout.tensors.map(\.tensor.dtype)
@@ -56,12 +68,12 @@ public struct StreamingFedAvg: Sendable {
     ///   and the round must fail.
     public mutating func fold(payload: any UpdatePayload, numExamples: Int) throws {
         precondition(numExamples > 0, "an update must carry a positive example count")
-        if sums.isEmpty { sums = Self.zeros(for: layout) }
+        if sums.isEmpty { sums = Self.zeros(for: layout, blockElements: blockElements) }
         let weight = Double(numExamples)
         totalExamples += weight
         self.weights.append(weight)
         guard let weightCap else {
-            try Self.add(payload, dtypes: dtypes, weight: weight, into: &sums)
+            try Self.add(payload, weight: weight, into: &sums, dtypes: dtypes, blockElements: blockElements)
             foldedWeight += weight
             return
         }
@@ -73,35 +85,90 @@ public struct StreamingFedAvg: Sendable {
             // The evicted update has `clippedClientBound` heavier ones now: it can never be clipped.
             let evicted = heaviest[lightest]
             heaviest[lightest] = (weight, payload)
-            try Self.add(evicted.update, dtypes: dtypes, weight: evicted.weight, into: &sums)
+            try Self.add(
+                evicted.update, weight: evicted.weight, into: &sums, dtypes: dtypes, blockElements: blockElements)
             foldedWeight += evicted.weight
         } else {
-            try Self.add(payload, dtypes: dtypes, weight: weight, into: &sums)
+            try Self.add(payload, weight: weight, into: &sums, dtypes: dtypes, blockElements: blockElements)
             foldedWeight += weight
         }
     }
 
-    private static func zeros(for layout: ModelWeights) -> [[Double]] {
-        layout.tensors.map { [Double](repeating: 0, count: $0.tensor.elementCount) }
+    private static func zeros(for layout: ModelWeights, blockElements: Int) -> [[[Double]]] {
+        layout.tensors.map { named in
+            let count = named.tensor.elementCount
+            return stride(from: 0, to: count, by: blockElements).map {
+                [Double](repeating: 0, count: min(blockElements, count - $0))
+            }
+        }
     }
 
     private static func add(
-        _ update: any UpdatePayload, dtypes: [TensorDType], weight: Double, into sums: inout [[Double]]
+        _ update: any UpdatePayload, weight: Double, into sums: inout [[[Double]]], dtypes: [TensorDType],
+        blockElements: Int
     ) throws {
         for index in sums.indices {
-            try sums[index].withUnsafeMutableBufferPointer { sum in
-                guard let start = sum.baseAddress else { return }
-                let dtype = dtypes[index]
-                var filled = 0
-                try update.forEachChunk(ofTensor: index) { raw in
-                    let count = raw.count / dtype.byteWidth
-                    precondition(filled + count <= sum.count, "update tensor longer than the base model's")
-                    TensorElements.accumulate(raw: raw, dtype: dtype, weight: weight, into: start + filled)
-                    filled += count
+            let dtype = dtypes[index]
+            let count = sums[index].reduce(0) { $0 + $1.count }
+            var filled = 0
+            try update.forEachChunk(ofTensor: index) { raw in
+                let chunkCount = raw.count / dtype.byteWidth
+                precondition(filled + chunkCount <= count, "update tensor longer than the base model's")
+                // A chunk may straddle blocks: add it piece by piece.
+                var done = 0
+                while done < chunkCount {
+                    let block = (filled + done) / blockElements
+                    let within = (filled + done) % blockElements
+                    let taken = min(chunkCount - done, blockElements - within)
+                    let piece = UnsafeRawBufferPointer(
+                        rebasing: raw[(done * dtype.byteWidth)..<((done + taken) * dtype.byteWidth)])
+                    sums[index][block].withUnsafeMutableBufferPointer { sum in
+                        TensorElements.accumulate(
+                            raw: piece, dtype: dtype, weight: weight, into: sum.baseAddress! + within)
+                    }
+                    done += taken
                 }
-                precondition(filled == sum.count, "update tensor shorter than the base model's")
+                filled += chunkCount
             }
+            precondition(filled == count, "update tensor shorter than the base model's")
         }
+    }
+
+    /// One tensor's average from its blocks of sums, freeing each block once its part is written.
+    private static func average(of blocks: inout [[Double]], scale: Double, like base: Tensor) -> Tensor {
+        let dtype = base.dtype
+        defer { blocks = [] }
+        if dtype == .float32 {
+            let values = [Float](unsafeUninitializedCapacity: base.elementCount) { out, initialized in
+                var offset = 0
+                for block in blocks.indices {
+                    blocks[block].withUnsafeBufferPointer { sums in
+                        for i in sums.indices { out[offset + i] = Float(sums[i] * scale) }
+                    }
+                    offset += blocks[block].count
+                    blocks[block] = []
+                }
+                initialized = offset
+            }
+            return Tensor(shape: base.shape, values: values)
+        }
+        let bytes = [UInt8](unsafeUninitializedCapacity: base.byteCount) { out, initialized in
+            var offset = 0
+            for block in blocks.indices {
+                let part = TensorElements.tensor(
+                    fromSums: blocks[block], scale: scale, shape: [blocks[block].count], dtype: dtype)
+                blocks[block] = []
+                part.withLittleEndianBytes { raw in
+                    UnsafeMutableRawBufferPointer(
+                        rebasing: UnsafeMutableRawBufferPointer(out)[offset..<(offset + raw.count)]
+                    )
+                    .copyMemory(from: raw)
+                    offset += raw.count
+                }
+            }
+            initialized = offset
+        }
+        return Tensor(shape: base.shape, dtype: dtype, littleEndianBytes: bytes)
     }
 
     /// The weighted average of everything folded so far, or nil if nothing was folded.
@@ -117,12 +184,12 @@ public struct StreamingFedAvg: Sendable {
     /// - Throws: when an update kept aside under the weight cap cannot be read.
     public mutating func takeAverage() throws -> ModelWeights? {
         guard count > 0 else { return nil }
-        var sums = self.sums.isEmpty ? Self.zeros(for: layout) : self.sums
+        var sums = self.sums.isEmpty ? Self.zeros(for: layout, blockElements: blockElements) : self.sums
         self.sums = []
         var total = foldedWeight
         let level = weightCap?.level(for: weights) ?? .infinity
         for (weight, update) in heaviest {
-            try Self.add(update, dtypes: dtypes, weight: min(weight, level), into: &sums)
+            try Self.add(update, weight: min(weight, level), into: &sums, dtypes: dtypes, blockElements: blockElements)
             total += min(weight, level)
         }
         heaviest = []
@@ -131,11 +198,7 @@ public struct StreamingFedAvg: Sendable {
         tensors.reserveCapacity(layout.tensors.count)
         for (index, named) in layout.tensors.enumerated() {
             tensors.append(
-                NamedTensor(
-                    name: named.name,
-                    tensor: TensorElements.tensor(
-                        fromSums: sums[index], scale: scale, shape: named.tensor.shape, dtype: named.tensor.dtype)))
-            sums[index] = []
+                NamedTensor(name: named.name, tensor: Self.average(of: &sums[index], scale: scale, like: named.tensor)))
         }
         return ModelWeights(tensors)
     }

@@ -3,13 +3,16 @@
 /// Invariant: the product of `shape` equals the number of stored elements (a scalar has shape `[]` and one
 /// element). `float32`, the dtype most models train in, is kept as `[Float]`; every other dtype is kept as its
 /// little-endian safetensors bytes (half the memory for `F16`/`BF16`, no conversion on the way in or out), and
-/// read through `TensorElements` where a computation needs numbers.
+/// read through `TensorElements` where a computation needs numbers. A tensor of any dtype may also view bytes
+/// another owner keeps (`shared`): how the coordinator keeps each model once, as the encoding it serves.
 public struct Tensor: Sendable, Equatable {
     /// The element storage.
-    public enum Storage: Sendable, Equatable {
+    public enum Storage: Sendable {
         case float32([Float])
         /// Any other dtype: `byteWidth × elementCount` little-endian bytes, exactly as in a safetensors file.
         case encoded(TensorDType, [UInt8])
+        /// Any dtype, read in place from little-endian bytes another owner keeps alive.
+        case shared(TensorDType, any TensorByteSource)
     }
 
     public let shape: [Int]
@@ -49,6 +52,32 @@ public struct Tensor: Sendable, Equatable {
         self = TensorElements.tensor(fromSums: values, scale: 1, shape: shape, dtype: dtype)
     }
 
+    /// A tensor of `dtype` reading its elements in place from `source`, without a copy.
+    /// - Precondition: `source.byteCount` is the element count times the dtype's width.
+    public init(shape: [Int], dtype: TensorDType, viewing source: any TensorByteSource) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        precondition(
+            Tensor.elementCount(of: shape) * dtype.byteWidth == source.byteCount,
+            "shape \(shape) × \(dtype.rawValue) is not \(source.byteCount) bytes")
+        self.shape = shape
+        self.storage = .shared(dtype, source)
+    }
+
+    /// Equal shapes, dtypes and elements (for `F32`, compared as numbers, as `[Float]` compares them; for the
+    /// other dtypes, byte for byte), whatever the storage.
+    public static func == (lhs: Tensor, rhs: Tensor) -> Bool {
+        guard lhs.shape == rhs.shape, lhs.dtype == rhs.dtype else { return false }
+        if case .float32(let left) = lhs.storage, case .float32(let right) = rhs.storage { return left == right }
+        if lhs.dtype == .float32 { return lhs.floatValues == rhs.floatValues }
+        return lhs.withLittleEndianBytes { left in rhs.withLittleEndianBytes { right in left.elementsEqual(right) } }
+    }
+
+    /// Whether the elements are read in place from another owner's bytes.
+    public var isShared: Bool {
+        if case .shared = storage { return true }
+        return false
+    }
+
     /// A `float32` tensor of zeros.
     public static func zeros(shape: [Int]) -> Tensor {
         Tensor(shape: shape, values: [Float](repeating: 0, count: elementCount(of: shape)))
@@ -57,7 +86,7 @@ public struct Tensor: Sendable, Equatable {
     public var dtype: TensorDType {
         switch storage {
         case .float32: .float32
-        case .encoded(let dtype, _): dtype
+        case .encoded(let dtype, _), .shared(let dtype, _): dtype
         }
     }
 
@@ -65,7 +94,8 @@ public struct Tensor: Sendable, Equatable {
     public var floatValues: [Float] {
         switch storage {
         case .float32(let values): values
-        case .encoded: doubleValues.map { Float($0) }
+        case .shared(.float32, _): withLittleEndianBytes { TensorElements.float32s(from: $0) }
+        case .encoded, .shared: doubleValues.map { Float($0) }
         }
     }
 
@@ -83,6 +113,7 @@ public struct Tensor: Sendable, Equatable {
         switch storage {
         case .float32(let values): TensorElements.bytes(of: values)
         case .encoded(_, let bytes): bytes
+        case .shared(_, let source): source.withBytes { Array($0) }
         }
     }
 

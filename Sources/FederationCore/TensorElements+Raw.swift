@@ -97,6 +97,8 @@ extension Tensor {
             #endif
         case .encoded(_, let bytes):
             return try bytes.withUnsafeBytes(body)
+        case .shared(_, let source):
+            return try source.withBytes(body)
         }
     }
 }

@@ -68,6 +68,12 @@ enum TensorElements {
             default: break
             }
         }
+        // Tensors read in place (a served model) are compared on their bytes, without converting them whole.
+        if let b, a.isShared || b.isShared, a.dtype.isFloatingPoint {
+            return a.withLittleEndianBytes { left in
+                b.withLittleEndianBytes { right in squaredDistance(raw: left, base: right, dtype: a.dtype) }
+            }
+        }
         let left = a.doubleValues
         let right = b?.doubleValues
         var squared = 0.0
@@ -96,12 +102,14 @@ enum TensorElements {
     // MARK: Bytes
 
     static func float32s(from bytes: [UInt8]) -> [Float] {
-        let count = bytes.count / 4
-        return bytes.withUnsafeBytes { raw in
-            [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-                for i in 0..<count { buffer[i] = Float(bitPattern: loadLE(raw, i, UInt32.self)) }
-                initialized = count
-            }
+        bytes.withUnsafeBytes { float32s(from: $0) }
+    }
+
+    static func float32s(from raw: UnsafeRawBufferPointer) -> [Float] {
+        let count = raw.count / 4
+        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            for i in 0..<count { buffer[i] = Float(bitPattern: loadLE(raw, i, UInt32.self)) }
+            initialized = count
         }
     }
 

@@ -46,6 +46,11 @@ extension CheckpointsCommand {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw CommandFailure("cannot read \(file)", code: "io")
             }
+            guard data.count <= ServedModel.maxByteCount else {
+                throw CommandFailure(
+                    "\(file) has \(data.count) bytes; a coordinator holds models up to 4 GiB − 1 bytes",
+                    code: "model_too_large")
+            }
             let decoded = try SafeTensorsFile.decode(Array(data))
             try ModelImportCheck.checkContents(decoded.weights)
             let bytes = SafeTensorsFile(

@@ -185,6 +185,10 @@ struct ServeCommand: AsyncParsableCommand {
             metricsToken, file: metricsTokenFile, environment: "RONDO_METRICS_TOKEN")
         configuration.tls = try serverTLS()
         if let bytes = maxUpdateBytes ?? environment["RONDO_MAX_UPDATE_BYTES"].flatMap({ Int($0) }) {
+            guard bytes > 0, bytes <= ServedModel.maxByteCount else {
+                throw ValidationError(
+                    "--max-update-bytes must be between 1 and \(ServedModel.maxByteCount) (4 GiB − 1)")
+            }
             configuration.limits.maxUpdateBytes = bytes
         }
         if let uploads = maxConcurrentUploads ?? environment["RONDO_MAX_CONCURRENT_UPLOADS"].flatMap({ Int($0) }) {
@@ -199,7 +203,12 @@ struct ServeCommand: AsyncParsableCommand {
             guard let data = FileManager.default.contents(atPath: initialModel) else {
                 throw CommandFailure("cannot read \(initialModel)", code: "io")
             }
-            let decoded = try SafeTensorsFile.decode(Array(data)).weights
+            guard data.count <= ServedModel.maxByteCount else {
+                throw CommandFailure(
+                    "\(initialModel) has \(data.count) bytes; a coordinator holds models up to 4 GiB − 1 bytes",
+                    code: "model_too_large")
+            }
+            let decoded = try data.withUnsafeBytes { try SafeTensorsFile.decode($0) }.weights
             try ModelImportCheck.checkContents(decoded)
             weights = decoded
         } else if demoModel {

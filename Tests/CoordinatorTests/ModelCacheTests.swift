@@ -52,12 +52,39 @@ import Testing
         #expect(Self.written(model, 10..<(8 + json.count + 6)) == Array(stored[10..<(8 + json.count + 6)]))
     }
 
+    /// The engine's tensors read the served bytes in place: equal to the file's, an empty one (`m`) included.
     @Test func servesOurOwnEncodingWrittenChunkByChunk() {
         let file = SafeTensorsFile(
-            weights: ModelWeights(["x": Tensor(shape: [4], values: [1, -1, 0.25, 8]), "y": .zeros(shape: [1])]),
+            weights: ModelWeights([
+                "x": Tensor(shape: [4], values: [1, -1, 0.25, 8]), "m": .zeros(shape: [0]), "y": .zeros(shape: [1]),
+            ]),
             metadata: ["round": "3"])
         let model = ServedModel(version: 2, sha256: "y", file: file)
         #expect(Self.written(model, 0..<model.byteCount) == file.encoded())
         #expect(model.weights == file.weights)
+        let readInPlace = model.weights.tensors.allSatisfy { $0.tensor.isShared }
+        #expect(readInPlace, "no decoded copy beside the buffer")
+    }
+
+    /// Past 16 MiB NIO's `getSlice` copies; a range of a big model, and each of its tensors, must still read the
+    /// one buffer in place.
+    @Test func rangesAndTensorsBeyond16MiBShareTheOneBuffer() {
+        let count = 3 << 20
+        let file = SafeTensorsFile(
+            weights: ModelWeights([
+                "a": Tensor(shape: [count], values: [Float](repeating: 1, count: count)),
+                "b": Tensor(shape: [count], values: (0..<count).map { Float($0) }),
+            ]))
+        let model = ServedModel(version: 1, sha256: "z", file: file)
+        let storage = model.slice(0..<model.byteCount).withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+        let whole = storage..<(storage + UInt(model.byteCount))
+        let late = model.slice((20 << 20)..<model.byteCount)
+        #expect(late.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) } == storage, "no copy for a late range")
+        #expect(Array(late.readableBytesView) == Array(file.encoded()[(20 << 20)...]))
+        for named in model.weights.tensors {
+            let start = named.tensor.withLittleEndianBytes { UInt(bitPattern: $0.baseAddress) }
+            #expect(whole.contains(start), "tensor \(named.name) reads the buffer in place")
+        }
+        #expect(model.weights["b"]?.floatValues.last == Float(count - 1))
     }
 }

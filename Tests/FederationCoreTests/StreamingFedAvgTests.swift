@@ -1,4 +1,4 @@
-import FederationCore
+@testable import FederationCore
 import Testing
 
 @Suite struct StreamingFedAvgTests {
@@ -46,5 +46,52 @@ import Testing
         var permuted = StreamingFedAvg(layout: random[0].0)
         for index in order { permuted.fold(random[index].0, numExamples: random[index].1) }
         #expect(try #require(try permuted.average()) == (try #require(try reference.average())))
+    }
+}
+
+/// Sums are kept in blocks so the average can free them as it is written; blocks must not change a bit of it.
+@Suite struct BlockedSumsTests {
+    /// Hands a tensor over in chunks of `elements` elements, so chunks straddle the blocks.
+    struct ChunkedPayload: UpdatePayload {
+        let weights: ModelWeights
+        let elements: Int
+
+        func forEachChunk(ofTensor index: Int, _ body: (UnsafeRawBufferPointer) -> Void) {
+            let tensor = weights.tensors[index].tensor
+            tensor.withLittleEndianBytes { raw in
+                let step = elements * tensor.dtype.byteWidth
+                for start in stride(from: 0, to: raw.count, by: step) {
+                    body(UnsafeRawBufferPointer(rebasing: raw[start..<min(start + step, raw.count)]))
+                }
+            }
+        }
+    }
+
+    static func model(_ seed: Float) -> ModelWeights {
+        let values = (0..<11).map { Double($0) * 0.37 + Double(seed) }
+        return ModelWeights([
+            "f32": Tensor(shape: [11], values: values.map { Float($0) }),
+            "bf16": Tensor(shape: [11], dtype: .bfloat16, converting: values),
+            "i32": Tensor(shape: [11], dtype: .int32, converting: values.map { $0 * 100 }),
+            "one": Tensor(shape: [1], values: [seed]),
+            "none": .zeros(shape: [0]),
+        ])
+    }
+
+    @Test(arguments: [1, 3, 4, 11, 64])
+    func blocksOfAnySizeGiveTheSameAverage(blockElements: Int) throws {
+        let updates = [(Self.model(1), 3), (Self.model(-2.5), 5), (Self.model(7), 1)]
+        var reference = StreamingFedAvg(layout: updates[0].0)
+        var blocked = StreamingFedAvg(layout: updates[0].0, weightCap: nil, blockElements: blockElements)
+        for (weights, examples) in updates {
+            reference.fold(weights, numExamples: examples)
+            try blocked.fold(payload: ChunkedPayload(weights: weights, elements: 3), numExamples: examples)
+        }
+        let expected = try #require(try reference.takeAverage())
+        #expect(try blocked.average() == expected, "average() leaves the sums in place")
+        #expect(try blocked.takeAverage() == expected)
+        // Hand-checked element: f32[4] = (3·(1.48+1) + 5·(1.48−2.5) + 1·(1.48+7)) / 9.
+        let f32 = try #require(expected["f32"]?.floatValues[4])
+        #expect(abs(Double(f32) - (3 * 2.48 + 5 * -1.02 + 8.48) / 9) < 1e-6)
     }
 }
