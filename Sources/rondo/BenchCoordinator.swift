@@ -98,6 +98,8 @@ struct BenchClient {
         var uploadSeconds: [Double] = []
         /// Each download's start and end, in seconds since the bench's shared origin, by round.
         var downloads: [(round: Int, start: Double, end: Double)] = []
+        /// Each upload's start and end (until its 202), the same way.
+        var uploads: [(round: Int, start: Double, end: Double)] = []
     }
 
     let http: CurlHTTPClient
@@ -143,7 +145,10 @@ struct BenchClient {
                     "upload answered \(answer.status): \(String(decoding: answer.body.prefix(300), as: UTF8.self))",
                     code: "bench_failed")
             }
-            timings.uploadSeconds.append(started.duration(to: clock.now).seconds)
+            let uploaded = clock.now
+            timings.uploadSeconds.append(started.duration(to: uploaded).seconds)
+            timings.uploads.append(
+                (task.round, origin.duration(to: started).seconds, origin.duration(to: uploaded).seconds))
         }
         return timings
     }

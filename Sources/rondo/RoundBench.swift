@@ -90,13 +90,25 @@ struct RoundBench: AsyncParsableCommand {
             Double(downloads.count) * Double(initial.count) / 1e6
                 / (downloads.map(\.end).max()! - downloads.map(\.start).min()!)
         }
+        // Where a round's time goes: from the first download's start to the last one's end, then the uploads
+        // the same way, and the gap between (clients long-polling, the round's selection).
+        let uploadsByRound = Dictionary(grouping: results.flatMap(\.uploads), by: \.round)
+        var downloadWindows: [Double] = []
+        var uploadWindows: [Double] = []
+        for (round, downloads) in byRound {
+            downloadWindows.append(downloads.map(\.end).max()! - downloads.map(\.start).min()!)
+            if let uploads = uploadsByRound[round] {
+                uploadWindows.append(uploads.map(\.end).max()! - uploads.map(\.start).min()!)
+            }
+        }
         let report = Report(
             clients: clients, modelMB: modelMB, rounds: rounds, roundSeconds: roundSeconds,
             roundSecondsMedian: median(roundSeconds), coordinatorStartRSSMB: Double(startRSS ?? 0) / 1000,
             coordinatorPeakRSSMB: Double(peakKB ?? 0) / 1000,
             peakOverModel: Double(peakKB ?? 0) / 1000 / modelMB,
             downloadMBPerSecondMedian: modelMB / median(downloads), uploadMBPerSecondMedian: modelMB / median(uploads),
-            downloadTotalMBPerSecondMedian: median(aggregate))
+            downloadTotalMBPerSecondMedian: median(aggregate), downloadPhaseSecondsMedian: median(downloadWindows),
+            uploadPhaseSecondsMedian: median(uploadWindows))
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -109,6 +121,10 @@ struct RoundBench: AsyncParsableCommand {
                 "  round time (start to commit): "
                     + roundSeconds.map { String(format: "%.2f s", $0) }.joined(separator: ", ")
                     + String(format: "  median %.2f s", report.roundSecondsMedian))
+            print(
+                String(
+                    format: "  of which: all downloads %.2f s, all uploads (until each 202) %.2f s (medians)",
+                    report.downloadPhaseSecondsMedian, report.uploadPhaseSecondsMedian))
             print(
                 String(
                     format: "  coordinator RSS: %.0f MB after start, peak %.0f MB (%.1f x model)",
@@ -136,6 +152,8 @@ struct RoundBench: AsyncParsableCommand {
         var downloadMBPerSecondMedian: Double
         var uploadMBPerSecondMedian: Double
         var downloadTotalMBPerSecondMedian: Double
+        var downloadPhaseSecondsMedian: Double
+        var uploadPhaseSecondsMedian: Double
 
         enum CodingKeys: String, CodingKey {
             case clients, rounds
@@ -148,6 +166,8 @@ struct RoundBench: AsyncParsableCommand {
             case downloadMBPerSecondMedian = "download_mb_per_s_median"
             case uploadMBPerSecondMedian = "upload_mb_per_s_median"
             case downloadTotalMBPerSecondMedian = "download_total_mb_per_s_median"
+            case downloadPhaseSecondsMedian = "download_phase_seconds_median"
+            case uploadPhaseSecondsMedian = "upload_phase_seconds_median"
         }
     }
 
