@@ -10,7 +10,9 @@ enum ByteRange: Equatable, Sendable {
     case unsatisfiable
 
     init(header: String?, total: Int) {
-        guard let header, header.utf8.count <= 100, header.hasPrefix("bytes="), !header.contains(",") else {
+        // The unit is case-insensitive (RFC 9110 §14.1).
+        guard let header, header.utf8.count <= 100, header.lowercased().hasPrefix("bytes="), !header.contains(",")
+        else {
             self = .whole
             return
         }
@@ -20,7 +22,9 @@ enum ByteRange: Equatable, Sendable {
             self = .whole
             return
         }
-        switch (Int(parts[0]), Int(parts[1])) {
+        // All digits: a number too big for `Int` is just past any end (a first byte → 416, a last byte → the end).
+        func position(_ digits: Substring) -> Int? { digits.isEmpty ? nil : Int(digits) ?? Int.max }
+        switch (position(parts[0]), position(parts[1])) {
         case (let first?, let last?) where first <= last:
             self = first < total ? .partial(first...min(last, total - 1)) : .unsatisfiable
         case (let first?, nil) where parts[1].isEmpty:

@@ -155,7 +155,11 @@ struct CoordinatorRoutes: Sendable {
         headers[HTTPField.Name("X-Rondo-Model-Version")!] = String(stored.version)
         if let match = request.headers[.ifNoneMatch],
             match == "*"
-                || match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag })
+                || match.split(separator: ",").contains(where: {
+                    // Weak comparison (RFC 9110 §13.1.2): `W/"<sha>"` names the same version.
+                    let tag = $0.trimmingCharacters(in: .whitespaces)
+                    return tag == etag || tag == "W/" + etag
+                })
         {
             return Response(status: .notModified, headers: headers)
         }

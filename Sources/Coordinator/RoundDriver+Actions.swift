@@ -172,13 +172,19 @@ extension RoundDriver {
         let started = clock.now
         let file = SafeTensorsFile(
             weights: weights, metadata: ["round": String(round), "parent_version": String(parentVersion)])
+        guard file.encodedByteCount <= ServedModel.maxByteCount else {
+            let error = ServedModel.tooLarge(file.encodedByteCount)
+            logger.error(
+                "the aggregated model is too large to hold", metadata: ["round": "\(round)", "error": "\(error)"])
+            return machine.candidateStoreFailed(round: round, message: "\(error)", now: clock.now)
+        }
         do {
             let (version, sha) = try await store.storeCandidate(round: round, parentVersion: parentVersion, file: file)
             metrics.checkpointWritten(
                 success: true, duration: started.duration(to: clock.now), bytes: file.encodedByteCount)
             storeFailing = false
             // The engine reads the candidate from the served buffer; the averaged tensors go once this returns.
-            let served = ServedModel(version: version, sha256: sha, file: file)
+            let served = try ServedModel(version: version, sha256: sha, file: file)
             models.insert(served)
             return machine.candidateStored(
                 round: round, candidate: GlobalModel(version: version, sha256: sha, weights: served.weights),

@@ -99,13 +99,17 @@ public actor RoundDriver: Service {
             guard let initialWeights else {
                 throw CoordinatorStartupError(message: "the store has no current model and no initial model was given")
             }
-            // Stored chunk by chunk from the given tensors, which then serve downloads: no second copy.
+            // Stored chunk by chunk from the given tensors, then encoded once into the buffer that serves
+            // downloads and that the engine reads; the caller lets go of the tensors.
             let file = SafeTensorsFile(weights: initialWeights, metadata: ["round": "0"])
+            guard file.encodedByteCount <= ServedModel.maxByteCount else {
+                throw CoordinatorStartupError(message: "\(ServedModel.tooLarge(file.encodedByteCount))")
+            }
             let (version, sha) = try await store.insert(
                 round: try await store.lastRoundNumber(), parentVersion: nil, file: file, status: .imported,
                 makeCurrent: true)
             currentVersion = version
-            served = ServedModel(version: version, sha256: sha, file: file)
+            served = try ServedModel(version: version, sha256: sha, file: file)
         }
         guard let currentVersion, let record = try await store.checkpoint(version: currentVersion) else {
             throw CoordinatorStartupError(message: "the current ref points at a missing checkpoint")

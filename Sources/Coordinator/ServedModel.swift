@@ -20,23 +20,29 @@ public struct ServedModel: Sendable {
     public var byteCount: Int { encoded.readableBytes }
     /// The largest model a coordinator holds: one NIO buffer (4 GiB − 1 bytes).
     public static let maxByteCount = Int(UInt32.max)
+    /// The largest model an operator may start from or import: `maxByteCount` less 64 KiB, so the metadata
+    /// a stored or aggregated version carries (round, parent version, source file) always fits.
+    public static let maxImportByteCount = maxByteCount - (64 << 10)
 
     /// A model encoded by `SafeTensorsFile.encoded()`, written into the buffer chunk by chunk (no second
     /// temporary copy). The file's own tensors are not kept: let go of them, and the model is held once.
-    init(version: Int, sha256: String, file: SafeTensorsFile) {
-        var buffer = ByteBufferAllocator().buffer(capacity: file.encodedByteCount)
+    /// - Throws: `SafeTensorsError` `modelTooLarge` when the encoding is over `maxByteCount`.
+    init(version: Int, sha256: String, file: SafeTensorsFile) throws(SafeTensorsError) {
+        let count = file.encodedByteCount
+        guard count <= Self.maxByteCount else { throw Self.tooLarge(count) }
+        var buffer = ByteBufferAllocator().buffer(capacity: count)
         file.forEachEncodedChunk(chunkSize: 4 << 20) { buffer.writeBytes($0) }
-        // Our own encoding always parses.
-        try! self.init(version: version, sha256: sha256, encoded: buffer)
+        try self.init(version: version, sha256: sha256, encoded: buffer)
+    }
+
+    static func tooLarge(_ count: Int) -> SafeTensorsError {
+        SafeTensorsError(.modelTooLarge, "a model of \(count) bytes is over the 4 GiB − 1 bytes a coordinator holds")
     }
 
     /// A model from its stored bytes, whatever order its header gives the tensors.
     /// - Throws: `SafeTensorsError` when the bytes are not valid safetensors.
     init(version: Int, sha256: String, stored bytes: [UInt8]) throws {
-        guard bytes.count <= Self.maxByteCount else {
-            throw SafeTensorsError(
-                .modelTooLarge, "a model of \(bytes.count) bytes is over the 4 GiB − 1 bytes a coordinator holds")
-        }
+        guard bytes.count <= Self.maxByteCount else { throw Self.tooLarge(bytes.count) }
         try self.init(version: version, sha256: sha256, encoded: ByteBuffer(bytes: bytes))
     }
 
@@ -68,7 +74,8 @@ public struct ServedModel: Sendable {
     }
 
     /// Bytes `range` of the encoding, sharing the buffer's storage. (Not `getSlice`: NIO copies a slice that
-    /// starts 16 MiB or more into a buffer; moving a copy's indices never copies.)
+    /// starts 16 MiB or more into a buffer; moving a copy's indices never copies.) Never write to the result:
+    /// a write would copy the whole model, not the range.
     func slice(_ range: Range<Int>) -> ByteBuffer {
         precondition(range.lowerBound >= 0 && range.upperBound <= byteCount)
         var view = encoded

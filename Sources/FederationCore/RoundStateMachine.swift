@@ -198,18 +198,18 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
                 }
             }
         }
+        // The tasks past the deadline are ended after the switch: ending the last one closes the phase, and the
+        // switch's copy of the phase would otherwise still hold the sums while the average is taken.
+        var expired: [TaskID] = []
         switch phase {
         case .training(_, let tasks, _, let deadline) where deadline <= now:
-            for taskID in tasks.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
-                actions += endTask(taskID, dropout: .timeout, now: now)
-            }
+            expired = tasks.keys.sorted(by: { $0.rawValue < $1.rawValue })
         case .evaluating(_, let tasks, _, let deadline) where deadline <= now:
-            for taskID in tasks.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
-                actions += endTask(taskID, dropout: .timeout, now: now)
-            }
+            expired = tasks.keys.sorted(by: { $0.rawValue < $1.rawValue })
         default:
             break
         }
+        for taskID in expired { actions += endTask(taskID, dropout: .timeout, now: now) }
         // A deadline with no tasks left open (all dropped at once above) still has to close the phase.
         actions += closePhaseIfDone(now: now)
         actions += startRoundIfReady(now: now)

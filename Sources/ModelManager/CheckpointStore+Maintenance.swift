@@ -1,3 +1,4 @@
+import Crypto
 import FederationCore
 import Foundation
 
@@ -13,11 +14,19 @@ extension CheckpointStore {
         var problems: [String] = []
         let records = try checkpoints()
         for record in records {
-            let bytes = try rawBytes(record.version)
-            let digest = Self.sha256Hex(bytes)
+            // Hashed chunk by chunk as SQLite hands them over: verifying a store never holds a model whole.
+            var hasher = SHA256()
+            var count = 0
+            try connection.forEachBlob(
+                "SELECT data FROM checkpoint_chunks WHERE version = ? ORDER BY idx", [.integer(Int64(record.version))]
+            ) { chunk in
+                hasher.update(bufferPointer: chunk)
+                count += chunk.count
+            }
+            let digest = hasher.finalize().hexString
             var error: String?
-            if bytes.count != record.sizeBytes {
-                error = "size \(bytes.count) bytes, recorded \(record.sizeBytes)"
+            if count != record.sizeBytes {
+                error = "size \(count) bytes, recorded \(record.sizeBytes)"
             } else if digest != record.sha256 {
                 error = "SHA-256 \(digest), recorded \(record.sha256)"
             }

@@ -223,7 +223,7 @@ public actor CheckpointStore {
     /// - Throws: `notFound`, or `integrity` when the bytes do not hash to the recorded value.
     public func bytes(version: Int) throws -> [UInt8] {
         let record = try requireCheckpoint(version)
-        let bytes = try rawBytes(version)
+        let bytes = try rawBytes(version, expectedCount: record.sizeBytes)
         let digest = Self.sha256Hex(bytes)
         guard digest == record.sha256, bytes.count == record.sizeBytes else {
             throw CheckpointStoreError(.integrity, "version \(version) hashes to \(digest), recorded \(record.sha256)")
@@ -245,12 +245,16 @@ public actor CheckpointStore {
         try body(connection)
     }
 
-    func rawBytes(_ version: Int) throws -> [UInt8] {
+    /// A version's chunks, concatenated into one array sized up front (`expectedCount`, the recorded size),
+    /// so reading a model costs the model and one chunk, not a copy per chunk and per growth of the array.
+    func rawBytes(_ version: Int, expectedCount: Int = 0) throws -> [UInt8] {
         var bytes: [UInt8] = []
-        for row in try connection.query(
-            "SELECT data FROM checkpoint_chunks WHERE version = ? ORDER BY idx", [.integer(Int64(version))])
-        {
-            bytes += row[0].bytes ?? []
+        // The recorded size is only a hint: a damaged row must not make this reserve absurd amounts.
+        bytes.reserveCapacity(min(max(expectedCount, 0), Int(UInt32.max)))
+        try connection.forEachBlob(
+            "SELECT data FROM checkpoint_chunks WHERE version = ? ORDER BY idx", [.integer(Int64(version))]
+        ) { chunk in
+            bytes.append(contentsOf: chunk)
         }
         return bytes
     }

@@ -85,10 +85,40 @@ final class SQLiteConnection: @unchecked Sendable {
     /// Runs a statement and returns every row.
     @discardableResult
     func query(_ sql: String, _ parameters: [SQLiteValue] = []) throws -> [[SQLiteValue]] {
+        let statement = try prepare(sql, parameters)
+        defer { sqlite3_finalize(statement) }
+        var rows: [[SQLiteValue]] = []
+        while true {
+            let status = sqlite3_step(statement)
+            if status == SQLITE_DONE { return rows }
+            guard status == SQLITE_ROW else { throw lastError(status) }
+            rows.append((0..<sqlite3_column_count(statement)).map { column(statement, $0) })
+        }
+    }
+
+    /// Runs a statement whose first column is a blob and hands each row's blob to `body` in place, without
+    /// copying it (the bytes are valid only during the call): how a model is read one chunk at a time.
+    func forEachBlob(_ sql: String, _ parameters: [SQLiteValue], _ body: (UnsafeRawBufferPointer) throws -> Void)
+        throws
+    {
+        let statement = try prepare(sql, parameters)
+        defer { sqlite3_finalize(statement) }
+        while true {
+            let status = sqlite3_step(statement)
+            if status == SQLITE_DONE { return }
+            guard status == SQLITE_ROW else { throw lastError(status) }
+            // Ask for the pointer before the size, as SQLite documents, so no conversion moves the bytes.
+            let pointer = sqlite3_column_blob(statement, 0)
+            let count = Int(sqlite3_column_bytes(statement, 0))
+            try body(UnsafeRawBufferPointer(start: count > 0 ? pointer : nil, count: count > 0 ? count : 0))
+        }
+    }
+
+    /// A prepared statement with `parameters` bound; the caller finalizes it.
+    private func prepare(_ sql: String, _ parameters: [SQLiteValue]) throws -> OpaquePointer {
         var statement: OpaquePointer?
         let prepared = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
         guard prepared == SQLITE_OK, let statement else { throw lastError(prepared) }
-        defer { sqlite3_finalize(statement) }
         for (offset, value) in parameters.enumerated() {
             let index = Int32(offset + 1)
             let status: Int32
@@ -104,15 +134,12 @@ final class SQLiteConnection: @unchecked Sendable {
                         statement, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, Int32(raw.count))
                 }
             }
-            guard status == SQLITE_OK else { throw lastError(status) }
+            guard status == SQLITE_OK else {
+                sqlite3_finalize(statement)
+                throw lastError(status)
+            }
         }
-        var rows: [[SQLiteValue]] = []
-        while true {
-            let status = sqlite3_step(statement)
-            if status == SQLITE_DONE { return rows }
-            guard status == SQLITE_ROW else { throw lastError(status) }
-            rows.append((0..<sqlite3_column_count(statement)).map { column(statement, $0) })
-        }
+        return statement
     }
 
     private func column(_ statement: OpaquePointer, _ index: Int32) -> SQLiteValue {

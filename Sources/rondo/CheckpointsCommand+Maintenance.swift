@@ -46,9 +46,9 @@ extension CheckpointsCommand {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw CommandFailure("cannot read \(file)", code: "io")
             }
-            guard data.count <= ServedModel.maxByteCount else {
+            guard data.count <= ServedModel.maxImportByteCount else {
                 throw CommandFailure(
-                    "\(file) has \(data.count) bytes; a coordinator holds models up to 4 GiB − 1 bytes",
+                    "\(file) has \(data.count) bytes; a coordinator takes models up to 4 GiB − 64 KiB",
                     code: "model_too_large")
             }
             let decoded = try SafeTensorsFile.decode(Array(data))
@@ -56,6 +56,11 @@ extension CheckpointsCommand {
             let bytes = SafeTensorsFile(
                 weights: decoded.weights, metadata: ["imported_from": (file as NSString).lastPathComponent]
             ).encoded()
+            guard bytes.count <= ServedModel.maxImportByteCount else {
+                throw CommandFailure(
+                    "\(file) encodes to \(bytes.count) bytes; a coordinator takes models up to 4 GiB − 64 KiB",
+                    code: "model_too_large")
+            }
             let lock = try OperatorChannel.requireNoCoordinator(store, action: "import a model")
             defer { withExtendedLifetime(lock) {} }
             let database = try store.openStore()

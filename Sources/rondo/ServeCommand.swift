@@ -203,9 +203,9 @@ struct ServeCommand: AsyncParsableCommand {
             guard let data = FileManager.default.contents(atPath: initialModel) else {
                 throw CommandFailure("cannot read \(initialModel)", code: "io")
             }
-            guard data.count <= ServedModel.maxByteCount else {
+            guard data.count <= ServedModel.maxImportByteCount else {
                 throw CommandFailure(
-                    "\(initialModel) has \(data.count) bytes; a coordinator holds models up to 4 GiB − 1 bytes",
+                    "\(initialModel) has \(data.count) bytes; a coordinator takes models up to 4 GiB − 64 KiB",
                     code: "model_too_large")
             }
             let decoded = try data.withUnsafeBytes { try SafeTensorsFile.decode($0) }.weights
@@ -277,8 +277,8 @@ struct ServeCommand: AsyncParsableCommand {
                 }
                 printLine("rondo coordinator listening on \(origin):\(port)")
             })
-        // The coordinator holds the model now (stored, and served from the same tensors): a second reference
-        // here would keep the initial version in memory for the whole run, after rounds replaced it.
+        // The coordinator holds the model now (stored, and encoded once into the buffer it serves and reads):
+        // a reference here would keep a second, decoded copy in memory for the whole run.
         weights = nil
         // Signals are followed here rather than by the group: the group ignores a second SIGTERM while it
         // drains, and an operator's second signal must stop the coordinator at once.

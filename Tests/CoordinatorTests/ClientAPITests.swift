@@ -39,6 +39,9 @@ import Testing
             let cached = try await coordinator.request(
                 "GET", "/v1/models/1", token: client.token, headers: [("If-None-Match", "\"\(task.modelSHA256)\"")])
             #expect(cached.status == 304 && cached.body.isEmpty)
+            let weak = try await coordinator.request(
+                "GET", "/v1/models/1", token: client.token, headers: [("If-None-Match", "W/\"\(task.modelSHA256)\"")])
+            #expect(weak.status == 304, "If-None-Match compares weakly")
 
             let submitted = try await coordinator.request(
                 "POST", "/v1/tasks/\(task.taskID)/result", token: client.token, contentType: Self.safetensors,

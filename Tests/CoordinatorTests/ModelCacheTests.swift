@@ -6,7 +6,7 @@ import Testing
 
 @Suite struct ModelCacheTests {
     static func served(_ version: Int, _ value: Float) -> ServedModel {
-        ServedModel(
+        try! ServedModel(
             version: version, sha256: "sha-\(version)",
             file: SafeTensorsFile(weights: ModelWeights(["w": Tensor(shape: [2], values: [value, value])])))
     }
@@ -53,13 +53,13 @@ import Testing
     }
 
     /// The engine's tensors read the served bytes in place: equal to the file's, an empty one (`m`) included.
-    @Test func servesOurOwnEncodingWrittenChunkByChunk() {
+    @Test func servesOurOwnEncodingWrittenChunkByChunk() throws {
         let file = SafeTensorsFile(
             weights: ModelWeights([
                 "x": Tensor(shape: [4], values: [1, -1, 0.25, 8]), "m": .zeros(shape: [0]), "y": .zeros(shape: [1]),
             ]),
             metadata: ["round": "3"])
-        let model = ServedModel(version: 2, sha256: "y", file: file)
+        let model = try ServedModel(version: 2, sha256: "y", file: file)
         #expect(Self.written(model, 0..<model.byteCount) == file.encoded())
         #expect(model.weights == file.weights)
         let readInPlace = model.weights.tensors.allSatisfy { $0.tensor.isShared }
@@ -68,14 +68,14 @@ import Testing
 
     /// Past 16 MiB NIO's `getSlice` copies; a range of a big model, and each of its tensors, must still read the
     /// one buffer in place.
-    @Test func rangesAndTensorsBeyond16MiBShareTheOneBuffer() {
+    @Test func rangesAndTensorsBeyond16MiBShareTheOneBuffer() throws {
         let count = 3 << 20
         let file = SafeTensorsFile(
             weights: ModelWeights([
                 "a": Tensor(shape: [count], values: [Float](repeating: 1, count: count)),
                 "b": Tensor(shape: [count], values: (0..<count).map { Float($0) }),
             ]))
-        let model = ServedModel(version: 1, sha256: "z", file: file)
+        let model = try ServedModel(version: 1, sha256: "z", file: file)
         let storage = model.slice(0..<model.byteCount).withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
         let whole = storage..<(storage + UInt(model.byteCount))
         let late = model.slice((20 << 20)..<model.byteCount)
@@ -86,5 +86,15 @@ import Testing
             #expect(whole.contains(start), "tensor \(named.name) reads the buffer in place")
         }
         #expect(model.weights["b"]?.floatValues.last == Float(count - 1))
+    }
+
+    /// Stored bytes that are not a whole safetensors file are refused, never served or read out of bounds.
+    @Test func damagedStoredBytesAreRefused() throws {
+        let good = SafeTensorsFile(weights: ModelWeights(["w": Tensor(shape: [4], values: [1, 2, 3, 4])])).encoded()
+        for damaged in [
+            Array(good.prefix(5)), Array(good.dropLast(3)), good + [0], [UInt8](repeating: 0xff, count: 16),
+        ] {
+            #expect(throws: SafeTensorsError.self) { try ServedModel(version: 1, sha256: "d", stored: damaged) }
+        }
     }
 }

@@ -35,6 +35,25 @@ import Testing
         #expect(shared.littleEndianBytes == owned.littleEndianBytes)
     }
 
+    /// F32 compares as numbers whatever the storage: NaN is not equal to itself, −0 equals 0.
+    @Test func float32EqualityIsNumericForSharedTensorsToo() {
+        let withNaN = Tensor(shape: [2], values: [.nan, 1])
+        #expect(Self.shared(withNaN) != withNaN && withNaN != Self.shared(withNaN))
+        #expect(Self.shared(Tensor(shape: [1], values: [-0.0])) == Tensor(shape: [1], values: [0]))
+    }
+
+    /// F64 and F16 distances from a shared base match the owned computation.
+    @Test func distancesFromASharedBaseMatchForEveryFloatDType() throws {
+        for dtype in [TensorDType.float64, .float16, .bfloat16, .float32] {
+            let base = ModelWeights(["t": Tensor(shape: [3], dtype: dtype, converting: [1, -2, 0.5])])
+            let update = ModelWeights(["t": Tensor(shape: [3], dtype: dtype, converting: [1.5, -2, 4])])
+            let sharedBase = ModelWeights(["t": Self.shared(base["t"]!)])
+            let validator = UpdateValidator()
+            #expect(
+                try validator.validate(update, against: sharedBase) == (try validator.validate(update, against: base)))
+        }
+    }
+
     @Test func differentElementsAreNotEqual() {
         let base = Tensor(shape: [3], values: [1, 2, 3])
         #expect(Self.shared(base) != Tensor(shape: [3], values: [1, 2, 4]))

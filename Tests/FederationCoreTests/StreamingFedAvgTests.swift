@@ -94,4 +94,19 @@ import Testing
         let f32 = try #require(expected["f32"]?.floatValues[4])
         #expect(abs(Double(f32) - (3 * 2.48 + 5 * -1.02 + 8.48) / 9) < 1e-6)
     }
+
+    /// Under a weight cap the heaviest updates are kept aside and added inside `takeAverage`, into blocks
+    /// that are being freed as the average is written: the result must not change either.
+    @Test(arguments: [1, 4, 7])
+    func cappedAveragesAreTheSameWithBlocks(blockElements: Int) throws {
+        let updates = [(Self.model(1), 30), (Self.model(-2.5), 5), (Self.model(7), 1), (Self.model(0.5), 2)]
+        let cap = WeightCap(maxShare: 0.5)
+        var reference = StreamingFedAvg(layout: updates[0].0, weightCap: cap)
+        var blocked = StreamingFedAvg(layout: updates[0].0, weightCap: cap, blockElements: blockElements)
+        for (weights, examples) in updates {
+            reference.fold(weights, numExamples: examples)
+            try blocked.fold(payload: ChunkedPayload(weights: weights, elements: 2), numExamples: examples)
+        }
+        #expect(try blocked.takeAverage() == (try reference.takeAverage()))
+    }
 }
