@@ -115,7 +115,17 @@ extension RoundDriver {
 
     /// Records a heartbeat.
     public func heartbeat(_ client: ClientID) async {
+        seenClients.insert(client)
         await perform(machine.touch(client, now: clock.now))
+    }
+
+    /// Writes who was heard from since the last flush to the store's `last_seen`, in one transaction; called
+    /// once a second by the housekeeping and on shutdown. A failed write only loses soft state: it is logged.
+    func flushClientActivity() async {
+        guard !seenClients.isEmpty else { return }
+        let ids = seenClients.map(\.rawValue).sorted()
+        seenClients = []
+        await persist("client activity") { try await $0.clientsSeen(ids: ids) }
     }
 
     /// The client leaves: its token stops working, its parked polls return, an open task is a dropout.
@@ -165,6 +175,7 @@ extension RoundDriver {
     func waitForTask(
         _ client: ClientID, wait: Duration, isConnectionOpen: (@Sendable () -> Bool)? = nil
     ) async -> Task? {
+        seenClients.insert(client)
         await perform(machine.touch(client, now: clock.now))
         if let task = deliver(to: client) { return task }
         guard wait > .zero, !stopped else { return nil }
@@ -202,7 +213,7 @@ extension RoundDriver {
             throw error
         }
         metrics.updateFolded(duration: started.duration(to: clock.now))
-        await persist("client activity") { try await $0.clientSeen(id: client.rawValue) }
+        seenClients.insert(client)
         await perform(actions)
     }
 
@@ -264,7 +275,7 @@ extension RoundDriver {
             logRejection(error, taskID: taskID, client: client)
             throw error
         }
-        await persist("client activity") { try await $0.clientSeen(id: client.rawValue) }
+        seenClients.insert(client)
         await perform(actions)
     }
 

@@ -70,6 +70,8 @@ public actor RoundDriver: Service {
     /// Tasks with an upload in progress: one at a time per task, so one client cannot hold every upload slot
     /// with parallel uploads of its own result.
     var uploadingTasks: Set<TaskID> = []
+    /// Clients heard from (a poll, a heartbeat, a result) since `last_seen` was last flushed to the store.
+    var seenClients: Set<ClientID> = []
     /// What `rondo_round_backoff_seconds` shows.
     var shownBackoff = Duration.zero
     /// When the driver started: clients known from the store count as last seen then until heard from, which is
@@ -184,6 +186,7 @@ public actor RoundDriver: Service {
         } onGracefulShutdown: {
             self.drainRequested.store(true, ordering: .relaxed)
         }
+        await flushClientActivity()
         shutdown()
     }
 
@@ -194,6 +197,7 @@ public actor RoundDriver: Service {
             lastHousekeeping = now
             await recordUnrecordedRounds()
             await probeFailingStore()
+            await flushClientActivity()
             metrics.clients(
                 connected: machine.connectedClients.count, registered: machine.registeredClientCount,
                 required: machine.requiredClients, quorum: configuration.rounds.minFitResults)

@@ -28,8 +28,16 @@ extension CheckpointStore {
             [.text(name), .text(tokenSHA256), .real(clock()), .text(id)])
     }
 
-    public func clientSeen(id: String) throws {
-        try connection.query("UPDATE clients SET last_seen = ? WHERE client_id = ?", [.real(clock()), .text(id)])
+    /// Marks clients as seen now, all in one transaction. `last_seen` is soft state: the coordinator keeps who
+    /// it heard from in memory and flushes them about once a second, so no request waits on this write.
+    public func clientsSeen(ids: [String]) throws {
+        guard !ids.isEmpty else { return }
+        let now = clock()
+        try connection.transaction {
+            for id in ids {
+                try connection.query("UPDATE clients SET last_seen = ? WHERE client_id = ?", [.real(now), .text(id)])
+            }
+        }
     }
 
     /// How many departed clients' rows `clientLeft` keeps: live and revoked clients are always kept (a revoked
