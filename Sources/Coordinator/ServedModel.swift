@@ -48,15 +48,7 @@ public struct ServedModel: Sendable {
 
     private init(version: Int, sha256: String, encoded: ByteBuffer) throws(SafeTensorsError) {
         let (header, dataStart) = try encoded.withUnsafeReadableBytes { raw throws(SafeTensorsError) in
-            let length = try SafeTensorsHeader.declaredLength(raw, limits: .default)
-            guard 8 + length <= raw.count else {
-                throw SafeTensorsError(
-                    .headerBeyondBody,
-                    "header length \(length) runs past the payload's \(raw.count - 8) remaining bytes")
-            }
-            let header = try SafeTensorsHeader.parse(
-                json: UnsafeRawBufferPointer(rebasing: raw[8..<(8 + length)]), dataLength: raw.count - 8 - length)
-            return (header, 8 + length)
+            try SafeTensorsHeader.read(wholePayload: raw)
         }
         // The header checks that its tensors tile the data section exactly, so each view is in bounds.
         self.weights = ModelWeights(

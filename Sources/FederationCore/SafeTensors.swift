@@ -38,16 +38,7 @@ extension SafeTensorsFile {
         _ bytes: UnsafeRawBufferPointer,
         limits: SafeTensorsLimits = .default
     ) throws(SafeTensorsError) -> SafeTensorsFile {
-        let headerLength = try SafeTensorsHeader.declaredLength(bytes, limits: limits)
-        guard 8 + headerLength <= bytes.count else {
-            throw SafeTensorsError(
-                .headerBeyondBody,
-                "header length \(headerLength) runs past the payload's \(bytes.count - 8) remaining bytes")
-        }
-        let dataStart = 8 + headerLength
-        let header = try SafeTensorsHeader.parse(
-            json: UnsafeRawBufferPointer(rebasing: bytes[8..<dataStart]), dataLength: bytes.count - dataStart,
-            limits: limits)
+        let (header, dataStart) = try SafeTensorsHeader.read(wholePayload: bytes, limits: limits)
         var tensors: [NamedTensor] = []
         tensors.reserveCapacity(header.entries.count)
         for entry in header.entries {
@@ -55,7 +46,7 @@ extension SafeTensorsFile {
                 rebasing: bytes[(dataStart + entry.dataRange.lowerBound)..<(dataStart + entry.dataRange.upperBound)])
             let tensor =
                 entry.dtype == .float32
-                ? Tensor(shape: entry.shape, values: floats(from: raw))
+                ? Tensor(shape: entry.shape, values: TensorElements.float32s(from: raw))
                 : Tensor(shape: entry.shape, dtype: entry.dtype, littleEndianBytes: Array(raw))
             tensors.append(NamedTensor(name: entry.name, tensor: tensor))
         }
@@ -72,23 +63,6 @@ extension SafeTensorsFile {
             }
         }
         return try result.get()
-    }
-
-    /// Reads little-endian float32 values from unaligned bytes.
-    private static func floats(from raw: UnsafeRawBufferPointer) -> [Float] {
-        let count = raw.count / 4
-        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            if count > 0 {
-                UnsafeMutableRawBufferPointer(buffer).copyMemory(
-                    from: UnsafeRawBufferPointer(rebasing: raw[0..<(count * 4)]))
-            }
-            #if _endian(big)
-                for index in 0..<count {
-                    buffer[index] = Float(bitPattern: UInt32(littleEndian: buffer[index].bitPattern))
-                }
-            #endif
-            initialized = count
-        }
     }
 
     /// Encodes to safetensors bytes: tensors in name order, contiguous, header padded with spaces to a multiple

@@ -39,6 +39,26 @@ public struct SafeTensorsHeader: Sendable, Equatable {
         return Int(declared)
     }
 
+    /// Reads the header of a whole safetensors payload: its length, then the JSON, checked against the
+    /// payload's data section.
+    /// - Returns: the header and where the data section starts in `payload`.
+    /// - Throws: `SafeTensorsError` naming the first problem found.
+    public static func read(wholePayload payload: UnsafeRawBufferPointer, limits: SafeTensorsLimits = .default)
+        throws(SafeTensorsError) -> (header: SafeTensorsHeader, dataStart: Int)
+    {
+        let headerLength = try declaredLength(payload, limits: limits)
+        guard 8 + headerLength <= payload.count else {
+            throw SafeTensorsError(
+                .headerBeyondBody,
+                "header length \(headerLength) runs past the payload's \(payload.count - 8) remaining bytes")
+        }
+        let dataStart = 8 + headerLength
+        let header = try parse(
+            json: UnsafeRawBufferPointer(rebasing: payload[8..<dataStart]), dataLength: payload.count - dataStart,
+            limits: limits)
+        return (header, dataStart)
+    }
+
     /// Parses and checks the JSON header.
     /// - Parameter dataLength: the data section's length when the whole payload is at hand; nil while it is
     ///   still arriving (the caller then checks that exactly `dataByteCount` bytes follow).

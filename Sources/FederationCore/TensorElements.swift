@@ -105,10 +105,18 @@ enum TensorElements {
         bytes.withUnsafeBytes { float32s(from: $0) }
     }
 
+    /// Little-endian float32 values from unaligned bytes: one copy on a little-endian machine.
     static func float32s(from raw: UnsafeRawBufferPointer) -> [Float] {
         let count = raw.count / 4
         return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            for i in 0..<count { buffer[i] = Float(bitPattern: loadLE(raw, i, UInt32.self)) }
+            #if _endian(little)
+                if count > 0 {
+                    UnsafeMutableRawBufferPointer(buffer).copyMemory(
+                        from: UnsafeRawBufferPointer(rebasing: raw[0..<(count * 4)]))
+                }
+            #else
+                for i in 0..<count { buffer[i] = Float(bitPattern: loadLE(raw, i, UInt32.self)) }
+            #endif
             initialized = count
         }
     }

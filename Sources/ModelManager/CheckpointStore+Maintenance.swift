@@ -17,9 +17,7 @@ extension CheckpointStore {
             // Hashed chunk by chunk as SQLite hands them over: verifying a store never holds a model whole.
             var hasher = SHA256()
             var count = 0
-            try connection.forEachBlob(
-                "SELECT data FROM checkpoint_chunks WHERE version = ? ORDER BY idx", [.integer(Int64(record.version))]
-            ) { chunk in
+            try forEachChunk(record.version) { chunk in
                 hasher.update(bufferPointer: chunk)
                 count += chunk.count
             }

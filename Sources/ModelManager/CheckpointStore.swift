@@ -251,12 +251,14 @@ public actor CheckpointStore {
         var bytes: [UInt8] = []
         // The recorded size is only a hint: a damaged row must not make this reserve absurd amounts.
         bytes.reserveCapacity(min(max(expectedCount, 0), Int(UInt32.max)))
-        try connection.forEachBlob(
-            "SELECT data FROM checkpoint_chunks WHERE version = ? ORDER BY idx", [.integer(Int64(version))]
-        ) { chunk in
-            bytes.append(contentsOf: chunk)
-        }
+        try forEachChunk(version) { bytes.append(contentsOf: $0) }
         return bytes
+    }
+
+    /// Hands a version's stored chunks to `body` in order, in place (valid only during the call).
+    func forEachChunk(_ version: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try connection.forEachBlob(
+            "SELECT data FROM checkpoint_chunks WHERE version = ? ORDER BY idx", [.integer(Int64(version))], body)
     }
 
     // MARK: Internals
