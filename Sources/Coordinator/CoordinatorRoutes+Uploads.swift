@@ -53,6 +53,12 @@ extension CoordinatorRoutes {
             metrics.uploadAborted()
             await driver.uploadAborted(task.id, client: client, aborted)
             throw aborted
+        } catch let failure as SpoolError {
+            // The disk, not the client: counted as an abort and logged as an error, so it shows on the
+            // dashboard and in the logs (the client gets 503 `spool_failed` and may send it again).
+            metrics.uploadAborted()
+            await driver.spoolFailed(task.id, client: client, failure)
+            throw failure
         }
         metrics.updateReceived(bytes: received.byteCount)
         try await driver.submitFit(task.id, client: client, update: received.update)

@@ -263,6 +263,13 @@ extension RoundDriver {
             ]))
     }
 
+    /// An upload the coordinator could not spool (a full or failing disk); the task stays open.
+    func spoolFailed(_ taskID: TaskID, client: ClientID, _ failure: SpoolError) {
+        logger.error(
+            "upload could not be spooled",
+            metadata: roundScoped(["client_id": "\(client)", "task_id": "\(taskID)", "error": "\(failure)"]))
+    }
+
     /// Hands an evaluation report to the round.
     /// - Throws: `UpdateRejection` when the round refuses it.
     public func submitEvaluation(_ taskID: TaskID, client: ClientID, report: EvaluationReport)

@@ -95,7 +95,8 @@ public enum MetricCatalogue {
         "rondo_update_bytes_received_total", .counter, "Bytes of fit results received.")
     public static let uploadsAborted = Definition(
         "rondo_uploads_aborted_total", .counter,
-        "Fit-result uploads cut off before their last byte (client gone, stalled); the round is left unchanged.")
+        "Fit-result uploads cut off before their last byte (client gone, stalled) or that could not be spooled (disk full or failing); the round is left unchanged."
+    )
     public static let uploadsInProgress = Definition(
         "rondo_uploads_in_progress", .gauge,
         "Fit-result uploads holding an upload slot (being received, checked, spooled or folded).")
