@@ -13,6 +13,9 @@ struct ConnectionPolicy: Sendable {
     /// Time a connection may take to send a complete request head, counted from its opening or from the end
     /// of the previous response; trickling header bytes does not extend it (`Limits.idleTimeout`).
     var requestHeadTimeout: Duration
+    /// Time a kept-alive connection may stay silent after an answer before its next request head is complete
+    /// (`Limits.keepAliveTimeout`, capped by `requestHeadTimeout`).
+    var keepAliveTimeout: Duration
     /// Slowest accepted request body, measured over `bodyRateWindow` (`Limits.minimumBodyBytesPerSecond`).
     var minimumBodyBytesPerSecond: Int
     /// The window the body rate is measured over (`Limits.bodyRateWindow`).
@@ -21,6 +24,7 @@ struct ConnectionPolicy: Sendable {
     init(limits: CoordinatorConfiguration.Limits) {
         maxConnections = limits.maxConnections
         requestHeadTimeout = limits.idleTimeout
+        keepAliveTimeout = min(limits.keepAliveTimeout, limits.idleTimeout)
         minimumBodyBytesPerSecond = limits.minimumBodyBytesPerSecond
         bodyRateWindow = limits.bodyRateWindow
     }
@@ -49,7 +53,8 @@ struct ConnectionGuardError: Error, Sendable {}
 /// - the connection count: over the cap, a connection gets a short deadline for its first request, which is
 ///   answered 503 `too_many_connections` and closed (health and metrics requests are still served, so probes
 ///   do not restart a busy coordinator);
-/// - a deadline for each request head, which trickled header bytes cannot extend;
+/// - a deadline for each request head, which trickled header bytes cannot extend, and a shorter one for the next
+///   request on a kept-alive connection, so connections a client uses now and then do not stay open between uses;
 /// - a minimum rate for request bodies, judged only while the server is waiting for input;
 /// - an answer sent before its request body was read (a refusal: 401, 413, …) is sent with
 ///   `Connection: close`, then the output side is closed and the rest of the body is read and discarded for a
@@ -232,7 +237,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             answered += 1
             guard closeAfterAnswer else {
                 context.write(data, promise: promise)
-                if received == answered { armHeadTimer(context: context) }
+                if received == answered { armHeadTimer(context: context, keepingAlive: true) }
                 return
             }
             rateTimer?.cancel()
@@ -263,10 +268,15 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: Timers
 
-    private func armHeadTimer(context: ChannelHandlerContext) {
+    /// Closes the connection unless a complete request head arrives in time: `requestHeadTimeout` for a new
+    /// connection, `keepAliveTimeout` after an answer (so idle kept-alive connections do not pile up).
+    private func armHeadTimer(context: ChannelHandlerContext, keepingAlive: Bool = false) {
         guard !closed else { return }
         headTimer?.cancel()
-        let timeout = overLimit ? Self.overLimitHeadTimeout : TimeAmount(policy.requestHeadTimeout)
+        let timeout =
+            overLimit
+            ? Self.overLimitHeadTimeout
+            : TimeAmount(keepingAlive ? policy.keepAliveTimeout : policy.requestHeadTimeout)
         headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             context.close(promise: nil)
         }

@@ -13,9 +13,13 @@ public struct CoordinatorConfiguration: Sendable {
     public var seed: UInt64
     /// Request size and parsing limits.
     public var limits: Limits
-    /// Heartbeat interval suggested to clients at registration. Default 5 s; keep it well below
-    /// `rounds.livenessTimeout`.
-    public var heartbeatInterval: Duration
+    /// Heartbeat interval handed to clients at registration. Default nil: a third of
+    /// `rounds.livenessTimeout` (10 s for the default 30 s), so two heartbeats can be lost before a client
+    /// counts as gone. A parked long-poll is itself a sign of life, so clients only need heartbeats while they
+    /// work on a task (`effectiveHeartbeatInterval`).
+    public var heartbeatInterval: Duration?
+    /// The interval clients are told: `heartbeatInterval`, or a third of the liveness timeout.
+    public var effectiveHeartbeatInterval: Duration { heartbeatInterval ?? rounds.livenessTimeout / 3 }
     /// Longest long-poll a client may ask for (`wait_seconds`). Default 60 s.
     public var maxLongPoll: Duration
     /// How often the round engine checks deadlines and liveness. Default 100 ms.
@@ -80,6 +84,11 @@ public struct CoordinatorConfiguration: Sendable {
         /// answer) is closed, so a client that connects and stalls, or trickles header bytes, cannot hold it
         /// forever. Default 60 s.
         public var idleTimeout: Duration
+        /// A kept-alive connection that starts no new request for this long after its last answer is closed.
+        /// Shorter than `idleTimeout`, so connections a client only uses now and then (a heartbeat every few
+        /// seconds beside its parked long-poll) do not each hold a descriptor and their buffers between uses.
+        /// HTTP clients reconnect on their own. Default 5 s (`rondo serve --keep-alive-timeout`).
+        public var keepAliveTimeout: Duration
         /// Most connections open at once; one beyond it is answered 503 `too_many_connections` and closed.
         /// Default 16,384 (a process here may open 20,000 files; the store and the exporter need a few).
         public var maxConnections: Int
@@ -94,8 +103,10 @@ public struct CoordinatorConfiguration: Sendable {
             maxClients: Int = 10_000, maxParkedPolls: Int = 10_000, registrationsPerSecond: Double = 20,
             refusedSubmissionsPerClientPerSecond: Double = 5, idleTimeout: Duration = .seconds(60),
             maxConnections: Int = 16_384, maxParkedPollsPerClient: Int = 2, minimumBodyBytesPerSecond: Int = 1024,
-            bodyRateWindow: Duration = .seconds(10), maxConcurrentUploads: Int = 4
+            bodyRateWindow: Duration = .seconds(10), maxConcurrentUploads: Int = 4,
+            keepAliveTimeout: Duration = .seconds(5)
         ) {
+            self.keepAliveTimeout = keepAliveTimeout
             precondition(maxConcurrentUploads > 0, "at least one concurrent upload")
             self.maxConcurrentUploads = maxConcurrentUploads
             self.maxConnections = maxConnections
@@ -119,7 +130,7 @@ public struct CoordinatorConfiguration: Sendable {
         rounds: RoundConfiguration = RoundConfiguration(),
         seed: UInt64 = 0,
         limits: Limits = Limits(),
-        heartbeatInterval: Duration = .seconds(5),
+        heartbeatInterval: Duration? = nil,
         maxLongPoll: Duration = .seconds(60),
         tickInterval: Duration = .milliseconds(100),
         drainTimeout: Duration? = nil,

@@ -7,8 +7,8 @@ struct LongPollID: Hashable, Sendable {
 
 /// The long-polls parked on the coordinator, each waiting for its client's next task or its own deadline.
 ///
-/// The hub is the one owner of parked-poll state: the round state machine learns which clients have a poll
-/// parked from `parkedClients` at each tick. Every waiter is resumed exactly once: by `wake`, by `expire`,
+/// The hub is the one owner of parked-poll state: at each tick the round state machine asks `isParked` about
+/// the clients that would otherwise go silent. Every waiter is resumed exactly once: by `wake`, by `expire`,
 /// by `release`, or by `abandon` (its connection closed).
 struct LongPollHub<Value: Sendable>: Sendable {
     private struct Waiter: Sendable {
@@ -37,6 +37,9 @@ struct LongPollHub<Value: Sendable>: Sendable {
 
     /// Clients with at least one poll parked.
     var parkedClients: Set<ClientID> { Set(waiters.keys) }
+
+    /// Whether `client` has a poll parked.
+    func isParked(_ client: ClientID) -> Bool { waiters[client] != nil }
 
     /// Parks a poll until `wake`, `expire` (its deadline, or its connection closed) or `release` resumes it.
     /// - Parameter isConnectionOpen: asked at each `expire`; a poll whose connection closed is abandoned.
@@ -68,21 +71,35 @@ struct LongPollHub<Value: Sendable>: Sendable {
     }
 
     /// Answers every poll whose deadline passed, or whose connection closed (abandoned), with nil.
+    ///
+    /// Runs at every tick over every parked poll, so the pass itself allocates nothing: only the clients with
+    /// a poll to end are collected, then changed.
     /// - Returns: the clients whose polls reached their deadline (a sign of life until now; abandoned polls are
     ///   not).
     @discardableResult
     mutating func expire(now: ContinuousClock.Instant) -> [ClientID] {
+        let ends = { (waiter: Waiter) in waiter.deadline <= now || waiter.isConnectionOpen?() == false }
+        var due: [ClientID] = []
+        for (client, list) in waiters where list.contains(where: ends) { due.append(client) }
         var ended: [ClientID] = []
-        for (client, list) in waiters {
-            let closed = list.filter { $0.isConnectionOpen?() == false }.map(\.id)
-            let ends = { (waiter: Waiter) in waiter.deadline <= now || closed.contains(waiter.id) }
-            let (expired, kept) = (list.filter(ends), list.filter { !ends($0) })
-            guard !expired.isEmpty else { continue }
+        for client in due {
+            guard let list = waiters[client] else { continue }
+            var kept: [Waiter] = []
+            var reachedDeadline = false
+            for waiter in list {
+                if waiter.isConnectionOpen?() == false {
+                    abandoned.insert(waiter.id)
+                    waiter.continuation.resume(returning: nil)
+                } else if waiter.deadline <= now {
+                    reachedDeadline = true
+                    waiter.continuation.resume(returning: nil)
+                } else {
+                    kept.append(waiter)
+                }
+            }
             waiters[client] = kept.isEmpty ? nil : kept
-            parkedCount -= expired.count
-            abandoned.formUnion(closed)
-            for waiter in expired { waiter.continuation.resume(returning: nil) }
-            if expired.contains(where: { !closed.contains($0.id) }) { ended.append(client) }
+            parkedCount -= list.count - kept.count
+            if reachedDeadline { ended.append(client) }
         }
         return ended
     }

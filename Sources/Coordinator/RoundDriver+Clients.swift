@@ -57,7 +57,7 @@ extension RoundDriver {
         await perform(machine.register(client, now: clock.now))
         return WireProtocol.RegistrationResponse(
             clientID: client.rawValue, token: token,
-            heartbeatIntervalSeconds: configuration.heartbeatInterval.seconds)
+            heartbeatIntervalSeconds: configuration.effectiveHeartbeatInterval.seconds)
     }
 
     /// A client registering again under its identity key: same id, new token, open task kept. The old token's
@@ -89,7 +89,7 @@ extension RoundDriver {
             }
             return WireProtocol.RegistrationResponse(
                 clientID: client.rawValue, token: token,
-                heartbeatIntervalSeconds: configuration.heartbeatInterval.seconds)
+                heartbeatIntervalSeconds: configuration.effectiveHeartbeatInterval.seconds)
         }
         throw .limit(
             LimitError(

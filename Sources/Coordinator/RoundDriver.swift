@@ -199,12 +199,14 @@ public actor RoundDriver: Service {
             await probeFailingStore()
             await flushClientActivity()
             metrics.clients(
-                connected: machine.connectedClients.count, registered: machine.registeredClientCount,
+                connected: machine.connectedClientCount, registered: machine.registeredClientCount,
                 required: machine.requiredClients, quorum: configuration.rounds.minFitResults)
         }
         // A poll that ends now was parked until now: its client counts as seen, like the ones still parked.
-        let ended = polls.expire(now: now)
-        await perform(machine.tick(now: now, parked: polls.parkedClients.union(ended).union(uploading.keys)))
+        let ended = Set(polls.expire(now: now))
+        let actions = machine.tick(
+            now: now, isParked: { polls.isParked($0) || ended.contains($0) || uploading[$0] != nil })
+        await perform(actions)
     }
 
     private func shutdown() {
@@ -252,7 +254,7 @@ public actor RoundDriver: Service {
         WireProtocol.StatusMessage(
             phase: machine.phaseName, round: machine.currentRound, modelVersion: machine.model.version,
             modelSHA256: machine.model.sha256, clientsRegistered: machine.registeredClientCount,
-            clientsConnected: machine.connectedClients.count, clientsRequired: machine.requiredClients,
+            clientsConnected: machine.connectedClientCount, clientsRequired: machine.requiredClients,
             quorum: configuration.rounds.minFitResults, committedRounds: machine.committedRounds,
             failedRounds: machine.failedRounds, maxRounds: configuration.rounds.maxRounds, paused: machine.isPaused,
             draining: drainDeadline != nil)
@@ -275,7 +277,8 @@ public actor RoundDriver: Service {
         let wallNow = Date()
         var contacts: [String: ClientContact] = [:]
         for (client, contact) in machine.clientContacts where contact.connected || contact.lastSeen != startedAt {
-            let ago = contact.lastSeen.duration(to: now).seconds
+            // A parked poll is contact right now; the machine refreshes its `lastSeen` only when it matters.
+            let ago = polls.isParked(client) ? 0 : contact.lastSeen.duration(to: now).seconds
             contacts[client.rawValue] = ClientContact(
                 connected: contact.connected, lastSeen: Timestamp(wallNow.addingTimeInterval(-max(0, ago))))
         }

@@ -115,7 +115,7 @@ public struct ConfigurationView: Codable, Sendable, Equatable {
         fitTimeoutSeconds = rounds.fitTimeout.seconds
         evaluateTimeoutSeconds = rounds.evaluateTimeout.seconds
         livenessTimeoutSeconds = rounds.livenessTimeout.seconds
-        heartbeatIntervalSeconds = configuration.heartbeatInterval.seconds
+        heartbeatIntervalSeconds = configuration.effectiveHeartbeatInterval.seconds
         maxRounds = rounds.maxRounds
         fitConfig = rounds.fitConfig
         evaluateConfig = rounds.evaluateConfig

@@ -7,6 +7,7 @@ extension RoundStateMachine {
     public mutating func register(_ client: ClientID, now: Instant) -> [Action] {
         precondition(clients[client] == nil, "client \(client) registered twice")
         clients[client] = ClientState(lastSeen: now)
+        connectedClientCount += 1
         return startRoundIfReady(now: now)
     }
 
@@ -72,6 +73,7 @@ extension RoundStateMachine {
         clients[client]!.lastSeen = now
         if !state.connected {
             clients[client]!.connected = true
+            connectedClientCount += 1
             return [.clientReturned(client, silentSince: state.lastSeen)] + startRoundIfReady(now: now)
         }
         return []
@@ -108,6 +110,7 @@ extension RoundStateMachine {
     /// The client left on purpose; an open task of its is a `disconnect` dropout.
     public mutating func leave(_ client: ClientID, now: Instant) -> [Action] {
         guard let state = clients.removeValue(forKey: client) else { return [] }
+        if state.connected { connectedClientCount -= 1 }
         guard let taskID = state.openTask else { return [] }
         return endTask(taskID, dropout: .disconnect, now: now)
     }

@@ -73,6 +73,9 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     /// The guarded metric's value for the best model so far, if known.
     public internal(set) var bestMetricValue: Double?
     var clients: [ClientID: ClientState] = [:]
+    /// How many of `clients` are connected, kept in step with every change of a `connected` flag, so checking
+    /// whether a round can start costs nothing however many clients are enrolled.
+    public internal(set) var connectedClientCount = 0
     var phase: Phase = .idle
     /// The phase last announced with a `phaseChanged` action.
     var announcedPhase = RoundPhase.selecting
@@ -130,7 +133,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     public func isRegistered(_ client: ClientID) -> Bool { clients[client] != nil }
 
     /// Clients counted as connected: seen within the liveness timeout (a parked long-poll counts as seen, see
-    /// `tick(now:parked:)`).
+    /// `tick(now:parked:)`). Walks every client: use `connectedClientCount` for the number.
     public var connectedClients: [ClientID] {
         clients.compactMap { $0.value.connected ? $0.key : nil }
     }
@@ -185,17 +188,32 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     /// Advances time: disconnects silent clients, drops tasks past their deadline, closes phases, and starts a
     /// round when enough clients are connected.
     /// - Parameter parked: clients with a long-poll parked on the server right now; a parked poll is a sign of
-    ///   life, so they count as seen at `now`.
+    ///   life, so they never go silent (their `lastSeen` becomes `now` when it would have run out).
     public mutating func tick(now: Instant, parked: Set<ClientID> = []) -> [Action] {
+        tick(now: now, isParked: { parked.contains($0) })
+    }
+
+    /// Advances time like `tick(now:parked:)`, asking `isParked` only about clients that would otherwise go
+    /// silent: a parked client's `lastSeen` is refreshed then, so a tick costs one pass over the clients and no
+    /// work per parked poll.
+    public mutating func tick(now: Instant, isParked: (ClientID) -> Bool) -> [Action] {
         var actions: [Action] = []
-        for client in parked where clients[client] != nil { actions += touch(client, now: now) }
-        for (id, state) in clients where state.connected {
-            if state.lastSeen.advanced(by: configuration.livenessTimeout) < now {
-                clients[id]!.connected = false
-                actions.append(.clientWentSilent(id, lastSeen: state.lastSeen))
-                if let taskID = state.openTask {
-                    actions += endTask(taskID, dropout: .timeout, now: now)
-                }
+        // Collected first: changing `clients` while iterating it would copy the whole table.
+        var quiet: [ClientID] = []
+        for (id, state) in clients where state.connected && state.lastSeen.advanced(by: configuration.livenessTimeout) < now {
+            quiet.append(id)
+        }
+        for id in quiet.sorted(by: { $0.rawValue < $1.rawValue }) {
+            guard let state = clients[id] else { continue }
+            if isParked(id) {
+                clients[id]!.lastSeen = now
+                continue
+            }
+            clients[id]!.connected = false
+            connectedClientCount -= 1
+            actions.append(.clientWentSilent(id, lastSeen: state.lastSeen))
+            if let taskID = state.openTask {
+                actions += endTask(taskID, dropout: .timeout, now: now)
             }
         }
         // The tasks past the deadline are ended after the switch: ending the last one closes the phase, and the
@@ -228,6 +246,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
             guard notBefore <= now else { return [] }
             nextRoundNotBefore = nil
         }
+        guard configuration.selection.fitSampleSize(available: connectedClientCount) != nil else { return [] }
         let available = connectedClients
         guard let count = configuration.selection.fitSampleSize(available: available.count) else { return [] }
         currentRound += 1

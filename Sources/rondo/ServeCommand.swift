@@ -87,6 +87,8 @@ struct ServeCommand: AsyncParsableCommand {
     var refusedSubmissionsPerSecond = 5.0
     @Option(help: "Seconds a connection may take to send a request head (idle or trickling); then it is closed.")
     var idleTimeout = 60.0
+    @Option(help: "Seconds a kept-alive connection may stay silent after an answer; then it is closed.")
+    var keepAliveTimeout = 5.0
     @Option(help: "Most connections open at once; beyond it: 503 too_many_connections.") var maxConnections = 16_384
     @Option(help: "Slowest accepted request body, in bytes per second over 10 s; slower bodies are cut off.")
     var minBodyRate = 1024
@@ -114,10 +116,11 @@ struct ServeCommand: AsyncParsableCommand {
         guard maxClients >= 1, maxParkedPolls >= 1, maxParkedPollsPerClient >= 1, maxConnections >= 1, minBodyRate >= 0,
             registrationsPerSecond > 0, refusedSubmissionsPerSecond > 0,
             registrationsPerSecond.isFinite, refusedSubmissionsPerSecond.isFinite, idleTimeout.isFinite,
-            idleTimeout >= 1,
-            idleTimeout <= 86_400
+            idleTimeout >= 1, idleTimeout <= 86_400, keepAliveTimeout.isFinite, keepAliveTimeout >= 1,
+            keepAliveTimeout <= 86_400
         else {
-            throw ValidationError("limits must be positive (--idle-timeout between 1 and 86400 seconds)")
+            throw ValidationError(
+                "limits must be positive (--idle-timeout and --keep-alive-timeout between 1 and 86400 seconds)")
         }
         if let drainTimeout, !(drainTimeout.isFinite && drainTimeout >= 0 && drainTimeout <= 86_400) {
             throw ValidationError("--drain-timeout must be between 0 and 86400 seconds")
@@ -179,6 +182,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.limits.registrationsPerSecond = registrationsPerSecond
         configuration.limits.refusedSubmissionsPerClientPerSecond = refusedSubmissionsPerSecond
         configuration.limits.idleTimeout = .seconds(idleTimeout)
+        configuration.limits.keepAliveTimeout = .seconds(keepAliveTimeout)
         configuration.limits.maxConnections = maxConnections
         configuration.limits.minimumBodyBytesPerSecond = minBodyRate
         configuration.metricsToken = try secret(
