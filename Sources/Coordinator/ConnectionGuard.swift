@@ -227,6 +227,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             answering = true
             // Answering the request whose body is still arriving: this answer ends the connection.
             if readingBody && received == answered + 1 { closeAfterAnswer = true }
+            // A handler that answers `Connection: close` ends the connection (Hummingbird itself only honours
+            // the request's).
+            if head.headerFields[.connection]?.lowercased() == "close" { closeAfterAnswer = true }
             if closeAfterAnswer { head.headerFields[.connection] = "close" }
             context.write(wrapOutboundOut(.head(head)), promise: promise)
         case .body:

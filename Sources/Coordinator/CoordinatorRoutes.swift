@@ -49,7 +49,10 @@ struct CoordinatorRoutes: Sendable {
         router.post("/v1/clients/:id/heartbeat") { request, context in
             let client = try await authenticate(request, context, ownerOf: context.parameters.require("id"))
             await driver.heartbeat(client)
-            return Response(status: .noContent)
+            // The next heartbeat comes after the kept-alive connection would have been closed anyway: close it
+            // now instead of holding it idle until then.
+            let closes = configuration.effectiveHeartbeatInterval > configuration.limits.keepAliveTimeout
+            return Response(status: .noContent, headers: closes ? [.connection: "close"] : [:])
         }
         router.delete("/v1/clients/:id") { request, context in
             let client = try await authenticate(request, context, ownerOf: context.parameters.require("id"))

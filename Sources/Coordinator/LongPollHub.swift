@@ -8,17 +8,19 @@ struct LongPollID: Hashable, Sendable {
 /// The long-polls parked on the coordinator, each waiting for its client's next task or its own deadline.
 ///
 /// The hub is the one owner of parked-poll state: at each tick the round state machine asks `isParked` about
-/// the clients that would otherwise go silent. Every waiter is resumed exactly once: by `wake`, by `expire`,
-/// by `release`, or by `abandon` (its connection closed).
+/// the clients that would otherwise go silent. Every waiter is resumed exactly once: by `wake`, by `expire`
+/// (its deadline), by `abandonClosed` (its connection closed), or by `release`.
 struct LongPollHub<Value: Sendable>: Sendable {
     private struct Waiter: Sendable {
         var id: LongPollID
-        var deadline: ContinuousClock.Instant
         var isConnectionOpen: (@Sendable () -> Bool)?
         var continuation: CheckedContinuation<Value?, Never>
     }
 
     private var waiters: [ClientID: [Waiter]] = [:]
+    /// Every parked poll by deadline, so a tick only looks at the polls that are due. Polls answered earlier
+    /// stay until their deadline and are skipped then; bounded by the polls parked within `maxLongPoll`.
+    private var deadlines = DeadlineHeap<ContinuousClock.Instant, (client: ClientID, id: LongPollID)>()
     /// Polls parked across all clients.
     private(set) var parkedCount = 0
     private var lastID: UInt64 = 0
@@ -41,15 +43,17 @@ struct LongPollHub<Value: Sendable>: Sendable {
     /// Whether `client` has a poll parked.
     func isParked(_ client: ClientID) -> Bool { waiters[client] != nil }
 
-    /// Parks a poll until `wake`, `expire` (its deadline, or its connection closed) or `release` resumes it.
-    /// - Parameter isConnectionOpen: asked at each `expire`; a poll whose connection closed is abandoned.
+    /// Parks a poll until `wake`, `expire` (its deadline), `abandonClosed` (its connection closed) or `release`
+    /// resumes it.
+    /// - Parameter isConnectionOpen: asked at each `abandonClosed`; a poll whose connection closed is abandoned.
     mutating func park(
         _ client: ClientID, id: LongPollID? = nil, until deadline: ContinuousClock.Instant,
         isConnectionOpen: (@Sendable () -> Bool)? = nil, _ continuation: CheckedContinuation<Value?, Never>
     ) {
         let id = id ?? nextPollID()
         waiters[client, default: []].append(
-            Waiter(id: id, deadline: deadline, isConnectionOpen: isConnectionOpen, continuation: continuation))
+            Waiter(id: id, isConnectionOpen: isConnectionOpen, continuation: continuation))
+        deadlines.insert((client, id), at: deadline)
         parkedCount += 1
     }
 
@@ -70,38 +74,43 @@ struct LongPollHub<Value: Sendable>: Sendable {
         return true
     }
 
-    /// Answers every poll whose deadline passed, or whose connection closed (abandoned), with nil.
-    ///
-    /// Runs at every tick over every parked poll, so the pass itself allocates nothing: only the clients with
-    /// a poll to end are collected, then changed.
-    /// - Returns: the clients whose polls reached their deadline (a sign of life until now; abandoned polls are
-    ///   not).
+    /// Answers every poll whose deadline passed with nil; the cost is that of the polls due, not of all parked.
+    /// - Returns: the clients whose polls reached their deadline (a sign of life until now).
     @discardableResult
     mutating func expire(now: ContinuousClock.Instant) -> [ClientID] {
-        let ends = { (waiter: Waiter) in waiter.deadline <= now || waiter.isConnectionOpen?() == false }
-        var due: [ClientID] = []
-        for (client, list) in waiters where list.contains(where: ends) { due.append(client) }
         var ended: [ClientID] = []
+        while let (client, id) = deadlines.popDue(now: now) {
+            guard var list = waiters[client], let index = list.firstIndex(where: { $0.id == id }) else { continue }
+            let waiter = list.remove(at: index)
+            waiters[client] = list.isEmpty ? nil : list
+            parkedCount -= 1
+            waiter.continuation.resume(returning: nil)
+            if ended.last != client { ended.append(client) }
+        }
+        return ended
+    }
+
+    /// Answers every poll whose connection closed (its client was killed, or hung up) with nil, as abandoned.
+    /// Walks every parked poll: the driver calls it a few times a second, not at every tick.
+    mutating func abandonClosed() {
+        var due: [ClientID] = []
+        for (client, list) in waiters where list.contains(where: { $0.isConnectionOpen?() == false }) {
+            due.append(client)
+        }
         for client in due {
             guard let list = waiters[client] else { continue }
             var kept: [Waiter] = []
-            var reachedDeadline = false
             for waiter in list {
-                if waiter.isConnectionOpen?() == false {
-                    abandoned.insert(waiter.id)
-                    waiter.continuation.resume(returning: nil)
-                } else if waiter.deadline <= now {
-                    reachedDeadline = true
-                    waiter.continuation.resume(returning: nil)
-                } else {
+                guard waiter.isConnectionOpen?() == false else {
                     kept.append(waiter)
+                    continue
                 }
+                abandoned.insert(waiter.id)
+                waiter.continuation.resume(returning: nil)
             }
             waiters[client] = kept.isEmpty ? nil : kept
             parkedCount -= list.count - kept.count
-            if reachedDeadline { ended.append(client) }
         }
-        return ended
     }
 
     /// Answers the client's parked polls (or everyone's, for nil) with nil: it left, was revoked, or the
@@ -113,6 +122,7 @@ struct LongPollHub<Value: Sendable>: Sendable {
         } else {
             released = waiters.values.flatMap { $0 }
             waiters = [:]
+            deadlines.removeAll()
         }
         parkedCount -= released.count
         for waiter in released { waiter.continuation.resume(returning: nil) }

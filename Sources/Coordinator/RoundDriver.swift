@@ -42,6 +42,11 @@ public actor RoundDriver: Service {
     /// When the once-a-second housekeeping last ran (retrying history rows, probing a failing store, client
     /// gauges).
     private var lastHousekeeping: Instant
+    /// When parked polls were last checked for closed connections (`LongPollHub.abandonClosed`).
+    private var lastConnectionSweep: Instant
+    /// How often parked polls are checked for closed connections: often enough that a killed client stops
+    /// counting as alive well within any liveness timeout, rarely enough that 10,000 parked polls cost little.
+    static let connectionSweepInterval = Duration.milliseconds(250)
     /// Set while an operator's rollback runs; later ones wait in `rollbackQueue`.
     var rollbackInProgress = false
     var rollbackQueue = WaitList()
@@ -160,6 +165,7 @@ public actor RoundDriver: Service {
         self.configuration = configuration
         self.logger = logger
         self.lastHousekeeping = now
+        self.lastConnectionSweep = now
         self.metrics = metrics
         self.tracing = RoundTracing(tracer: tracer)
         self.phaseSince = now
@@ -201,6 +207,10 @@ public actor RoundDriver: Service {
             metrics.clients(
                 connected: machine.connectedClientCount, registered: machine.registeredClientCount,
                 required: machine.requiredClients, quorum: configuration.rounds.minFitResults)
+        }
+        if lastConnectionSweep.advanced(by: Self.connectionSweepInterval) <= now {
+            lastConnectionSweep = now
+            polls.abandonClosed()
         }
         // A poll that ends now was parked until now: its client counts as seen, like the ones still parked.
         let ended = Set(polls.expire(now: now))

@@ -125,4 +125,45 @@ import Testing
             #expect(started.duration(to: .now) < .seconds(8))
         }
     }
+
+    /// A kept-alive connection is closed after `keepAliveTimeout` of silence, well before `idleTimeout`, and a
+    /// second request inside it is served on the same connection.
+    @Test func aKeptAliveConnectionIsClosedAfterTheKeepAliveTimeout() async throws {
+        var configuration = RunningCoordinator.configuration()
+        configuration.limits.keepAliveTimeout = .seconds(1)
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let connection = try RawConnection(port: coordinator.port, receiveTimeout: .seconds(10))
+            defer { connection.close() }
+            for _ in 0..<2 {
+                #expect(connection.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+                #expect(await connection.readResponse()?.status == 200)
+            }
+            let started = ContinuousClock.now
+            let rest = await connection.readUntilClosed()
+            #expect(rest.closed && rest.text.isEmpty, "closed without another answer")
+            #expect(started.duration(to: .now) < .seconds(5), "closed by the 1 s keep-alive, not the 60 s idle timeout")
+        }
+    }
+
+    /// With a heartbeat interval longer than the keep-alive timeout, a heartbeat's answer closes its connection:
+    /// it would otherwise sit idle until the keep-alive timeout closed it anyway.
+    @Test func aHeartbeatLongerThanTheKeepAliveClosesItsConnection() async throws {
+        var configuration = RunningCoordinator.configuration()
+        configuration.rounds.livenessTimeout = .seconds(30)
+        configuration.heartbeatInterval = nil  // a third of the liveness timeout: 10 s, over the 5 s keep-alive
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let client = try await coordinator.register("beating")
+            let connection = try RawConnection(port: coordinator.port, receiveTimeout: .seconds(10))
+            defer { connection.close() }
+            #expect(
+                connection.send(
+                    "POST /v1/clients/\(client.id)/heartbeat HTTP/1.1\r\nHost: x\r\n"
+                        + "Authorization: Bearer \(client.token)\r\nContent-Length: 0\r\n\r\n"))
+            let started = ContinuousClock.now
+            let answer = await connection.readUntilClosed()
+            #expect(answer.text.hasPrefix("HTTP/1.1 204"))
+            #expect(answer.text.lowercased().contains("connection: close"))
+            #expect(answer.closed && started.duration(to: .now) < .seconds(3))
+        }
+    }
 }
