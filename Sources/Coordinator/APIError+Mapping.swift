@@ -93,6 +93,8 @@ extension APIError {
         case let error as UploadReceiver.Aborted:
             // The client is gone or stalled; the answer is for the log, and the round is untouched.
             self.init(.badRequest, code: .requestCutOff, error.description)
+        case let error as EnrolmentNotStored:
+            self.init(.serviceUnavailable, code: .storeFailing, error.description, retryAfterSeconds: 1)
         case let error as SpoolError:
             self.init(.serviceUnavailable, code: .spoolFailed, "the upload could not be spooled: \(error)")
         case is ConnectionGuardError:

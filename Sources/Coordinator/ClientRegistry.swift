@@ -16,6 +16,8 @@ public enum RegistrationRefusal: Error, Sendable {
     case limit(LimitError)
     /// The identity key belongs to a client an operator revoked.
     case revoked
+    /// The store could not write the registration; it was not made.
+    case notStored(EnrolmentNotStored)
 }
 
 /// What an identity key names.

@@ -107,6 +107,8 @@ struct CoordinatorRoutes: Sendable {
                 throw limit
             case .revoked:
                 throw refused(.revoked)
+            case .notStored(let failure):
+                throw failure
             }
         }
         return try json(registration, status: .created)

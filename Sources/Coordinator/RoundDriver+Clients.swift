@@ -11,8 +11,11 @@ extension RoundDriver {
     /// With an identity key (a per-site secret; only its hash is kept), registering again returns the client
     /// that key registered before, live or departed, with a fresh token (the old one stops working): a restarted
     /// site is the same client, keeps its open task, and leaves no ghost row.
-    /// - Throws: `RegistrationRefusal` when the federation is full, registrations come too fast, or the key's
-    ///   client was revoked.
+    ///
+    /// The answer comes once the registration is on disk (a group commit shared with the registrations that
+    /// arrived meanwhile): a client that got its token is enrolled after any crash.
+    /// - Throws: `RegistrationRefusal` when the federation is full, registrations come too fast, the key's
+    ///   client was revoked, or the store could not write it.
     public func register(name: String, identityKey: String? = nil) async throws(RegistrationRefusal)
         -> WireProtocol.RegistrationResponse
     {
@@ -44,9 +47,11 @@ extension RoundDriver {
         let (token, tokenHash) = registry.issueToken(for: client)
         registry.setName(name, of: client)
         if let identity { registry.restoreIdentity(identity, of: client) }
-        await persist("client registration") {
-            try await $0.clientRegistered(
-                id: client.rawValue, name: name, tokenSHA256: tokenHash, identitySHA256: identity)
+        do {
+            try await enrol(.registered(id: client.rawValue, name: name, tokenSHA256: tokenHash, identitySHA256: identity))
+        } catch {
+            registry.forget(client)  // never acknowledged: its token must not work
+            throw .notStored(error)
         }
         logger.info(
             "client registered",
@@ -74,8 +79,12 @@ extension RoundDriver {
             let (token, tokenHash) = registry.issueToken(for: client)
             registry.setName(name, of: client)
             if let identity { registry.restoreIdentity(identity, of: client) }
-            await persist("client re-registration") {
-                try await $0.clientReturned(id: client.rawValue, name: name, tokenSHA256: tokenHash)
+            do {
+                try await enrol(.returned(id: client.rawValue, name: name, tokenSHA256: tokenHash))
+            } catch {
+                // Not acknowledged: the new token must not work. The client retries its registration.
+                if registry.tokenHash(of: client) == tokenHash { registry.forget(client) }
+                throw .notStored(error)
             }
             if let identity, registry.identity(identity) == .revoked { throw .revoked }
             guard registry.authenticate(token: token) == .client(client) else { continue }  // it left meanwhile

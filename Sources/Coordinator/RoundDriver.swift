@@ -75,6 +75,10 @@ public actor RoundDriver: Service {
     /// Tasks with an upload in progress: one at a time per task, so one client cannot hold every upload slot
     /// with parallel uploads of its own result.
     var uploadingTasks: Set<TaskID> = []
+    /// Registrations waiting for their group commit.
+    var enrolments = EnrolmentQueue()
+    /// Store transactions the group commit has written (tests check that bursts share them).
+    var enrolmentCommits = 0
     /// Clients heard from (a poll, a heartbeat, a result) since `last_seen` was last flushed to the store.
     var seenClients: Set<ClientID> = []
     /// What `rondo_round_backoff_seconds` shows.

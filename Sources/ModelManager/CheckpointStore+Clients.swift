@@ -1,31 +1,54 @@
 import Foundation
 
+/// A registration to write (`CheckpointStore.clientsEnrolled`).
+public enum ClientEnrolment: Sendable, Equatable {
+    /// A new client: its token's hash, and its identity key's hash when it registered with one.
+    case registered(id: String, name: String, tokenSHA256: String, identitySHA256: String?)
+    /// A client registering again under its identity key: same id, new token and name, enrolled again if it had
+    /// left; a revoked client stays revoked.
+    case returned(id: String, name: String, tokenSHA256: String)
+}
+
 /// Enrolled clients: token hashes only, revocations, and a bounded record of departures.
 extension CheckpointStore {
-    /// A new client; `identitySHA256` is the hash of its identity key, when it registered with one.
+    /// Enrols a new client (its token's hash, and its identity key's hash if it has one).
     public func clientRegistered(id: String, name: String, tokenSHA256: String, identitySHA256: String? = nil) throws {
-        let now = clock()
-        try connection.query(
-            """
-            INSERT INTO clients (client_id, name, token_sha256, first_seen, last_seen, identity_sha256)
-            VALUES (?, ?, ?, ?, ?, ?)
-            """,
-            [
-                .text(id), .text(name), .text(tokenSHA256), .real(now), .real(now),
-                identitySHA256.map { .text($0) } ?? .null,
-            ])
+        try clientsEnrolled([.registered(id: id, name: name, tokenSHA256: tokenSHA256, identitySHA256: identitySHA256)])
     }
 
     /// A client registered again with its identity key (a restarted site): it keeps its id, takes the new token
     /// and name, and is enrolled again if it had left. Its old token stops working. A revoked client stays
     /// revoked.
     public func clientReturned(id: String, name: String, tokenSHA256: String) throws {
-        try connection.query(
-            """
-            UPDATE clients SET name = ?, token_sha256 = ?, last_seen = ?, left_at = NULL
-            WHERE client_id = ? AND revoked_at IS NULL
-            """,
-            [.text(name), .text(tokenSHA256), .real(clock()), .text(id)])
+        try clientsEnrolled([.returned(id: id, name: name, tokenSHA256: tokenSHA256)])
+    }
+
+    /// Writes registrations in one transaction, synced to disk before it returns: the coordinator's group
+    /// commit hands it every registration that arrived while the previous batch was committing, and answers
+    /// none of them before this returns. All or none are written.
+    public func clientsEnrolled(_ enrolments: [ClientEnrolment]) throws {
+        guard !enrolments.isEmpty else { return }
+        let now = clock()
+        try connection.durableTransaction {
+            for enrolment in enrolments {
+                switch enrolment {
+                case .registered(let id, let name, let token, let identity):
+                    try connection.query(
+                        """
+                        INSERT INTO clients (client_id, name, token_sha256, first_seen, last_seen, identity_sha256)
+                        VALUES (?, ?, ?, ?, ?, ?)
+                        """,
+                        [.text(id), .text(name), .text(token), .real(now), .real(now), identity.map { .text($0) } ?? .null])
+                case .returned(let id, let name, let token):
+                    try connection.query(
+                        """
+                        UPDATE clients SET name = ?, token_sha256 = ?, last_seen = ?, left_at = NULL
+                        WHERE client_id = ? AND revoked_at IS NULL
+                        """,
+                        [.text(name), .text(token), .real(now), .text(id)])
+                }
+            }
+        }
     }
 
     /// Marks clients as seen now, all in one transaction. `last_seen` is soft state: the coordinator keeps who

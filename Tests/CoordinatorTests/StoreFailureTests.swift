@@ -36,9 +36,15 @@ import Testing
         configuration.rounds.maxFailureBackoff = .seconds(2)
         try await RunningCoordinator.with(configuration: configuration) { coordinator in
             let store = await coordinator.driver.store
+            let client = try await coordinator.register("eager")
             // Every write now fails, as on a full or read-only disk (the test model is too small for a page cap).
             _ = try await store.withConnection { try $0.query("PRAGMA query_only = ON") }
-            let client = try await coordinator.register("eager")
+            // A registration that cannot be stored is not acknowledged: 503 with Retry-After, and no token.
+            let refused = try await coordinator.request(
+                "POST", "/v1/clients", contentType: "application/json", body: Array(#"{"name":"late"}"#.utf8))
+            #expect(refused.status == 503 && refused.errorCode == "store_failing", "\(refused.text)")
+            #expect(refused.header("Retry-After") == "1")
+            #expect(try await coordinator.status().clientsRegistered == 1, "the refused client was not enrolled")
 
             try await Self.answerEverything(coordinator, client, for: .seconds(4))
             let failing = try await coordinator.status()
