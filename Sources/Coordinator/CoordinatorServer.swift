@@ -20,6 +20,8 @@ import ServiceLifecycle
 public struct CoordinatorServer: Sendable {
     public let driver: RoundDriver
     public let application: Application<RouterResponder<CoordinatorRequestContext>>
+    /// The task groups the connections run in (see `ConnectionShards`).
+    let shards: ConnectionShards
     private let boundPort: BoundPort
     /// Every route the router serves, as `METHOD /path/{parameter}`, sorted; the OpenAPI document must list
     /// exactly these.
@@ -52,15 +54,22 @@ public struct CoordinatorServer: Sendable {
         self.boundPort = boundPort
         let policy = ConnectionPolicy(limits: configuration.limits)
         let connections = ConnectionCounter()
-        let http1 = HTTPServerBuilder.http1(
-            configuration: .init(
-                additionalChannelHandlers: [
-                    ConnectionGuard(policy: policy, counter: connections) { metrics.limitRefused($0) }
-                ],
-                idleTimeout: TimeAmount(configuration.limits.idleTimeout)))
+        let http1Configuration = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [
+                ConnectionGuard(policy: policy, counter: connections) { metrics.limitRefused($0) }
+            ],
+            idleTimeout: TimeAmount(configuration.limits.idleTimeout))
+        let tls = try configuration.tls?.checkedConfiguration()
+        let shards = ConnectionShards()
+        self.shards = shards
+        let server = HTTPServerBuilder { responder in
+            let http1 = HTTP1Channel(responder: responder, configuration: http1Configuration)
+            guard let tls else { return ShardedChildChannel(inner: http1, shards: shards) }
+            return ShardedChildChannel(inner: try ServerTLS.channel(http1, tls), shards: shards)
+        }
         self.application = Application(
             router: router,
-            server: try configuration.tls.map { try $0.serverBuilder(http1) } ?? http1,
+            server: server,
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "rondo"),
             onServerRunning: { channel in
@@ -74,8 +83,9 @@ public struct CoordinatorServer: Sendable {
     /// The services to run: the HTTP server and the round driver.
     ///
     /// A `ServiceGroup` shuts services down in reverse order, so the driver stops first: it answers every
-    /// parked long-poll at once, and the HTTP server then drains quickly instead of waiting out the polls.
-    public var services: [any Service] { [application, driver] }
+    /// parked long-poll at once, and the HTTP server then drains quickly instead of waiting out the polls. The
+    /// connection shards stop last, once the server's connections have closed.
+    public var services: [any Service] { [shards, application, driver] }
 
     /// The port the server listens on, once it is bound (useful with port 0).
     public func port() async -> Int { await boundPort.value() }

@@ -21,16 +21,23 @@ public struct ServerTLS: Sendable, Equatable {
         self.privateKeyPath = privateKeyPath
     }
 
-    /// The server builder: HTTP/1.1 inside TLS, with `base` carrying the HTTP settings (idle timeout).
-    func serverBuilder(_ base: HTTPServerBuilder) throws(ServerTLSError) -> HTTPServerBuilder {
+    /// The TLS settings for the listener, checked: the files are read and BoringSSL confirms that the key
+    /// belongs to the leaf certificate.
+    func checkedConfiguration() throws(ServerTLSError) -> TLSConfiguration {
         let configuration = try tlsConfiguration()
-        // Build a context once now: BoringSSL checks here that the key belongs to the leaf certificate.
         do { _ = try NIOSSLContext(configuration: configuration) } catch {
             throw ServerTLSError(
                 code: .keyMismatch,
                 message: "\(privateKeyPath) is not the private key of \(certificateChainPath)'s certificate (\(error))")
         }
-        do { return try .tls(base, tlsConfiguration: configuration) } catch {
+        return configuration
+    }
+
+    /// HTTP/1.1 (`base`, carrying the HTTP settings) inside TLS with `configuration`.
+    static func channel<Base: ServerChildChannel>(_ base: Base, _ configuration: TLSConfiguration) throws
+        -> TLSChannel<Base>
+    {
+        do { return try TLSChannel(base, tlsConfiguration: configuration) } catch {
             throw ServerTLSError(code: .keyMismatch, message: "TLS set-up failed: \(error)")
         }
     }

@@ -1,4 +1,4 @@
-import Coordinator
+@testable import Coordinator
 import FederationCore
 import Foundation
 import RondoTestSupport
@@ -94,7 +94,11 @@ import Testing
             let first = try RawConnection(port: coordinator.port)
             first.send(Self.head(task, token: a.token, length: body.count))
             first.send(Array(body[0..<(16 << 10)]))
-            try await Task.sleep(for: .milliseconds(300))
+            // Until the first upload is under way (a fixed sleep was too short on a loaded machine).
+            let streaming = ContinuousClock.now.advanced(by: .seconds(20))
+            while await !coordinator.driver.uploadingTasks.contains(TaskID(task.taskID)), ContinuousClock.now < streaming {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             let second = try await coordinator.request(
                 "POST", "/v1/tasks/\(task.taskID)/result", token: a.token, contentType: "application/vnd.safetensors",
                 body: body)
