@@ -63,7 +63,7 @@ struct ConnectionGuardError: Error, Sendable {}
 /// - a malformed request or an oversized header gets a JSON error (400 / 431) instead of a bare status.
 ///
 /// Requests on one connection are counted, so a pipelined request is never mistaken for the one being
-/// answered. Timers run on the channel's event loop, so tests can drive them with `EmbeddedEventLoop`.
+/// answered. Deadlines are values checked by the event loop's `ConnectionSweeper`, not one timer each.
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -101,8 +101,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// True while the server has asked for more input and none arrived yet. A slow body is judged only then:
     /// when the server itself stopped reading (backpressure while a handler is busy), the client is not slow.
     private var awaitingInput = false
-    private var headTimer: Scheduled<Void>?
-    private var rateTimer: Scheduled<Void>?
+    /// When the connection closes unless a complete request head arrived (nil while a request is in hand).
+    private var headDeadline: NIODeadline?
+    /// When the request body's current rate window ends (nil when no body is being read).
+    private var rateWindowEnd: NIODeadline?
+    /// The connection's context while it is open, for the sweeper's deadlines.
+    private var context: ChannelHandlerContext?
+    private var sweeper: ConnectionSweeper?
 
     init(policy: ConnectionPolicy, counter: ConnectionCounter, refused: @escaping @Sendable (Limit) -> Void) {
         self.policy = policy
@@ -135,6 +140,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             overLimit = true
             refused(.connections)
         }
+        self.context = context
+        let sweeper = ConnectionSweeper.on(context.eventLoop)
+        sweeper.add(self)
+        self.sweeper = sweeper
         armHeadTimer(context: context)
     }
 
@@ -142,8 +151,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if counted { counter.closed() }
         counted = false
         closed = true
-        headTimer?.cancel()
-        rateTimer?.cancel()
+        headDeadline = nil
+        rateWindowEnd = nil
+        context = nil
+        sweeper?.remove(self)
+        sweeper = nil
     }
 
     // MARK: Inbound
@@ -159,7 +171,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         let part = unwrapInboundIn(data)
         switch part {
         case .head(let head):
-            headTimer?.cancel()
+            headDeadline = nil
             received += 1
             longPollWaiting = head.method == .get && head.path?.contains("/tasks/next") == true
             if overLimit {
@@ -179,7 +191,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             bodyBytesInWindow += buffer.readableBytes
         case .end:
             readingBody = false
-            rateTimer?.cancel()
+            rateWindowEnd = nil
         }
         context.fireChannelRead(data)
     }
@@ -243,7 +255,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 if received == answered { armHeadTimer(context: context, keepingAlive: true) }
                 return
             }
-            rateTimer?.cancel()
+            rateWindowEnd = nil
             let bodyUnread = readingBody
             context.writeAndFlush(data).assumeIsolated().whenComplete { result in
                 promise?.completeWith(result)
@@ -275,40 +287,47 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// connection, `keepAliveTimeout` after an answer (so idle kept-alive connections do not pile up).
     private func armHeadTimer(context: ChannelHandlerContext, keepingAlive: Bool = false) {
         guard !closed else { return }
-        headTimer?.cancel()
         let timeout =
             overLimit
             ? Self.overLimitHeadTimeout
             : TimeAmount(keepingAlive ? policy.keepAliveTimeout : policy.requestHeadTimeout)
-        headTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            context.close(promise: nil)
-        }
+        headDeadline = .now() + timeout
     }
 
     private func armRateTimer(context: ChannelHandlerContext) {
         guard !closed else { return }
-        rateTimer?.cancel()
-        let window = policy.bodyRateWindow
-        rateTimer = context.eventLoop.assumeIsolated().scheduleTask(in: .init(window)) { [self] in
-            guard readingBody else { return }
-            let needed = Int(Double(policy.minimumBodyBytesPerSecond) * window.seconds)
-            guard bodyBytesInWindow < needed, awaitingInput else {
-                bodyBytesInWindow = 0
-                armRateTimer(context: context)
-                return
-            }
-            refused(.slowBody)
-            readingBody = false
-            if answering || received > answered + 1 {
-                context.close(promise: nil)
-            } else {
-                answerAndClose(
-                    context: context, status: .requestTimeout, code: .bodyTooSlow,
-                    message: "the request body arrived slower than \(policy.minimumBodyBytesPerSecond) bytes per second"
-                )
-            }
-            context.fireErrorCaught(ConnectionGuardError())
+        rateWindowEnd = .now() + TimeAmount(policy.bodyRateWindow)
+    }
+
+    /// The sweeper's check (on the event loop, every `ConnectionSweeper.interval`): closes a connection whose
+    /// request head is late, and judges the body rate at the end of each window.
+    func sweep(now: NIODeadline) {
+        guard let context, !closed else { return }
+        if let deadline = headDeadline, deadline <= now {
+            headDeadline = nil
+            context.close(promise: nil)
+            return
         }
+        guard let windowEnd = rateWindowEnd, windowEnd <= now else { return }
+        rateWindowEnd = nil
+        guard readingBody else { return }
+        let window = policy.bodyRateWindow
+        let needed = Int(Double(policy.minimumBodyBytesPerSecond) * window.seconds)
+        guard bodyBytesInWindow < needed, awaitingInput else {
+            bodyBytesInWindow = 0
+            armRateTimer(context: context)
+            return
+        }
+        refused(.slowBody)
+        readingBody = false
+        if answering || received > answered + 1 {
+            context.close(promise: nil)
+        } else {
+            answerAndClose(
+                context: context, status: .requestTimeout, code: .bodyTooSlow,
+                message: "the request body arrived slower than \(policy.minimumBodyBytesPerSecond) bytes per second")
+        }
+        context.fireErrorCaught(ConnectionGuardError())
     }
 
     /// Writes a JSON error answer with `Connection: close`, then closes the connection.
@@ -323,8 +342,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             .contentType: "application/json", .connection: "close", .contentLength: String(body.count),
         ]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
-        headTimer?.cancel()
-        rateTimer?.cancel()
+        headDeadline = nil
+        rateWindowEnd = nil
         lingering = true  // nothing more is read or answered on this connection
         context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(ByteBuffer(bytes: body))), promise: nil)

@@ -45,8 +45,9 @@ public actor RoundDriver: Service {
     /// When parked polls were last checked for closed connections (`LongPollHub.abandonClosed`).
     private var lastConnectionSweep: Instant
     /// How often parked polls are checked for closed connections: often enough that a killed client stops
-    /// counting as alive well within any liveness timeout, rarely enough that 10,000 parked polls cost little.
-    static let connectionSweepInterval = Duration.milliseconds(250)
+    /// counting as alive well within any liveness timeout, rarely enough that 10,000 parked polls cost little
+    /// (at four times a second the check was 6% of the CPU with 10,000 parked).
+    static let connectionSweepInterval = Duration.seconds(1)
     /// Set while an operator's rollback runs; later ones wait in `rollbackQueue`.
     var rollbackInProgress = false
     var rollbackQueue = WaitList()
