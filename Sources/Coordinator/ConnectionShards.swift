@@ -18,7 +18,7 @@ final class ConnectionShards: Service, Sendable {
     typealias Connection = @Sendable () async -> Void
 
     /// Default number of groups: enough that a walk stays short at the connection cap.
-    static let defaultCount = 64
+    static let defaultCount = 256
 
     private let queues: [(stream: AsyncStream<Connection>, continuation: AsyncStream<Connection>.Continuation)]
     private let nextShard = Atomic<Int>(0)

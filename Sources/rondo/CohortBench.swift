@@ -22,6 +22,13 @@ struct CohortBench: AsyncParsableCommand {
     @Option(help: "Seconds to hold every client connected after the ramp.") var hold = 60
     @Option(help: "Seconds each long-poll waits before the coordinator answers 204.") var pollWait = 30
     @Option(help: "Seconds between two /metrics scrapes.") var scrapeInterval = 2.0
+    @Flag(
+        inversion: .prefixedNo,
+        help: ArgumentHelp(
+            "Heartbeat beside the parked long-poll (the worst case). With --no-heartbeat-while-parked clients "
+                + "behave like the SDKs, which heartbeat only while they work on a task: a parked poll is itself a "
+                + "sign of life."))
+    var heartbeatWhileParked = true
     @Option(help: "Run this rondo binary as the coordinator instead of this one.") var coordinator: String?
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
@@ -46,6 +53,9 @@ struct CohortBench: AsyncParsableCommand {
         // A handful of libcurl multi loops share the clients; each runs on its own thread.
         let pool = (0..<4).map { _ in CurlHTTPClient() }
         defer { pool.forEach { $0.shutdown() } }
+        // Its own loop, so what is measured is the coordinator, not a queue behind the clients' transfers.
+        let scraper = CurlHTTPClient()
+        defer { scraper.shutdown() }
         let samples = CohortSamples()
         let origin = ContinuousClock.now
         let rampEnd = origin.advanced(by: .seconds(Double(clients) / Double(ramp)))
@@ -54,14 +64,15 @@ struct CohortBench: AsyncParsableCommand {
 
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                try await Self.scrape(url: url, http: pool[0], every: scrapeInterval, until: holdEnd, into: samples)
+                try await Self.scrape(url: url, http: scraper, every: scrapeInterval, until: holdEnd, into: samples)
             }
             for index in 0..<clients {
                 // Paced: client `index` registers at origin + index / ramp.
                 let due = origin.advanced(by: .seconds(Double(index) / Double(ramp)))
                 if due > .now { try await Task.sleep(until: due) }
                 let client = CohortClient(
-                    http: pool[index % pool.count], url: url, name: "cohort-\(index)", pollWait: pollWait)
+                    http: pool[index % pool.count], url: url, name: "cohort-\(index)", pollWait: pollWait,
+                    heartbeats: heartbeatWhileParked)
                 group.addTask { await client.stayConnected(until: holdEnd, into: samples) }
             }
             if rampEnd > .now { try await Task.sleep(until: rampEnd) }
@@ -94,13 +105,15 @@ struct CohortBench: AsyncParsableCommand {
     }
 }
 
-/// One simulated client: registers, then until the end keeps a long-poll parked and heartbeats at the
-/// interval the coordinator handed out, recording each request's latency.
+/// One simulated client: registers, then until the end keeps a long-poll parked and (unless `heartbeats` is
+/// off) heartbeats at the interval the coordinator handed out, recording each request's latency.
 struct CohortClient: Sendable {
     let http: CurlHTTPClient
     let url: String
     let name: String
     let pollWait: Int
+    /// Whether to heartbeat beside the parked poll.
+    let heartbeats: Bool
 
     func stayConnected(until end: ContinuousClock.Instant, into samples: CohortSamples) async {
         let started = ContinuousClock.now
@@ -139,7 +152,7 @@ struct CohortClient: Sendable {
                 }
             }
             group.addTask {
-                while ContinuousClock.now.advanced(by: .seconds(interval)) < end {
+                while heartbeats, ContinuousClock.now.advanced(by: .seconds(interval)) < end {
                     try? await Task.sleep(for: .seconds(interval))
                     let beat = ContinuousClock.now
                     do {
