@@ -28,7 +28,11 @@ extension CoordinatorRoutes {
         }
         router.get("/v1/clients") { request, _ in
             try requireAdmin(request, .viewer)
-            return try json(["clients": try await history.clients(contacts: await driver.clientContacts())])
+            // Pages, so a federation of 50,000 enrolled clients is never one unbounded answer.
+            let limit = request.uri.queryParameters["limit"] == nil ? Self.clientPageSize : try limit(request)
+            let offset = try request.uri.queryParameters["offset"].map { try integer(String($0), name: "offset") } ?? 0
+            let all = try await history.clients(contacts: await driver.clientContacts())
+            return try json(ClientPage(all, offset: offset, limit: limit))
         }
         router.get("/v1/checkpoints") { request, _ in
             try requireAdmin(request, .viewer)
@@ -163,6 +167,9 @@ extension CoordinatorRoutes {
         }
         return value
     }
+
+    /// Clients per `/v1/clients` page without a `limit`.
+    static let clientPageSize = 1000
 
     private func limit(_ request: Request) throws -> Int {
         guard let text = request.uri.queryParameters["limit"] else { return 100 }

@@ -207,3 +207,30 @@ public struct ClientContact: Sendable, Equatable {
     public var connected: Bool
     public var lastSeen: Timestamp
 }
+
+/// One page of `/v1/clients`: a slice of every enrolled client in the listing's order (connected first, then by
+/// last contact), with the totals, so 50,000 enrolled clients are listed a bounded page at a time.
+public struct ClientPage: Codable, Sendable, Equatable {
+    public var clients: [ClientView]
+    /// Clients in the whole listing.
+    public var total: Int
+    /// Connected clients in the whole listing.
+    public var connected: Int
+    /// The `offset` of the next page; null on the last page.
+    @Nullable public var nextOffset: Int?
+
+    /// The page of `all` from `offset`, at most `limit` long.
+    public init(_ all: [ClientView], offset: Int, limit: Int) {
+        let start = min(offset, all.count)
+        let end = min(start + limit, all.count)
+        clients = Array(all[start..<end])
+        total = all.count
+        connected = all.count { $0.connected }
+        nextOffset = end < all.count ? end : nil
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case clients, total, connected
+        case nextOffset = "next_offset"
+    }
+}

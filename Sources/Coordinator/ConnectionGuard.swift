@@ -10,8 +10,8 @@ import Synchronization
 struct ConnectionPolicy: Sendable {
     /// Most connections open at once (`Limits.maxConnections`).
     var maxConnections: Int
-    /// Time a connection may take to send a complete request head, counted from its opening or from the end
-    /// of the previous response; trickling header bytes does not extend it (`Limits.idleTimeout`).
+    /// Time a new connection may take to send a complete request head; trickling header bytes does not extend
+    /// it (`Limits.idleTimeout`).
     var requestHeadTimeout: Duration
     /// Time a kept-alive connection may stay silent after an answer before its next request head is complete
     /// (`Limits.keepAliveTimeout`, capped by `requestHeadTimeout`).

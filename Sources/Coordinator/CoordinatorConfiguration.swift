@@ -80,9 +80,9 @@ public struct CoordinatorConfiguration: Sendable {
         /// `rate_limited` until its budget refills. Accepted results never count, so a healthy federation is
         /// never throttled however fast its rounds run. Default 5.
         public var refusedSubmissionsPerClientPerSecond: Double
-        /// A connection that sends no complete request head for this long (after opening, or after its last
-        /// answer) is closed, so a client that connects and stalls, or trickles header bytes, cannot hold it
-        /// forever. Default 60 s.
+        /// A new connection that sends no complete request head for this long is closed, so a client that
+        /// connects and stalls, or trickles header bytes, cannot hold it forever; after an answer the shorter
+        /// `keepAliveTimeout` applies. Default 60 s.
         public var idleTimeout: Duration
         /// A kept-alive connection that starts no new request for this long after its last answer is closed.
         /// Shorter than `idleTimeout`, so connections a client only uses now and then (a heartbeat every few

@@ -108,19 +108,25 @@ struct ClientsListCommand: AsyncParsableCommand {
     @OptionGroup var store: StoreOptions
     @OptionGroup var operatorOptions: OperatorOptions
 
-    struct Listing: Codable {
-        var clients: [ClientView]
+    @Option(help: "Clients per page (1 to 10000).") var limit = 100
+    @Option(help: "Skip this many clients (the previous page's next offset).") var offset = 0
+
+    func validate() throws {
+        guard (1...10_000).contains(limit), offset >= 0 else {
+            throw ValidationError("--limit must be between 1 and 10000 and --offset not negative")
+        }
     }
 
     func run() async throws {
         // Liveness lives in the running coordinator; without one, every enrolled client is `silent`.
-        let clients: [ClientView]
+        let page: ClientPage
         if let api = try OperatorChannel.running(store, operatorOptions) {
-            clients = try await api.get("/v1/clients", as: Listing.self).clients
+            page = try await api.get("/v1/clients?limit=\(limit)&offset=\(offset)", as: ClientPage.self)
         } else {
-            clients = try await store.history().clients()
+            page = ClientPage(try await store.history().clients(), offset: offset, limit: limit)
         }
-        if store.json { return try store.printJSON(Listing(clients: clients)) }
+        let clients = page.clients
+        if store.json { return try store.printJSON(page) }
         let now = Date().timeIntervalSince1970
         var table = TextTable(headers: ["CLIENT", "NAME", "PRESENCE", "LAST SEEN", "AGO", "FIRST SEEN", "IDENTITY"])
         for client in clients {
@@ -131,5 +137,9 @@ struct ClientsListCommand: AsyncParsableCommand {
             ])
         }
         printLine(table.render())
+        let shown = clients.isEmpty ? "no clients" : "clients \(offset + 1)–\(offset + clients.count)"
+        var footer = "\(shown) of \(page.total) (\(page.connected) connected)"
+        if let next = page.nextOffset { footer += "; next page: --offset \(next)" }
+        printLine(footer)
     }
 }
