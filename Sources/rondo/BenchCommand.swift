@@ -5,7 +5,10 @@ import Foundation
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Measure Rondo's hot paths.",
-        subcommands: [AggregateBench.self, CheckpointBench.self, CohortBench.self, MetricsBench.self, RoundBench.self])
+        subcommands: [
+            AggregateBench.self, CheckpointBench.self, CohortBench.self, MetricsBench.self, OverheadBench.self,
+            RoundBench.self,
+        ])
 }
 
 /// Streaming FedAvg throughput: fold `clients` updates of `parameters` values of one dtype and finalise the
