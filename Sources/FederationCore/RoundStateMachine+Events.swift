@@ -94,11 +94,13 @@ extension RoundStateMachine {
         switch phase {
         case .training(let progress, var tasks, let average, let deadline):
             guard tasks[taskID] != nil else { return nil }
+            phase = .idle  // no second reference: the change below is made in place, not on a copy of every task
             tasks[taskID]!.delivered = true
             phase = .training(progress, tasks: tasks, average: average, deadline: deadline)
             return tasks[taskID]!.task
         case .evaluating(let progress, var tasks, let evaluation, let deadline):
             guard tasks[taskID] != nil else { return nil }
+            phase = .idle
             tasks[taskID]!.delivered = true
             phase = .evaluating(progress, tasks: tasks, evaluation: evaluation, deadline: deadline)
             return tasks[taskID]!.task

@@ -104,6 +104,7 @@ extension RoundStateMachine {
             phase = .evaluating(progress, tasks: tasks, evaluation: evaluation, deadline: deadline)
             throw error
         }
+        phase = .idle  // no second reference: the task is removed in place, not from a copy of every task
         evaluation.add(report)
         tasks[taskID] = nil
         phase = .evaluating(progress, tasks: tasks, evaluation: evaluation, deadline: deadline)

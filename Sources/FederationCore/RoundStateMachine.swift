@@ -288,12 +288,16 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         var client: ClientID?
         switch phase {
         case .training(var progress, var tasks, let average, let deadline):
-            guard let open = tasks.removeValue(forKey: taskID) else { return [] }
+            guard tasks[taskID] != nil else { return [] }
+            phase = .idle  // no second reference: the removal is made in place, not on a copy of every task
+            let open = tasks.removeValue(forKey: taskID)!
             client = open.task.client
             progress.fitDropouts[reason, default: 0] += 1
             phase = .training(progress, tasks: tasks, average: average, deadline: deadline)
         case .evaluating(var progress, var tasks, let evaluation, let deadline):
-            guard let open = tasks.removeValue(forKey: taskID) else { return [] }
+            guard tasks[taskID] != nil else { return [] }
+            phase = .idle
+            let open = tasks.removeValue(forKey: taskID)!
             client = open.task.client
             kind = .evaluate
             progress.evaluationDropouts[reason, default: 0] += 1
