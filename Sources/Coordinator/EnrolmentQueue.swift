@@ -10,7 +10,7 @@ public struct EnrolmentNotStored: Error, Sendable, CustomStringConvertible {
 
 /// Registrations waiting for their store write, committed in groups: the ones that arrive while a batch
 /// commits go together in the next transaction, so a burst of N registrations costs a few commits instead of
-/// N, and none is answered before its own batch is on disk.
+/// N, and none is answered before its own batch is committed.
 ///
 /// The queue only holds state; `RoundDriver` runs the commits. Invariant: `committing` is true exactly while a
 /// commit loop runs, and every waiter is resumed exactly once, by the batch it was written in.

@@ -12,8 +12,8 @@ extension RoundDriver {
     /// that key registered before, live or departed, with a fresh token (the old one stops working): a restarted
     /// site is the same client, keeps its open task, and leaves no ghost row.
     ///
-    /// The answer comes once the registration is on disk (a group commit shared with the registrations that
-    /// arrived meanwhile): a client that got its token is enrolled after any crash.
+    /// The answer comes once the registration is committed (a group commit shared with the registrations that
+    /// arrived meanwhile): a client that got its token is still enrolled after the coordinator crashes.
     /// - Throws: `RegistrationRefusal` when the federation is full, registrations come too fast, the key's
     ///   client was revoked, or the store could not write it.
     public func register(name: String, identityKey: String? = nil) async throws(RegistrationRefusal)

@@ -2,7 +2,7 @@ import ModelManager
 
 /// Group commit for registrations (see `EnrolmentQueue`).
 extension RoundDriver {
-    /// Writes a registration in the next group commit and returns once it is on disk.
+    /// Writes a registration in the next group commit and returns once it is committed.
     /// - Throws: `EnrolmentNotStored` when the store refused it; nothing of it was written.
     func enrol(_ enrolment: ClientEnrolment) async throws(EnrolmentNotStored) {
         let result = await withCheckedContinuation { continuation in

@@ -23,13 +23,14 @@ extension CheckpointStore {
         try clientsEnrolled([.returned(id: id, name: name, tokenSHA256: tokenSHA256)])
     }
 
-    /// Writes registrations in one transaction, synced to disk before it returns: the coordinator's group
-    /// commit hands it every registration that arrived while the previous batch was committing, and answers
-    /// none of them before this returns. All or none are written.
+    /// Writes registrations in one transaction: the coordinator's group commit hands it every registration that
+    /// arrived while the previous batch was committing, and answers none of them before this returns. All or
+    /// none are written. Committed like every write of the store (WAL, `synchronous = NORMAL`): it survives a
+    /// crash of the coordinator; a power cut may lose the last commits, as it may a round's.
     public func clientsEnrolled(_ enrolments: [ClientEnrolment]) throws {
         guard !enrolments.isEmpty else { return }
         let now = clock()
-        try connection.durableTransaction {
+        try connection.transaction {
             for enrolment in enrolments {
                 switch enrolment {
                 case .registered(let id, let name, let token, let identity):

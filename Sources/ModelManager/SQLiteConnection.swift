@@ -185,15 +185,6 @@ final class SQLiteConnection: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` in one write transaction whose commit is synced to disk before it returns
-    /// (`synchronous = FULL` for this commit; the connection otherwise runs `NORMAL`, which survives a process
-    /// crash but not a power cut). For writes that are acknowledged to someone as durable.
-    func durableTransaction<T>(_ body: () throws -> T) throws -> T {
-        try execute("PRAGMA synchronous = FULL")
-        defer { try? execute("PRAGMA synchronous = NORMAL") }
-        return try transaction(body)
-    }
-
     /// Runs reads in one deferred transaction, so they see one snapshot of the database (WAL readers take no
     /// write lock and need no write access).
     func readTransaction<T>(_ body: () throws -> T) throws -> T {

@@ -147,6 +147,7 @@ import Testing
     @Test func connectionsBeyondTheCapAreRefused() async throws {
         var configuration = RunningCoordinator.configuration()
         configuration.limits.maxConnections = 2
+        configuration.limits.keepAliveTimeout = .seconds(60)  // the held connections stay however slow the test
         try await RunningCoordinator.with(configuration: configuration) { coordinator in
             let held = try (0..<2).map { _ in try RawConnection(port: coordinator.port) }
             for connection in held {

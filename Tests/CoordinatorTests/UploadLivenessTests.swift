@@ -42,8 +42,10 @@ import Testing
         configuration.rounds.livenessTimeout = .seconds(3)
         configuration.limits.maxConcurrentUploads = 1
         try await RunningCoordinator.with(configuration: configuration, initialWeights: Self.model) { coordinator in
-            let a = try await coordinator.register("a")
-            let b = try await coordinator.register("b")
+            // Registered at once, so the round that starts with the second cannot find the first already silent.
+            async let registeredA = coordinator.register("a")
+            async let registeredB = coordinator.register("b")
+            let (a, b) = try await (registeredA, registeredB)
             // Both long-poll at once: a client waiting for its task is alive, one that waits its turn is not.
             async let pollA = Self.task(coordinator, a)
             async let pollB = Self.task(coordinator, b)

@@ -181,10 +181,17 @@ struct FailingTrainer: Trainer {
                 longPoll: .seconds(1), logger: recorder.logger())
             // Other sites take each registration token as it refills (every 2 s), so the client is throttled
             // however slowly this test runs; once they stop, it gets through.
+            // Four at once: one is always asking, even while the others wait for their registration's commit.
             let others = Task {
-                while !Task.isCancelled {
-                    _ = try? await coordinator.register("other")
-                    try? await Task.sleep(for: .milliseconds(20))
+                await withTaskGroup(of: Void.self) { group in
+                    for _ in 0..<4 {
+                        group.addTask {
+                            while !Task.isCancelled {
+                                _ = try? await coordinator.register("other")
+                                try? await Task.sleep(for: .milliseconds(20))
+                            }
+                        }
+                    }
                 }
             }
             let participation = Task { try? await client.participate() }
