@@ -48,7 +48,8 @@ extension RoundDriver {
         registry.setName(name, of: client)
         if let identity { registry.restoreIdentity(identity, of: client) }
         do {
-            try await enrol(.registered(id: client.rawValue, name: name, tokenSHA256: tokenHash, identitySHA256: identity))
+            try await enrol(
+                .registered(id: client.rawValue, name: name, tokenSHA256: tokenHash, identitySHA256: identity))
         } catch {
             registry.forget(client)  // never acknowledged: its token must not work
             throw .notStored(error)

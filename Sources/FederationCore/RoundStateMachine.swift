@@ -200,7 +200,8 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         var actions: [Action] = []
         // Collected first: changing `clients` while iterating it would copy the whole table.
         var quiet: [ClientID] = []
-        for (id, state) in clients where state.connected && state.lastSeen.advanced(by: configuration.livenessTimeout) < now {
+        for (id, state) in clients
+        where state.connected && state.lastSeen.advanced(by: configuration.livenessTimeout) < now {
             quiet.append(id)
         }
         for id in quiet.sorted(by: { $0.rawValue < $1.rawValue }) {

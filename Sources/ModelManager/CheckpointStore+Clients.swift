@@ -39,7 +39,10 @@ extension CheckpointStore {
                         INSERT INTO clients (client_id, name, token_sha256, first_seen, last_seen, identity_sha256)
                         VALUES (?, ?, ?, ?, ?, ?)
                         """,
-                        [.text(id), .text(name), .text(token), .real(now), .real(now), identity.map { .text($0) } ?? .null])
+                        [
+                            .text(id), .text(name), .text(token), .real(now), .real(now),
+                            identity.map { .text($0) } ?? .null,
+                        ])
                 case .returned(let id, let name, let token):
                     try connection.query(
                         """

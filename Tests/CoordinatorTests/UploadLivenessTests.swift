@@ -98,7 +98,9 @@ import Testing
             first.send(Array(body[0..<(16 << 10)]))
             // Until the first upload is under way (a fixed sleep was too short on a loaded machine).
             let streaming = ContinuousClock.now.advanced(by: .seconds(20))
-            while await !coordinator.driver.uploadingTasks.contains(TaskID(task.taskID)), ContinuousClock.now < streaming {
+            while await !coordinator.driver.uploadingTasks.contains(TaskID(task.taskID)),
+                ContinuousClock.now < streaming
+            {
                 try await Task.sleep(for: .milliseconds(20))
             }
             let second = try await coordinator.request(
