@@ -20,6 +20,17 @@ public struct CoordinatorConfiguration: Sendable {
     public var heartbeatInterval: Duration?
     /// The interval clients are told: `heartbeatInterval`, or a third of the liveness timeout.
     public var effectiveHeartbeatInterval: Duration { heartbeatInterval ?? rounds.livenessTimeout / 3 }
+    /// Pace steering: the re-polls per second the coordinator spreads its idle clients to (each poll answered
+    /// 204 carries a `Retry-After` hint, see `PaceSteering`); nil sends no hints. Default 200 (a federation
+    /// below 200 connected clients gets hints of 0 s: it never waits).
+    public var pollRate: Double?
+    /// The pace steering in force: `pollRate`, with hints capped at the heartbeat interval (at most half the
+    /// liveness timeout), so a client that follows them never counts as gone.
+    public var paceSteering: PaceSteering? {
+        pollRate.map {
+            PaceSteering(pollRate: $0, maxDelay: min(effectiveHeartbeatInterval, rounds.livenessTimeout / 2))
+        }
+    }
     /// Longest long-poll a client may ask for (`wait_seconds`). Default 60 s.
     public var maxLongPoll: Duration
     /// How often the round engine checks deadlines and liveness. Default 100 ms.
@@ -132,6 +143,7 @@ public struct CoordinatorConfiguration: Sendable {
         limits: Limits = Limits(),
         heartbeatInterval: Duration? = nil,
         maxLongPoll: Duration = .seconds(60),
+        pollRate: Double? = 200,
         tickInterval: Duration = .milliseconds(100),
         drainTimeout: Duration? = nil,
         metricsToken: String? = nil,
@@ -149,6 +161,7 @@ public struct CoordinatorConfiguration: Sendable {
         self.limits = limits
         self.heartbeatInterval = heartbeatInterval
         self.maxLongPoll = maxLongPoll
+        self.pollRate = pollRate
         self.tickInterval = tickInterval
     }
 }

@@ -44,6 +44,24 @@ public struct CoordinatorMetrics: Sendable {
         gauge(MetricCatalogue.clientsSelected, []).record(Double(selected))
     }
 
+    /// A goal-count selection window ended.
+    public func selectionEnded(_ outcome: SelectionOutcome, checkedIn: Int, after wait: Duration) {
+        counter(MetricCatalogue.selectionWindows, [("outcome", outcome.rawValue)]).increment()
+        recorder(MetricCatalogue.selectionWait, []).record(wait.seconds)
+        gauge(MetricCatalogue.selectionCheckedIn, []).record(Double(checkedIn))
+    }
+
+    /// The selection goal in force (nil: Flower-style sampling, exported as 0).
+    public func selectionGoal(_ goal: SelectionGoal?) {
+        gauge(MetricCatalogue.selectionGoal, []).record(Double(goal?.count ?? 0))
+        gauge(MetricCatalogue.selectionMinimum, []).record(Double(goal?.minimum ?? 0))
+    }
+
+    /// Pace steering told an idle client to come back after `delay`.
+    public func retryAfterHinted(_ delay: Duration) {
+        recorder(MetricCatalogue.retryAfterHints, []).record(delay.seconds)
+    }
+
     /// A failed round held the next one back.
     public func roundBackedOff() {
         counter(MetricCatalogue.roundBackoffs, []).increment()

@@ -124,10 +124,16 @@ struct CoordinatorRoutes: Sendable {
             // Clamp before converting: a huge wait_seconds must not overflow the conversion.
             wait = .seconds(min(seconds, configuration.maxLongPoll.seconds))
         }
-        let next = try await limited { () async throws(LimitError) in
+        let answer = try await limited { () async throws(LimitError) in
             try await driver.nextTask(for: client, wait: wait, isConnectionOpen: context.isConnectionOpen)
         }
-        guard let next else { return Response(status: .noContent) }
+        let next: TaskDelivery
+        switch answer {
+        case .task(let delivery):
+            next = delivery
+        case .noTask(let retryAfter):
+            return Response(status: .noContent, headers: retryAfter.map { [.retryAfter: String($0)] } ?? [:])
+        }
         let task = next.task
         return try json(
             WireProtocol.TaskMessage(

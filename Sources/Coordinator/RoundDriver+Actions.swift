@@ -55,6 +55,18 @@ extension RoundDriver {
         case .tasksAvailable(let clients):
             wake(clients)
             return false
+        case .selectionEnded(let outcome, let checkedIn, let selected, let waited):
+            metrics.selectionEnded(outcome, checkedIn: checkedIn, after: waited)
+            let metadata: Logger.Metadata = [
+                "outcome": "\(outcome.rawValue)", "checked_in": "\(checkedIn)", "selected": "\(selected)",
+                "waited_seconds": "\(waited.seconds)",
+            ]
+            if outcome == .timedOutBelowMinimum {
+                logger.warning("selection timed out below the minimum; no round opened", metadata: metadata)
+            } else {
+                logger.info("selection window closed", metadata: metadata)
+            }
+            return false
         case .clientDropped(let client, let kind, let reason):
             metrics.dropout(kind: kind, reason: reason)
             tracing.taskDropped(client: client, reason: reason)
@@ -137,7 +149,8 @@ extension RoundDriver {
                 return true
             }
             return []
-        case .phaseChanged, .resultAccepted, .tasksAvailable, .clientDropped, .backingOff, .clientWentSilent,
+        case .phaseChanged, .resultAccepted, .tasksAvailable, .selectionEnded, .clientDropped, .backingOff,
+            .clientWentSilent,
             .clientReturned:
             return []
         }

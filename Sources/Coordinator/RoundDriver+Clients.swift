@@ -160,23 +160,29 @@ extension RoundDriver {
     }
 
     /// Long-polls for the client's next task: answers at once when one is waiting, otherwise parks until a
-    /// task is handed out or `wait` passes (then nil). The task comes with the W3C `traceparent` of its span,
+    /// task is handed out or `wait` passes (then `noTask`, with pace steering's hint of when to poll again).
+    /// The task comes with the W3C `traceparent` of its span,
     /// for the client to continue the round's trace.
     /// - Throws: `LimitError` when too many long-polls are parked already.
     /// - Parameter isConnectionOpen: whether the request's connection is still open; a parked poll whose
     ///   connection closed ends at the next tick and stops counting as a sign of life.
     public func nextTask(
         for client: ClientID, wait: Duration, isConnectionOpen: (@Sendable () -> Bool)? = nil
-    ) async throws(LimitError) -> TaskDelivery? {
+    ) async throws(LimitError) -> PollAnswer {
         if wait > .zero {
             try admission.admitLongPoll(own: polls.parkedCount(for: client), total: polls.parkedCount)
         }
         guard let task = await waitForTask(client, wait: wait, isConnectionOpen: isConnectionOpen) else {
-            return nil
+            guard let pace = configuration.paceSteering else { return .noTask(retryAfterSeconds: nil) }
+            var generator = SystemRandomNumberGenerator()
+            let hint = pace.retryAfterSeconds(connected: machine.connectedClientCount, using: &generator)
+            metrics.retryAfterHinted(.seconds(hint))
+            return .noTask(retryAfterSeconds: hint)
         }
-        return TaskDelivery(
-            task: task, traceparent: tracing.taskDelivered(task)?.traceparent,
-            deadlineIn: max(.zero, clock.now.duration(to: task.deadline)))
+        return .task(
+            TaskDelivery(
+                task: task, traceparent: tracing.taskDelivered(task)?.traceparent,
+                deadlineIn: max(.zero, clock.now.duration(to: task.deadline))))
     }
 
     /// A poll is a sign of life: the client is seen when it starts and when it ends; while it is parked, the
@@ -200,7 +206,7 @@ extension RoundDriver {
     }
 
     /// Polls parked now (for tests and status).
-    var parkedPollCount: Int { polls.parkedCount }
+    public var parkedPollCount: Int { polls.parkedCount }
 
     /// The task waiting for `client`, noting when it was first handed over.
     func deliver(to client: ClientID) -> Task? {

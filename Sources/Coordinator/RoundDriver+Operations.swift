@@ -154,6 +154,13 @@ public struct TaskDelivery: Sendable {
     public var deadlineIn: Duration
 }
 
+/// What a client's poll gets: a task, or when to come back.
+public enum PollAnswer: Sendable {
+    case task(TaskDelivery)
+    /// No task within the wait; `retryAfterSeconds` is pace steering's hint (nil when it is off).
+    case noTask(retryAfterSeconds: Int?)
+}
+
 /// What a client's model download gets (see `RoundDriver.download`).
 public enum ModelDownload: Sendable {
     /// The model's safetensors bytes: the cache's shared buffer, not a copy.

@@ -176,6 +176,7 @@ public actor RoundDriver: Service {
         self.phaseSince = now
         metrics.modelVersion(currentVersion)
         metrics.phaseChanged(to: machine.phaseName, from: machine.phaseName, after: .zero)
+        metrics.selectionGoal(configuration.rounds.selection.goal)
     }
 
     // MARK: Service

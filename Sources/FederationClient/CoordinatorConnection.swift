@@ -90,11 +90,33 @@ public actor CoordinatorConnection {
 
     /// Long-polls for the next task; nil when none came within `wait`.
     public func nextTask(wait: Duration) async throws -> WireProtocol.TaskMessage? {
+        guard case .task(let task) = try await poll(wait: wait) else { return nil }
+        return task
+    }
+
+    /// Long-polls for the next task: the task, or when none came within `wait`, the coordinator's pace-steering
+    /// hint of when to poll again.
+    public func poll(wait: Duration) async throws -> PollResult {
         let seconds = wait.seconds
         let response = try await send(
             "GET", "/v1/clients/\(try clientID())/tasks/next?wait_seconds=\(seconds)", timeout: wait + .seconds(15))
-        if response.status == 204 { return nil }
-        return try decode(WireProtocol.TaskMessage.self, from: response)
+        if response.status == 204 { return .idle(retryAfter: Self.retryAfter(response)) }
+        return .task(try decode(WireProtocol.TaskMessage.self, from: response))
+    }
+
+    /// A poll's outcome.
+    public enum PollResult: Sendable {
+        case task(WireProtocol.TaskMessage)
+        /// No task; poll again after `retryAfter` (the coordinator's `Retry-After`; nil: at once).
+        case idle(retryAfter: Duration?)
+    }
+
+    /// `Retry-After` in delta-seconds, bounded to an hour (a date or garbage is ignored).
+    static func retryAfter(_ response: HTTPResponse) -> Duration? {
+        guard let text = response.header("Retry-After"), let seconds = Int(text.trimmingCharacters(in: .whitespaces)),
+            seconds >= 0
+        else { return nil }
+        return .seconds(min(seconds, 3600))
     }
 
     /// The weights of a model version, from the cache when its SHA-256 matches, otherwise downloaded with
@@ -246,7 +268,9 @@ public actor CoordinatorConnection {
             case 429, 500...: .unavailable
             default: .refused
             }
-        throw FederationClientError(code, status: response.status, apiCode: detail?.error.code, message)
+        throw FederationClientError(
+            code, status: response.status, apiCode: detail?.error.code, message,
+            retryAfter: code == .unavailable ? Self.retryAfter(response) : nil)
     }
 
     private func decode<T: Decodable>(_ type: T.Type, from response: HTTPResponse) throws -> T {

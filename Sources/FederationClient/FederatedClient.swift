@@ -69,10 +69,15 @@ public struct FederatedClient<T: Trainer>: Service {
     public func participate() async throws {
         try await retrying("register") { _ = try await connection.register() }
         while !Task.isCancelled {
-            guard let task = try await retrying("poll", { try await connection.nextTask(wait: longPoll) }) else {
+            switch try await retrying("poll", { try await connection.poll(wait: longPoll) }) {
+            case .task(let task):
+                try await handle(task)
+            case .idle(let retryAfter?) where retryAfter > .zero:
+                // Pace steering: the coordinator spreads idle clients' polls; come back when it said.
+                try await Task.sleep(for: retryAfter)
+            case .idle:
                 continue
             }
-            try await handle(task)
         }
         throw CancellationError()
     }
@@ -208,7 +213,8 @@ public struct FederatedClient<T: Trainer>: Service {
             {
                 attempt += 1
                 if let maxAttempts = retry.maxAttempts, attempt >= maxAttempts { throw error }
-                let delay = retry.delay(forAttempt: attempt - 1, using: &generator)
+                // A throttled call waits at least as long as the coordinator's Retry-After asks.
+                let delay = max(retry.delay(forAttempt: attempt - 1, using: &generator), error.retryAfter ?? .zero)
                 contact.failed(what, error, retryIn: delay)
                 logger.debug(
                     "retrying", metadata: ["operation": "\(what)", "attempt": "\(attempt)", "error": "\(error)"])

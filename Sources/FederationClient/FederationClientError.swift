@@ -28,12 +28,17 @@ public struct FederationClientError: Error, Sendable, CustomStringConvertible {
     /// The coordinator's error code (`late`, `duplicate`, `wrong_shape`, …), when it sent one.
     public var apiCode: String?
     public var message: String
+    /// The coordinator's `Retry-After` on a 429 or 503: the runner waits at least this long before retrying.
+    public var retryAfter: Duration?
 
-    public init(_ code: Code, status: Int? = nil, apiCode: String? = nil, _ message: String) {
+    public init(
+        _ code: Code, status: Int? = nil, apiCode: String? = nil, _ message: String, retryAfter: Duration? = nil
+    ) {
         self.code = code
         self.status = status
         self.apiCode = apiCode
         self.message = message
+        self.retryAfter = retryAfter
     }
 
     /// True when trying the same call again may succeed.

@@ -2,7 +2,8 @@
 public struct RoundConfiguration: Sendable, Equatable {
     /// Client sampling (Flower's `fraction_fit`, `min_fit_clients`, `min_available_clients`, …).
     public var selection: SelectionPolicy
-    /// Accepted fit results a round needs to aggregate (its quorum), in 1...`minFitClients`. Default 2.
+    /// Accepted fit results a round needs to aggregate (its quorum), in 1...`minFitClients` (1...`goal.minimum`
+    /// with a selection goal). Default 2.
     public var minFitResults: Int
     /// Evaluation reports needed for a round's evaluation to count. Default 1.
     public var minEvaluateResults: Int
@@ -59,9 +60,15 @@ public struct RoundConfiguration: Sendable, Equatable {
         self.failureBackoff = failureBackoff
         self.maxFailureBackoff = maxFailureBackoff
         precondition(maxExamplesPerResult >= 1)
-        precondition(
-            minFitResults >= 1 && minFitResults <= selection.minFitClients,
-            "min_fit_results must be between 1 and min_fit_clients (\(selection.minFitClients))")
+        if let goal = selection.goal {
+            precondition(
+                minFitResults >= 1 && minFitResults <= goal.minimum,
+                "min_fit_results must be between 1 and the goal's minimum (\(goal.minimum))")
+        } else {
+            precondition(
+                minFitResults >= 1 && minFitResults <= selection.minFitClients,
+                "min_fit_results must be between 1 and min_fit_clients (\(selection.minFitClients))")
+        }
         precondition(minEvaluateResults >= 1)
         precondition(maxRounds.map { $0 >= 1 } ?? true)
         self.selection = selection

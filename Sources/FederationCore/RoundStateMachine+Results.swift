@@ -71,7 +71,17 @@ extension RoundStateMachine {
         // could not release them tensor by tensor while it writes the average.
         phase = .training(progress, tasks: consume tasks, average: consume average, deadline: deadline)
         return [.resultAccepted(taskID, client: client, kind: .fit, updateNorm: update.norm)]
-            + finishTask(taskID, of: client, end: .answered, now: now)
+            + finishTask(taskID, of: client, end: .answered, now: now) + releaseOverSelected(now: now)
+    }
+
+    /// Once a round with a selection goal has accepted `goal` results, ends the tasks still open as `released`
+    /// (the last one closes the training phase): over-selected stragglers do not hold the round up.
+    mutating func releaseOverSelected(now: Instant) -> [Action] {
+        guard case .training(let progress, let tasks, _, _) = phase, let goal = progress.goal,
+            progress.accepted >= goal, !tasks.isEmpty
+        else { return [] }
+        let open = tasks.keys.sorted(by: { $0.rawValue < $1.rawValue })
+        return open.flatMap { endTask($0, dropout: .released, now: now) }
     }
 
     /// Counts a fit result refused before it reached the round (while it streamed in) in the round's

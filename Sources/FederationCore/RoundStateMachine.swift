@@ -39,6 +39,8 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         var base: GlobalModel
         var startedAt: Instant
         var selected: Int
+        /// Accepted results that end training early (the selection goal's count), if a goal is set.
+        var goal: Int?
         var accepted = 0
         /// Examples behind the accepted results (saturating: a sum of client-reported counts).
         var examples = 0
@@ -88,6 +90,8 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     public internal(set) var isPaused = false
     /// No round starts before this instant (set after a failed round).
     public internal(set) var nextRoundNotBefore: Instant?
+    /// When the open goal-count selection window opened (nil without a goal, or while a round is open).
+    public internal(set) var selectionWindowOpenedAt: Instant?
 
     /// The wait the current run of failures imposes before each next round: base × 2^(failures − 1), capped;
     /// zero without failures, while paused, and once the federation finished (nothing is being held back).
@@ -138,9 +142,11 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         clients.compactMap { $0.value.connected ? $0.key : nil }
     }
 
-    /// Connected clients a round needs before it starts.
+    /// Connected clients a round needs before it starts (with a selection goal: the goal count with its
+    /// over-selection, though a timed-out window opens with its minimum).
     public var requiredClients: Int {
-        max(configuration.selection.minAvailableClients, configuration.selection.minFitClients)
+        if let goal = configuration.selection.goal { return goal.selectionTarget }
+        return max(configuration.selection.minAvailableClients, configuration.selection.minFitClients)
     }
 
     /// The candidate versions the open round has stored (so the server can serve them to evaluators).
@@ -238,18 +244,49 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     // MARK: Internals
 
     mutating func startRoundIfReady(now: Instant) -> [Action] {
-        guard case .idle = phase, !isPaused else { return [] }
+        guard case .idle = phase, !isPaused else {
+            selectionWindowOpenedAt = nil
+            return []
+        }
         if let maxRounds = configuration.maxRounds, roundsStarted >= maxRounds {
             phase = .finished
             return announcePhase()
         }
         if let notBefore = nextRoundNotBefore {
-            guard notBefore <= now else { return [] }
+            guard notBefore <= now else {
+                selectionWindowOpenedAt = nil
+                return []
+            }
             nextRoundNotBefore = nil
         }
-        guard configuration.selection.fitSampleSize(available: connectedClientCount) != nil else { return [] }
+        var actions: [Action] = []
+        let count: Int
+        if let goal = configuration.selection.goal {
+            let opened = selectionWindowOpenedAt ?? now
+            selectionWindowOpenedAt = opened
+            let waited = opened.duration(to: now)
+            switch goal.decide(checkedIn: connectedClientCount, waited: waited) {
+            case .wait:
+                return []
+            case .abandon:
+                selectionWindowOpenedAt = now
+                return [
+                    .selectionEnded(
+                        outcome: .timedOutBelowMinimum, checkedIn: connectedClientCount, selected: 0, waited: waited)
+                ]
+            case .open(let selecting, let outcome):
+                selectionWindowOpenedAt = nil
+                count = selecting
+                actions.append(
+                    .selectionEnded(outcome: outcome, checkedIn: connectedClientCount, selected: count, waited: waited))
+            }
+        } else {
+            guard let sampleSize = configuration.selection.fitSampleSize(available: connectedClientCount) else {
+                return []
+            }
+            count = sampleSize
+        }
         let available = connectedClients
-        guard let count = configuration.selection.fitSampleSize(available: available.count) else { return [] }
         currentRound += 1
         roundsStarted += 1
         let round = currentRound
@@ -258,12 +295,14 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         let deadline = now.advanced(by: configuration.fitTimeout)
         let tasks = makeTasks(
             for: selected, round: round, kind: .fit, model: model, deadline: deadline, config: configuration.fitConfig)
-        let progress = RoundProgress(round: round, base: model, startedAt: now, selected: selected.count)
+        let progress = RoundProgress(
+            round: round, base: model, startedAt: now, selected: selected.count,
+            goal: configuration.selection.goal?.count)
         phase = .training(
             progress, tasks: tasks, average: StreamingFedAvg(layout: model.weights, weightCap: configuration.weightCap),
             deadline: deadline)
-        return [.roundStarted(round: round, baseVersion: model.version, selected: selected)] + announcePhase()
-            + [.tasksAvailable(selected)]
+        return actions + [.roundStarted(round: round, baseVersion: model.version, selected: selected)]
+            + announcePhase() + [.tasksAvailable(selected)]
     }
 
     mutating func makeTasks(

@@ -36,6 +36,9 @@ public enum DropoutReason: String, Sendable, CaseIterable, Hashable {
     case disconnect
     /// The client reported that its task failed.
     case error
+    /// The round reached its goal count before this over-selected client answered (see `SelectionGoal`): it
+    /// was released, not lost.
+    case released
 }
 
 /// The externally visible phase of the federation, for status and metrics.
@@ -112,6 +115,9 @@ public struct RoundReport<Instant: InstantProtocol & Sendable>: Sendable where I
 public enum RoundAction<Instant: InstantProtocol & Sendable>: Sendable where Instant.Duration == Duration {
     /// A round began with these clients selected.
     case roundStarted(round: Int, baseVersion: Int, selected: [ClientID])
+    /// A goal-count selection window ended (`selected` is 0 when it timed out below the minimum), `waited`
+    /// after it opened with `checkedIn` clients connected.
+    case selectionEnded(outcome: SelectionOutcome, checkedIn: Int, selected: Int, waited: Duration)
     /// These clients have a task waiting: wake their long-polls.
     case tasksAvailable([ClientID])
     /// A client produced no result for its task.

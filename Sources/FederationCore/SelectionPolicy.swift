@@ -15,13 +15,17 @@ public struct SelectionPolicy: Sendable, Equatable {
     public var fractionEvaluate: Double
     /// Fewest clients asked to evaluate when evaluation is on. Default 1.
     public var minEvaluateClients: Int
+    /// Google's goal-count form; when set it decides when a round opens and how many clients train, in place
+    /// of `fractionFit`, `minFitClients` and `minAvailableClients`. Default nil.
+    public var goal: SelectionGoal?
 
     public init(
         fractionFit: Double = 1.0,
         minFitClients: Int = 2,
         minAvailableClients: Int = 2,
         fractionEvaluate: Double = 1.0,
-        minEvaluateClients: Int = 1
+        minEvaluateClients: Int = 1,
+        goal: SelectionGoal? = nil
     ) {
         precondition(fractionFit > 0 && fractionFit <= 1, "fraction_fit must be in (0, 1]")
         precondition(fractionEvaluate >= 0 && fractionEvaluate <= 1, "fraction_evaluate must be in [0, 1]")
@@ -31,6 +35,7 @@ public struct SelectionPolicy: Sendable, Equatable {
         self.minAvailableClients = minAvailableClients
         self.fractionEvaluate = fractionEvaluate
         self.minEvaluateClients = minEvaluateClients
+        self.goal = goal
     }
 
     /// The number of fit clients to sample, or nil when too few are available to start a round.

@@ -153,6 +153,23 @@ public enum MetricCatalogue {
                 ]
             )
         ])
+    public static let selectionWindows = Definition(
+        "rondo_selection_windows_total", .counter,
+        "Goal-count selection windows ended, by outcome (timed_out_below_minimum opened no round).",
+        labels: [("outcome", SelectionOutcome.allCases.map(\.rawValue))])
+    public static let selectionWait = Definition(
+        "rondo_selection_wait_seconds", .histogram, "Time from a selection window opening to its end.",
+        buckets: roundSeconds)
+    public static let selectionCheckedIn = Definition(
+        "rondo_selection_checked_in", .gauge, "Clients checked in (connected) when the last selection window ended.")
+    public static let selectionGoal = Definition(
+        "rondo_selection_goal", .gauge, "The selection goal count (0 without a goal: Flower-style sampling).")
+    public static let selectionMinimum = Definition(
+        "rondo_selection_minimum", .gauge, "Check-ins a timed-out selection window needs to open a round.")
+    public static let retryAfterHints = Definition(
+        "rondo_selection_retry_after_seconds", .histogram,
+        "Pace steering: the Retry-After handed to idle clients whose poll ended without a task.",
+        buckets: [0, 1, 2, 5, 10, 20, 30, 60, 120])
     public static let httpRequests = Definition(
         "rondo_http_requests_total", .counter, "HTTP requests, by method, route template and status.",
         labels: [("method", nil), ("route", nil), ("status", nil)])
@@ -183,7 +200,8 @@ public enum MetricCatalogue {
         evalLoss, evalAccuracy, roundBackoffs,
         roundBackoff, checkpointWrites,
         checkpointWriteDuration, checkpointSize, lastCheckpoint, rollbacks, paused, draining, adminActions,
-        authRefusals, limitRefusals, spansExported, spansDropped, exportFailures,
+        authRefusals, limitRefusals, selectionWindows, selectionWait, selectionCheckedIn, selectionGoal,
+        selectionMinimum, retryAfterHints, spansExported, spansDropped, exportFailures,
         httpRequests, httpDuration, processCPU,
         processMemory, processFDs, processStart,
     ]

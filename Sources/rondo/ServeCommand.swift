@@ -15,6 +15,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var server: ServerOptions
     @OptionGroup var common: CommonOptions
+    @OptionGroup var selection: SelectionOptions
     @Option(help: "Safetensors file to start from when the data directory has no model yet.")
     var initialModel: String?
     @Flag(help: "Start from the digits demo's zero-initialised softmax model when the data directory has none.")
@@ -102,8 +103,16 @@ struct ServeCommand: AsyncParsableCommand {
     var fitConfig: [String] = ["local_epochs=2", "learning_rate=0.1", "batch_size=16"]
 
     func validate() throws {
-        guard minFitResults >= 1, minFitResults <= minFitClients else {
-            throw ValidationError("--min-fit-results must be between 1 and --min-fit-clients")
+        if let goal = selection.goal {
+            guard minFitResults >= 1, minFitResults <= goal.minimum else {
+                throw ValidationError(
+                    "--min-fit-results must be between 1 and the goal's minimum (\(goal.minimum): the goal count times "
+                        + "--selection-minimum-share)")
+            }
+        } else {
+            guard minFitResults >= 1, minFitResults <= minFitClients else {
+                throw ValidationError("--min-fit-results must be between 1 and --min-fit-clients")
+            }
         }
         guard fractionFit > 0, fractionFit <= 1, fractionEvaluate >= 0, fractionEvaluate <= 1 else {
             throw ValidationError("fractions must be in (0, 1]")
@@ -159,7 +168,7 @@ struct ServeCommand: AsyncParsableCommand {
             rounds: RoundConfiguration(
                 selection: SelectionPolicy(
                     fractionFit: fractionFit, minFitClients: minFitClients, minAvailableClients: minAvailableClients,
-                    fractionEvaluate: fractionEvaluate),
+                    fractionEvaluate: fractionEvaluate, goal: selection.goal),
                 minFitResults: minFitResults,
                 fitTimeout: .seconds(fitTimeout),
                 evaluateTimeout: .seconds(evaluateTimeout),
@@ -174,6 +183,7 @@ struct ServeCommand: AsyncParsableCommand {
                 weightCap: maxClientWeightShare.map(WeightCap.init(maxShare:))),
             seed: seed ?? environment["RONDO_SEED"].flatMap { UInt64($0) } ?? 0)
         configuration.drainTimeout = drainTimeout.map { .seconds($0) }
+        configuration.pollRate = selection.resolvedPollRate
         if let keepLast, keepLast < 1 { throw ValidationError("--keep-last must be at least 1") }
         configuration.keepLast = keepLast
         configuration.limits.maxClients = maxClients

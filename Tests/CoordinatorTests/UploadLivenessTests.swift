@@ -39,7 +39,8 @@ import Testing
     @Test func anUploadWaitingForASlotLongerThanTheLivenessTimeoutStillCounts() async throws {
         var configuration = RunningCoordinator.configuration(
             clients: 2, minFitResults: 2, fitTimeout: .seconds(60), maxRounds: 1, maxUpdateBytes: 2 << 20)
-        configuration.rounds.livenessTimeout = .seconds(3)
+        // Long enough that a loaded machine's scheduling gaps between the test's steps never silence a client.
+        configuration.rounds.livenessTimeout = .seconds(5)
         configuration.limits.maxConcurrentUploads = 1
         try await RunningCoordinator.with(configuration: configuration, initialWeights: Self.model) { coordinator in
             // Registered at once, so the round that starts with the second cannot find the first already silent.
@@ -53,7 +54,7 @@ import Testing
             for client in [a, b] {
                 _ = try await coordinator.request("POST", "/v1/clients/\(client.id)/heartbeat", token: client.token)
             }
-            // A takes the only slot and trickles its 1 MB body over about 6.5 s, two liveness timeouts.
+            // A takes the only slot and trickles its 1 MB body over about 10 s, two liveness timeouts.
             let bodyA = Self.body(1)
             let slow = try RawConnection(port: coordinator.port)
             slow.send(Self.head(taskA, token: a.token, length: bodyA.count))
@@ -70,7 +71,7 @@ import Testing
                 let end = min(sent + (16 << 10), bodyA.count)
                 slow.send(Array(bodyA[sent..<end]))
                 sent = end
-                try await Task.sleep(for: .milliseconds(100))
+                try await Task.sleep(for: .milliseconds(160))
             }
             let answerA = await slow.readResponse()
             #expect(answerA?.status == 202, "\(String(describing: answerA))")

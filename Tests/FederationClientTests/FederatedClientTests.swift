@@ -196,9 +196,12 @@ struct FailingTrainer: Trainer {
             }
             let participation = Task { try? await client.participate() }
             defer { participation.cancel() }
-            try await Self.waitFor(recorder) { $0.contains { $0.message == "coordinator throttles this client" } }
+            // Generous bounds: on a loaded machine the rivals' registrations (each awaiting its commit) come slowly.
+            try await Self.waitFor(recorder, seconds: 60) {
+                $0.contains { $0.message == "coordinator throttles this client" }
+            }
             others.cancel()
-            try await Self.waitFor(recorder) {
+            try await Self.waitFor(recorder, seconds: 60) {
                 $0.contains { $0.message == "coordinator no longer throttles this client" }
             }
             let warnings = recorder.recorded.filter { $0.level >= .warning }

@@ -134,6 +134,8 @@ class Connection:
         self.model_downloads = 0
         #: Re-requests made to finish broken model downloads (see :meth:`model`).
         self.download_resumes = 0
+        # Pace steering: the Retry-After of the last poll that ended without a task (None: poll again at once).
+        self.retry_after: Optional[float] = None
         # Imported here: retry.py imports this module, so RetryPolicy is not defined yet while this one loads.
         from .retry import RetryPolicy
 
@@ -196,7 +198,9 @@ class Connection:
         self._send("POST", f"/v1/clients/{self._client_id()}/heartbeat", timeout=timeout)
 
     def next_task(self, wait_seconds: float = 30.0) -> Optional[Task]:
-        """Long-polls for the next task; ``None`` when none came within ``wait_seconds``."""
+        """Long-polls for the next task; ``None`` when none came within ``wait_seconds``. Then
+        ``retry_after`` holds the coordinator's pace-steering hint: the seconds to wait before polling again
+        (``None`` or 0: at once)."""
         response = self._send(
             "GET",
             f"/v1/clients/{self._client_id()}/tasks/next",
@@ -204,7 +208,9 @@ class Connection:
             timeout=wait_seconds + 15.0,
         )
         if response.status_code == 204:
+            self.retry_after = _retry_after(response)
             return None
+        self.retry_after = None
         return Task.from_json(self._json(response))
 
     def model(self, version: int, sha256: str) -> Parameters:

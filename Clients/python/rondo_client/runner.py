@@ -187,6 +187,10 @@ class Runner(RetryingMixin):
             finally:
                 self._interruptible = False
             if task is None:
+                # Pace steering: the coordinator spreads idle clients' polls; come back when it said.
+                hint = self.connection.retry_after
+                if hint and self.stop_event.wait(hint):
+                    return
                 continue
             if self._handle(task):
                 self.tasks_done += 1

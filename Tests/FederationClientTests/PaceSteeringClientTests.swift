@@ -1,0 +1,107 @@
+import Coordinator
+import FederationClient
+import FederationCore
+import Foundation
+import RondoTestSupport
+import Synchronization
+import Testing
+
+/// A trainer that takes `seconds` per fit (cancellable): a straggler.
+struct SlowTrainer: Trainer {
+    var seconds: Int
+    let inner = IncrementingTrainer()
+
+    func fit(model: ModelWeights, task: TaskContext) async throws -> FitResult {
+        try await Task.sleep(for: .seconds(seconds))
+        return try await inner.fit(model: model, task: task)
+    }
+
+    func evaluate(model: ModelWeights, task: TaskContext) async throws -> EvaluationReport {
+        try await inner.evaluate(model: model, task: task)
+    }
+}
+
+/// The Swift SDK against a coordinator that steers its pace: it waits out the `Retry-After` of an idle poll and
+/// of a 429, and goal-count rounds close without their stragglers.
+@Suite struct PaceSteeringClientTests {
+    /// One client that never gets a task (the round needs two), polling every 0.1 s; `pollRate` 0.25/s with one
+    /// client spreads its polls over 0...4 s (the cap is the 5 s heartbeat interval).
+    static func idlePolls(pollRate: Double?, for duration: Duration) async throws -> (polls: Double, hinted: Double) {
+        var configuration = RunningCoordinator.configuration(clients: 2)
+        configuration.rounds.livenessTimeout = .seconds(10)
+        configuration.heartbeatInterval = .seconds(5)
+        configuration.pollRate = pollRate
+        return try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let client = FederatedClient(
+                configuration: .init(coordinatorURL: coordinator.url, name: "idle"), trainer: IncrementingTrainer(),
+                longPoll: .milliseconds(100), logger: FederatedClientTests.logger)
+            let participation = Task { try? await client.participate() }
+            try await Task.sleep(for: duration)
+            participation.cancel()
+            let route = #"route="/v1/clients/{id}/tasks/next",status="204""#
+            let polls = try await coordinator.metricValue(#"rondo_http_requests_total{method="GET","# + route + "}")
+            let hinted = try await coordinator.metricValue("rondo_selection_retry_after_seconds_sum") ?? 0
+            return (polls ?? 0, hinted)
+        }
+    }
+
+    @Test func theClientWaitsOutEachIdlePollsRetryAfter() async throws {
+        let steered = try await Self.idlePolls(pollRate: 0.25, for: .seconds(6))
+        let unsteered = try await Self.idlePolls(pollRate: nil, for: .seconds(6))
+        // Hints average 2 s: a handful of polls in 6 s. Without hints the client polls every ~0.1 s.
+        #expect(steered.polls >= 1 && steered.polls <= 15, "steered: \(steered)")
+        #expect(steered.hinted > 0, "hints were handed out: \(steered)")
+        #expect(unsteered.polls >= 25, "unsteered: \(unsteered)")
+        #expect(unsteered.hinted == 0)
+    }
+
+    @Test func aThrottledPollCarriesItsRetryAfterToTheSDK() async throws {
+        var configuration = RunningCoordinator.configuration(clients: 3)
+        configuration.limits.maxParkedPolls = 1
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let first = CoordinatorConnection(configuration: .init(coordinatorURL: coordinator.url, name: "first"))
+            let second = CoordinatorConnection(configuration: .init(coordinatorURL: coordinator.url, name: "second"))
+            _ = try await first.register()
+            _ = try await second.register()
+            let parked = Task { try await first.nextTask(wait: .seconds(5)) }
+            defer { parked.cancel() }
+            while await coordinator.driver.parkedPollCount < 1 { try await Task.sleep(for: .milliseconds(10)) }
+            let error = await #expect(throws: FederationClientError.self) {
+                try await second.nextTask(wait: .seconds(5))
+            }
+            #expect(error?.status == 429 && error?.retryAfter == .seconds(1), "\(String(describing: error))")
+            #expect(error?.isRetryable == true)
+        }
+    }
+
+    @Test func aGoalCountRoundClosesWithoutItsStraggler() async throws {
+        var configuration = RunningCoordinator.configuration(clients: 3, maxRounds: 2)
+        configuration.rounds = RoundConfiguration(
+            selection: SelectionPolicy(
+                fractionEvaluate: 0, goal: SelectionGoal(count: 2, overSelection: 1.5, timeout: .seconds(30))),
+            minFitResults: 2, fitTimeout: .seconds(60), livenessTimeout: .seconds(10), maxRounds: 2)
+        try await RunningCoordinator.with(configuration: configuration) { coordinator in
+            let straggler = FederatedClient(
+                configuration: .init(coordinatorURL: coordinator.url, name: "straggler"),
+                trainer: SlowTrainer(seconds: 120), longPoll: .seconds(1), logger: FederatedClientTests.logger)
+            let fast = (0..<2).map { index in
+                FederatedClient(
+                    configuration: .init(coordinatorURL: coordinator.url, name: "fast-\(index)"),
+                    trainer: IncrementingTrainer(), longPoll: .seconds(1), logger: FederatedClientTests.logger)
+            }
+            let stragglerRun = Task { try? await straggler.participate() }
+            defer { stragglerRun.cancel() }
+            // Let the straggler register first so the first round (goal 2, target 3) selects all three.
+            while try await coordinator.status().clientsConnected < 1 { try await Task.sleep(for: .milliseconds(10)) }
+            let status = try await FederatedClientTests.participate(fast, on: coordinator, within: 60) {
+                $0.phase == .finished
+            }
+            #expect(status.committedRounds == 2, "two rounds closed at their goal of two, not at the 60 s deadline")
+            let released = try await coordinator.metricValue(#"rondo_dropouts_total{kind="fit",reason="released"}"#)
+            #expect((released ?? 0) >= 1, "the straggler was released at the goal")
+            let goalReached = try await coordinator.metricValue(
+                #"rondo_selection_windows_total{outcome="goal_reached"}"#)
+            #expect(goalReached == 2)
+        }
+    }
+}
