@@ -248,6 +248,29 @@ overview = dashboard("rondo-overview", "Rondo / Federation overview", [
           overrides=[right_axis("B", "short")],
           description="Failing rounds make the next one wait (exponential backoff); 0 once a round commits. "
                       "RondoRoundsBackingOff fires at 16 s."),
+    row("Selection"),
+    panel("Selection windows by outcome", [rate_by("rondo_selection_windows_total", "outcome", function="increase")],
+          unit="short", legends=["{{outcome}}"], width=8,
+          description="Goal-count selection (--goal-count): a window ends when goal × over-selection clients are "
+                      "connected (goal_reached), or at --selection-timeout with the minimum (timed_out_with_minimum) "
+                      "or below it (timed_out_below_minimum: no round opened). RondoSelectionBelowMinimum fires when "
+                      "the last kind keeps coming. No series without a goal."),
+    panel("Check-ins at selection", [sel("rondo_selection_checked_in"), sel("rondo_selection_goal"),
+                                     sel("rondo_selection_minimum")],
+          legends=["checked in when the last window ended", "goal count", "minimum"], width=8, decimals=0,
+          description="Clients connected when the last selection window ended, against the goal and the minimum a "
+                      "timed-out window needs (both 0 without a goal)."),
+    panel("Selection wait", [quantile("0.9", "rondo_selection_wait_seconds")], unit="s", legends=["p90"], width=8,
+          no_value="no selection window ended in the range",
+          description="How long selection windows waited for their check-ins (0 when enough clients were already "
+                      "connected)."),
+    panel("Pace steering", [sel("rondo_selection_retry_after_spread_seconds"),
+                            rate_by("rondo_selection_idle_polls_total")],
+          unit="s", legends=["idle clients come back within (s)", "idle polls per second"], width=24, height=6,
+          overrides=[right_axis("B", "ops")],
+          description="Each poll that ends without a task is told when to come back (Retry-After), drawn from 0 to "
+                      "the first line: connected clients over --poll-rate, capped at the heartbeat interval. 0 means "
+                      "the federation is small enough that clients come back at once."),
     row("Clients"),
     panel("Clients", [sel("rondo_clients_connected"), sel("rondo_clients_required"), sel("rondo_clients_registered"),
                       sel("rondo_clients_selected"), sel("rondo_round_quorum")],

@@ -217,6 +217,19 @@ ALERT_RULES = [
         "runbook": "RondoRoundsBackingOff",
     },
     {
+        "alert": "RondoSelectionBelowMinimum",
+        "expr": "increase(rondo_selection_windows_total{outcome=\"timed_out_below_minimum\"}[15m]) >= 3",
+        "for": "10m",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "Goal-count selection keeps timing out below its minimum",
+            "description": "Federation ${federation}: {{ $value | printf \"%.0f\" }} selection windows in the last"
+            " 15 minutes timed out with fewer clients checked in than the goal's minimum share; no round opened in"
+            " them.",
+        },
+        "runbook": "RondoSelectionBelowMinimum",
+    },
+    {
         "alert": "RondoCheckpointTooOld",
         "expr": "time() - (rondo_last_checkpoint_success_timestamp_seconds > 0) > 3600\n"
         "unless on (${fed}) (rondo_federation_paused == 1 or rondo_federation_draining == 1)\n"

@@ -57,9 +57,14 @@ public struct CoordinatorMetrics: Sendable {
         gauge(MetricCatalogue.selectionMinimum, []).record(Double(goal?.minimum ?? 0))
     }
 
-    /// Pace steering told an idle client to come back after `delay`.
-    public func retryAfterHinted(_ delay: Duration) {
-        recorder(MetricCatalogue.retryAfterHints, []).record(delay.seconds)
+    /// A poll ended without a task.
+    public func idlePollAnswered() {
+        counter(MetricCatalogue.idlePolls, []).increment()
+    }
+
+    /// The widest Retry-After pace steering hands out now.
+    public func retryAfterSpread(seconds: Int) {
+        gauge(MetricCatalogue.retryAfterSpread, []).record(Double(seconds))
     }
 
     /// A failed round held the next one back.

@@ -173,11 +173,11 @@ extension RoundDriver {
             try admission.admitLongPoll(own: polls.parkedCount(for: client), total: polls.parkedCount)
         }
         guard let task = await waitForTask(client, wait: wait, isConnectionOpen: isConnectionOpen) else {
+            metrics.idlePollAnswered()
             guard let pace = configuration.paceSteering else { return .noTask(retryAfterSeconds: nil) }
             var generator = SystemRandomNumberGenerator()
-            let hint = pace.retryAfterSeconds(connected: machine.connectedClientCount, using: &generator)
-            metrics.retryAfterHinted(.seconds(hint))
-            return .noTask(retryAfterSeconds: hint)
+            return .noTask(
+                retryAfterSeconds: pace.retryAfterSeconds(connected: machine.connectedClientCount, using: &generator))
         }
         return .task(
             TaskDelivery(

@@ -213,6 +213,8 @@ public actor RoundDriver: Service {
             metrics.clients(
                 connected: machine.connectedClientCount, registered: machine.registeredClientCount,
                 required: machine.requiredClients, quorum: configuration.rounds.minFitResults)
+            metrics.retryAfterSpread(
+                seconds: configuration.paceSteering?.spreadSeconds(connected: machine.connectedClientCount) ?? 0)
         }
         if lastConnectionSweep.advanced(by: Self.connectionSweepInterval) <= now {
             lastConnectionSweep = now

@@ -22,17 +22,23 @@ public struct DemoOptions: Sendable {
     public var livenessTimeout: Duration = .seconds(2)
     /// The regression guard's tolerated accuracy drop; nil turns the guard off. Default 0.05.
     public var guardMaxRegression: Double? = 0.05
+    /// Goal-count selection in place of "every client in every round"; the quorum is capped at its minimum.
+    /// Default nil.
+    public var goal: SelectionGoal?
+    /// Pace steering's poll rate (`CoordinatorConfiguration.pollRate`). Default 200.
+    public var pollRate: Double? = 200
 
     public init() {}
 
     /// The coordinator settings the demo runs with: every client in every round, a quorum of 30 %, and
     /// short timeouts so vanished clients are noticed within `livenessTimeout`.
     public var coordinatorConfiguration: CoordinatorConfiguration {
-        let minFit = min(clients, max(2, Int((Double(clients) * 0.3).rounded(.up))))
+        var minFit = min(clients, max(2, Int((Double(clients) * 0.3).rounded(.up))))
+        if let goal { minFit = min(minFit, goal.minimum) }
         let rounds = RoundConfiguration(
             selection: SelectionPolicy(
                 fractionFit: 1.0, minFitClients: minFit, minAvailableClients: max(clients, 2),
-                fractionEvaluate: 1.0, minEvaluateClients: 1),
+                fractionEvaluate: 1.0, minEvaluateClients: 1, goal: goal),
             minFitResults: minFit,
             fitTimeout: .seconds(20),
             evaluateTimeout: .seconds(10),
@@ -45,6 +51,6 @@ public struct DemoOptions: Sendable {
             regressionGuard: guardMaxRegression.map { RegressionGuard(metric: "accuracy", maxRegression: $0) })
         return CoordinatorConfiguration(
             host: host, port: port, rounds: rounds, seed: seed, heartbeatInterval: .milliseconds(500),
-            maxLongPoll: .seconds(30), tickInterval: .milliseconds(50))
+            maxLongPoll: .seconds(30), pollRate: pollRate, tickInterval: .milliseconds(50))
     }
 }

@@ -166,10 +166,13 @@ public enum MetricCatalogue {
         "rondo_selection_goal", .gauge, "The selection goal count (0 without a goal: Flower-style sampling).")
     public static let selectionMinimum = Definition(
         "rondo_selection_minimum", .gauge, "Check-ins a timed-out selection window needs to open a round.")
-    public static let retryAfterHints = Definition(
-        "rondo_selection_retry_after_seconds", .histogram,
-        "Pace steering: the Retry-After handed to idle clients whose poll ended without a task.",
-        buckets: [0, 1, 2, 5, 10, 20, 30, 60, 120])
+    public static let retryAfterSpread = Definition(
+        "rondo_selection_retry_after_spread_seconds", .gauge,
+        "Pace steering: idle clients are told to come back within 0 to this many seconds (connected clients over"
+            + " the poll rate, capped at the heartbeat interval; 0 when off or below the rate).")
+    public static let idlePolls = Definition(
+        "rondo_selection_idle_polls_total", .counter,
+        "Polls that ended without a task (answered 204, with pace steering's Retry-After when it is on).")
     public static let httpRequests = Definition(
         "rondo_http_requests_total", .counter, "HTTP requests, by method, route template and status.",
         labels: [("method", nil), ("route", nil), ("status", nil)])
@@ -201,7 +204,7 @@ public enum MetricCatalogue {
         roundBackoff, checkpointWrites,
         checkpointWriteDuration, checkpointSize, lastCheckpoint, rollbacks, paused, draining, adminActions,
         authRefusals, limitRefusals, selectionWindows, selectionWait, selectionCheckedIn, selectionGoal,
-        selectionMinimum, retryAfterHints, spansExported, spansDropped, exportFailures,
+        selectionMinimum, retryAfterSpread, idlePolls, spansExported, spansDropped, exportFailures,
         httpRequests, httpDuration, processCPU,
         processMemory, processFDs, processStart,
     ]

@@ -19,6 +19,7 @@ struct DemoCommand: AsyncParsableCommand {
     @Flag(help: "Turn the regression guard off.") var noGuard = false
     @OptionGroup var server: ServerOptions
     @OptionGroup var common: CommonOptions
+    @OptionGroup var selection: SelectionOptions
 
     func validate() throws {
         guard clients >= 2 else { throw ValidationError("--clients must be at least 2") }
@@ -43,6 +44,8 @@ struct DemoCommand: AsyncParsableCommand {
         options.summaryJSONPath = summaryJSON
         options.dataDirectory = server.dataDir
         options.guardMaxRegression = noGuard ? nil : guardMaxRegression
+        options.goal = selection.goal
+        options.pollRate = selection.resolvedPollRate
         let metricsFactory = bootstrapMetrics()
         let tracing = makeTracing(serviceName: "rondo-demo", metricsFactory: metricsFactory, logger: logger)
         _ = try await LocalFederationDemo.run(
