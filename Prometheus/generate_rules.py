@@ -50,11 +50,12 @@ RECORDING_RULES = [
         "expr": "max by (${fed}) (timestamp(rondo_federation_paused == 1 or rondo_federation_draining == 1))",
     },
     {
-        "comment": "Share of selected clients that dropped out, over 15 minutes.",
+        "comment": "Share of selected clients that dropped out, over 15 minutes. Over-selected clients released at a\n"
+        "round's goal (reason released) are neither: goal-count selection releases them by design.",
         "record": "rondo:dropout_ratio:rate15m",
-        "expr": "sum by (${fed}) (rate(rondo_dropouts_total[15m]))\n"
+        "expr": "sum by (${fed}) (rate(rondo_dropouts_total{reason!=\"released\"}[15m]))\n"
         "  / clamp_min(\n"
-        "      sum by (${fed}) (rate(rondo_dropouts_total[15m]))\n"
+        "      sum by (${fed}) (rate(rondo_dropouts_total{reason!=\"released\"}[15m]))\n"
         "    + sum by (${fed}) (rate(rondo_results_total{outcome=\"accepted\"}[15m])),\n"
         "    1e-9)\n",
     },

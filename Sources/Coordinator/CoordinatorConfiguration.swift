@@ -21,15 +21,14 @@ public struct CoordinatorConfiguration: Sendable {
     /// The interval clients are told: `heartbeatInterval`, or a third of the liveness timeout.
     public var effectiveHeartbeatInterval: Duration { heartbeatInterval ?? rounds.livenessTimeout / 3 }
     /// Pace steering: the re-polls per second the coordinator spreads its idle clients to (each poll answered
-    /// 204 carries a `Retry-After` hint, see `PaceSteering`); nil sends no hints. Default 200 (a federation
+    /// 204 carries a `Retry-After` hint, see `PaceSteering`); nil (or 0) sends no hints. Default 200 (a federation
     /// below 200 connected clients gets hints of 0 s: it never waits).
     public var pollRate: Double?
     /// The pace steering in force: `pollRate`, with hints capped at the heartbeat interval (at most half the
     /// liveness timeout), so a client that follows them never counts as gone.
     public var paceSteering: PaceSteering? {
-        pollRate.map {
-            PaceSteering(pollRate: $0, maxDelay: min(effectiveHeartbeatInterval, rounds.livenessTimeout / 2))
-        }
+        guard let pollRate, pollRate > 0, pollRate.isFinite else { return nil }  // 0, negative or NaN: off
+        return PaceSteering(pollRate: pollRate, maxDelay: min(effectiveHeartbeatInterval, rounds.livenessTimeout / 2))
     }
     /// Longest long-poll a client may ask for (`wait_seconds`). Default 60 s.
     public var maxLongPoll: Duration

@@ -70,8 +70,9 @@ extension RoundDriver {
         case .clientDropped(let client, let kind, let reason):
             metrics.dropout(kind: kind, reason: reason)
             tracing.taskDropped(client: client, reason: reason)
-            logger.notice(
-                "client dropped out",
+            logger.log(
+                level: reason == .released ? .debug : .notice,
+                reason == .released ? "over-selected client released at the round's goal" : "client dropped out",
                 metadata: roundScoped([
                     "client_id": "\(client)", "task_kind": "\(kind.rawValue)", "reason": "\(reason.rawValue)",
                 ]))

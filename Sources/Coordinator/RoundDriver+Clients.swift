@@ -192,7 +192,7 @@ extension RoundDriver {
         _ client: ClientID, wait: Duration, isConnectionOpen: (@Sendable () -> Bool)? = nil
     ) async -> Task? {
         seenClients.insert(client)
-        await perform(machine.touch(client, now: clock.now))
+        await perform(machine.polled(client, now: clock.now))
         if let task = deliver(to: client) { return task }
         guard wait > .zero, !stopped else { return nil }
         let deadline = clock.now.advanced(by: wait)

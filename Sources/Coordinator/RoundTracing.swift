@@ -77,7 +77,10 @@ struct RoundTracing {
     mutating func taskDropped(client: ClientID, reason: DropoutReason) {
         guard let task = tasks.removeValue(forKey: client) else { return }
         task.span.attributes["rondo.dropout.reason"] = reason.rawValue
-        task.span.setStatus(SpanStatus(code: .error, message: "dropout: \(reason.rawValue)"))
+        // A release at the round's goal is goal-count selection working, not a failure.
+        if reason != .released {
+            task.span.setStatus(SpanStatus(code: .error, message: "dropout: \(reason.rawValue)"))
+        }
         task.span.end()
     }
 

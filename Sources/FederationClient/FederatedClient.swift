@@ -73,8 +73,11 @@ public struct FederatedClient<T: Trainer>: Service {
             case .task(let task):
                 try await handle(task)
             case .idle(let retryAfter?) where retryAfter > .zero:
-                // Pace steering: the coordinator spreads idle clients' polls; come back when it said.
-                try await Task.sleep(for: retryAfter)
+                // Pace steering: the coordinator spreads idle clients' polls; come back when it said, but never
+                // later than a heartbeat interval (a coordinator keeps its hints below it: a longer one, from a
+                // proxy or a misconfiguration, would get this client counted as gone).
+                let interval = await connection.credentials?.heartbeatInterval ?? retryAfter
+                try await Task.sleep(for: min(retryAfter, interval))
             case .idle:
                 continue
             }

@@ -4,8 +4,9 @@
 /// Waves come from clients that act in step: the ones that registered in the same second have polls that end in
 /// the same second, every round's selected clients finish together, and a restarted coordinator sees every
 /// client at once. Each poll that ends without a task is answered with a delay drawn uniformly from
-/// `0...spread`, where `spread = connected / pollRate` seconds, capped at `maxDelay`: with N clients connected
-/// re-polls then arrive at about `pollRate` per second however they were bunched before. Selection samples
+/// `0...spread` whole seconds, where `spread = connected / pollRate` seconds, capped at `maxDelay`: with N clients
+/// connected, re-polls then arrive at no more than about `pollRate` per second however they were bunched before
+/// (fewer while clients hold long-polls, since a poll's own wait adds to the hint). Selection samples
 /// every connected client, whether parked or away, so the order in which clients come back never biases it.
 ///
 /// Invariants: `pollRate > 0`; a hint never exceeds `maxDelay`, which the coordinator keeps below the liveness

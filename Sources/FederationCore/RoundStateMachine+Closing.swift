@@ -7,7 +7,7 @@ extension RoundStateMachine {
     public mutating func candidateStored(round: Int, candidate: GlobalModel, now: Instant) -> [Action] {
         guard case .aggregating(var progress) = phase, progress.round == round else { return [] }
         progress.candidate = candidate
-        let available = connectedClients
+        let available = availableClients
         guard let count = configuration.selection.evaluateSampleSize(available: available.count) else {
             return commit(progress, now: now)
         }

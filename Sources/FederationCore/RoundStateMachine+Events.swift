@@ -66,6 +66,12 @@ extension RoundStateMachine {
         }
     }
 
+    /// The client asks for work (a poll): heard from, and no longer busy with a task released at a goal.
+    public mutating func polled(_ client: ClientID, now: Instant) -> [Action] {
+        guard releasedStillWorking.remove(client) != nil else { return touch(client, now: now) }
+        return touch(client, now: now) + startRoundIfReady(now: now)
+    }
+
     /// Records that a client was heard from (heartbeat or any authenticated request).
     /// - Returns: actions (a returning client may complete the set a round was waiting for).
     public mutating func touch(_ client: ClientID, now: Instant) -> [Action] {
@@ -112,6 +118,7 @@ extension RoundStateMachine {
     /// The client left on purpose; an open task of its is a `disconnect` dropout.
     public mutating func leave(_ client: ClientID, now: Instant) -> [Action] {
         guard let state = clients.removeValue(forKey: client) else { return [] }
+        releasedStillWorking.remove(client)
         if state.connected { connectedClientCount -= 1 }
         guard let taskID = state.openTask else { return [] }
         return endTask(taskID, dropout: .disconnect, now: now)

@@ -92,6 +92,9 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     public internal(set) var nextRoundNotBefore: Instant?
     /// When the open goal-count selection window opened (nil without a goal, or while a round is open).
     public internal(set) var selectionWindowOpenedAt: Instant?
+    /// Clients released at a round's goal that have not polled since: still busy with the released task, so
+    /// they are neither checked in nor sampled until they ask for work again (or leave, or fall silent).
+    public internal(set) var releasedStillWorking: Set<ClientID> = []
 
     /// The wait the current run of failures imposes before each next round: base × 2^(failures − 1), capped;
     /// zero without failures, while paused, and once the federation finished (nothing is being held back).
@@ -142,10 +145,20 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         clients.compactMap { $0.value.connected ? $0.key : nil }
     }
 
-    /// Connected clients a round needs before it starts (with a selection goal: the goal count with its
-    /// over-selection, though a timed-out window opens with its minimum).
+    /// Connected clients free for work: connected, and not still busy with a task released at a goal.
+    public var availableClientCount: Int {
+        connectedClientCount - releasedStillWorking.count { clients[$0]?.connected == true }
+    }
+
+    /// The clients `availableClientCount` counts (walks every client).
+    var availableClients: [ClientID] {
+        clients.compactMap { $0.value.connected && !releasedStillWorking.contains($0.key) ? $0.key : nil }
+    }
+
+    /// Connected clients a round needs before it starts (with a selection goal: its minimum, with which a
+    /// timed-out window still opens the round; the goal with its over-selection opens it at once).
     public var requiredClients: Int {
-        if let goal = configuration.selection.goal { return goal.selectionTarget }
+        if let goal = configuration.selection.goal { return goal.minimum }
         return max(configuration.selection.minAvailableClients, configuration.selection.minFitClients)
     }
 
@@ -218,6 +231,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
             }
             clients[id]!.connected = false
             connectedClientCount -= 1
+            releasedStillWorking.remove(id)
             actions.append(.clientWentSilent(id, lastSeen: state.lastSeen))
             if let taskID = state.openTask {
                 actions += endTask(taskID, dropout: .timeout, now: now)
@@ -265,28 +279,27 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
             let opened = selectionWindowOpenedAt ?? now
             selectionWindowOpenedAt = opened
             let waited = opened.duration(to: now)
-            switch goal.decide(checkedIn: connectedClientCount, waited: waited) {
+            let checkedIn = availableClientCount
+            switch goal.decide(checkedIn: checkedIn, waited: waited) {
             case .wait:
                 return []
             case .abandon:
                 selectionWindowOpenedAt = now
                 return [
-                    .selectionEnded(
-                        outcome: .timedOutBelowMinimum, checkedIn: connectedClientCount, selected: 0, waited: waited)
+                    .selectionEnded(outcome: .timedOutBelowMinimum, checkedIn: checkedIn, selected: 0, waited: waited)
                 ]
             case .open(let selecting, let outcome):
                 selectionWindowOpenedAt = nil
                 count = selecting
-                actions.append(
-                    .selectionEnded(outcome: outcome, checkedIn: connectedClientCount, selected: count, waited: waited))
+                actions.append(.selectionEnded(outcome: outcome, checkedIn: checkedIn, selected: count, waited: waited))
             }
         } else {
-            guard let sampleSize = configuration.selection.fitSampleSize(available: connectedClientCount) else {
+            guard let sampleSize = configuration.selection.fitSampleSize(available: availableClientCount) else {
                 return []
             }
             count = sampleSize
         }
-        let available = connectedClients
+        let available = availableClients
         currentRound += 1
         roundsStarted += 1
         let round = currentRound
@@ -346,6 +359,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
             return []
         }
         guard let client else { return [] }
+        if reason == .released { releasedStillWorking.insert(client) }
         return [.clientDropped(client, kind: kind, reason: reason)]
             + finishTask(taskID, of: client, end: .dropped(reason), now: now)
     }

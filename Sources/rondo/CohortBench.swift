@@ -30,6 +30,8 @@ struct CohortBench: AsyncParsableCommand {
                 + "sign of life."))
     var heartbeatWhileParked = true
     @Option(help: "Run this rondo binary as the coordinator instead of this one.") var coordinator: String?
+    @Option(help: "Pass --poll-rate to the coordinator (pace steering; 0 turns it off; default: its own).")
+    var pollRate: Double?
     @Flag(help: "Print one JSON object instead of text.") var json = false
 
     func run() async throws {
@@ -45,7 +47,7 @@ struct CohortBench: AsyncParsableCommand {
                 "--demo-model", "--open-enrolment", "--min-available-clients", String(clients + 1),
                 // The ramp is the load under test, not the registration limit's: let it all in.
                 "--registrations-per-second", String(ramp * 2), "--log-level", "error",
-            ], executable: coordinator)
+            ] + (pollRate.map { ["--poll-rate", String($0)] } ?? []), executable: coordinator)
         defer { server.stop() }
         let url = try await server.waitUntilListening()
         let startRSS = server.residentKB() ?? 0
@@ -145,6 +147,11 @@ struct CohortClient: Sendable {
                         // A 204 comes after the wait; what is measured is how late it comes.
                         let late = polled.duration(to: .now).seconds - (response.status == 204 ? Double(wait) : 0)
                         samples.record(.poll, status: response.status, seconds: max(late, 0))
+                        // As the SDKs do: wait out pace steering's (204) or a throttle's (429) Retry-After.
+                        if let hint = response.header("Retry-After").flatMap({ Int($0) }), hint > 0 {
+                            let resume = min(ContinuousClock.now.advanced(by: .seconds(hint)), end)
+                            try? await Task.sleep(until: resume)
+                        }
                     } catch {
                         samples.failed(.poll, CohortSamples.name(of: error))
                         try? await Task.sleep(for: .seconds(1))

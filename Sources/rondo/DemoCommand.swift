@@ -26,6 +26,11 @@ struct DemoCommand: AsyncParsableCommand {
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
         guard alpha > 0 else { throw ValidationError("--alpha must be positive") }
         guard (0..<1).contains(dropoutRate) else { throw ValidationError("--dropout-rate must be in [0, 1)") }
+        if let goal = selection.goal, goal.minimum > clients {
+            throw ValidationError(
+                "--goal-count's minimum (\(goal.minimum)) is more than the demo's \(clients) sites: no round would open"
+            )
+        }
     }
 
     func run() async throws {

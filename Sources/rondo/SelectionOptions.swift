@@ -27,12 +27,14 @@ struct SelectionOptions: ParsableArguments {
     func validate() throws {
         guard pollRate >= 0, pollRate.isFinite else { throw ValidationError("--poll-rate must be 0 or positive") }
         guard let goalCount else { return }
-        guard goalCount >= 1 else { throw ValidationError("--goal-count must be at least 1") }
+        guard goalCount >= 1, goalCount <= 1_000_000 else {
+            throw ValidationError("--goal-count must be between 1 and 1000000")
+        }
         guard overSelection >= 1, overSelection <= 10 else {
             throw ValidationError("--over-selection must be between 1 and 10")
         }
-        guard selectionTimeout.isFinite, selectionTimeout > 0, selectionTimeout <= 86_400 else {
-            throw ValidationError("--selection-timeout must be between 0 and 86400 seconds")
+        guard selectionTimeout.isFinite, selectionTimeout >= 0.1, selectionTimeout <= 86_400 else {
+            throw ValidationError("--selection-timeout must be between 0.1 and 86400 seconds")
         }
         guard selectionMinimumShare > 0, selectionMinimumShare <= 1 else {
             throw ValidationError("--selection-minimum-share must be in (0, 1]")

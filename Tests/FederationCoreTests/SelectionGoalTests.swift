@@ -140,7 +140,52 @@ import Testing
         }
     }
 
-    @Test func aPausedOrBackedOffFederationHasNoOpenWindow() {
+    @Test func aReleasedClientIsNeitherCheckedInNorSampledUntilItPollsAgain() throws {
+        // Goal 2 × 1.5 = 3 of 3: the straggler is released at the goal and keeps training.
+        let goal = SelectionGoal(count: 2, overSelection: 1.5, timeout: .seconds(10), minimumShare: 0.5)
+        let configuration = RoundConfiguration(
+            selection: SelectionPolicy(fractionEvaluate: 1, goal: goal), minFitResults: 1, fitTimeout: .seconds(60),
+            livenessTimeout: .seconds(600))
+        var machine = Machine(configuration: configuration, model: RoundStateMachineTests.base, seed: 5)
+        _ = machine.setPaused(true, now: .zero)
+        _ = Self.register(3, into: &machine, at: .zero)
+        let selected = try #require(Self.selected(in: machine.setPaused(false, now: .zero)))
+        let tasks = RoundStateMachineTests.tasks(&machine, selected)
+        for client in selected.prefix(2) {
+            _ = try machine.fitResult(
+                tasks[client]!.id, client: client, weights: RoundStateMachineTests.weights(1, 1), numExamples: 1,
+                metrics: [:], now: .seconds(1))
+        }
+        let straggler = selected[2]
+        #expect(machine.releasedStillWorking == [straggler])
+        #expect(machine.availableClientCount == 2 && machine.connectedClientCount == 3)
+        // Evaluation asks only the two free clients, so it does not wait for the busy one.
+        let candidate = GlobalModel(version: 2, sha256: "two", weights: RoundStateMachineTests.weights(1, 1))
+        let evaluating = machine.candidateStored(round: 1, candidate: candidate, now: .seconds(1))
+        var asked: [ClientID] = []
+        for case .tasksAvailable(let clients) in evaluating { asked = clients }
+        #expect(Set(asked) == Set(selected.prefix(2)))
+        // A heartbeat is not asking for work; a poll is.
+        _ = machine.touch(straggler, now: .seconds(2))
+        #expect(machine.releasedStillWorking == [straggler])
+        _ = machine.polled(straggler, now: .seconds(3))
+        #expect(machine.releasedStillWorking.isEmpty && machine.availableClientCount == 3)
+    }
+
+    @Test func aBackedOffFederationOpensNoWindowUntilTheBackoffEnds() {
+        // Goal 4 × 1.5: six open a round, which fails at its 60 s deadline (no results), so the next waits 1 s.
+        var machine = Self.machine()
+        _ = Self.register(6, into: &machine, at: .zero)
+        #expect(machine.phaseName == .training)
+        _ = machine.tick(now: .seconds(60))
+        #expect(machine.failedRounds == 1 && machine.nextRoundNotBefore == .seconds(61))
+        _ = Self.register(1, from: 6, into: &machine, at: .seconds(60.5))
+        #expect(machine.selectionWindowOpenedAt == nil, "no window while rounds are held back")
+        let actions = machine.tick(now: .seconds(61))
+        #expect(Self.selectionEnds(in: actions).first?.0 == .goalReached, "the window opened at 61 s, full at once")
+    }
+
+    @Test func aPausedFederationHasNoOpenWindow() {
         var machine = Self.machine()
         _ = Self.register(1, into: &machine, at: .zero)
         #expect(machine.selectionWindowOpenedAt == .zero)

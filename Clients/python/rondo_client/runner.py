@@ -187,8 +187,13 @@ class Runner(RetryingMixin):
             finally:
                 self._interruptible = False
             if task is None:
-                # Pace steering: the coordinator spreads idle clients' polls; come back when it said.
+                # Pace steering: the coordinator spreads idle clients' polls; come back when it said, but never
+                # later than a heartbeat interval (a coordinator keeps its hints below it: a longer one, from a
+                # proxy or a misconfiguration, would get this client counted as gone).
                 hint = self.connection.retry_after
+                credentials = self.connection.credentials
+                if hint and credentials is not None:
+                    hint = min(hint, credentials.heartbeat_interval)
                 if hint and self.stop_event.wait(hint):
                     return
                 continue
