@@ -19,7 +19,9 @@ import Testing
     }
 
     @Test func metricsAfterRoundsPassPromtoolAndCoverTheCatalogue() async throws {
-        let configuration = RunningCoordinator.configuration(fractionEvaluate: 1)
+        var configuration = RunningCoordinator.configuration(fractionEvaluate: 1)
+        // Goal-count selection (of the one client), so the selection metrics have samples too.
+        configuration.rounds.selection.goal = SelectionGoal(count: 1, overSelection: 1)
         try await RunningCoordinator.with(configuration: configuration) { coordinator in
             let client = try await coordinator.register("site")
             for round in 1...2 {

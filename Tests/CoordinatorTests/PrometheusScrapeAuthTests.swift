@@ -54,7 +54,9 @@ import Testing
             defer { http.shutdown() }
             var up: [String: String] = [:]
             let deadline = ContinuousClock.now.advanced(by: .seconds(60))
-            while up.count < 3, ContinuousClock.now < deadline {
+            // Until the authorised job's scrape succeeds: a first scrape of a loaded coordinator may time out
+            // (the 1 s interval is also the scrape timeout), and the refused jobs stay at 0 whatever happens.
+            while !(up.count == 3 && up["rondo"] == "1"), ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(500))
                 let request = HTTPRequest(url: "http://127.0.0.1:\(port)/api/v1/query?query=up", timeout: .seconds(5))
                 guard let response = try? await http.execute(request), response.status == 200 else { continue }
