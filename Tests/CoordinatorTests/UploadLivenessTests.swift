@@ -31,6 +31,14 @@ import Testing
         throw NoTask()
     }
 
+    /// Until the coordinator holds `task`'s upload (its head was handled): from then on it counts as liveness.
+    static func waitUntilUploading(_ task: TaskID, _ coordinator: RunningCoordinator) async throws {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(20))
+        while await !coordinator.driver.uploadingTasks.contains(task), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
     static func head(_ task: WireProtocol.TaskMessage, token: String, length: Int) -> String {
         "POST /v1/tasks/\(task.taskID)/result HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n"
             + "Content-Type: application/vnd.safetensors\r\nContent-Length: \(length)\r\n\r\n"
@@ -39,8 +47,9 @@ import Testing
     @Test func anUploadWaitingForASlotLongerThanTheLivenessTimeoutStillCounts() async throws {
         var configuration = RunningCoordinator.configuration(
             clients: 2, minFitResults: 2, fitTimeout: .seconds(60), maxRounds: 1, maxUpdateBytes: 2 << 20)
-        // Long enough that a loaded machine's scheduling gaps between the test's steps never silence a client.
-        configuration.rounds.livenessTimeout = .seconds(5)
+        // Long enough that a loaded machine (tests run in parallel, in this process) never silences a client
+        // between its heartbeat and its upload's head reaching the coordinator.
+        configuration.rounds.livenessTimeout = .seconds(8)
         configuration.limits.maxConcurrentUploads = 1
         try await RunningCoordinator.with(configuration: configuration, initialWeights: Self.model) { coordinator in
             // Registered at once, so the round that starts with the second cannot find the first already silent.
@@ -54,24 +63,25 @@ import Testing
             for client in [a, b] {
                 _ = try await coordinator.request("POST", "/v1/clients/\(client.id)/heartbeat", token: client.token)
             }
-            // A takes the only slot and trickles its 1 MB body over about 10 s, two liveness timeouts.
+            // A takes the only slot and trickles its 1 MB body over about 16 s, two liveness timeouts.
             let bodyA = Self.body(1)
             let slow = try RawConnection(port: coordinator.port)
             slow.send(Self.head(taskA, token: a.token, length: bodyA.count))
             slow.send(Array(bodyA[0..<(16 << 10)]))
-            try await Task.sleep(for: .milliseconds(300))
+            try await Self.waitUntilUploading(TaskID(taskA.taskID), coordinator)
             // B's upload waits for the slot, unread, and B sends nothing else meanwhile.
             let bodyB = Self.body(3)
-            let waiting = try RawConnection(port: coordinator.port, receiveTimeout: .seconds(30))
+            let waiting = try RawConnection(port: coordinator.port, receiveTimeout: .seconds(60))
             waiting.send(Self.head(taskB, token: b.token, length: bodyB.count))
             // The send blocks while the coordinator leaves the body unread: keep it off the test's task pool.
             Thread { _ = waiting.send(bodyB) }.start()
+            try await Self.waitUntilUploading(TaskID(taskB.taskID), coordinator)
             var sent = 16 << 10
             while sent < bodyA.count {
                 let end = min(sent + (16 << 10), bodyA.count)
                 slow.send(Array(bodyA[sent..<end]))
                 sent = end
-                try await Task.sleep(for: .milliseconds(160))
+                try await Task.sleep(for: .milliseconds(250))
             }
             let answerA = await slow.readResponse()
             #expect(answerA?.status == 202, "\(String(describing: answerA))")
