@@ -77,7 +77,7 @@ extension RoundStateMachine {
     /// Once a round with a selection goal has accepted `goal` results, ends the tasks still open as `released`
     /// (the last one closes the training phase): over-selected stragglers do not hold the round up.
     mutating func releaseOverSelected(now: Instant) -> [Action] {
-        guard case .training(let progress, let tasks, _, _) = phase, let goal = progress.goal,
+        guard case .training(let progress, let tasks, _, _) = phase, let goal = configuration.selection.goal?.count,
             progress.accepted >= goal, !tasks.isEmpty
         else { return [] }
         let open = tasks.keys.sorted(by: { $0.rawValue < $1.rawValue })

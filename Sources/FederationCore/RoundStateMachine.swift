@@ -39,8 +39,6 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         var base: GlobalModel
         var startedAt: Instant
         var selected: Int
-        /// Accepted results that end training early (the selection goal's count), if a goal is set.
-        var goal: Int?
         var accepted = 0
         /// Examples behind the accepted results (saturating: a sum of client-reported counts).
         var examples = 0
@@ -308,9 +306,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         let deadline = now.advanced(by: configuration.fitTimeout)
         let tasks = makeTasks(
             for: selected, round: round, kind: .fit, model: model, deadline: deadline, config: configuration.fitConfig)
-        let progress = RoundProgress(
-            round: round, base: model, startedAt: now, selected: selected.count,
-            goal: configuration.selection.goal?.count)
+        let progress = RoundProgress(round: round, base: model, startedAt: now, selected: selected.count)
         phase = .training(
             progress, tasks: tasks, average: StreamingFedAvg(layout: model.weights, weightCap: configuration.weightCap),
             deadline: deadline)

@@ -55,8 +55,8 @@ struct AggregateBench: AsyncParsableCommand {
             foldTimes.append(seconds(start.duration(to: folded)))
             totalTimes.append(seconds(start.duration(to: end)))
         }
-        let fold = median(Array(foldTimes.dropFirst()))
-        let total = median(Array(totalTimes.dropFirst()))
+        let fold = Array(foldTimes.dropFirst()).median
+        let total = Array(totalTimes.dropFirst()).median
         let bytes = Double(clients * parameters * elementType.byteWidth)
         if json {
             print(
@@ -76,9 +76,4 @@ struct AggregateBench: AsyncParsableCommand {
         duration.seconds
     }
 
-    private func median(_ values: [Double]) -> Double {
-        let sorted = values.sorted()
-        return sorted.count % 2 == 1
-            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-    }
 }

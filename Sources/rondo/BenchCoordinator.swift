@@ -31,6 +31,24 @@ final class BenchCoordinator: Sendable {
         reader.start()
     }
 
+    /// A coordinator for the round benches: starts from `initialModel` (written to `directory`), selects all
+    /// `clients` in each of `rounds` rounds, needs every result, runs no evaluation, and takes `extra` flags.
+    convenience init(
+        directory: String, initialModel: [UInt8], clients: Int, rounds: Int, extra: [String], executable: String?
+    ) throws {
+        let path = directory + "/initial.safetensors"
+        guard FileManager.default.createFile(atPath: path, contents: Data(initialModel)) else {
+            throw CommandFailure("cannot write the initial model to \(directory)", code: "io")
+        }
+        try self.init(
+            directory: directory,
+            arguments: [
+                "--initial-model", path, "--open-enrolment", "--min-available-clients", String(clients),
+                "--min-fit-clients", String(clients), "--min-fit-results", String(clients), "--fraction-evaluate",
+                "0", "--rounds", String(rounds), "--fit-timeout", "600", "--log-level", "error",
+            ] + extra, executable: executable)
+    }
+
     /// The coordinator's URL, once it prints that it listens (60 s at most).
     func waitUntilListening() async throws -> String {
         for _ in 0..<600 {

@@ -79,16 +79,10 @@ struct OverheadBench: AsyncParsableCommand {
         let weights = ModelWeights(["w": Tensor(shape: [64], values: [Float](repeating: 0.5, count: 64))])
         let initial = SafeTensorsFile(weights: weights, metadata: [:]).encoded()
         let update = SafeTensorsFile(weights: weights, metadata: [WireProtocol.numExamplesKey: "10"]).encoded()
-        guard FileManager.default.createFile(atPath: directory + "/initial.safetensors", contents: Data(initial))
-        else { throw CommandFailure("cannot write the initial model to \(directory)", code: "io") }
         let server = try BenchCoordinator(
-            directory: directory,
-            arguments: [
-                "--initial-model", directory + "/initial.safetensors", "--open-enrolment",
-                "--min-available-clients", String(size), "--min-fit-clients", String(size),
-                "--min-fit-results", String(size), "--fraction-evaluate", "0", "--rounds", String(rounds),
+            directory: directory, initialModel: initial, clients: size, rounds: rounds,
+            extra: [
                 "--registrations-per-second", String(max(size * 2, 100)), "--max-clients", String(max(size, 10_000)),
-                "--fit-timeout", "600", "--log-level", "error",
             ], executable: coordinator)
         defer { server.stop() }
         let url = try await server.waitUntilListening()
@@ -106,10 +100,9 @@ struct OverheadBench: AsyncParsableCommand {
         let milliseconds = seconds.map { $0 * 1000 }
         let sorted = milliseconds.sorted()
         let p99 = sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.99).rounded(.up)) - 1)]
-        let median =
-            sorted.count % 2 == 1
-            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-        return Row(clients: size, medianMilliseconds: median, p99Milliseconds: p99, roundMilliseconds: milliseconds)
+        return Row(
+            clients: size, medianMilliseconds: milliseconds.median, p99Milliseconds: p99,
+            roundMilliseconds: milliseconds)
     }
 
     /// Least-squares line through `points`; with one point, that point's value and no slope.

@@ -47,17 +47,9 @@ struct RoundBench: AsyncParsableCommand {
         let update = SafeTensorsFile(
             weights: model(0.02), metadata: [WireProtocol.numExamplesKey: "10"]
         ).encoded()
-        guard FileManager.default.createFile(atPath: directory + "/initial.safetensors", contents: Data(initial))
-        else { throw CommandFailure("cannot write the initial model to \(directory)", code: "io") }
-
         let coordinator = try BenchCoordinator(
-            directory: directory,
-            arguments: [
-                "--initial-model", directory + "/initial.safetensors", "--open-enrolment",
-                "--min-available-clients", String(clients), "--min-fit-clients", String(clients),
-                "--min-fit-results", String(clients), "--fraction-evaluate", "0", "--rounds", String(rounds),
-                "--fit-timeout", "600", "--max-update-bytes", String(update.count * 2), "--log-level", "error",
-            ], executable: self.coordinator)
+            directory: directory, initialModel: initial, clients: clients, rounds: rounds,
+            extra: ["--max-update-bytes", String(update.count * 2)], executable: self.coordinator)
         defer { coordinator.stop() }
         let url = try await coordinator.waitUntilListening()
         let startRSS = coordinator.residentKB()
@@ -103,12 +95,12 @@ struct RoundBench: AsyncParsableCommand {
         }
         let report = Report(
             clients: clients, modelMB: modelMB, rounds: rounds, roundSeconds: roundSeconds,
-            roundSecondsMedian: median(roundSeconds), coordinatorStartRSSMB: Double(startRSS ?? 0) / 1000,
+            roundSecondsMedian: roundSeconds.median, coordinatorStartRSSMB: Double(startRSS ?? 0) / 1000,
             coordinatorPeakRSSMB: Double(peakKB ?? 0) / 1000,
             peakOverModel: Double(peakKB ?? 0) / 1000 / modelMB,
-            downloadMBPerSecondMedian: modelMB / median(downloads), uploadMBPerSecondMedian: modelMB / median(uploads),
-            downloadTotalMBPerSecondMedian: median(aggregate), downloadPhaseSecondsMedian: median(downloadWindows),
-            uploadPhaseSecondsMedian: median(uploadWindows))
+            downloadMBPerSecondMedian: modelMB / downloads.median, uploadMBPerSecondMedian: modelMB / uploads.median,
+            downloadTotalMBPerSecondMedian: aggregate.median, downloadPhaseSecondsMedian: downloadWindows.median,
+            uploadPhaseSecondsMedian: uploadWindows.median)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
@@ -171,10 +163,4 @@ struct RoundBench: AsyncParsableCommand {
         }
     }
 
-    private func median(_ values: [Double]) -> Double {
-        let sorted = values.sorted()
-        guard !sorted.isEmpty else { return .nan }
-        return sorted.count % 2 == 1
-            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-    }
 }
