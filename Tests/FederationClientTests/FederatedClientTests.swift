@@ -194,6 +194,9 @@ struct FailingTrainer: Trainer {
                     }
                 }
             }
+            // The client starts once the rivals are being refused, so the bucket is empty when it first asks.
+            let refusals = #"rondo_limit_refusals_total{limit="register_rate"}"#
+            while try await coordinator.metricValue(refusals) ?? 0 < 1 { try await Task.sleep(for: .milliseconds(20)) }
             let participation = Task { try? await client.participate() }
             defer { participation.cancel() }
             // Generous bounds: on a loaded machine the rivals' registrations (each awaiting its commit) come slowly.

@@ -92,12 +92,26 @@ struct SlowTrainer: Trainer {
                     configuration: .init(coordinatorURL: coordinator.url, name: "fast-\(index)"),
                     trainer: IncrementingTrainer(), longPoll: .seconds(1), logger: FederatedClientTests.logger)
             }
-            let stragglerRun = Task { try? await straggler.participate() }
-            defer { stragglerRun.cancel() }
-            // Let the straggler register first so the first round (goal 2, target 3) selects all three.
-            while try await coordinator.status().clientsConnected < 1 { try await Task.sleep(for: .milliseconds(10)) }
-            let status = try await FederatedClientTests.participate(fast, on: coordinator, within: 60) {
-                $0.phase == .finished
+            // Paused until all three are connected, so the first round (goal 2, target 3) selects all three
+            // however slowly they register (a 2 s window could otherwise open it with the straggler and one other).
+            let pause = try await coordinator.request(
+                "POST", "/v1/federation/pause", token: RunningCoordinator.adminToken)
+            #expect(pause.status == 200)
+            let runs =
+                [Task { try? await straggler.participate() }]
+                + fast.map { client in
+                    Task { try? await client.participate() }
+                }
+            defer { runs.forEach { $0.cancel() } }
+            _ = try await coordinator.waitForStatus { $0.clientsConnected == 3 }
+            let resume = try await coordinator.request(
+                "POST", "/v1/federation/resume", token: RunningCoordinator.adminToken)
+            #expect(resume.status == 200)
+            var status = try await coordinator.status()
+            let deadline = ContinuousClock.now.advanced(by: .seconds(50))
+            while status.phase != .finished, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+                status = try await coordinator.status()
             }
             #expect(status.committedRounds == 2, "two rounds closed at their goal of two, not at the 60 s deadline")
             let released = try await coordinator.metricValue(#"rondo_dropouts_total{kind="fit",reason="released"}"#)
