@@ -95,6 +95,8 @@ extension APIError {
             self.init(.badRequest, code: .requestCutOff, error.description)
         case let error as EnrolmentNotStored:
             self.init(.serviceUnavailable, code: .storeFailing, error.description, retryAfterSeconds: 1)
+        case let error as ClientLookupFailed:
+            self.init(.serviceUnavailable, code: .storeFailing, error.description, retryAfterSeconds: 1)
         case let error as SpoolError:
             self.init(.serviceUnavailable, code: .spoolFailed, "the upload could not be spooled: \(error)")
         case is ConnectionGuardError:

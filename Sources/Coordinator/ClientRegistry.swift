@@ -31,6 +31,10 @@ enum ClientIdentityMatch: Sendable, Equatable {
 /// Who the clients are: the bearer tokens of the live federation (which client each belongs to, which were
 /// revoked), each client's name for log lines, and the identity keys clients may re-register under.
 ///
+/// It holds the clients heard from lately, not every enrolled one: a client that goes silent is forgotten here
+/// (it stays enrolled in the store), and its token is looked up in the store when it returns, so memory follows
+/// the online federation, not the enrolment.
+///
 /// Only SHA-256 hashes of tokens and keys are kept: a token is shown to its client once, at registration, and a
 /// key never leaves the client. Invariant: a token hash is never both live and revoked, each live client has
 /// exactly one token, and an identity key names at most one client.
@@ -85,12 +89,20 @@ struct ClientRegistry: Sendable {
         return (token, hash)
     }
 
-    /// The client a bearer token belongs to, or why there is none.
+    /// The client a bearer token belongs to, or why there is none, as far as the registry knows.
     func authenticate(token: String) -> ClientAuthentication {
-        let hash = Digest.sha256Hex(token.utf8)
-        if let client = owners[hash] { return .client(client) }
-        return revoked.contains(hash) ? .revoked : .unknown
+        authenticate(tokenSHA256: Digest.sha256Hex(token.utf8)) ?? .unknown
     }
+
+    /// The client a token's hash belongs to, or that it was revoked; nil when the registry does not know the
+    /// hash (an enrolled client not heard from lately is known only to the store).
+    func authenticate(tokenSHA256 hash: String) -> ClientAuthentication? {
+        if let client = owners[hash] { return .client(client) }
+        return revoked.contains(hash) ? .revoked : nil
+    }
+
+    /// Whether an operator revoked the client while this coordinator ran.
+    func isRevoked(_ client: ClientID) -> Bool { revokedClients.contains(client) }
 
     /// The client left: its token stops working (401 from now on).
     mutating func forget(_ client: ClientID) {

@@ -268,7 +268,7 @@ struct CoordinatorRoutes: Sendable {
         guard let token = bearer(request) else {
             throw refused(.unauthenticated("missing or unknown bearer token"))
         }
-        switch await driver.authenticate(token: token) {
+        switch try await driver.authenticate(token: token) {
         case .unknown:
             throw refused(.unauthenticated("missing or unknown bearer token"))
         case .revoked:

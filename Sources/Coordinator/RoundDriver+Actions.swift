@@ -85,6 +85,7 @@ extension RoundDriver {
             return true
         case .clientWentSilent(let client, let lastSeen):
             logLiveness("client went silent", .warning, client, since: lastSeen)
+            evictSilent(client)
             return false
         case .clientReturned(let client, let silentSince):
             logLiveness("client connected again", .notice, client, since: silentSince)

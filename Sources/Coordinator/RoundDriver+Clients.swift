@@ -21,21 +21,26 @@ extension RoundDriver {
     {
         let identity = identityKey.map { Digest.sha256Hex($0.utf8) }
         var returning: ClientID?
+        /// Whether the returning client is enrolled already (then it does not count against the limit again).
+        var returningEnrolled = false
         if let identity {
             switch registry.identity(identity) {
             case .revoked: throw .revoked
-            case .client(let client): returning = client
+            case .client(let client): (returning, returningEnrolled) = (client, true)
             case nil:
-                // A departed client's key is known only to the store.
+                // The key of a client not heard from lately, or departed, is known only to the store.
                 if let record = try? await store.client(identitySHA256: identity) {
-                    guard record.revokedAt == nil else { throw .revoked }
-                    returning = ClientID(record.clientID)
+                    guard record.revokedAt == nil, !registry.isRevoked(ClientID(record.clientID)) else {
+                        throw .revoked
+                    }
+                    (returning, returningEnrolled) = (ClientID(record.clientID), record.leftAt == nil)
                 } else if case .client(let client)? = registry.identity(identity) {
-                    returning = client  // registered with this key while the store was asked
+                    // registered with this key while the store was asked
+                    (returning, returningEnrolled) = (client, true)
                 }
             }
         }
-        let enrolled = machine.registeredClientCount - (returning.map { machine.isRegistered($0) ? 1 : 0 } ?? 0)
+        let enrolled = enrolledClients - (returningEnrolled ? 1 : 0)
         do {
             try admission.admitRegistration(registered: enrolled, now: clock.now)
         } catch {
@@ -107,11 +112,6 @@ extension RoundDriver {
                 retryAfter: .seconds(1)))
     }
 
-    /// The client a bearer token belongs to, or why there is none.
-    public func authenticate(token: String) -> ClientAuthentication {
-        registry.authenticate(token: token)
-    }
-
     /// Takes a token of `client`'s budget for refused submissions; `submissionAccepted` returns it.
     /// - Throws: `LimitError` when `client`'s refused submissions used up its rate.
     public func admitSubmission(from client: ClientID) throws(LimitError) {
@@ -146,8 +146,17 @@ extension RoundDriver {
     public func leave(_ client: ClientID) async {
         let tokenHash = registry.tokenHash(of: client)
         logger.info("client left", metadata: ["client_id": "\(client)"])
+        departureWrites += 1
+        defer {
+            departureWrites -= 1
+            forgetDeparturesWhenIdle()
+        }
         await forget(client)
-        await persist("client departure") { try await $0.clientLeft(id: client.rawValue, tokenSHA256: tokenHash) }
+        do {
+            if try await store.clientLeft(id: client.rawValue, tokenSHA256: tokenHash) { enrolledClients -= 1 }
+        } catch {
+            logger.error("persisting client departure failed", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Drops a client from the live federation: its token stops working, its parked polls return, an open
@@ -155,6 +164,7 @@ extension RoundDriver {
     func forget(_ client: ClientID) async {
         admission.forget(client)
         registry.forget(client)
+        noteDeparture(of: client)
         polls.release(client)
         await perform(machine.leave(client, now: clock.now))
     }

@@ -19,7 +19,7 @@ extension RoundDriver {
         while let batch = enrolments.nextBatch() {
             enrolmentCommits += 1
             do {
-                try await store.clientsEnrolled(batch.map(\.enrolment))
+                enrolledClients += try await store.clientsEnrolled(batch.map(\.enrolment))
                 for entry in batch { entry.waiter.resume(returning: .success(())) }
                 continue
             } catch {
@@ -31,7 +31,7 @@ extension RoundDriver {
             }
             for entry in batch {
                 do {
-                    try await store.clientsEnrolled([entry.enrolment])
+                    enrolledClients += try await store.clientsEnrolled([entry.enrolment])
                     entry.waiter.resume(returning: .success(()))
                 } catch {
                     logger.error("storing a registration failed", metadata: ["error": "\(error)"])

@@ -79,8 +79,12 @@ extension RoundDriver {
     /// an open task counts as a dropout. The revocation is stored, so it survives restarts.
     /// - Throws: `OperatorActionError.unknownClient`, or the store's error.
     public func revoke(_ client: ClientID, reason: String, actor: String, traceID: String?) async throws {
-        guard try await store.revokeClient(id: client.rawValue, reason: reason, actor: actor, traceID: traceID) else {
-            throw OperatorActionError(code: .unknownClient, message: "no client \(client)")
+        let revocation = try await store.revokeClient(
+            id: client.rawValue, reason: reason, actor: actor, traceID: traceID)
+        switch revocation {
+        case .unknownClient: throw OperatorActionError(code: .unknownClient, message: "no client \(client)")
+        case .revoked(wasEnrolled: true): enrolledClients -= 1
+        case .revoked(wasEnrolled: false), .alreadyRevoked: break
         }
         registry.revoke(client)
         logger.warning("client revoked", metadata: ["client_id": "\(client)", "actor": "\(actor)"])

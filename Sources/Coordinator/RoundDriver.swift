@@ -78,15 +78,22 @@ public actor RoundDriver: Service {
     var uploadingTasks: Set<TaskID> = []
     /// Registrations waiting for their group commit.
     var enrolments = EnrolmentQueue()
+    /// Clients enrolled in the store (registered, neither left nor revoked), online or not: counted from what
+    /// the store reports it changed, since only the clients heard from lately are held in memory.
+    var enrolledClients = 0
+    /// Token lookups in the store in flight (`RoundDriver+Authentication`).
+    var storeLookups = 0
+    /// Departures being written to the store (the live state changes first, the store after).
+    var departureWrites = 0
+    /// Clients that left or were revoked while a token lookup or a departure write was in flight, with what
+    /// their token now gets: a lookup may have read the row from before, and must not bring the client back.
+    var departedDuringLookups: [ClientID: ClientAuthentication] = [:]
     /// Store transactions the group commit has written (tests check that bursts share them).
     var enrolmentCommits = 0
     /// Clients heard from (a poll, a heartbeat, a result) since `last_seen` was last flushed to the store.
     var seenClients: Set<ClientID> = []
     /// What `rondo_round_backoff_seconds` shows.
     var shownBackoff = Duration.zero
-    /// When the driver started: clients known from the store count as last seen then until heard from, which is
-    /// no contact at all (`clientContacts` leaves them out).
-    let startedAt: Instant
 
     /// Creates a driver on `store`, resuming from its `current` checkpoint; an empty store is seeded with
     /// `initialWeights` as an imported version.
@@ -142,26 +149,14 @@ public actor RoundDriver: Service {
         if let regressionGuard = configuration.rounds.regressionGuard, let best = try await store.refVersion(.best) {
             bestValue = try await store.checkpoint(version: best)?.metrics.value(of: regressionGuard.metric)
         }
-        var machine = RoundStateMachine<Instant>(
+        let machine = RoundStateMachine<Instant>(
             configuration: configuration.rounds,
             model: GlobalModel(version: currentVersion, sha256: record.sha256, weights: current.weights),
             lastRound: try await store.lastRoundNumber(), seed: configuration.seed, bestMetricValue: bestValue)
         let now = clock.now
-        startedAt = now
-        for client in try await store.clients(includeLeft: true) {
-            let id = ClientID(client.clientID)
-            let revoked = client.revokedAt != nil
-            if client.leftAt == nil, !revoked {
-                machine.restore(id, now: now)
-                registry.restore(id, tokenSHA256: client.tokenSHA256)
-                registry.setName(client.name, of: id)
-            }
-            if revoked { registry.restoreRevocation(tokenSHA256: client.tokenSHA256) }
-            // Live and revoked clients' keys; a departed client's key is looked up in the store when it returns.
-            if let identity = client.identitySHA256, client.leftAt == nil || revoked {
-                registry.restoreIdentity(identity, of: id, revoked: revoked)
-            }
-        }
+        // Enrolled clients stay in the store until they are heard from (see `RoundDriver+Authentication`):
+        // start-up reads a count, not the client table.
+        self.enrolledClients = try await store.enrolledClientCount()
         self.machine = machine
         self.admission = Admission(limits: configuration.limits)
         self.clock = clock
@@ -211,7 +206,7 @@ public actor RoundDriver: Service {
             await probeFailingStore()
             await flushClientActivity()
             metrics.clients(
-                connected: machine.connectedClientCount, registered: machine.registeredClientCount,
+                connected: machine.connectedClientCount, registered: enrolledClients,
                 required: machine.requiredClients, quorum: configuration.rounds.minFitResults)
             metrics.retryAfterSpread(
                 seconds: configuration.paceSteering?.spreadSeconds(connected: machine.connectedClientCount) ?? 0)
@@ -271,7 +266,7 @@ public actor RoundDriver: Service {
     public func status() -> WireProtocol.StatusMessage {
         WireProtocol.StatusMessage(
             phase: machine.phaseName, round: machine.currentRound, modelVersion: machine.model.version,
-            modelSHA256: machine.model.sha256, clientsRegistered: machine.registeredClientCount,
+            modelSHA256: machine.model.sha256, clientsRegistered: enrolledClients,
             clientsConnected: machine.connectedClientCount, clientsRequired: machine.requiredClients,
             quorum: configuration.rounds.minFitResults, committedRounds: machine.committedRounds,
             failedRounds: machine.failedRounds, maxRounds: configuration.rounds.maxRounds, paused: machine.isPaused,
@@ -294,7 +289,7 @@ public actor RoundDriver: Service {
         let now = clock.now
         let wallNow = Date()
         var contacts: [String: ClientContact] = [:]
-        for (client, contact) in machine.clientContacts where contact.connected || contact.lastSeen != startedAt {
+        for (client, contact) in machine.clientContacts {
             // A parked poll is contact right now; the machine refreshes its `lastSeen` only when it matters.
             let ago = polls.isParked(client) ? 0 : contact.lastSeen.duration(to: now).seconds
             contacts[client.rawValue] = ClientContact(

@@ -11,10 +11,23 @@ extension RoundStateMachine {
         return startRoundIfReady(now: now)
     }
 
-    /// Re-adds a client known from before a restart, as disconnected until it is heard from again.
-    public mutating func restore(_ client: ClientID, now: Instant) {
+    /// Re-adds an enrolled client the table does not hold (known from the store: after a restart, or after
+    /// `evict`), as disconnected until it is heard from; `touch` then reports it returned after `lastSeen`.
+    public mutating func restore(_ client: ClientID, lastSeen: Instant) {
         guard clients[client] == nil else { return }
-        clients[client] = ClientState(lastSeen: now, connected: false)
+        clients[client] = ClientState(lastSeen: lastSeen, connected: false)
+    }
+
+    /// Drops a disconnected client from the table: it stays enrolled (the coordinator's store knows it), but
+    /// costs no memory and no work per tick until `restore` brings it back. A connected client, or one with an
+    /// open task, is kept.
+    /// - Returns: whether the client was dropped.
+    @discardableResult
+    public mutating func evict(_ client: ClientID) -> Bool {
+        guard let state = clients[client], !state.connected, state.openTask == nil else { return false }
+        clients[client] = nil
+        releasedStillWorking.remove(client)
+        return true
     }
 
     /// True while the store is being asked to persist the round's outcome (a rollback must wait).

@@ -13,24 +13,31 @@ public enum ClientEnrolment: Sendable, Equatable {
 extension CheckpointStore {
     /// Enrols a new client (its token's hash, and its identity key's hash if it has one).
     public func clientRegistered(id: String, name: String, tokenSHA256: String, identitySHA256: String? = nil) throws {
-        try clientsEnrolled([.registered(id: id, name: name, tokenSHA256: tokenSHA256, identitySHA256: identitySHA256)])
+        _ = try clientsEnrolled([
+            .registered(id: id, name: name, tokenSHA256: tokenSHA256, identitySHA256: identitySHA256)
+        ])
     }
 
     /// A client registered again with its identity key (a restarted site): it keeps its id, takes the new token
     /// and name, and is enrolled again if it had left. Its old token stops working. A revoked client stays
     /// revoked.
     public func clientReturned(id: String, name: String, tokenSHA256: String) throws {
-        try clientsEnrolled([.returned(id: id, name: name, tokenSHA256: tokenSHA256)])
+        _ = try clientsEnrolled([.returned(id: id, name: name, tokenSHA256: tokenSHA256)])
     }
 
     /// Writes registrations in one transaction: the coordinator's group commit hands it every registration that
     /// arrived while the previous batch was committing, and answers none of them before this returns. All or
     /// none are written. Committed like every write of the store (WAL, `synchronous = NORMAL`): it survives a
     /// crash of the coordinator; a power cut may lose the last commits, as it may a round's.
-    public func clientsEnrolled(_ enrolments: [ClientEnrolment]) throws {
-        guard !enrolments.isEmpty else { return }
+    /// - Returns: how many clients became enrolled: every new one, and each returning one that had left (a
+    ///   returning client that was still enrolled, or was revoked, does not count). The coordinator keeps its
+    ///   count of enrolled clients from these figures instead of holding every client in memory.
+    @discardableResult
+    public func clientsEnrolled(_ enrolments: [ClientEnrolment]) throws -> Int {
+        guard !enrolments.isEmpty else { return 0 }
         let now = clock()
-        try connection.transaction {
+        return try connection.transaction {
+            var newlyEnrolled = 0
             for enrolment in enrolments {
                 switch enrolment {
                 case .registered(let id, let name, let token, let identity):
@@ -43,7 +50,12 @@ extension CheckpointStore {
                             .text(id), .text(name), .text(token), .real(now), .real(now),
                             identity.map { .text($0) } ?? .null,
                         ])
+                    newlyEnrolled += 1
                 case .returned(let id, let name, let token):
+                    let hadLeft = try connection.query(
+                        "SELECT 1 FROM clients WHERE client_id = ? AND revoked_at IS NULL AND left_at IS NOT NULL",
+                        [.text(id)])
+                    if !hadLeft.isEmpty { newlyEnrolled += 1 }
                     try connection.query(
                         """
                         UPDATE clients SET name = ?, token_sha256 = ?, last_seen = ?, left_at = NULL
@@ -52,6 +64,7 @@ extension CheckpointStore {
                         [.text(name), .text(token), .real(now), .text(id)])
                 }
             }
+            return newlyEnrolled
         }
     }
 
@@ -75,9 +88,16 @@ extension CheckpointStore {
     /// Marks a client as departed, then deletes the oldest departed rows beyond `departedClientsKept`.
     /// - Parameter tokenSHA256: when given, only while the client still holds that token: a departure sent with
     ///   a token the client has since replaced (it registered again under its identity key) changes nothing.
-    public func clientLeft(id: String, tokenSHA256: String? = nil) throws {
+    /// - Returns: true when the client was enrolled (neither left nor revoked) and now is not.
+    @discardableResult
+    public func clientLeft(id: String, tokenSHA256: String? = nil) throws -> Bool {
         let now = clock()
-        try connection.transaction {
+        return try connection.transaction {
+            let wasEnrolled = try connection.query(
+                """
+                SELECT 1 FROM clients WHERE client_id = ? AND token_sha256 = COALESCE(?, token_sha256)
+                AND left_at IS NULL AND revoked_at IS NULL
+                """, [.text(id), tokenSHA256.map { .text($0) } ?? .null])
             try connection.query(
                 "UPDATE clients SET left_at = ?, last_seen = ? WHERE client_id = ? AND token_sha256 = COALESCE(?, token_sha256)",
                 [.real(now), .real(now), .text(id), tokenSHA256.map { .text($0) } ?? .null])
@@ -87,28 +107,33 @@ extension CheckpointStore {
                     SELECT client_id FROM clients WHERE left_at IS NOT NULL AND revoked_at IS NULL
                     ORDER BY left_at DESC, rowid DESC LIMIT ?)
                 """, [.integer(Int64(Self.departedClientsKept))])
+            return !wasEnrolled.isEmpty
         }
     }
 
     /// Revokes a client: its token stops working for good and it counts as gone. Revoking twice is harmless;
     /// the audit event is written with the first.
-    /// - Returns: false when no such client was ever registered.
+    /// - Returns: what the revocation changed (nothing, for a client never registered).
     /// - Throws: SQLite errors.
     @discardableResult
-    public func revokeClient(id: String, reason: String, actor: String, traceID: String? = nil) throws -> Bool {
+    public func revokeClient(id: String, reason: String, actor: String, traceID: String? = nil) throws
+        -> ClientRevocation
+    {
         let now = clock()
         return try connection.transaction {
             guard
-                let row = try connection.query("SELECT revoked_at FROM clients WHERE client_id = ?", [.text(id)]).first
-            else { return false }
-            guard row[0].double == nil else { return true }
+                let row = try connection.query(
+                    "SELECT revoked_at, left_at FROM clients WHERE client_id = ?", [.text(id)]
+                ).first
+            else { return .unknownClient }
+            guard row[0].double == nil else { return .alreadyRevoked }
             try connection.query(
                 "UPDATE clients SET revoked_at = ?, left_at = COALESCE(left_at, ?) WHERE client_id = ?",
                 [.real(now), .real(now), .text(id)])
             try insertEvent(
                 kind: .clientRevoked, actor: actor, round: nil, version: nil,
                 detail: ["client_id": id, "reason": reason], traceID: traceID, at: now)
-            return true
+            return .revoked(wasEnrolled: row[1].double == nil)
         }
     }
 
@@ -143,10 +168,18 @@ extension CheckpointStore {
         ).first.map(Self.clientRecord)
     }
 
-    /// Token hashes of revoked clients, by client id (so a running coordinator follows a CLI revocation).
-    public func revokedClients() throws -> [(clientID: String, tokenSHA256: String)] {
-        try connection.query("SELECT client_id, token_sha256 FROM clients WHERE revoked_at IS NOT NULL").map {
-            ($0[0].string ?? "", $0[1].string ?? "")
-        }
+    /// The client whose current token hashes to `tokenSHA256`, if any (live, departed or revoked). The
+    /// coordinator keeps only clients it heard from lately in memory and asks here for the others (one lookup
+    /// in the token's unique index).
+    public func client(tokenSHA256: String) throws -> ClientRecord? {
+        try connection.query(
+            "\(Self.clientColumns) WHERE token_sha256 = ?", [.text(tokenSHA256)]
+        ).first.map(Self.clientRecord)
+    }
+
+    /// How many clients are enrolled: registered, and neither left nor revoked.
+    public func enrolledClientCount() throws -> Int {
+        let rows = try connection.query("SELECT COUNT(*) FROM clients WHERE left_at IS NULL AND revoked_at IS NULL")
+        return rows.first?[0].int ?? 0
     }
 }

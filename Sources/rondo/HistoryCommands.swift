@@ -91,7 +91,8 @@ struct ClientsRevokeCommand: AsyncParsableCommand {
             _ = try await api.post("/v1/clients/\(clientID)/revoke", ["reason": reason], as: [String: String].self)
         case .store(let database, let lock):
             defer { withExtendedLifetime(lock) {} }
-            guard try await database.revokeClient(id: clientID, reason: reason, actor: cliActor) else {
+            guard try await database.revokeClient(id: clientID, reason: reason, actor: cliActor) != .unknownClient
+            else {
                 throw CommandFailure("no client \(clientID)", code: "unknown_client")
             }
         }

@@ -384,7 +384,7 @@ import Testing
             selection: SelectionPolicy(fractionFit: 1, minFitClients: 1, minAvailableClients: 1, fractionEvaluate: 0),
             minFitResults: 1, maxRounds: 1)
         var machine = Machine(configuration: configuration, model: Self.base, lastRound: 41, seed: 1)
-        machine.restore(ClientID("old"), now: .zero)
+        machine.restore(ClientID("old"), lastSeen: .zero)
         #expect(machine.connectedClients.isEmpty, "a restored client is disconnected until heard from")
         let actions = machine.touch(ClientID("old"), now: .zero)
         guard case .roundStarted(42, 1, [ClientID("old")])? = actions.work().first else {
