@@ -117,8 +117,9 @@ extension RoundDriver {
                 try await $0.roundStarted(round: round, baseVersion: baseVersion, selected: selected.count)
             }
             return []
-        case .storeCandidate(let round, let parentVersion, let weights):
-            return await storeCandidate(round: round, parentVersion: parentVersion, weights: weights)
+        case .storeCandidate(let round, let parentVersion, let weights, let serverState):
+            return await storeCandidate(
+                round: round, parentVersion: parentVersion, weights: weights, serverState: serverState)
         case .reject(let round, let version, let evaluation, let fitMetrics, let examples, let clients, let reason):
             do {
                 try await store.reject(
@@ -183,7 +184,9 @@ extension RoundDriver {
         shownBackoff = backoff
     }
 
-    private func storeCandidate(round: Int, parentVersion: Int, weights: ModelWeights) async -> [RoundAction<Instant>] {
+    private func storeCandidate(
+        round: Int, parentVersion: Int, weights: ModelWeights, serverState: ServerOptimizerState?
+    ) async -> [RoundAction<Instant>] {
         let started = clock.now
         let file = SafeTensorsFile(
             weights: weights, metadata: ["round": String(round), "parent_version": String(parentVersion)])
@@ -194,7 +197,9 @@ extension RoundDriver {
             return machine.candidateStoreFailed(round: round, message: "\(error)", now: clock.now)
         }
         do {
-            let (version, sha) = try await store.storeCandidate(round: round, parentVersion: parentVersion, file: file)
+            let (version, sha) = try await store.storeCandidate(
+                round: round, parentVersion: parentVersion, file: file, strategy: strategyRecord,
+                serverState: serverState?.file)
             metrics.checkpointWritten(
                 success: true, duration: started.duration(to: clock.now), bytes: file.encodedByteCount)
             storeFailing = false
@@ -202,7 +207,9 @@ extension RoundDriver {
             let served = try ServedModel(version: version, sha256: sha, file: file)
             models.insert(served)
             return machine.candidateStored(
-                round: round, candidate: GlobalModel(version: version, sha256: sha, weights: served.weights),
+                round: round,
+                candidate: GlobalModel(
+                    version: version, sha256: sha, weights: served.weights, serverState: serverState),
                 now: clock.now)
         } catch {
             metrics.checkpointWritten(success: false, duration: started.duration(to: clock.now), bytes: nil)

@@ -52,9 +52,12 @@ extension RoundDriver {
             metadata: [
                 "from_version": "\(previous)", "to_version": "\(version)", "actor": "\(actor)", "reason": "\(reason)",
             ])
+        let serverState = await Self.serverState(
+            of: version, model: served.weights, strategy: configuration.rounds.strategy, store: store, logger: logger)
         await perform(
             machine.replaceModel(
-                with: GlobalModel(version: version, sha256: served.sha256, weights: served.weights),
+                with: GlobalModel(
+                    version: version, sha256: served.sha256, weights: served.weights, serverState: serverState),
                 reason: "rolled back to version \(version) during the round", now: clock.now))
         // Ticks during the store's work may have let it go (it was not live yet); downloads share it now.
         models.insert(served)

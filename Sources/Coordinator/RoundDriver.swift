@@ -149,9 +149,13 @@ public actor RoundDriver: Service {
         if let regressionGuard = configuration.rounds.regressionGuard, let best = try await store.refVersion(.best) {
             bestValue = try await store.checkpoint(version: best)?.metrics.value(of: regressionGuard.metric)
         }
+        let serverState = await Self.serverState(
+            of: currentVersion, model: current.weights, strategy: configuration.rounds.strategy, store: store,
+            logger: logger)
         let machine = RoundStateMachine<Instant>(
             configuration: configuration.rounds,
-            model: GlobalModel(version: currentVersion, sha256: record.sha256, weights: current.weights),
+            model: GlobalModel(
+                version: currentVersion, sha256: record.sha256, weights: current.weights, serverState: serverState),
             lastRound: try await store.lastRoundNumber(), seed: configuration.seed, bestMetricValue: bestValue)
         let now = clock.now
         // Enrolled clients stay in the store until they are heard from (see `RoundDriver+Authentication`):

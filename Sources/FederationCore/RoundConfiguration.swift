@@ -38,6 +38,9 @@ public struct RoundConfiguration: Sendable, Equatable {
     /// Caps the share of a round's average (fit and evaluation) any one client can hold; nil leaves FedAvg's
     /// plain example weighting. Default nil.
     public var weightCap: WeightCap?
+    /// What turns the round's FedAvg average into the next model (a server optimizer, or FedAvg itself).
+    /// Default FedAvg.
+    public var strategy: AggregationStrategy
 
     public init(
         selection: SelectionPolicy = SelectionPolicy(),
@@ -54,8 +57,10 @@ public struct RoundConfiguration: Sendable, Equatable {
         maxExamplesPerResult: Int = 100_000_000,
         weightCap: WeightCap? = nil,
         failureBackoff: Duration = .seconds(1),
-        maxFailureBackoff: Duration = .seconds(60)
+        maxFailureBackoff: Duration = .seconds(60),
+        strategy: AggregationStrategy = .fedAvg
     ) {
+        self.strategy = strategy
         precondition(failureBackoff >= .zero && maxFailureBackoff >= failureBackoff)
         self.failureBackoff = failureBackoff
         self.maxFailureBackoff = maxFailureBackoff

@@ -101,8 +101,12 @@ extension RoundStateMachine {
         } catch {
             return fail(progress, RoundFailure(.storeFailed, "reading a kept update back failed: \(error)"), now: now)
         }
+        // The strategy's server step (FedAvg keeps the average as it is).
+        let (next, state) = ServerOptimizer.step(
+            configuration.strategy, base: progress.base.weights, average: aggregate, state: progress.base.serverState)
         return announcePhase() + [
-            .storeCandidate(round: progress.round, parentVersion: progress.base.version, weights: aggregate)
+            .storeCandidate(
+                round: progress.round, parentVersion: progress.base.version, weights: next, serverState: state)
         ]
     }
 

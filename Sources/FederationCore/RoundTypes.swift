@@ -5,11 +5,15 @@ public struct GlobalModel: Sendable, Equatable {
     /// Lower-case hex SHA-256 of the encoded safetensors bytes (the download ETag).
     public var sha256: String
     public var weights: ModelWeights
+    /// The server optimizer's state after the step that produced this version (nil for FedAvg, and for
+    /// versions made otherwise: imported, or by a strategy without state).
+    public var serverState: ServerOptimizerState?
 
-    public init(version: Int, sha256: String, weights: ModelWeights) {
+    public init(version: Int, sha256: String, weights: ModelWeights, serverState: ServerOptimizerState? = nil) {
         self.version = version
         self.sha256 = sha256
         self.weights = weights
+        self.serverState = serverState
     }
 }
 
@@ -124,7 +128,7 @@ public enum RoundAction<Instant: InstantProtocol & Sendable>: Sendable where Ins
     case clientDropped(ClientID, kind: TaskKind, reason: DropoutReason)
     /// Store the aggregated weights as a new (uncommitted) version, then call `candidateStored` or
     /// `candidateStoreFailed`.
-    case storeCandidate(round: Int, parentVersion: Int, weights: ModelWeights)
+    case storeCandidate(round: Int, parentVersion: Int, weights: ModelWeights, serverState: ServerOptimizerState?)
     /// The regression guard refused the candidate: record it as rejected, then call `rejectionRecorded`.
     case reject(
         round: Int, version: Int, evaluation: EvaluationSummary?, fitMetrics: [String: Double], examples: Int,

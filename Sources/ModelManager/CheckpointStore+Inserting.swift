@@ -29,15 +29,21 @@ extension CheckpointStore {
     /// Stores an aggregated model that is not current yet, writing its encoding chunk by chunk from the
     /// tensors: no second copy of the model is built in memory.
     /// - Returns: the new version and the SHA-256 it was stored under.
-    public func storeCandidate(round: Int, parentVersion: Int?, file: SafeTensorsFile) throws -> (
-        version: Int, sha256: String
-    ) {
+    /// - Parameters:
+    ///   - strategy: the aggregation strategy that produced it, recorded with the version.
+    ///   - serverState: the strategy's state after this step, stored with the version in the same transaction
+    ///     (a restart or a rollback to the version resumes from it).
+    public func storeCandidate(
+        round: Int, parentVersion: Int?, file: SafeTensorsFile, strategy: StrategyRecord? = nil,
+        serverState: SafeTensorsFile? = nil
+    ) throws -> (version: Int, sha256: String) {
         try insert(
             round: round, parentVersion: parentVersion, byteCount: file.encodedByteCount,
-            tensorCount: file.weights.tensors.count, status: .candidate
-        ) { sink in
-            try file.forEachEncodedChunk(chunkSize: configuration.chunkSize, sink)
-        }
+            tensorCount: file.weights.tensors.count, status: .candidate, strategy: strategy,
+            write: { sink in try file.forEachEncodedChunk(chunkSize: configuration.chunkSize, sink) },
+            alongside: { version in
+                if let serverState { try insertServerState(serverState, version: version) }
+            })
     }
 
     /// Stores a model as the next version with `status`, writing its encoding chunk by chunk from the tensors.
@@ -59,19 +65,22 @@ extension CheckpointStore {
     private func insert(
         round: Int, parentVersion: Int?, byteCount: Int, tensorCount: Int, status: CheckpointStatus,
         metrics: CheckpointMetrics = CheckpointMetrics(), makeCurrent: Bool = false, actor: String = "coordinator",
-        write: (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+        strategy: StrategyRecord? = nil,
+        write: (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void,
+        alongside: (_ version: Int) throws -> Void = { _ in }
     ) throws -> (version: Int, sha256: String) {
         let now = clock()
         return try connection.transaction {
             try connection.query(
                 """
-                INSERT INTO checkpoints (round, parent_version, created_at, sha256, size_bytes, tensor_count, status, metrics_json)
-                VALUES (?, ?, ?, '', ?, ?, ?, ?)
+                INSERT INTO checkpoints (round, parent_version, created_at, sha256, size_bytes, tensor_count, status,
+                    metrics_json, strategy_json)
+                VALUES (?, ?, ?, '', ?, ?, ?, ?, ?)
                 """,
                 [
                     .integer(Int64(round)), parentVersion.map { .integer(Int64($0)) } ?? .null, .real(now),
                     .integer(Int64(byteCount)), .integer(Int64(tensorCount)), .text(status.rawValue),
-                    .text(try Self.json(metrics)),
+                    .text(try Self.json(metrics)), try strategy.map { .text(try Self.json($0)) } ?? .null,
                 ])
             let version = connection.lastInsertRowID
             var hasher = SHA256()
@@ -90,6 +99,7 @@ extension CheckpointStore {
             let sha = hasher.finalize().hexString
             try connection.query(
                 "UPDATE checkpoints SET sha256 = ? WHERE version = ?", [.text(sha), .integer(Int64(version))])
+            try alongside(version)
             if makeCurrent {
                 let previous = try refVersion(.current)
                 try setRef(CheckpointRef.current.rawValue, version, at: now)

@@ -305,7 +305,7 @@ public actor CheckpointStore {
 
     static let checkpointColumns = """
         SELECT version, round, parent_version, created_at, sha256, size_bytes, tensor_count, status, status_reason,
-            integrity_error, metrics_json FROM checkpoints
+            integrity_error, metrics_json, strategy_json FROM checkpoints
         """
 
     static func checkpoint(_ row: [SQLiteValue]) -> CheckpointRecord {
@@ -315,7 +315,8 @@ public actor CheckpointStore {
             status: CheckpointStatus(rawValue: row[7].string ?? "") ?? .aborted, statusReason: row[8].string,
             integrityError: row[9].string,
             metrics: (try? JSONDecoder().decode(CheckpointMetrics.self, from: Data((row[10].string ?? "{}").utf8)))
-                ?? CheckpointMetrics())
+                ?? CheckpointMetrics(),
+            strategy: row[11].string.flatMap { try? JSONDecoder().decode(StrategyRecord.self, from: Data($0.utf8)) })
     }
 
     static let roundColumns = """

@@ -68,9 +68,12 @@ public struct CheckpointRecord: Sendable, Codable, Equatable {
     /// Set by `verify` when the stored bytes no longer match `sha256`; such a version cannot be rolled back to.
     public var integrityError: String?
     public var metrics: CheckpointMetrics
+    /// The aggregation strategy and parameters that produced the version (nil: made before strategies were
+    /// recorded, or not by a round: imported).
+    public var strategy: StrategyRecord? = nil
 
     enum CodingKeys: String, CodingKey {
-        case version, round, status, metrics
+        case version, round, status, metrics, strategy
         case parentVersion = "parent_version"
         case createdAt = "created_at"
         case sha256
@@ -78,6 +81,19 @@ public struct CheckpointRecord: Sendable, Codable, Equatable {
         case tensorCount = "tensor_count"
         case statusReason = "status_reason"
         case integrityError = "integrity_error"
+    }
+}
+
+/// The strategy a checkpoint was aggregated with, as recorded.
+public struct StrategyRecord: Sendable, Codable, Equatable {
+    /// `StrategyName`'s raw value (`fedavg`, `fedadam`, …).
+    public var name: String
+    /// Every parameter the strategy took, by its name.
+    public var parameters: [String: Double]
+
+    public init(name: String, parameters: [String: Double]) {
+        self.name = name
+        self.parameters = parameters
     }
 }
 

@@ -155,10 +155,14 @@ final class SQLiteConnection: @unchecked Sendable {
         }
     }
 
-    /// Inserts one checkpoint chunk, binding the caller's bytes without copying them (they outlive the step).
-    func insertChunk(version: Int, index: Int, data: UnsafeRawBufferPointer) throws {
+    /// Inserts one chunk of a checkpoint (or of the server state stored with it), binding the caller's bytes
+    /// without copying them (they outlive the step).
+    func insertChunk(version: Int, index: Int, data: UnsafeRawBufferPointer, serverState: Bool = false) throws {
         var statement: OpaquePointer?
-        let sql = "INSERT INTO checkpoint_chunks (version, idx, data) VALUES (?, ?, ?)"
+        let sql =
+            serverState
+            ? "INSERT INTO server_state_chunks (version, idx, data) VALUES (?, ?, ?)"
+            : "INSERT INTO checkpoint_chunks (version, idx, data) VALUES (?, ?, ?)"
         let prepared = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
         guard prepared == SQLITE_OK, let statement else { throw lastError(prepared) }
         defer { sqlite3_finalize(statement) }

@@ -80,6 +80,23 @@ enum StoreMigrations {
             CREATE UNIQUE INDEX clients_by_identity ON clients(identity_sha256) WHERE identity_sha256 IS NOT NULL;
             """
         ),
+        (
+            4,
+            """
+            ALTER TABLE checkpoints ADD COLUMN strategy_json TEXT;
+            CREATE TABLE server_states (
+                version INTEGER PRIMARY KEY REFERENCES checkpoints(version) ON DELETE CASCADE,
+                sha256 TEXT NOT NULL,
+                size_bytes INTEGER NOT NULL
+            );
+            CREATE TABLE server_state_chunks (
+                version INTEGER NOT NULL REFERENCES server_states(version) ON DELETE CASCADE,
+                idx INTEGER NOT NULL,
+                data BLOB NOT NULL,
+                PRIMARY KEY (version, idx)
+            ) WITHOUT ROWID;
+            """
+        ),
     ]
 
     /// Applies every migration not yet recorded, each in its own transaction.

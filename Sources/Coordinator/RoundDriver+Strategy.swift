@@ -1,0 +1,43 @@
+import FederationCore
+import Logging
+import ModelManager
+
+/// The aggregation strategy's record and state as the store keeps them (see `ServerOptimizerState`).
+extension RoundDriver {
+    /// What each candidate records about the strategy that produced it.
+    var strategyRecord: StrategyRecord {
+        let strategy = configuration.rounds.strategy
+        return StrategyRecord(name: strategy.name.rawValue, parameters: strategy.namedParameters)
+    }
+
+    /// The server state stored with `version`, when the configured strategy can continue from it; nil starts
+    /// the optimizer afresh (FedAvg, an imported version, another strategy, a changed layout, or a state that
+    /// fails its hash, which is logged as an error).
+    static func serverState(
+        of version: Int, model: ModelWeights, strategy: AggregationStrategy, store: CheckpointStore, logger: Logger
+    ) async -> ServerOptimizerState? {
+        guard strategy.keepsServerState else { return nil }
+        let state: ServerOptimizerState
+        do {
+            guard let bytes = try await store.serverState(version: version) else {
+                logger.notice(
+                    "the model version has no server state: the optimizer starts afresh",
+                    metadata: ["version": "\(version)", "strategy": "\(strategy)"])
+                return nil
+            }
+            state = try ServerOptimizerState(file: SafeTensorsFile.decode(bytes))
+        } catch {
+            logger.error(
+                "the server state stored with the model is unreadable: the optimizer starts afresh",
+                metadata: ["version": "\(version)", "error": "\(error)"])
+            return nil
+        }
+        guard state.fits(model, strategy: strategy) else {
+            logger.notice(
+                "the stored server state is another strategy's or another layout's: the optimizer starts afresh",
+                metadata: ["version": "\(version)", "stored": "\(state.strategy.rawValue)", "strategy": "\(strategy)"])
+            return nil
+        }
+        return state
+    }
+}

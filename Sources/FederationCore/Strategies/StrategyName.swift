@@ -1,0 +1,46 @@
+/// The aggregation strategies Rondo runs (`rondo serve --strategy NAME`). The raw value is the name on the
+/// command line, in `/v1/status` and in each checkpoint's record.
+///
+/// Each strategy takes the round's example-weighted FedAvg average and decides what the next global model is.
+/// Defaults of every parameter are Flower 1.40's, so a federation moving from Flower keeps its behaviour.
+public enum StrategyName: String, Sendable, CaseIterable, Codable, Hashable {
+    /// Federated averaging (McMahan et al., AISTATS 2017): the next model is the example-weighted mean of the
+    /// accepted results. No parameters, no server state.
+    case fedAvg = "fedavg"
+    /// FedAvg with server momentum (Hsu, Qi and Brown, 2019, "Measuring the effects of non-identical data
+    /// distribution for federated visual classification"): the pseudo-gradient (model minus average) feeds a
+    /// heavy-ball momentum buffer; the model steps by `server_learning_rate` along it.
+    case fedAvgM = "fedavgm"
+    /// FedAdam (Reddi et al., ICLR 2021, "Adaptive federated optimization", Algorithm 2): Adam on the
+    /// pseudo-gradient, with Flower's bias-corrected step size.
+    case fedAdam = "fedadam"
+    /// FedYogi (Reddi et al., ICLR 2021): Yogi's additive second-moment update on the pseudo-gradient.
+    case fedYogi = "fedyogi"
+    /// FedAdagrad (Reddi et al., ICLR 2021): Adagrad's accumulated second moment on the pseudo-gradient.
+    case fedAdagrad = "fedadagrad"
+
+    /// The parameters the strategy takes, with their defaults and accepted values.
+    public var parameters: [StrategyParameter: StrategyParameter.Spec] {
+        switch self {
+        case .fedAvg:
+            [:]
+        case .fedAvgM:
+            [
+                .serverLearningRate: .init(default: 1, range: 1e-12...1e3),
+                .serverMomentum: .init(default: 0, range: 0...0.999_999),
+            ]
+        case .fedAdam:
+            [
+                .eta: .init(default: 0.1, range: 1e-12...1e3), .beta1: .init(default: 0.9, range: 0...0.999_999),
+                .beta2: .init(default: 0.99, range: 0...0.999_999), .tau: .init(default: 1e-9, range: 1e-15...1),
+            ]
+        case .fedYogi:
+            [
+                .eta: .init(default: 0.01, range: 1e-12...1e3), .beta1: .init(default: 0.9, range: 0...0.999_999),
+                .beta2: .init(default: 0.99, range: 0...0.999_999), .tau: .init(default: 1e-3, range: 1e-15...1),
+            ]
+        case .fedAdagrad:
+            [.eta: .init(default: 0.1, range: 1e-12...1e3), .tau: .init(default: 1e-9, range: 1e-15...1)]
+        }
+    }
+}
