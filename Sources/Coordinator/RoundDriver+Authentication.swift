@@ -17,7 +17,10 @@ extension RoundDriver {
     public func authenticate(token: String) async throws(ClientLookupFailed) -> ClientAuthentication {
         let hash = Digest.sha256Hex(token.utf8)
         if let known = registry.authenticate(tokenSHA256: hash) { return known }
+        // A made-up token costs no store read; a departure not stored yet stays a departure.
+        guard tokenFilter.mayContain(tokenSHA256: hash), unstoredDepartures[hash] == nil else { return .unknown }
         storeLookups += 1
+        storeLookupsMade += 1
         let looked: Result<ClientRecord?, any Error>
         do {
             looked = .success(try await store.client(tokenSHA256: hash))
@@ -43,8 +46,8 @@ extension RoundDriver {
         }
         guard record.leftAt == nil else { return .unknown }
         // It left, was revoked or registered again with a new token since the row was read.
-        if let after = departedDuringLookups[client] { return after }
         if registry.isRevoked(client) { return .revoked }
+        if departedDuringLookups.contains(hash) || unstoredDepartures[hash] != nil { return .unknown }
         guard registry.tokenHash(of: client) == nil, !machine.isRegistered(client) else { return .unknown }
         await bringBack(client, record: record, tokenSHA256: hash)
         return .client(client)
@@ -74,16 +77,30 @@ extension RoundDriver {
         admission.forget(client)
     }
 
-    /// Notes a departure or revocation while a token lookup or a departure's store write is in flight: a
-    /// lookup may have read the client's row from before, and must not bring it back.
-    func noteDeparture(of client: ClientID) {
-        guard storeLookups > 0 || departureWrites > 0 else { return }
-        departedDuringLookups[client] = registry.isRevoked(client) ? .revoked : .unknown
+    /// Notes a departure while a token lookup or a departure's store write is in flight: a lookup may have
+    /// read the client's row from before, and must not bring the token back. (A revocation needs no note: the
+    /// registry remembers revoked clients.)
+    func noteDeparture(tokenSHA256 hash: String?) {
+        guard let hash, storeLookups > 0 || departureWrites > 0 else { return }
+        departedDuringLookups.insert(hash)
+    }
+
+    /// Retries the departures the store could not write (see `unstoredDepartures`); called by the
+    /// housekeeping.
+    func storeUnstoredDepartures() async {
+        for (hash, client) in unstoredDepartures {
+            do {
+                if try await store.clientLeft(id: client.rawValue, tokenSHA256: hash) { enrolledClients -= 1 }
+                unstoredDepartures[hash] = nil
+            } catch {
+                return  // still failing: the next housekeeping tries again
+            }
+        }
     }
 
     /// Drops the noted departures once no lookup and no departure write is in flight: every later lookup reads
     /// rows that already show them.
     func forgetDeparturesWhenIdle() {
-        if storeLookups == 0, departureWrites == 0, !departedDuringLookups.isEmpty { departedDuringLookups = [:] }
+        if storeLookups == 0, departureWrites == 0, !departedDuringLookups.isEmpty { departedDuringLookups = [] }
     }
 }

@@ -1,5 +1,6 @@
 import FederationCore
 import Logging
+import ModelManager
 
 /// What clients do: register, authenticate, heartbeat, leave, long-poll for tasks, and submit results or
 /// failures. Each event goes to the state machine, and its actions are performed before the call returns.
@@ -28,8 +29,15 @@ extension RoundDriver {
             case .revoked: throw .revoked
             case .client(let client): (returning, returningEnrolled) = (client, true)
             case nil:
-                // The key of a client not heard from lately, or departed, is known only to the store.
-                if let record = try? await store.client(identitySHA256: identity) {
+                // The key of a client not heard from lately, or departed, is known only to the store; a store
+                // that cannot answer must not turn a returning site into a new client.
+                let stored: ClientRecord?
+                do {
+                    stored = try await store.client(identitySHA256: identity)
+                } catch {
+                    throw .notStored(EnrolmentNotStored(cause: "\(error)"))
+                }
+                if let record = stored {
                     guard record.revokedAt == nil, !registry.isRevoked(ClientID(record.clientID)) else {
                         throw .revoked
                     }
@@ -50,6 +58,7 @@ extension RoundDriver {
         var client: ClientID
         repeat { client = ClientID("c-" + Digest.randomToken(bytes: 8)) } while machine.isRegistered(client)
         let (token, tokenHash) = registry.issueToken(for: client)
+        tokenFilter.insert(tokenSHA256: tokenHash)
         registry.setName(name, of: client)
         if let identity { registry.restoreIdentity(identity, of: client) }
         do {
@@ -83,6 +92,7 @@ extension RoundDriver {
             registry.forget(client)  // the old token stops working
             polls.release(client)
             let (token, tokenHash) = registry.issueToken(for: client)
+            tokenFilter.insert(tokenSHA256: tokenHash)
             registry.setName(name, of: client)
             if let identity { registry.restoreIdentity(identity, of: client) }
             do {
@@ -155,6 +165,8 @@ extension RoundDriver {
         do {
             if try await store.clientLeft(id: client.rawValue, tokenSHA256: tokenHash) { enrolledClients -= 1 }
         } catch {
+            // The token stays refused, and the housekeeping writes the departure once the store takes it.
+            if let tokenHash { unstoredDepartures[tokenHash] = client }
             logger.error("persisting client departure failed", metadata: ["error": "\(error)"])
         }
     }
@@ -163,8 +175,8 @@ extension RoundDriver {
     /// task counts as a `disconnect` dropout.
     func forget(_ client: ClientID) async {
         admission.forget(client)
+        noteDeparture(tokenSHA256: registry.tokenHash(of: client))
         registry.forget(client)
-        noteDeparture(of: client)
         polls.release(client)
         await perform(machine.leave(client, now: clock.now))
     }

@@ -83,11 +83,18 @@ public actor RoundDriver: Service {
     var enrolledClients = 0
     /// Token lookups in the store in flight (`RoundDriver+Authentication`).
     var storeLookups = 0
+    /// Token lookups in the store made so far (tests check that made-up tokens cost none).
+    var storeLookupsMade = 0
     /// Departures being written to the store (the live state changes first, the store after).
     var departureWrites = 0
-    /// Clients that left or were revoked while a token lookup or a departure write was in flight, with what
-    /// their token now gets: a lookup may have read the row from before, and must not bring the client back.
-    var departedDuringLookups: [ClientID: ClientAuthentication] = [:]
+    /// Tokens (by hash) of clients that left while a token lookup or a departure write was in flight: a lookup
+    /// may have read the row from before, and must not bring the client back.
+    var departedDuringLookups: Set<String> = []
+    /// Departures the store could not write yet, by token hash: those tokens stay refused, and the write is
+    /// retried by the once-a-second housekeeping.
+    var unstoredDepartures: [String: ClientID] = [:]
+    /// Every token hash the store may hold: a token outside it is unknown without a store read.
+    var tokenFilter: TokenFilter
     /// Store transactions the group commit has written (tests check that bursts share them).
     var enrolmentCommits = 0
     /// Clients heard from (a poll, a heartbeat, a result) since `last_seen` was last flushed to the store.
@@ -161,6 +168,7 @@ public actor RoundDriver: Service {
         // Enrolled clients stay in the store until they are heard from (see `RoundDriver+Authentication`):
         // start-up reads a count, not the client table.
         self.enrolledClients = try await store.enrolledClientCount()
+        self.tokenFilter = try await store.tokenFilter()
         self.machine = machine
         self.admission = Admission(limits: configuration.limits)
         self.clock = clock
@@ -209,6 +217,7 @@ public actor RoundDriver: Service {
             await recordUnrecordedRounds()
             await probeFailingStore()
             await flushClientActivity()
+            await storeUnstoredDepartures()
             metrics.clients(
                 connected: machine.connectedClientCount, registered: enrolledClients,
                 required: machine.requiredClients, quorum: configuration.rounds.minFitResults)

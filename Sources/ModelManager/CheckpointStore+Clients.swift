@@ -1,3 +1,4 @@
+import FederationCore
 import Foundation
 
 /// A registration to write (`CheckpointStore.clientsEnrolled`).
@@ -175,6 +176,16 @@ extension CheckpointStore {
         try connection.query(
             "\(Self.clientColumns) WHERE token_sha256 = ?", [.text(tokenSHA256)]
         ).first.map(Self.clientRecord)
+    }
+
+    /// A filter of every token hash the store holds (live, departed and revoked clients'), read row by row
+    /// without holding the hashes: the coordinator asks the store only about tokens it may hold.
+    public func tokenFilter(bitCount: Int = 1 << 23) throws -> TokenFilter {
+        var filter = TokenFilter(bitCount: bitCount)
+        try connection.forEachBlob("SELECT CAST(token_sha256 AS BLOB) FROM clients", []) {
+            filter.insert(hexDigest: $0)
+        }
+        return filter
     }
 
     /// How many clients are enrolled: registered, and neither left nor revoked.

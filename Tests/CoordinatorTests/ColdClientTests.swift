@@ -131,4 +131,89 @@ import Testing
         #expect(answered.status == 204, "the same token works once the store answers: \(answered.text)")
         await coordinator.stop()
     }
+
+    @Test func madeUpTokensCostNoStoreRead() async throws {
+        let directory = try await Self.enrolled(20)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let coordinator = try await RunningCoordinator(
+            configuration: RunningCoordinator.configuration(clients: 50), in: directory)
+        for attempt in 0..<50 {
+            let response = try await coordinator.request(
+                "POST", "/v1/clients/c-0/heartbeat", token: "made-up-token-\(attempt)-0123456789abcdef")
+            #expect(response.status == 401)
+        }
+        #expect(await coordinator.driver.storeLookupsMade == 0, "the token filter answered without the store")
+        let returning = try await coordinator.request("POST", "/v1/clients/c-7/heartbeat", token: Self.token(7))
+        #expect(returning.status == 204, "\(returning.text)")
+        #expect(await coordinator.driver.storeLookupsMade == 1)
+        await coordinator.stop()
+    }
+
+    @Test func aDepartureTheStoreCouldNotWriteStaysADepartureAndIsWrittenLater() async throws {
+        let clock = ManualClock()
+        try await RunningCoordinator.with(configuration: RunningCoordinator.configuration(clients: 2), clock: clock) {
+            coordinator in
+            let store = coordinator.driver.store
+            let client = try await coordinator.register("leaving")
+            _ = try await store.withConnection { try $0.query("PRAGMA query_only = ON") }
+            let left = try await coordinator.request("DELETE", "/v1/clients/\(client.id)", token: client.token)
+            #expect(left.status == 204, "\(left.text)")
+            let after = try await coordinator.request(
+                "POST", "/v1/clients/\(client.id)/heartbeat", token: client.token)
+            #expect(after.status == 401, "the departed token is not brought back from the stale row: \(after.text)")
+            _ = try await store.withConnection { try $0.query("PRAGMA query_only = OFF") }
+            clock.advance(by: .seconds(1))
+            await coordinator.driver.tick()
+            let row = try #require(try await store.clients().first { $0.clientID == client.id })
+            #expect(row.leftAt != nil, "the housekeeping wrote the departure")
+            #expect(try await coordinator.status().clientsRegistered == 0)
+        }
+    }
+
+    @Test func aSiteThatLeftAndReturnedUnderItsKeyKeepsItsNewTokenAcrossEviction() async throws {
+        let clock = ManualClock()
+        let configuration = RunningCoordinator.configuration(clients: 2)
+        try await RunningCoordinator.with(configuration: configuration, clock: clock) { coordinator in
+            let body = Array(#"{"name":"site","identity_key":"identity-key-of-a-returning-site"}"#.utf8)
+            let first = try JSONDecoder().decode(
+                WireProtocol.RegistrationResponse.self,
+                from: Data(
+                    try await coordinator.request("POST", "/v1/clients", contentType: "application/json", body: body)
+                        .body))
+            let left = try await coordinator.request(
+                "DELETE", "/v1/clients/\(first.clientID)", token: first.token)
+            #expect(left.status == 204)
+            let again = try await coordinator.request(
+                "POST", "/v1/clients", contentType: "application/json", body: body)
+            #expect(again.status == 201, "\(again.text)")
+            let second = try JSONDecoder().decode(WireProtocol.RegistrationResponse.self, from: Data(again.body))
+            #expect(second.clientID == first.clientID && second.token != first.token)
+            clock.advance(by: configuration.rounds.livenessTimeout + .seconds(1))
+            await coordinator.driver.tick()
+            #expect(await coordinator.driver.clientsInMemory == (0, 0))
+            let beat = try await coordinator.request(
+                "POST", "/v1/clients/\(second.clientID)/heartbeat", token: second.token)
+            #expect(beat.status == 204, "the new token, read back from the store: \(beat.text)")
+            let old = try await coordinator.request(
+                "POST", "/v1/clients/\(first.clientID)/heartbeat", token: first.token)
+            #expect(old.status == 401)
+            #expect(try await coordinator.status().clientsRegistered == 1)
+        }
+    }
+
+    @Test func aReturningSiteIsNotEnrolledAsNewWhileTheStoreCannotAnswer() async throws {
+        let directory = try await Self.enrolled(1)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let coordinator = try await RunningCoordinator(
+            configuration: RunningCoordinator.configuration(clients: 2), in: directory)
+        let store = coordinator.driver.store
+        _ = try await store.withConnection { try $0.query("ALTER TABLE clients RENAME TO clients_away") }
+        let refused = try await coordinator.request(
+            "POST", "/v1/clients", contentType: "application/json",
+            body: Array(#"{"name":"site 0","identity_key":"identity-key-of-site-0"}"#.utf8))
+        #expect(refused.status == 503 && refused.errorCode == "store_failing", "\(refused.text)")
+        _ = try await store.withConnection { try $0.query("ALTER TABLE clients_away RENAME TO clients") }
+        #expect(try await store.clients().count == 1, "no second client for the same site")
+        await coordinator.stop()
+    }
 }

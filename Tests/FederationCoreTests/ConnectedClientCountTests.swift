@@ -48,7 +48,7 @@ import Testing
         #expect(machine.roundsStarted > 0, "rounds started along the walk")
     }
 
-    @Test func onlyASilentClientWithoutATaskIsEvictedAndItComesBackAsReturning() throws {
+    @Test func aConnectedClientStaysASilentOneIsEvictedAndComesBackAsReturning() throws {
         let configuration = RoundConfiguration(
             selection: SelectionPolicy(fractionFit: 1, minFitClients: 2, minAvailableClients: 2, fractionEvaluate: 0),
             minFitResults: 2, fitTimeout: .seconds(60), livenessTimeout: .seconds(3))
@@ -61,6 +61,8 @@ import Testing
         #expect(started.contains { if case .roundStarted = $0 { true } else { false } })
         let task = machine.takeTask(for: busy, now: .zero)
         #expect(task != nil)
+        let busyEvicted = machine.evict(busy)
+        #expect(!busyEvicted, "a connected client with a task stays")
         machine.restore(ClientID("never-heard"), lastSeen: .zero)
         let neverHeard = machine.evict(ClientID("never-heard"))
         #expect(neverHeard, "restored and not heard from: nothing to keep")
