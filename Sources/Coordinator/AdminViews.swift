@@ -17,6 +17,9 @@ public struct CheckpointView: Codable, Sendable, Equatable {
     @Nullable public var statusReason: String?
     @Nullable public var integrityError: String?
     public var metrics: MetricsView
+    /// The strategy the version was aggregated with; null for imported versions and ones made before
+    /// strategies were recorded.
+    @Nullable public var strategy: StrategyView?
 
     public init(_ record: CheckpointRecord) {
         version = record.version
@@ -30,10 +33,11 @@ public struct CheckpointView: Codable, Sendable, Equatable {
         statusReason = record.statusReason
         integrityError = record.integrityError
         metrics = MetricsView(record.metrics)
+        strategy = record.strategy.map { StrategyView(name: $0.name, parameters: $0.parameters) }
     }
 
     enum CodingKeys: String, CodingKey {
-        case version, round, status, metrics, sha256
+        case version, round, status, metrics, sha256, strategy
         case parentVersion = "parent_version"
         case createdAt = "created_at"
         case sizeBytes = "size_bytes"

@@ -102,6 +102,8 @@ public struct ConfigurationView: Codable, Sendable, Equatable {
     public var enrolmentTokenSet: Bool
     public var metricsTokenSet: Bool
     public var seed: UInt64
+    /// The aggregation strategy and every parameter it runs with.
+    public var strategy: StrategyView
 
     public init(_ configuration: CoordinatorConfiguration) {
         let rounds = configuration.rounds
@@ -134,10 +136,11 @@ public struct ConfigurationView: Codable, Sendable, Equatable {
         enrolmentTokenSet = configuration.enrolmentToken != nil
         metricsTokenSet = configuration.metricsToken != nil
         seed = configuration.seed
+        strategy = StrategyView(rounds.strategy)
     }
 
     enum CodingKeys: String, CodingKey {
-        case tls, seed
+        case tls, seed, strategy
         case fractionFit = "fraction_fit"
         case minFitClients = "min_fit_clients"
         case minAvailableClients = "min_available_clients"

@@ -27,6 +27,8 @@ public struct DemoOptions: Sendable {
     public var goal: SelectionGoal?
     /// Pace steering's poll rate (`CoordinatorConfiguration.pollRate`). Default 200.
     public var pollRate: Double? = 200
+    /// The aggregation strategy. Default FedAvg.
+    public var strategy: AggregationStrategy = .fedAvg
 
     public init() {}
 
@@ -48,7 +50,8 @@ public struct DemoOptions: Sendable {
                 "local_epochs": String(localEpochs), "learning_rate": String(learningRate),
                 "batch_size": String(batchSize),
             ],
-            regressionGuard: guardMaxRegression.map { RegressionGuard(metric: "accuracy", maxRegression: $0) })
+            regressionGuard: guardMaxRegression.map { RegressionGuard(metric: "accuracy", maxRegression: $0) },
+            strategy: strategy)
         return CoordinatorConfiguration(
             host: host, port: port, rounds: rounds, seed: seed, heartbeatInterval: .milliseconds(500),
             maxLongPoll: .seconds(30), pollRate: pollRate, tickInterval: .milliseconds(50))

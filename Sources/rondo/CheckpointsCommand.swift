@@ -45,6 +45,12 @@ struct CheckpointsCommand: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
         @Argument(help: "The version: vN, N, current, best or a tag.") var version: String
 
+        /// `fedadam (beta_1=0.9, beta_2=0.99, eta=0.1, tau=1e-09)`.
+        static func strategyText(_ strategy: StrategyView) -> String {
+            let parameters = strategy.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            return parameters.isEmpty ? strategy.name : "\(strategy.name) (\(parameters.joined(separator: ", ")))"
+        }
+
         func run() async throws {
             let history = try store.history()
             let resolved = try await history.resolve(version)
@@ -69,6 +75,7 @@ struct CheckpointsCommand: AsyncParsableCommand {
             }
             fields += record.metrics.fitMetrics.sorted { $0.key < $1.key }.map { ("fit \($0.key)", decimal($0.value)) }
             fields.append(("examples", record.metrics.examples.map(String.init) ?? "-"))
+            fields.append(("strategy", record.strategy.map(Self.strategyText) ?? "-"))
             fields[4].1 = record.integrityError ?? "ok (verify found no corruption)"
             fields[5].1 = timestamp(record.createdAt)
             let lines = fields.map { $0.0.padded(20) + $0.1 }

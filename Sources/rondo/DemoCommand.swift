@@ -20,6 +20,7 @@ struct DemoCommand: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions
     @OptionGroup var common: CommonOptions
     @OptionGroup var selection: SelectionOptions
+    @OptionGroup var strategy: StrategyOptions
 
     func validate() throws {
         guard clients >= 2 else { throw ValidationError("--clients must be at least 2") }
@@ -51,6 +52,7 @@ struct DemoCommand: AsyncParsableCommand {
         options.guardMaxRegression = noGuard ? nil : guardMaxRegression
         options.goal = selection.goal
         options.pollRate = selection.resolvedPollRate
+        options.strategy = try strategy.resolved()
         let metricsFactory = bootstrapMetrics()
         let tracing = makeTracing(serviceName: "rondo-demo", metricsFactory: metricsFactory, logger: logger)
         _ = try await LocalFederationDemo.run(

@@ -16,6 +16,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions
     @OptionGroup var common: CommonOptions
     @OptionGroup var selection: SelectionOptions
+    @OptionGroup var strategy: StrategyOptions
     @Option(help: "Safetensors file to start from when the data directory has no model yet.")
     var initialModel: String?
     @Flag(help: "Start from the digits demo's zero-initialised softmax model when the data directory has none.")
@@ -180,7 +181,8 @@ struct ServeCommand: AsyncParsableCommand {
                     RegressionGuard(metric: guardMetric, higherIsBetter: guardMetric != "loss", maxRegression: $0)
                 },
                 maxExamplesPerResult: maxNumExamples,
-                weightCap: maxClientWeightShare.map(WeightCap.init(maxShare:))),
+                weightCap: maxClientWeightShare.map(WeightCap.init(maxShare:)),
+                strategy: try strategy.resolved()),
             seed: seed ?? environment["RONDO_SEED"].flatMap { UInt64($0) } ?? 0)
         configuration.drainTimeout = drainTimeout.map { .seconds($0) }
         configuration.pollRate = selection.resolvedPollRate

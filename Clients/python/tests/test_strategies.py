@@ -1,0 +1,194 @@
+"""Server optimizers against Flower's own strategies.
+
+Three Flower NumPyClients answer every fit task with an update that is a fixed function of the model they
+were sent (different per client, with different example counts). `rondo serve --strategy NAME` aggregates
+them; Flower 1.40's strategy of the same name, fed the same results round after round, is the reference.
+Every committed version must equal Flower's parameters after the same number of steps within 1e-6 relative
+tolerance, including across a coordinator restart (the optimizer state is stored with each checkpoint).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List
+
+import flwr
+import numpy as np
+import pytest
+from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.client import NumPyClient
+from flwr.server.strategy import FedAdagrad, FedAdam, FedAvg, FedAvgM, FedYogi
+
+from conftest import FAST, ClientThread, write_model
+from rondo_client import flower
+
+# Client i's update is x·(1 + SCALE[i]) + OFFSET[i] (element-wise), trained on EXAMPLES[i] examples. Models
+# and offsets are positive, so every pseudo-gradient is positive and no coordinate's step hinges on the sign
+# of a difference lost to rounding.
+EXAMPLES = [3, 5, 11]
+NAMES = ["a", "b"]  # the coordinator sends tensors in name order
+SHAPES = {"a": (3, 4), "b": (5,)}
+
+
+def initial() -> Dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    return {name: rng.uniform(1.0, 2.0, SHAPES[name]).astype(np.float32) for name in NAMES}
+
+
+def perturbation(client: int):
+    rng = np.random.default_rng(100 + client)
+    scales = [rng.uniform(0.0, 0.2, SHAPES[name]) for name in NAMES]
+    offsets = [rng.uniform(0.01, 0.3, SHAPES[name]) for name in NAMES]
+    return scales, offsets
+
+
+def update(client: int, parameters: List[np.ndarray]) -> List[np.ndarray]:
+    scales, offsets = perturbation(client)
+    return [
+        (np.asarray(x, np.float64) * (1 + s) + o).astype(np.float32)
+        for x, s, o in zip(parameters, scales, offsets)
+    ]
+
+
+class FixedUpdateClient(NumPyClient):
+    def __init__(self, index: int):
+        self.index = index
+
+    def get_parameters(self, config):
+        return [np.zeros(SHAPES[name], np.float32) for name in NAMES]
+
+    def fit(self, parameters, config):
+        return update(self.index, parameters), EXAMPLES[self.index], {}
+
+    def evaluate(self, parameters, config):
+        return 0.0, 1, {}
+
+
+FLOWER = {
+    "fedavg": lambda init, options: FedAvg(initial_parameters=init),
+    "fedavgm": lambda init, options: FedAvgM(initial_parameters=init, **options),
+    "fedadam": lambda init, options: FedAdam(initial_parameters=init, **options),
+    "fedyogi": lambda init, options: FedYogi(initial_parameters=init, **options),
+    "fedadagrad": lambda init, options: FedAdagrad(initial_parameters=init, **options),
+}
+
+
+def flower_reference(name: str, options: Dict[str, float], steps: int) -> List[List[np.ndarray]]:
+    """Flower's parameters after each of `steps` rounds of the same three results."""
+    start = [initial()[n] for n in NAMES]
+    strategy = FLOWER[name](ndarrays_to_parameters(start), options)
+    current = start
+    history = []
+    for server_round in range(1, steps + 1):
+        results = [
+            (None, FitRes(Status(Code.OK, ""), ndarrays_to_parameters(update(i, current)), EXAMPLES[i], {}))
+            for i in range(len(EXAMPLES))
+        ]
+        parameters, _ = strategy.aggregate_fit(server_round, results, [])
+        current = parameters_to_ndarrays(parameters)
+        history.append(current)
+    return history
+
+
+def start_clients(coordinator) -> List[ClientThread]:
+    return [
+        ClientThread(lambda stop, i=i: flower.start(
+            client=FixedUpdateClient(i), coordinator=coordinator.url, name=f"site-{i}", long_poll_seconds=1,
+            stop_event=stop))
+        for i in range(len(EXAMPLES))
+    ]
+
+
+def serve_args(model: str, name: str, options: Dict[str, float], rounds: int) -> List[str]:
+    args = [
+        "--initial-model", model, "--open-enrolment", "--fraction-evaluate", "0",
+        "--min-available-clients", "3", "--min-fit-clients", "3", "--min-fit-results", "3",
+        "--rounds", str(rounds), "--strategy", name, *FAST,
+    ]
+    for key, value in options.items():
+        args += ["--strategy-option", f"{key}={value!r}"]
+    return args
+
+
+def run_rounds(coordinator, rounds: int) -> None:
+    threads = start_clients(coordinator)
+    try:
+        coordinator.wait_for(
+            lambda s: s["phase"] == "finished" or s["committed_rounds"] >= rounds, 90, f"{rounds} committed rounds")
+    finally:
+        for thread in threads:
+            thread.stop()
+    for thread in threads:
+        assert thread.error is None, thread.error
+
+
+def committed_weights(coordinator) -> List[List[np.ndarray]]:
+    listing = coordinator.admin("/v1/checkpoints").json()["checkpoints"]
+    versions = sorted(c["version"] for c in listing if c["status"] == "committed")
+    return [[coordinator.weights(v)[n] for n in NAMES] for v in versions]
+
+
+def assert_matches(ours: List[List[np.ndarray]], reference: List[List[np.ndarray]]) -> None:
+    assert len(ours) == len(reference), (len(ours), len(reference))
+    for step, (mine, theirs) in enumerate(zip(ours, reference), start=1):
+        for name, x, y in zip(NAMES, mine, theirs):
+            np.testing.assert_allclose(
+                np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=1e-6, atol=0,
+                err_msg=f"step {step}, tensor {name}")
+
+
+CASES = [
+    ("fedavg", {}),
+    ("fedavgm", {"server_learning_rate": 0.7, "server_momentum": 0.9}),
+    ("fedadam", {"eta": 0.05, "beta_1": 0.8, "beta_2": 0.95, "tau": 1e-3}),
+    ("fedyogi", {"eta": 0.05, "beta_1": 0.9, "beta_2": 0.99, "tau": 1e-3}),
+    ("fedadagrad", {"eta": 0.1, "tau": 1e-3}),
+]
+
+
+@pytest.mark.parametrize("name,options", CASES, ids=[case[0] for case in CASES])
+def test_each_strategy_equals_flowers_over_several_rounds(coordinators, tmp_path, name, options):
+    assert flwr.__version__ == "1.40.0"
+    steps = 4
+    model = write_model(tmp_path / "init.safetensors", initial())
+    coordinator = coordinators(*serve_args(model, name, options, rounds=steps))
+    run_rounds(coordinator, steps)
+    assert_matches(committed_weights(coordinator), flower_reference(name, options, steps))
+
+    configured = coordinator.status()["configuration"]["strategy"]
+    assert configured["name"] == name
+    for key, value in options.items():
+        assert configured["parameters"][key] == value, configured
+    listing = coordinator.admin("/v1/checkpoints").json()["checkpoints"]
+    recorded = [c["strategy"] for c in listing if c["status"] == "committed"]
+    assert recorded and all(r == configured for r in recorded), recorded
+    assert [c["strategy"] for c in listing if c["status"] == "imported"] == [None]
+
+
+def test_the_optimizer_state_survives_a_restart(coordinators, tmp_path):
+    name, options = CASES[2]  # fedadam: two moment buffers and a step count in the bias correction
+    model = write_model(tmp_path / "init.safetensors", initial())
+    data = tmp_path / "data"
+    first = coordinators(*serve_args(model, name, options, rounds=2), data_dir=data)
+    run_rounds(first, 2)
+    first.stop()
+    second = coordinators(*serve_args(model, name, options, rounds=2), data_dir=data)
+    run_rounds(second, 2)
+    assert_matches(committed_weights(second), flower_reference(name, options, 4))
+
+
+def test_a_rolled_back_version_brings_its_own_optimizer_state(coordinators, tmp_path):
+    name, options = CASES[3]  # fedyogi
+    model = write_model(tmp_path / "init.safetensors", initial())
+    data = tmp_path / "data"
+    first = coordinators(*serve_args(model, name, options, rounds=3), data_dir=data)
+    run_rounds(first, 3)
+    versions = sorted(
+        c["version"] for c in first.admin("/v1/checkpoints").json()["checkpoints"] if c["status"] == "committed")
+    first.admin_post(f"/v1/checkpoints/{versions[0]}/rollback", {"reason": "test"})
+    first.stop()
+    second = coordinators(*serve_args(model, name, options, rounds=1), data_dir=data)
+    run_rounds(second, 1)
+    listing = second.admin("/v1/checkpoints").json()["checkpoints"]
+    newest = max(c["version"] for c in listing if c["status"] == "committed")
+    reference = flower_reference(name, options, 2)
+    assert_matches([[second.weights(newest)[n] for n in NAMES]], reference[1:])

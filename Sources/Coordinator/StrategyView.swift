@@ -1,0 +1,18 @@
+import FederationCore
+
+/// An aggregation strategy as the API shows it: `{"name": "fedadam", "parameters": {"eta": 0.1, …}}`.
+public struct StrategyView: Codable, Sendable, Equatable {
+    /// The strategy's name (`fedavg`, `fedavgm`, `fedadam`, `fedyogi`, `fedadagrad`).
+    public var name: String
+    /// Every parameter it runs with, defaults included, by Flower's keyword.
+    public var parameters: [String: Double]
+
+    public init(name: String, parameters: [String: Double]) {
+        self.name = name
+        self.parameters = parameters
+    }
+
+    public init(_ strategy: AggregationStrategy) {
+        self.init(name: strategy.name.rawValue, parameters: strategy.namedParameters)
+    }
+}
