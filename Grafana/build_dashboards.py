@@ -271,6 +271,15 @@ overview = dashboard("rondo-overview", "Rondo / Federation overview", [
           description="Each poll that ends without a task is told when to come back (Retry-After), drawn from 0 to "
                       "the first line: connected clients over --poll-rate, capped at the heartbeat interval. 0 means "
                       "the federation is small enough that clients come back at once."),
+    row("Strategy"),
+    panel("Aggregation strategy", [sel("rondo_strategy_info")], legends=["{{strategy}}"], width=12, decimals=0,
+          description="The strategy in force (--strategy); each checkpoint records its parameters "
+                      "(rondo checkpoints show)."),
+    panel("Server-optimizer steps", [sel("rondo_server_optimizer_steps")], legends=["steps behind the current model"],
+          width=12, decimals=0,
+          description="Steps of the server optimizer's state behind the current model (fedavgm, fedadam, fedyogi, "
+                      "fedadagrad); 0 for fedavg. A rollback goes back to its version's count; a drop to 0 otherwise "
+                      "means the state started afresh (see the coordinator's log)."),
     row("Clients"),
     panel("Clients", [sel("rondo_clients_connected"), sel("rondo_clients_required"), sel("rondo_clients_registered"),
                       sel("rondo_clients_selected"), sel("rondo_round_quorum")],

@@ -57,6 +57,16 @@ public struct CoordinatorMetrics: Sendable {
         gauge(MetricCatalogue.selectionMinimum, []).record(Double(goal?.minimum ?? 0))
     }
 
+    /// The aggregation strategy in force.
+    public func strategy(_ name: StrategyName) {
+        gauge(MetricCatalogue.strategyInfo, [("strategy", name.rawValue)]).record(1)
+    }
+
+    /// The server-optimizer steps behind the current model.
+    public func serverOptimizerSteps(_ steps: Int) {
+        gauge(MetricCatalogue.serverOptimizerSteps, []).record(Double(steps))
+    }
+
     /// A poll ended without a task.
     public func idlePollAnswered() {
         counter(MetricCatalogue.idlePolls, []).increment()

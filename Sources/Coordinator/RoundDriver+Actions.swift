@@ -43,7 +43,9 @@ extension RoundDriver {
                 kind: kind, after: taskDeliveredAt.removeValue(forKey: taskID).map { $0.duration(to: clock.now) })
             return false
         case .roundStarted(let round, let baseVersion, let selected):
-            tracing.roundStarted(round: round, baseVersion: baseVersion, selected: selected.count)
+            tracing.roundStarted(
+                round: round, baseVersion: baseVersion, selected: selected.count,
+                strategy: configuration.rounds.strategy.description)
             logger.info(
                 "round started",
                 metadata: roundScoped([

@@ -184,6 +184,8 @@ public actor RoundDriver: Service {
         metrics.modelVersion(currentVersion)
         metrics.phaseChanged(to: machine.phaseName, from: machine.phaseName, after: .zero)
         metrics.selectionGoal(configuration.rounds.selection.goal)
+        metrics.strategy(configuration.rounds.strategy.name)
+        metrics.serverOptimizerSteps(machine.model.serverState?.steps ?? 0)
     }
 
     // MARK: Service
@@ -223,6 +225,7 @@ public actor RoundDriver: Service {
                 required: machine.requiredClients, quorum: configuration.rounds.minFitResults)
             metrics.retryAfterSpread(
                 seconds: configuration.paceSteering?.spreadSeconds(connected: machine.connectedClientCount) ?? 0)
+            metrics.serverOptimizerSteps(machine.model.serverState?.steps ?? 0)
         }
         if lastConnectionSweep.advanced(by: Self.connectionSweepInterval) <= now {
             lastConnectionSweep = now

@@ -24,11 +24,12 @@ struct RoundTracing {
         return ["trace_id": "\(span.trace.traceIDHex)", "span_id": "\(span.trace.spanIDHex)"]
     }
 
-    mutating func roundStarted(round number: Int, baseVersion: Int, selected: Int) {
+    mutating func roundStarted(round number: Int, baseVersion: Int, selected: Int, strategy: String) {
         let span = tracer.startSpan("rondo.round", context: .topLevel, ofKind: .server)
         span.attributes["rondo.round"] = number
         span.attributes["rondo.base_version"] = baseVersion
         span.attributes["rondo.selected"] = selected
+        span.attributes["rondo.strategy"] = strategy
         round = (number, span)
     }
 

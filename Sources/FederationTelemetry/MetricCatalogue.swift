@@ -192,6 +192,12 @@ public enum MetricCatalogue {
         "process_resident_memory_bytes", .gauge, "Resident memory of the coordinator process.")
     public static let processFDs = Definition(
         "process_open_fds", .gauge, "Open file descriptors of the coordinator process.")
+    public static let strategyInfo = Definition(
+        "rondo_strategy_info", .gauge, "Always 1; the label names the aggregation strategy in force (--strategy).",
+        labels: [("strategy", StrategyName.allCases.map(\.rawValue))])
+    public static let serverOptimizerSteps = Definition(
+        "rondo_server_optimizer_steps", .gauge,
+        "Server-optimizer steps behind the current model (0: FedAvg, or a state started afresh); a rollback goes back to its version's count.")
     public static let processStart = Definition(
         "process_start_time_seconds", .gauge, "Unix time the coordinator process started.")
 
@@ -204,7 +210,7 @@ public enum MetricCatalogue {
         roundBackoff, checkpointWrites,
         checkpointWriteDuration, checkpointSize, lastCheckpoint, rollbacks, paused, draining, adminActions,
         authRefusals, limitRefusals, selectionWindows, selectionWait, selectionCheckedIn, selectionGoal,
-        selectionMinimum, retryAfterSpread, idlePolls, spansExported, spansDropped, exportFailures,
+        selectionMinimum, retryAfterSpread, idlePolls, strategyInfo, serverOptimizerSteps, spansExported, spansDropped, exportFailures,
         httpRequests, httpDuration, processCPU,
         processMemory, processFDs, processStart,
     ]

@@ -79,6 +79,7 @@ import Testing
         let rootAttributes = root["attributes"] as? [String: Any]
         #expect(
             rootAttributes?["rondo.round"] as? Int == 1 && rootAttributes?["rondo.outcome"] as? String == "committed")
+        #expect(rootAttributes?["rondo.strategy"] as? String == "fedavg", "the round span names its strategy")
         #expect(spans.allSatisfy { $0["trace_id"] as? String == traceID }, "one round, one trace")
 
         let rootID = root["span_id"] as? String
