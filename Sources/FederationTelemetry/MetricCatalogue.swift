@@ -197,7 +197,8 @@ public enum MetricCatalogue {
         labels: [("strategy", StrategyName.allCases.map(\.rawValue))])
     public static let serverOptimizerSteps = Definition(
         "rondo_server_optimizer_steps", .gauge,
-        "Server-optimizer steps behind the current model (0: FedAvg, or a state started afresh); a rollback goes back to its version's count.")
+        "Server-optimizer steps behind the current model (0: FedAvg, or a state started afresh); a rollback goes back to its version's count."
+    )
     public static let processStart = Definition(
         "process_start_time_seconds", .gauge, "Unix time the coordinator process started.")
 
@@ -210,7 +211,8 @@ public enum MetricCatalogue {
         roundBackoff, checkpointWrites,
         checkpointWriteDuration, checkpointSize, lastCheckpoint, rollbacks, paused, draining, adminActions,
         authRefusals, limitRefusals, selectionWindows, selectionWait, selectionCheckedIn, selectionGoal,
-        selectionMinimum, retryAfterSpread, idlePolls, strategyInfo, serverOptimizerSteps, spansExported, spansDropped, exportFailures,
+        selectionMinimum, retryAfterSpread, idlePolls, strategyInfo, serverOptimizerSteps, spansExported, spansDropped,
+        exportFailures,
         httpRequests, httpDuration, processCPU,
         processMemory, processFDs, processStart,
     ]
