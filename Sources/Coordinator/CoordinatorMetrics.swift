@@ -62,6 +62,11 @@ public struct CoordinatorMetrics: Sendable {
         gauge(MetricCatalogue.strategyInfo, [("strategy", name.rawValue)]).record(1)
     }
 
+    /// A robust aggregator left `count` results out of a round.
+    public func robustlyAggregated(_ strategy: StrategyName, excluded count: Int) {
+        counter(MetricCatalogue.robustExclusions, [("strategy", strategy.rawValue)]).increment(by: Int64(count))
+    }
+
     /// The server-optimizer steps behind the current model.
     public func serverOptimizerSteps(_ steps: Int) {
         gauge(MetricCatalogue.serverOptimizerSteps, []).record(Double(steps))

@@ -106,6 +106,14 @@ extension RoundDriver {
             tracing.roundFinished(report)
             taskDeliveredAt = taskDeliveredAt.filter { ($0.key.round ?? 0) > report.round }
             return true
+        case .robustlyAggregated(let round, let strategy, let outcome):
+            metrics.robustlyAggregated(strategy, excluded: outcome.excluded.count)
+            let summary = RobustAggregationSummary(strategy: strategy, outcome: outcome)
+            tracing.robustlyAggregated(summary, inRound: round)
+            aggregationDetails[round] = summary.text
+            logger.notice(
+                "robust aggregation", metadata: roundScoped(["round": "\(round)", "outcome": "\(summary.text)"]))
+            return !outcome.excluded.isEmpty || !outcome.trimmedShares.isEmpty
         case .storeCandidate, .commit:
             return true
         }
@@ -117,6 +125,14 @@ extension RoundDriver {
         case .roundStarted(let round, let baseVersion, let selected):
             await persist("round start") {
                 try await $0.roundStarted(round: round, baseVersion: baseVersion, selected: selected.count)
+            }
+            return []
+        case .robustlyAggregated(let round, let strategy, let outcome):
+            let summary = RobustAggregationSummary(strategy: strategy, outcome: outcome)
+            await persist("robust aggregation event") {
+                try await $0.recordEvent(
+                    kind: .robustAggregation, actor: "coordinator", round: round, detail: summary.eventDetail,
+                    traceID: tracing.traceID)
             }
             return []
         case .storeCandidate(let round, let parentVersion, let weights, let serverState):
@@ -147,7 +163,11 @@ extension RoundDriver {
                 return machine.commitFailed(round: round, message: "\(error)", now: clock.now)
             }
         case .roundFinished(let report):
-            await recordRound(Self.record(report, startedAt: roundStartedAt.removeValue(forKey: report.round)))
+            var record = Self.record(report, startedAt: roundStartedAt.removeValue(forKey: report.round))
+            if let aggregation = aggregationDetails.removeValue(forKey: report.round) {
+                record.detail = [record.detail, aggregation].compactMap { $0 }.joined(separator: "; ")
+            }
+            await recordRound(record)
             // Subscribers hear of a round once its history row was written (or queued for a retry).
             subscribers = subscribers.filter {
                 if case .terminated = $0.yield(report) { return false }

@@ -60,6 +60,8 @@ public actor RoundDriver: Service {
     var taskDeliveredAt: [TaskID: Instant] = [:]
     /// When the machine announced the phase it is in, for phase-duration metrics.
     var phaseSince: Instant
+    /// What a robust aggregator did in each round still open, for its history row (`detail`).
+    var aggregationDetails: [Int: String] = [:]
     /// Round start times as wall-clock seconds, for the persisted history.
     var roundStartedAt: [Int: Double] = [:]
     /// Finished rounds whose history row could not be written yet (the store failed); retried on later ticks

@@ -33,6 +33,21 @@ struct RoundTracing {
         round = (number, span)
     }
 
+    /// The round's trace id (hex), for audit events written during it.
+    var traceID: String? { round?.span.trace.traceIDHex }
+
+    /// Notes on the round's span what a robust aggregator did (client ids go to spans, never to metric labels).
+    func robustlyAggregated(_ summary: RobustAggregationSummary, inRound number: Int) {
+        guard let round, round.number == number else { return }
+        round.span.attributes["rondo.aggregation.excluded"] = summary.outcome.excluded.map(\.rawValue)
+            .joined(separator: ",")
+        let trimmed = summary.mostTrimmed.filter { $0.share > 0 }
+        if !trimmed.isEmpty {
+            round.span.attributes["rondo.aggregation.most_trimmed"] = trimmed.map(\.client.rawValue)
+                .joined(separator: ",")
+        }
+    }
+
     /// Ends the previous phase span and opens one for `phase` (none while selecting or finished).
     ///
     /// Only applies to the round being traced: when one action both finishes a round and starts the next,

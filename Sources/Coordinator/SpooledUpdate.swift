@@ -36,7 +36,17 @@ final class SpooledUpdate: UpdatePayload, Sendable {
     deinit { close(descriptor) }
 
     func forEachChunk(ofTensor index: Int, _ body: (UnsafeRawBufferPointer) -> Void) throws {
-        let range = tensorRanges[index]
+        try read(tensorRanges[index], body)
+    }
+
+    func forEachChunk(ofTensor index: Int, byteRange: Range<Int>, _ body: (UnsafeRawBufferPointer) -> Void) throws {
+        let tensor = tensorRanges[index]
+        precondition(byteRange.upperBound <= tensor.count, "range past the tensor's end")
+        try read((tensor.lowerBound + byteRange.lowerBound)..<(tensor.lowerBound + byteRange.upperBound), body)
+    }
+
+    /// Reads the file's bytes `range` in chunks of whole elements.
+    private func read(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) -> Void) throws {
         guard !range.isEmpty else { return }
         let buffer = UnsafeMutableRawBufferPointer.allocate(
             byteCount: min(Self.readChunkBytes, range.count), alignment: 16)

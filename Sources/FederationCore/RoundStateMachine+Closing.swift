@@ -93,18 +93,23 @@ extension RoundStateMachine {
         // Drop the phase's reference to the sums first, so taking the average releases them block by block.
         phase = .aggregating(progress)
         let aggregate: ModelWeights
+        let outcome: AggregationOutcome?
         do {
-            guard let average = try average.takeAverage() else {
+            guard let taken = try average.take(configuration.strategy) else {
                 preconditionFailure("accepted updates, none folded")
             }
-            aggregate = average
+            (aggregate, outcome) = taken
         } catch {
             return fail(progress, RoundFailure(.storeFailed, "reading a kept update back failed: \(error)"), now: now)
         }
-        // The strategy's server step (FedAvg keeps the average as it is).
+        // The strategy's server step (FedAvg and the robust aggregators keep their aggregate as it is).
         let (next, state) = ServerOptimizer.step(
             configuration.strategy, base: progress.base.weights, average: aggregate, state: progress.base.serverState)
-        return announcePhase() + [
+        let report: [Action] =
+            outcome.map {
+                [.robustlyAggregated(round: progress.round, strategy: configuration.strategy.name, outcome: $0)]
+            } ?? []
+        return announcePhase() + report + [
             .storeCandidate(
                 round: progress.round, parentVersion: progress.base.version, weights: next, serverState: state)
         ]

@@ -53,7 +53,8 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
 
     enum Phase: Sendable {
         case idle
-        case training(RoundProgress, tasks: [TaskID: OpenTask], average: StreamingFedAvg, deadline: Instant)
+        /// `average`: the round's aggregate (FedAvg's running sums, or every result for a robust aggregator).
+        case training(RoundProgress, tasks: [TaskID: OpenTask], average: RoundAggregate, deadline: Instant)
         case aggregating(RoundProgress)
         case evaluating(RoundProgress, tasks: [TaskID: OpenTask], evaluation: FederatedEvaluation, deadline: Instant)
         case committing(RoundProgress)
@@ -308,7 +309,9 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
             for: selected, round: round, kind: .fit, model: model, deadline: deadline, config: configuration.fitConfig)
         let progress = RoundProgress(round: round, base: model, startedAt: now, selected: selected.count)
         phase = .training(
-            progress, tasks: tasks, average: StreamingFedAvg(layout: model.weights, weightCap: configuration.weightCap),
+            progress, tasks: tasks,
+            average: RoundAggregate(
+                strategy: configuration.strategy, layout: model.weights, weightCap: configuration.weightCap),
             deadline: deadline)
         return actions + [.roundStarted(round: round, baseVersion: model.version, selected: selected)]
             + announcePhase() + [.tasksAvailable(selected)]

@@ -129,6 +129,9 @@ public enum RoundAction<Instant: InstantProtocol & Sendable>: Sendable where Ins
     /// Store the aggregated weights as a new (uncommitted) version, then call `candidateStored` or
     /// `candidateStoreFailed`.
     case storeCandidate(round: Int, parentVersion: Int, weights: ModelWeights, serverState: ServerOptimizerState?)
+    /// A robust aggregator closed the round's training: which clients it left out or cut (for the round
+    /// record, an event, the round's span and a counter). Comes just before `storeCandidate`.
+    case robustlyAggregated(round: Int, strategy: StrategyName, outcome: AggregationOutcome)
     /// The regression guard refused the candidate: record it as rejected, then call `rejectionRecorded`.
     case reject(
         round: Int, version: Int, evaluation: EvaluationSummary?, fitMetrics: [String: Double], examples: Int,

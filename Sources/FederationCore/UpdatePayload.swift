@@ -5,11 +5,35 @@ public protocol UpdatePayload: Sendable {
     /// order, in chunks that each hold a whole number of elements.
     /// - Throws: when the bytes cannot be read (a spool file lost to a disk error); the fold then fails.
     func forEachChunk(ofTensor index: Int, _ body: (UnsafeRawBufferPointer) -> Void) throws
+
+    /// Like `forEachChunk(ofTensor:_:)`, for the bytes `byteRange` of the tensor only (a whole number of
+    /// elements): aggregators that need every update at once read them block by block. The default streams the
+    /// whole tensor and passes on the part in range.
+    func forEachChunk(ofTensor index: Int, byteRange: Range<Int>, _ body: (UnsafeRawBufferPointer) -> Void) throws
+}
+
+extension UpdatePayload {
+    public func forEachChunk(ofTensor index: Int, byteRange: Range<Int>, _ body: (UnsafeRawBufferPointer) -> Void)
+        throws
+    {
+        var offset = 0
+        try forEachChunk(ofTensor: index) { chunk in
+            defer { offset += chunk.count }
+            let lower = max(byteRange.lowerBound, offset)
+            let upper = min(byteRange.upperBound, offset + chunk.count)
+            guard lower < upper else { return }
+            body(UnsafeRawBufferPointer(rebasing: chunk[(lower - offset)..<(upper - offset)]))
+        }
+    }
 }
 
 extension ModelWeights: UpdatePayload {
     public func forEachChunk(ofTensor index: Int, _ body: (UnsafeRawBufferPointer) -> Void) {
         tensors[index].tensor.withLittleEndianBytes(body)
+    }
+
+    public func forEachChunk(ofTensor index: Int, byteRange: Range<Int>, _ body: (UnsafeRawBufferPointer) -> Void) {
+        tensors[index].tensor.withLittleEndianBytes { body(UnsafeRawBufferPointer(rebasing: $0[byteRange])) }
     }
 }
 

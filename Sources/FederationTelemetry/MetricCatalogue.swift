@@ -195,6 +195,10 @@ public enum MetricCatalogue {
     public static let strategyInfo = Definition(
         "rondo_strategy_info", .gauge, "Always 1; the label names the aggregation strategy in force (--strategy).",
         labels: [("strategy", StrategyName.allCases.map(\.rawValue))])
+    public static let robustExclusions = Definition(
+        "rondo_aggregation_excluded_clients_total", .counter,
+        "Results a robust aggregator left out of a round (Krum, Multi-Krum), by strategy; which clients is in the round record, the robust_aggregation event and the round's span.",
+        labels: [("strategy", StrategyName.allCases.map(\.rawValue))])
     public static let serverOptimizerSteps = Definition(
         "rondo_server_optimizer_steps", .gauge,
         "Server-optimizer steps behind the current model (0: FedAvg, or a state started afresh); a rollback goes back to its version's count."
@@ -211,7 +215,8 @@ public enum MetricCatalogue {
         roundBackoff, checkpointWrites,
         checkpointWriteDuration, checkpointSize, lastCheckpoint, rollbacks, paused, draining, adminActions,
         authRefusals, limitRefusals, selectionWindows, selectionWait, selectionCheckedIn, selectionGoal,
-        selectionMinimum, retryAfterSpread, idlePolls, strategyInfo, serverOptimizerSteps, spansExported, spansDropped,
+        selectionMinimum, retryAfterSpread, idlePolls, strategyInfo, serverOptimizerSteps, robustExclusions,
+        spansExported, spansDropped,
         exportFailures,
         httpRequests, httpDuration, processCPU,
         processMemory, processFDs, processStart,

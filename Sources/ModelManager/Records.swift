@@ -198,6 +198,8 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case federationResumed = "federation_resumed"
     /// A model with a different tensor layout was imported with `--force`.
     case layoutChanged = "layout_changed"
+    /// A robust aggregator left clients' results out of a round (Krum) or cut their values (trimmed mean).
+    case robustAggregation = "robust_aggregation"
 }
 
 /// A ref the coordinator maintains itself (operators' tags are the other refs).

@@ -159,6 +159,11 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if maxClientWeightShare != nil, try strategy.resolved().name.needsEveryUpdate {
+            throw ValidationError(
+                "--max-client-weight-share caps FedAvg's weighting; \(strategy.strategy) does not weight results by "
+                    + "examples the same way: leave one of them out")
+        }
         MallocTuning.apply()
         let logger = common.bootstrapLogging(defaultLevel: .info)
         let lock = try await server.prepareDataDirectory()

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.client import NumPyClient
-from flwr.server.strategy import FedAdagrad, FedAdam, FedAvg, FedAvgM, FedYogi
+from flwr.server.strategy import FedAdagrad, FedAdam, FedAvg, FedAvgM, FedMedian, FedTrimmedAvg, FedYogi, Krum
 
 from conftest import FAST, ClientThread, write_model
 from rondo_client import flower
@@ -41,7 +41,15 @@ def perturbation(client: int):
     return scales, offsets
 
 
-def update(client: int, parameters: List[np.ndarray]) -> List[np.ndarray]:
+# Robust rounds have five sites; the last one sends a far-off update (x·3 + 5), as a broken or hostile site
+# would.
+ROBUST_EXAMPLES = [3, 5, 11, 7, 2]
+OUTLIER = 4
+
+
+def update(client: int, parameters: List[np.ndarray], sites: int = 3) -> List[np.ndarray]:
+    if sites == len(ROBUST_EXAMPLES) and client == OUTLIER:
+        return [(np.asarray(x, np.float64) * 3 + 5).astype(np.float32) for x in parameters]
     scales, offsets = perturbation(client)
     return [
         (np.asarray(x, np.float64) * (1 + s) + o).astype(np.float32)
@@ -50,14 +58,15 @@ def update(client: int, parameters: List[np.ndarray]) -> List[np.ndarray]:
 
 
 class FixedUpdateClient(NumPyClient):
-    def __init__(self, index: int):
+    def __init__(self, index: int, examples: List[int]):
         self.index = index
+        self.examples = examples
 
     def get_parameters(self, config):
         return [np.zeros(SHAPES[name], np.float32) for name in NAMES]
 
     def fit(self, parameters, config):
-        return update(self.index, parameters), EXAMPLES[self.index], {}
+        return update(self.index, parameters, len(self.examples)), self.examples[self.index], {}
 
     def evaluate(self, parameters, config):
         return 0.0, 1, {}
@@ -69,19 +78,26 @@ FLOWER = {
     "fedadam": lambda init, options: FedAdam(initial_parameters=init, **options),
     "fedyogi": lambda init, options: FedYogi(initial_parameters=init, **options),
     "fedadagrad": lambda init, options: FedAdagrad(initial_parameters=init, **options),
+    "fedmedian": lambda init, options: FedMedian(initial_parameters=init),
+    "fedtrimmedavg": lambda init, options: FedTrimmedAvg(initial_parameters=init, **options),
+    "krum": lambda init, options: Krum(
+        initial_parameters=init, **{key: int(value) for key, value in options.items()}),
 }
 
 
-def flower_reference(name: str, options: Dict[str, float], steps: int) -> List[List[np.ndarray]]:
-    """Flower's parameters after each of `steps` rounds of the same three results."""
+def flower_reference(
+    name: str, options: Dict[str, float], steps: int, examples: List[int] = EXAMPLES
+) -> List[List[np.ndarray]]:
+    """Flower's parameters after each of `steps` rounds of the same results."""
     start = [initial()[n] for n in NAMES]
     strategy = FLOWER[name](ndarrays_to_parameters(start), options)
     current = start
     history = []
     for server_round in range(1, steps + 1):
         results = [
-            (None, FitRes(Status(Code.OK, ""), ndarrays_to_parameters(update(i, current)), EXAMPLES[i], {}))
-            for i in range(len(EXAMPLES))
+            (None, FitRes(
+                Status(Code.OK, ""), ndarrays_to_parameters(update(i, current, len(examples))), examples[i], {}))
+            for i in range(len(examples))
         ]
         parameters, _ = strategy.aggregate_fit(server_round, results, [])
         current = parameters_to_ndarrays(parameters)
@@ -89,19 +105,19 @@ def flower_reference(name: str, options: Dict[str, float], steps: int) -> List[L
     return history
 
 
-def start_clients(coordinator) -> List[ClientThread]:
+def start_clients(coordinator, examples: List[int] = EXAMPLES) -> List[ClientThread]:
     return [
         ClientThread(lambda stop, i=i: flower.start(
-            client=FixedUpdateClient(i), coordinator=coordinator.url, name=f"site-{i}", long_poll_seconds=1,
-            stop_event=stop))
-        for i in range(len(EXAMPLES))
+            client=FixedUpdateClient(i, examples), coordinator=coordinator.url, name=f"site-{i}",
+            long_poll_seconds=1, stop_event=stop))
+        for i in range(len(examples))
     ]
 
 
-def serve_args(model: str, name: str, options: Dict[str, float], rounds: int) -> List[str]:
+def serve_args(model: str, name: str, options: Dict[str, float], rounds: int, sites: int = 3) -> List[str]:
     args = [
         "--initial-model", model, "--open-enrolment", "--fraction-evaluate", "0",
-        "--min-available-clients", "3", "--min-fit-clients", "3", "--min-fit-results", "3",
+        "--min-available-clients", str(sites), "--min-fit-clients", str(sites), "--min-fit-results", str(sites),
         "--rounds", str(rounds), "--strategy", name, *FAST,
     ]
     for key, value in options.items():
@@ -109,8 +125,8 @@ def serve_args(model: str, name: str, options: Dict[str, float], rounds: int) ->
     return args
 
 
-def run_rounds(coordinator, rounds: int) -> None:
-    threads = start_clients(coordinator)
+def run_rounds(coordinator, rounds: int, examples: List[int] = EXAMPLES) -> None:
+    threads = start_clients(coordinator, examples)
     try:
         coordinator.wait_for(
             lambda s: s["phase"] == "finished" or s["committed_rounds"] >= rounds, 90, f"{rounds} committed rounds")
@@ -192,3 +208,43 @@ def test_a_rolled_back_version_brings_its_own_optimizer_state(coordinators, tmp_
     newest = max(c["version"] for c in listing if c["status"] == "committed")
     reference = flower_reference(name, options, 2)
     assert_matches([[second.weights(newest)[n] for n in NAMES]], reference[1:])
+
+
+ROBUST_CASES = [
+    ("fedmedian", {}),
+    ("fedtrimmedavg", {"beta": 0.2}),
+    ("krum", {"num_malicious_clients": 1}),
+    ("krum", {"num_malicious_clients": 1, "num_clients_to_keep": 3}),
+]
+
+
+@pytest.mark.parametrize(
+    "name,options", ROBUST_CASES, ids=["fedmedian", "fedtrimmedavg", "krum", "multikrum"])
+def test_robust_aggregators_equal_flowers_with_an_outlier_site(coordinators, tmp_path, name, options):
+    steps = 3
+    model = write_model(tmp_path / "init.safetensors", initial())
+    coordinator = coordinators(
+        *serve_args(model, name, {k: int(v) if name == "krum" else v for k, v in options.items()}, rounds=steps,
+                    sites=len(ROBUST_EXAMPLES)))
+    run_rounds(coordinator, steps, ROBUST_EXAMPLES)
+    assert_matches(committed_weights(coordinator), flower_reference(name, options, steps, ROBUST_EXAMPLES))
+
+    rounds = coordinator.admin("/v1/rounds").json()["rounds"]
+    committed = [r for r in rounds if r["status"] == "committed"]
+    assert len(committed) == steps, rounds
+    clients = {c["name"]: c["client_id"] for c in coordinator.admin("/v1/clients").json()["clients"]}
+    outlier = clients[f"site-{OUTLIER}"]
+    events = coordinator.admin("/v1/events").json()["events"]
+    robust = [e for e in events if e["kind"] == "robust_aggregation"]
+    if name == "krum":
+        # Krum keeps one result, Multi-Krum three: the outlier is never among them, and is named.
+        assert all(outlier in (r.get("detail") or "") for r in committed), committed
+        assert len(robust) == steps and all(outlier in e["detail"]["excluded"] for e in robust), robust
+        excluded = len(ROBUST_EXAMPLES) - options.get("num_clients_to_keep", 1)
+        assert f'rondo_aggregation_excluded_clients_total{{strategy="krum"}} {steps * excluded}' in \
+            coordinator.metrics_text()
+    elif name == "fedtrimmedavg":
+        # The outlier's values are the largest everywhere: cut in every coordinate, and named first.
+        assert all(e["detail"]["most_trimmed"].startswith(f"{outlier}=1.0") for e in robust), robust
+    else:
+        assert robust == [], "the median leaves nobody out"

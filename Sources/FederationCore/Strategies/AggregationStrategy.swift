@@ -37,6 +37,9 @@ public struct AggregationStrategy: Sendable, Equatable, CustomStringConvertible 
             guard let value = Double(text), value.isFinite else {
                 throw StrategyConfigurationError(.invalidValue, "\(key)=\(text) is not a finite number")
             }
+            guard !spec.integral || value == value.rounded() else {
+                throw StrategyConfigurationError(.invalidValue, "\(key)=\(text) must be a whole number")
+            }
             guard spec.range.contains(value) else {
                 throw StrategyConfigurationError(
                     .invalidValue, "\(key)=\(text) is outside \(spec.range.lowerBound)...\(spec.range.upperBound)")
@@ -65,6 +68,7 @@ public struct AggregationStrategy: Sendable, Equatable, CustomStringConvertible 
         case .fedAvgM: (self[.serverMomentum] > 0, false)
         case .fedAdam, .fedYogi: (true, true)
         case .fedAdagrad: (false, true)
+        case .fedMedian, .fedTrimmedAvg, .krum: (false, false)
         }
     }
 

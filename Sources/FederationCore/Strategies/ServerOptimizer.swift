@@ -26,7 +26,8 @@ public enum ServerOptimizer {
         _ strategy: AggregationStrategy, base: ModelWeights, average: ModelWeights, state: ServerOptimizerState?
     ) -> (weights: ModelWeights, state: ServerOptimizerState?) {
         precondition(average.hasSameLayout(as: base), "the average's layout differs from the model's")
-        if strategy.name == .fedAvg { return (average, nil) }
+        // FedAvg and the robust aggregators (whose `average` is already their aggregate) take no server step.
+        if strategy.name == .fedAvg || strategy.name.needsEveryUpdate { return (average, nil) }
         if strategy.name == .fedAvgM, !strategy.keepsServerState, strategy[.serverLearningRate] == 1 {
             return (average, nil)  // Flower's FedAvgM without server optimisation: FedAvg
         }
@@ -73,7 +74,7 @@ public enum ServerOptimizer {
         m: inout [Double], v: inout [Double]
     ) {
         switch strategy.name {
-        case .fedAvg:
+        case .fedAvg, .fedMedian, .fedTrimmedAvg, .krum:
             x = a
         case .fedAvgM:
             let (rate, momentum) = (strategy[.serverLearningRate], strategy[.serverMomentum])

@@ -18,6 +18,26 @@ public enum StrategyName: String, Sendable, CaseIterable, Codable, Hashable {
     case fedYogi = "fedyogi"
     /// FedAdagrad (Reddi et al., ICLR 2021): Adagrad's accumulated second moment on the pseudo-gradient.
     case fedAdagrad = "fedadagrad"
+    /// Coordinate-wise median of the results, unweighted (Yin et al., ICML 2018, "Byzantine-robust distributed
+    /// learning"): a minority of arbitrary results cannot move any coordinate past the honest ones.
+    case fedMedian = "fedmedian"
+    /// Coordinate-wise trimmed mean (Yin et al., ICML 2018): per coordinate, the ⌊β·n⌋ smallest and largest
+    /// values are cut and the rest averaged, unweighted.
+    case fedTrimmedAvg = "fedtrimmedavg"
+    /// Krum and Multi-Krum (Blanchard et al., NeurIPS 2017): each result is scored by its summed squared
+    /// distance to its n − f − 2 nearest others; Krum keeps the best-scored result, Multi-Krum averages the m
+    /// best (weighted by examples).
+    case krum
+
+    /// Whether the strategy needs every result of the round at once (robust aggregators), instead of folding
+    /// each into FedAvg's running sums as it arrives. Such rounds keep the accepted results until training
+    /// closes: uploads stay in their spool files on disk, and aggregation reads them block by block.
+    public var needsEveryUpdate: Bool {
+        switch self {
+        case .fedMedian, .fedTrimmedAvg, .krum: true
+        default: false
+        }
+    }
 
     /// The parameters the strategy takes, with their defaults and accepted values.
     public var parameters: [StrategyParameter: StrategyParameter.Spec] {
@@ -41,6 +61,15 @@ public enum StrategyName: String, Sendable, CaseIterable, Codable, Hashable {
             ]
         case .fedAdagrad:
             [.eta: .init(default: 0.1, range: 1e-12...1e3), .tau: .init(default: 1e-9, range: 1e-15...1)]
+        case .fedMedian:
+            [:]
+        case .fedTrimmedAvg:
+            [.beta: .init(default: 0.2, range: 0...0.499_999)]
+        case .krum:
+            [
+                .numMaliciousClients: .init(default: 0, range: 0...100_000, integral: true),
+                .numClientsToKeep: .init(default: 0, range: 0...100_000, integral: true),
+            ]
         }
     }
 }

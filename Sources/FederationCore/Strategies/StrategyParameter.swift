@@ -13,16 +13,25 @@ public enum StrategyParameter: String, Sendable, CaseIterable, Codable, Hashable
     case beta2 = "beta_2"
     /// FedAdam, FedYogi, FedAdagrad: the adaptivity τ added to √v (keeps the step finite where v is 0).
     case tau
+    /// FedTrimmedAvg: the share β of results cut from each end of every coordinate, in [0, 0.5).
+    case beta
+    /// Krum: the number f of malicious clients it tolerates; each result is scored over its n − f − 2 nearest.
+    case numMaliciousClients = "num_malicious_clients"
+    /// Krum: 0 keeps the single best-scored result (Krum); m > 0 averages the m best (Multi-Krum).
+    case numClientsToKeep = "num_clients_to_keep"
 
     /// A parameter's default and the values it accepts.
     public struct Spec: Sendable, Equatable {
         public var `default`: Double
         public var range: ClosedRange<Double>
+        /// Whether only whole numbers are accepted (client counts).
+        public var integral: Bool
 
-        public init(default: Double, range: ClosedRange<Double>) {
+        public init(default: Double, range: ClosedRange<Double>, integral: Bool = false) {
             precondition(range.contains(`default`))
             self.default = `default`
             self.range = range
+            self.integral = integral
         }
     }
 
