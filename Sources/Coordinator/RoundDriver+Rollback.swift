@@ -20,6 +20,9 @@ extension RoundDriver {
         try await enterRollbackLane()
         defer { leaveRollbackLane() }
         let served = try await loadModel(version)
+        // Read before the checks below: nothing may await between the last check and the switch.
+        let serverState = await Self.serverState(
+            of: version, model: served.weights, strategy: configuration.rounds.strategy, store: store, logger: logger)
         try await untilStoreWriteDone()
         let previous = machine.model.version
         try await store.rollback(to: version, reason: reason, actor: actor, traceID: traceID, force: force)
@@ -52,8 +55,6 @@ extension RoundDriver {
             metadata: [
                 "from_version": "\(previous)", "to_version": "\(version)", "actor": "\(actor)", "reason": "\(reason)",
             ])
-        let serverState = await Self.serverState(
-            of: version, model: served.weights, strategy: configuration.rounds.strategy, store: store, logger: logger)
         await perform(
             machine.replaceModel(
                 with: GlobalModel(

@@ -25,7 +25,9 @@ extension RoundDriver {
                     metadata: ["version": "\(version)", "strategy": "\(strategy)"])
                 return nil
             }
-            state = try ServerOptimizerState(file: SafeTensorsFile.decode(bytes))
+            // Two buffers per tensor: twice the tensors a model may have.
+            let limits = SafeTensorsLimits(maxTensorCount: 2 * SafeTensorsLimits.default.maxTensorCount)
+            state = try ServerOptimizerState(file: SafeTensorsFile.decode(bytes, limits: limits))
         } catch {
             logger.error(
                 "the server state stored with the model is unreadable: the optimizer starts afresh",
@@ -37,6 +39,11 @@ extension RoundDriver {
                 "the stored server state is another strategy's or another layout's: the optimizer starts afresh",
                 metadata: ["version": "\(version)", "stored": "\(state.strategy.rawValue)", "strategy": "\(strategy)"])
             return nil
+        }
+        if let written = state.parameters, written != strategy.description {
+            logger.notice(
+                "the strategy's parameters changed since its state was written: the buffers carry on under the new ones",
+                metadata: ["version": "\(version)", "written_with": "\(written)", "strategy": "\(strategy)"])
         }
         return state
     }

@@ -13,7 +13,7 @@ extension RoundStatus {
             switch failure.code {
             case .rejectedByGuard: self = .rejected
             case .aborted: self = .aborted
-            case .quorumNotReached, .storeFailed, .commitFailed: self = .failed
+            case .quorumNotReached, .storeFailed, .commitFailed, .aggregationFailed: self = .failed
             }
         }
     }

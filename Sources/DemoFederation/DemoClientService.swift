@@ -19,12 +19,15 @@ public struct DemoClientService: Service {
     let logger: Logger
     let tracer: RondoTracer
     let enrolmentToken: String?
+    /// Set for a malicious site (`rondo demo --malicious-rate`).
+    let malicious: DemoSiteTrainer.MaliciousPlan?
 
-    public init(
+    init(
         index: Int, share: DemoData.ClientShare, seed: UInt64, dropoutRate: Double, logger: Logger,
         tracer: RondoTracer = RondoTracer(sink: nil), enrolmentToken: String? = nil,
-        coordinatorURL: @escaping @Sendable () async -> String
+        malicious: DemoSiteTrainer.MaliciousPlan? = nil, coordinatorURL: @escaping @Sendable () async -> String
     ) {
+        self.malicious = malicious
         self.enrolmentToken = enrolmentToken
         self.tracer = tracer
         self.index = index
@@ -56,7 +59,8 @@ public struct DemoClientService: Service {
                 let client = FederatedClient(
                     configuration: .init(
                         coordinatorURL: url, name: "demo-site-\(index)", enrolmentToken: enrolmentToken),
-                    trainer: trainer,
+                    trainer: DemoSiteTrainer(
+                        honest: trainer, plan: malicious, seed: seed &+ 0xBAD &+ UInt64(index * 1000 + incarnation)),
                     retry: RetryPolicy(initialDelay: .milliseconds(50), maxDelay: .seconds(1)),
                     longPoll: .seconds(10), logger: logger, tracer: tracer)
                 current.withLock { $0 = client.connection }

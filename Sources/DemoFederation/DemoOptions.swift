@@ -29,6 +29,17 @@ public struct DemoOptions: Sendable {
     public var pollRate: Double? = 200
     /// The aggregation strategy. Default FedAvg.
     public var strategy: AggregationStrategy = .fedAvg
+    /// Share of the sites that attack (rounded to a whole number of sites, chosen by the seed). Default 0.
+    public var maliciousRate = 0.0
+    /// What the malicious sites send. Default sign flip.
+    public var attack: DemoAttack = .signFlip
+
+    /// The indices of the malicious sites: `maliciousRate` of `clients`, rounded, picked by the seed.
+    public var maliciousSites: [Int] {
+        let count = min(clients, max(0, Int((maliciousRate * Double(clients)).rounded())))
+        var generator = SeededRandomNumberGenerator(seed: seed &+ 0xA77AC4)
+        return Array((0..<clients).shuffled(using: &generator).prefix(count)).sorted()
+    }
 
     public init() {}
 

@@ -41,10 +41,16 @@ public enum LocalFederationDemo {
             options: options, driver: server.driver, reports: reports, heldOut: data.heldOut, started: started,
             output: output, summary: summary, port: { await server.port() },
             lastRound: lastRound)
+        let malicious = Set(options.maliciousSites)
+        let board = CollusionBoard(members: malicious.count)
         let sites = data.clients.enumerated().map { index, share in
             DemoClientService(
                 index: index, share: share, seed: options.seed, dropoutRate: options.dropoutRate, logger: logger,
-                tracer: tracer, enrolmentToken: enrolment.token
+                tracer: tracer, enrolmentToken: enrolment.token,
+                malicious: malicious.contains(index)
+                    ? DemoSiteTrainer.MaliciousPlan(
+                        attack: options.attack, board: board, sites: options.clients, malicious: malicious.count)
+                    : nil
             ) {
                 "http://\(options.host):\(await server.port())"
             }
@@ -60,8 +66,13 @@ public enum LocalFederationDemo {
                 services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         output("checkpoints in \(store.configuration.path); admin token in \(admin.file ?? "the configuration")")
         output(
-            "rondo demo: \(options.clients) clients, \(options.rounds) rounds, alpha \(options.alpha), seed \(options.seed), dropout rate \(options.dropoutRate)"
+            "rondo demo: \(options.clients) clients, \(options.rounds) rounds, alpha \(options.alpha), seed \(options.seed), dropout rate \(options.dropoutRate), strategy \(options.strategy)"
         )
+        if !malicious.isEmpty {
+            output(
+                "malicious sites (\(options.attack.rawValue)): \(malicious.sorted().map { "demo-site-\($0)" }.joined(separator: ", "))"
+            )
+        }
         try await group.run()
         guard let result = summary.value else { throw DatasetError(message: "the demo stopped before its last round") }
         return result

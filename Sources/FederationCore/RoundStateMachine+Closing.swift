@@ -103,8 +103,15 @@ extension RoundStateMachine {
             return fail(progress, RoundFailure(.storeFailed, "reading a kept update back failed: \(error)"), now: now)
         }
         // The strategy's server step (FedAvg and the robust aggregators keep their aggregate as it is).
-        let (next, state) = ServerOptimizer.step(
-            configuration.strategy, base: progress.base.weights, average: aggregate, state: progress.base.serverState)
+        let next: ModelWeights
+        let state: ServerOptimizerState?
+        do {
+            (next, state) = try ServerOptimizer.step(
+                configuration.strategy, base: progress.base.weights, average: aggregate,
+                state: progress.base.serverState)
+        } catch {
+            return fail(progress, RoundFailure(.aggregationFailed, "\(error)"), now: now)
+        }
         let report: [Action] =
             outcome.map {
                 [.robustlyAggregated(round: progress.round, strategy: configuration.strategy.name, outcome: $0)]

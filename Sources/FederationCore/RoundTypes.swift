@@ -68,6 +68,9 @@ public struct RoundFailure: Sendable, Equatable, CustomStringConvertible {
         case rejectedByGuard = "guard_rejected"
         /// The round was cut short (a rollback during the round, an operator's abort).
         case aborted
+        /// The strategy's server step produced a value that is not finite (an overflow in the model's dtype, or
+        /// parameters that blow the step up); the model stays as it was.
+        case aggregationFailed = "aggregation_failed"
     }
 
     public var code: Code

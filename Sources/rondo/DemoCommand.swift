@@ -17,6 +17,10 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Largest accepted drop in evaluation accuracy below the best model before a round is rejected.")
     var guardMaxRegression = 0.05
     @Flag(help: "Turn the regression guard off.") var noGuard = false
+    @Option(help: "Share of the sites that attack, in [0, 0.5) (rounded to whole sites, chosen by the seed).")
+    var maliciousRate = 0.0
+    @Option(help: "What malicious sites send: sign-flip, gaussian-noise or little-is-enough.")
+    var attack: DemoAttack = .signFlip
     @OptionGroup var server: ServerOptions
     @OptionGroup var common: CommonOptions
     @OptionGroup var selection: SelectionOptions
@@ -27,6 +31,7 @@ struct DemoCommand: AsyncParsableCommand {
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
         guard alpha > 0 else { throw ValidationError("--alpha must be positive") }
         guard (0..<1).contains(dropoutRate) else { throw ValidationError("--dropout-rate must be in [0, 1)") }
+        guard (0..<0.5).contains(maliciousRate) else { throw ValidationError("--malicious-rate must be in [0, 0.5)") }
         if let goal = selection.goal, goal.minimum > clients {
             throw ValidationError(
                 "--goal-count's minimum (\(goal.minimum)) is more than the demo's \(clients) sites: no round would open"
@@ -53,6 +58,8 @@ struct DemoCommand: AsyncParsableCommand {
         options.goal = selection.goal
         options.pollRate = selection.resolvedPollRate
         options.strategy = try strategy.resolved()
+        options.maliciousRate = maliciousRate
+        options.attack = attack
         let metricsFactory = bootstrapMetrics()
         let tracing = makeTracing(serviceName: "rondo-demo", metricsFactory: metricsFactory, logger: logger)
         _ = try await LocalFederationDemo.run(
@@ -64,3 +71,5 @@ struct DemoCommand: AsyncParsableCommand {
         }
     }
 }
+
+extension DemoAttack: ExpressibleByArgument {}

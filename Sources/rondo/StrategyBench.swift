@@ -48,7 +48,8 @@ struct StrategyBench: AsyncParsableCommand {
                 var average = StreamingFedAvg(layout: base)
                 for (client, update) in updates.enumerated() { average.fold(update, numExamples: 100 + client) }
                 let averaged = try average.takeAverage()!
-                let (next, state) = ServerOptimizer.step(strategy, base: base, average: averaged, state: states[index])
+                let (next, state) = try ServerOptimizer.step(
+                    strategy, base: base, average: averaged, state: states[index])
                 let elapsed = start.duration(to: clock.now).seconds
                 states[index] = state
                 checksum += next["w"]!.floatValues[parameters / 2]

@@ -51,60 +51,66 @@ import Testing
     }
 }
 
-@Suite struct LocalFederationDemoTests {
-    /// Runs the demo in a temporary data directory; returns its summary and printed lines.
-    static func runDemo(_ configure: (inout DemoOptions) -> Void) async throws -> (DemoSummary, [String]) {
-        var options = DemoOptions()
-        options.port = 0
-        options.dataDirectory = RunningCoordinator.temporaryDirectory()
-        // Generous: tests run in parallel on two cores, and a starved but healthy site must not look vanished.
-        options.livenessTimeout = .seconds(6)
-        configure(&options)
-        defer { try? FileManager.default.removeItem(atPath: options.dataDirectory) }
-        var logger = Logger(label: "demo-test")
-        logger.logLevel = .critical
-        let lines = Mutex<[String]>([])
-        let summary = try await LocalFederationDemo.run(
-            options: options, dataset: try DigitsDataset.bundled(), logger: logger
-        ) { line in
-            lines.withLock { $0.append(line) }
-        }
-        return (summary, lines.withLock { $0 })
-    }
+/// Whole demo federations, one at a time: each runs up to ten sites on the same two cores as every other test,
+/// and a site starved by a second demo beside it must not look vanished.
+@Suite(.serialized) struct DemoRuns {}
 
-    @Test func shortFederationImprovesAccuracy() async throws {
-        let (summary, printed) = try await Self.runDemo {
-            $0.clients = 3
-            $0.rounds = 3
-            $0.seed = 11
-            // Under a loaded test run a busy site can miss the demo's 2 s liveness timeout while it trains.
-            $0.livenessTimeout = .seconds(6)
+extension DemoRuns {
+    @Suite struct LocalFederationDemoTests {
+        /// Runs the demo in a temporary data directory; returns its summary and printed lines.
+        static func runDemo(_ configure: (inout DemoOptions) -> Void) async throws -> (DemoSummary, [String]) {
+            var options = DemoOptions()
+            options.port = 0
+            options.dataDirectory = RunningCoordinator.temporaryDirectory()
+            // Generous: tests run in parallel on two cores, and a starved but healthy site must not look vanished.
+            options.livenessTimeout = .seconds(6)
+            configure(&options)
+            defer { try? FileManager.default.removeItem(atPath: options.dataDirectory) }
+            var logger = Logger(label: "demo-test")
+            logger.logLevel = .critical
+            let lines = Mutex<[String]>([])
+            let summary = try await LocalFederationDemo.run(
+                options: options, dataset: try DigitsDataset.bundled(), logger: logger
+            ) { line in
+                lines.withLock { $0.append(line) }
+            }
+            return (summary, lines.withLock { $0 })
         }
-        #expect(printed.filter { $0.hasPrefix("round ") }.count == 3, "\(printed)")
-        #expect(summary.rounds == 3 && summary.committedRounds == 3 && summary.finalModelVersion == 4)
-        // An all-zero model is at chance (10 %); three rounds of FedAvg must do far better, and the first
-        // round's federated accuracy must be below the last.
-        let first = try #require(printed.first { $0.hasPrefix("round   1/3") })
-        let firstAccuracy = try #require(
-            Double(first.split(separator: " ").drop { $0 != "acc" }.dropFirst().first ?? ""))
-        #expect(summary.finalAccuracy > 0.7, "final accuracy \(summary.finalAccuracy)")
-        #expect(try #require(summary.finalFederatedAccuracy) > firstAccuracy)
-    }
 
-    @Test func demoCompletesRoundsDespiteVanishingClients() async throws {
-        let (summary, printed) = try await Self.runDemo {
-            $0.clients = 4
-            $0.rounds = 2
-            $0.dropoutRate = 0.3
-            $0.seed = 5
-            $0.livenessTimeout = .seconds(6)
-            $0.guardMaxRegression = nil
+        @Test func shortFederationImprovesAccuracy() async throws {
+            let (summary, printed) = try await Self.runDemo {
+                $0.clients = 3
+                $0.rounds = 3
+                $0.seed = 11
+                // Under a loaded test run a busy site can miss the demo's 2 s liveness timeout while it trains.
+                $0.livenessTimeout = .seconds(6)
+            }
+            #expect(printed.filter { $0.hasPrefix("round ") }.count == 3, "\(printed)")
+            #expect(summary.rounds == 3 && summary.committedRounds == 3 && summary.finalModelVersion == 4)
+            // An all-zero model is at chance (10 %); three rounds of FedAvg must do far better, and the first
+            // round's federated accuracy must be below the last.
+            let first = try #require(printed.first { $0.hasPrefix("round   1/3") })
+            let firstAccuracy = try #require(
+                Double(first.split(separator: " ").drop { $0 != "acc" }.dropFirst().first ?? ""))
+            #expect(summary.finalAccuracy > 0.7, "final accuracy \(summary.finalAccuracy)")
+            #expect(try #require(summary.finalFederatedAccuracy) > firstAccuracy)
         }
-        // The sites' dice are seeded: with seed 5, one site vanishes in round 1 and two in round 2, and both
-        // rounds still commit on the quorum of two.
-        let rounds = printed.filter { $0.hasPrefix("round ") }
-        #expect(rounds.count == 2)
-        #expect(rounds.allSatisfy { !$0.contains("dropouts 0") }, "\(rounds)")
-        #expect(summary.committedRounds == 2, "\(rounds)")
+
+        @Test func demoCompletesRoundsDespiteVanishingClients() async throws {
+            let (summary, printed) = try await Self.runDemo {
+                $0.clients = 4
+                $0.rounds = 2
+                $0.dropoutRate = 0.3
+                $0.seed = 5
+                $0.livenessTimeout = .seconds(6)
+                $0.guardMaxRegression = nil
+            }
+            // The sites' dice are seeded: with seed 5, one site vanishes in round 1 and two in round 2, and both
+            // rounds still commit on the quorum of two.
+            let rounds = printed.filter { $0.hasPrefix("round ") }
+            #expect(rounds.count == 2)
+            #expect(rounds.allSatisfy { !$0.contains("dropouts 0") }, "\(rounds)")
+            #expect(summary.committedRounds == 2, "\(rounds)")
+        }
     }
 }

@@ -113,21 +113,29 @@ import Testing
         #expect(outcome.excluded == ["p0", "p2", "p3", "p4"].map(ClientID.init))
     }
 
-    @Test func aRobustRoundKeepsEveryResultAndReportsWhatItDid() throws {
-        var aggregate = RoundAggregate(
-            strategy: try AggregationStrategy(name: "krum", options: ["num_malicious_clients": "1"]),
-            layout: Self.layout, weightCap: nil)
+    @Test func robustStrategiesCollectAndTheOthersFold() throws {
+        let krum = try AggregationStrategy(name: "krum", options: ["num_malicious_clients": "1"])
+        var aggregate = RoundAggregate(strategy: krum, layout: Self.layout, weightCap: nil)
         guard case .collecting = aggregate else {
             Issue.record("a robust strategy collects")
             return
         }
-        #expect(try aggregate.take(try AggregationStrategy(name: "krum")) == nil, "nothing folded yet")
+        #expect(try aggregate.take(krum) == nil, "nothing added yet")
         var fedAvg = RoundAggregate(strategy: .fedAvg, layout: Self.layout, weightCap: nil)
         guard case .streaming = fedAvg else {
             Issue.record("FedAvg folds as results arrive")
             return
         }
         #expect(try fedAvg.take(.fedAvg) == nil)
+    }
+
+    @Test func multiKrumNeverAveragesMoreThanTheResultsItMayTrust() throws {
+        // A round that closed with 4 results under m = 6, f = 1: at most n − f = 3 are kept.
+        let (updates, _) = Self.updates(4, outlier: true)
+        let strategy = try AggregationStrategy(
+            name: "krum", options: ["num_malicious_clients": "1", "num_clients_to_keep": "6"])
+        let (_, outcome) = try RobustAggregator.aggregate(strategy, layout: Self.layout, updates: updates)
+        #expect(outcome.excluded == [ClientID("c3")], "the outlier is the one left out: \(outcome.excluded)")
     }
 
     @Test(

@@ -18,7 +18,7 @@ import Testing
         let strategy = try AggregationStrategy(name: "fedadam", options: ["eta": "0.1", "tau": "0.001"])
         let base = Self.model([1, 2])
         let average = Self.model([1.5, 1.0])
-        let (next, state) = ServerOptimizer.step(strategy, base: base, average: average, state: nil)
+        let (next, state) = try ServerOptimizer.step(strategy, base: base, average: average, state: nil)
         // Δ = (0.5, −1); m = 0.1·Δ; v = 0.01·Δ²; η̂ = 0.1·√(1 − 0.99²) / (1 − 0.9²) at t + 1 = 2.
         let stepSize = 0.1 * (1 - 0.99 * 0.99).squareRoot() / (1 - 0.9 * 0.9)
         let expected = [1 + stepSize * 0.05 / (0.05 + 0.001), 2 - stepSize * 0.1 / (0.1 + 0.001)]
@@ -36,7 +36,7 @@ import Testing
         var state: ServerOptimizerState?
         for round in 1...3 {
             let average = Self.model(Self.values(model).map { Float($0 + 0.25 * Double(round)) })
-            (model, state) = ServerOptimizer.step(strategy, base: model, average: average, state: state)
+            (model, state) = try ServerOptimizer.step(strategy, base: model, average: average, state: state)
             let stored = try ServerOptimizerState(file: SafeTensorsFile.decode(state!.file.encoded()))
             #expect(stored == state, "what the store keeps is what the step made")
             state = stored
@@ -51,12 +51,12 @@ import Testing
         let adam = try AggregationStrategy(name: "fedadam")
         let base = Self.model([1, 2])
         let average = Self.model([2, 3])
-        let fresh = ServerOptimizer.step(adam, base: base, average: average, state: nil)
-        let yogiState = ServerOptimizer.step(
+        let fresh = try ServerOptimizer.step(adam, base: base, average: average, state: nil)
+        let yogiState = try ServerOptimizer.step(
             try AggregationStrategy(name: "fedyogi"), base: base, average: average, state: nil
         )
         .state
-        let resumed = ServerOptimizer.step(adam, base: base, average: average, state: yogiState)
+        let resumed = try ServerOptimizer.step(adam, base: base, average: average, state: yogiState)
         #expect(resumed.weights == fresh.weights && resumed.state == fresh.state)
     }
 
@@ -64,23 +64,33 @@ import Testing
         let base = Self.model([1, 2])
         let average = Self.model([3, 5])
         for strategy in [AggregationStrategy.fedAvg, try AggregationStrategy(name: "fedavgm")] {
-            let (next, state) = ServerOptimizer.step(strategy, base: base, average: average, state: nil)
+            let (next, state) = try ServerOptimizer.step(strategy, base: base, average: average, state: nil)
             #expect(next == average && state == nil, "\(strategy)")
         }
         let momentum = try AggregationStrategy(
             name: "fedavgm", options: ["server_momentum": "0.5", "server_learning_rate": "1"])
-        let first = ServerOptimizer.step(momentum, base: base, average: average, state: nil)
+        let first = try ServerOptimizer.step(momentum, base: base, average: average, state: nil)
         #expect(Self.values(first.weights) == [3, 5], "the first step's momentum is the pseudo-gradient itself")
-        let second = ServerOptimizer.step(momentum, base: first.weights, average: first.weights, state: first.state)
+        let second = try ServerOptimizer.step(momentum, base: first.weights, average: first.weights, state: first.state)
         // g = 0 now; m = 0.5·(−2, −3); x' = x − m.
         #expect(Self.values(second.weights) == [4, 6.5])
+    }
+
+    @Test func aStepThatOverflowsTheModelsDtypeIsRefused() throws {
+        // F16 tops out at 65,504: FedAdagrad's first step moves each value by about η.
+        let strategy = try AggregationStrategy(name: "fedadagrad", options: ["eta": "1000"])
+        let base = ModelWeights(["w": Tensor(shape: [2], dtype: .float16, converting: [65_000, 1])])
+        let average = ModelWeights(["w": Tensor(shape: [2], dtype: .float16, converting: [65_500, 2])])
+        #expect(throws: NonFiniteStep(tensor: "w")) {
+            _ = try ServerOptimizer.step(strategy, base: base, average: average, state: nil)
+        }
     }
 
     @Test func bf16ModelsKeepF32MomentsAndTheirOwnDtype() throws {
         let strategy = try AggregationStrategy(name: "fedadagrad", options: ["eta": "0.5"])
         let base = ModelWeights(["w": Tensor(shape: [2], dtype: .bfloat16, converting: [1, -1])])
         let average = ModelWeights(["w": Tensor(shape: [2], dtype: .bfloat16, converting: [2, -2])])
-        let (next, state) = ServerOptimizer.step(strategy, base: base, average: average, state: nil)
+        let (next, state) = try ServerOptimizer.step(strategy, base: base, average: average, state: nil)
         #expect(next["w"]?.dtype == .bfloat16)
         #expect(state?.secondMoment["w"]?.dtype == .float32)
         #expect(state?.firstMoment.tensors.isEmpty == true, "Adagrad's m is the step's own Δ: not kept")

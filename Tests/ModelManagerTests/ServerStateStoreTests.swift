@@ -58,7 +58,7 @@ import Testing
                     ])
                 try $0.query("PRAGMA foreign_keys = ON")
             }
-            await #expect(throws: (any Error).self) {
+            await #expect(throws: SQLiteError.self) {
                 _ = try await store.storeCandidate(
                     round: 1, parentVersion: base,
                     file: SafeTensorsFile(weights: ModelWeights(["w": Tensor(shape: [1], values: [1])])),

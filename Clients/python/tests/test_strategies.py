@@ -192,23 +192,32 @@ def test_the_optimizer_state_survives_a_restart(coordinators, tmp_path):
     assert_matches(committed_weights(second), flower_reference(name, options, 4))
 
 
-def test_a_rolled_back_version_brings_its_own_optimizer_state(coordinators, tmp_path):
-    name, options = CASES[3]  # fedyogi
+def test_a_live_rollback_resumes_the_optimizer_state_of_its_version(coordinators, tmp_path):
+    name, options = CASES[2]  # fedadam: two moment buffers and a step count in the bias correction
     model = write_model(tmp_path / "init.safetensors", initial())
-    data = tmp_path / "data"
-    first = coordinators(*serve_args(model, name, options, rounds=3), data_dir=data)
-    run_rounds(first, 3)
-    versions = sorted(
-        c["version"] for c in first.admin("/v1/checkpoints").json()["checkpoints"] if c["status"] == "committed")
-    first.admin_post(f"/v1/checkpoints/{versions[0]}/rollback", {"reason": "test"})
-    first.stop()
-    second = coordinators(*serve_args(model, name, options, rounds=1), data_dir=data)
-    run_rounds(second, 1)
-    listing = second.admin("/v1/checkpoints").json()["checkpoints"]
-    newest = max(c["version"] for c in listing if c["status"] == "committed")
-    reference = flower_reference(name, options, 2)
-    assert_matches([[second.weights(newest)[n] for n in NAMES]], reference[1:])
-
+    coordinator = coordinators(*serve_args(model, name, options, rounds=50))
+    threads = start_clients(coordinator)
+    try:
+        coordinator.wait_for(lambda s: s["committed_rounds"] >= 3, 90, "three committed rounds")
+        coordinator.admin_post("/v1/federation/pause")  # the open round may still finish
+        coordinator.wait_for(lambda s: s["phase"] == "selecting", 30, "the paused federation to settle")
+        versions = sorted(
+            c["version"] for c in coordinator.admin("/v1/checkpoints").json()["checkpoints"]
+            if c["status"] == "committed")
+        coordinator.admin_post(f"/v1/checkpoints/{versions[0]}/rollback", {"reason": "test"})
+        coordinator.admin_post("/v1/federation/resume")
+        coordinator.wait_for(
+            lambda s: s["model_version"] > versions[-1], 60, "a round committed after the rollback")
+    finally:
+        for thread in threads:
+            thread.stop()
+    for thread in threads:
+        assert thread.error is None, thread.error
+    listing = coordinator.admin("/v1/checkpoints").json()["checkpoints"]
+    after = min(c["version"] for c in listing if c["status"] == "committed" and c["version"] > versions[-1])
+    assert next(c for c in listing if c["version"] == after)["parent_version"] == versions[0]
+    # Rolled back to the version of step 1, the next round is step 2 with step 1's buffers.
+    assert_matches([[coordinator.weights(after)[n] for n in NAMES]], flower_reference(name, options, 2)[1:])
 
 ROBUST_CASES = [
     ("fedmedian", {}),

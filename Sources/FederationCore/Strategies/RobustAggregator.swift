@@ -151,7 +151,7 @@ public enum RobustAggregator {
     }
 
     /// The indices Krum keeps: scores are the summed squared distances to the max(1, n − f − 2) nearest other
-    /// results; Krum keeps the lowest score, Multi-Krum the `keep` lowest.
+    /// results; Krum keeps the lowest score, Multi-Krum the min(`keep`, n − f) lowest.
     static func krumSelection(_ layout: ModelWeights, _ updates: [CollectedUpdate], malicious: Int, keep: Int) throws
         -> [Int]
     {
@@ -182,6 +182,9 @@ public enum RobustAggregator {
             return order.dropFirst().prefix(nearest).reduce(0.0) { $0 + distances[i][$1] }
         }
         let ranked = (0..<n).sorted { (scores[$0], $0) < (scores[$1], $1) }
-        return keep > 0 ? Array(ranked.prefix(keep)) : [ranked[0]]
+        // Multi-Krum keeps at most n − f (at least one): a round that closed with fewer results than the
+        // configured m never averages the f it must suspect. (Flower slices past the start instead and keeps
+        // only the best one once m > n.)
+        return keep > 0 ? Array(ranked.prefix(min(keep, max(1, n - malicious)))) : [ranked[0]]
     }
 }

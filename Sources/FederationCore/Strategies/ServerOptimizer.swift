@@ -22,9 +22,10 @@ public enum ServerOptimizer {
     ///   - state: the state `base` was produced with; nil (or one that does not `fit`) starts afresh.
     /// - Returns: the next model and the state to store with it (nil for a strategy without state).
     /// - Precondition: `average.hasSameLayout(as: base)`.
+    /// - Throws: `NonFiniteStep` when a value of the next model is not finite in its dtype.
     public static func step(
         _ strategy: AggregationStrategy, base: ModelWeights, average: ModelWeights, state: ServerOptimizerState?
-    ) -> (weights: ModelWeights, state: ServerOptimizerState?) {
+    ) throws(NonFiniteStep) -> (weights: ModelWeights, state: ServerOptimizerState?) {
         precondition(average.hasSameLayout(as: base), "the average's layout differs from the model's")
         // FedAvg and the robust aggregators (whose `average` is already their aggregate) take no server step.
         if strategy.name == .fedAvg || strategy.name.needsEveryUpdate { return (average, nil) }
@@ -49,7 +50,10 @@ public enum ServerOptimizer {
             update(strategy, step: step, x: &x, average: a, m: &m, v: &v)
             let stateType: TensorDType = dtype == .float64 ? .float64 : .float32
             let shape = named.tensor.shape
-            weights.append(NamedTensor(name: named.name, tensor: Tensor(shape: shape, dtype: dtype, converting: x)))
+            let next = Tensor(shape: shape, dtype: dtype, converting: x)
+            // Checked in the model's dtype: a finite double can still overflow F16 or BF16.
+            guard next.doubleValues.allSatisfy(\.isFinite) else { throw NonFiniteStep(tensor: named.name) }
+            weights.append(NamedTensor(name: named.name, tensor: next))
             if strategy.buffers.first {
                 first.append(
                     NamedTensor(name: named.name, tensor: Tensor(shape: shape, dtype: stateType, converting: m)))
@@ -63,7 +67,7 @@ public enum ServerOptimizer {
             strategy.keepsServerState
             ? ServerOptimizerState(
                 strategy: strategy.name, steps: step, firstMoment: ModelWeights(first),
-                secondMoment: ModelWeights(second))
+                secondMoment: ModelWeights(second), parameters: strategy.description)
             : nil
         return (ModelWeights(weights), next)
     }
@@ -125,4 +129,13 @@ public enum ServerOptimizer {
         }
         return result
     }
+}
+
+/// The server step made a value that is not finite (see `RoundFailure.Code.aggregationFailed`).
+public struct NonFiniteStep: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The first tensor with such a value.
+    public var tensor: String
+    public var description: String { "the server step made tensor \(tensor) non-finite" }
+
+    public init(tensor: String) { self.tensor = tensor }
 }

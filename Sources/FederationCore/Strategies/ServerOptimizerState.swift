@@ -14,9 +14,16 @@ public struct ServerOptimizerState: Sendable, Equatable {
     public var firstMoment: ModelWeights
     /// v (FedAdam, FedYogi, FedAdagrad); empty for FedAvgM.
     public var secondMoment: ModelWeights
+    /// The strategy with its parameters when the state was written (`AggregationStrategy.description`), so a
+    /// coordinator restarted with other parameters can say so; nil in states written without it.
+    public var parameters: String?
 
-    public init(strategy: StrategyName, steps: Int, firstMoment: ModelWeights, secondMoment: ModelWeights) {
+    public init(
+        strategy: StrategyName, steps: Int, firstMoment: ModelWeights, secondMoment: ModelWeights,
+        parameters: String? = nil
+    ) {
         precondition(steps >= 0)
+        self.parameters = parameters
         self.strategy = strategy
         self.steps = steps
         self.firstMoment = firstMoment
@@ -37,7 +44,9 @@ public struct ServerOptimizerState: Sendable, Equatable {
             weights: ModelWeights(
                 firstMoment.tensors.map { NamedTensor(name: Self.firstPrefix + $0.name, tensor: $0.tensor) }
                     + secondMoment.tensors.map { NamedTensor(name: Self.secondPrefix + $0.name, tensor: $0.tensor) }),
-            metadata: ["format": Self.format, "strategy": strategy.rawValue, "steps": String(steps)])
+            metadata: ["format": Self.format, "strategy": strategy.rawValue, "steps": String(steps)].merging(
+                parameters.map { ["parameters": $0] } ?? [:]
+            ) { first, _ in first })
     }
 
     /// Reads a state written by `file`.
@@ -61,7 +70,8 @@ public struct ServerOptimizerState: Sendable, Equatable {
             }
         }
         self.init(
-            strategy: strategy, steps: steps, firstMoment: ModelWeights(first), secondMoment: ModelWeights(second))
+            strategy: strategy, steps: steps, firstMoment: ModelWeights(first), secondMoment: ModelWeights(second),
+            parameters: file.metadata["parameters"])
     }
 
     /// Whether the state can continue from `model` under `expected`: same strategy, and each buffer it keeps
