@@ -154,6 +154,11 @@ public struct CoordinatorMetrics: Sendable {
         recorder(MetricCatalogue.updateNorm, []).record(norm)
     }
 
+    /// An accepted update was scaled down to the clip norm.
+    public func updateClipped() {
+        counter(MetricCatalogue.updatesClipped, []).increment()
+    }
+
     /// How long validating and folding one fit update took.
     public func updateFolded(duration: Duration) {
         recorder(MetricCatalogue.aggregationDuration, []).record(duration.seconds)

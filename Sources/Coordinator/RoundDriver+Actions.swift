@@ -38,7 +38,10 @@ extension RoundDriver {
             return false
         case .resultAccepted(let taskID, let client, let kind, let norm):
             tracing.taskAnswered(taskID, client: client)
-            if let norm { metrics.updateNorm(norm) }
+            if let norm {
+                metrics.updateNorm(norm)
+                if kind == .fit, let clip = configuration.rounds.clipNorm, norm > clip { metrics.updateClipped() }
+            }
             metrics.resultAccepted(
                 kind: kind, after: taskDeliveredAt.removeValue(forKey: taskID).map { $0.duration(to: clock.now) })
             return false

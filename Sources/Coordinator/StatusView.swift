@@ -90,6 +90,8 @@ public struct ConfigurationView: Codable, Sendable, Equatable {
     /// The regression guard, or null when it is off.
     @Nullable public var regressionGuard: RegressionGuardView?
     @Nullable public var maxUpdateNorm: Double?
+    /// Updates farther than this from the base are scaled down to it before averaging; null: off.
+    @Nullable public var clipUpdateNorm: Double?
     @Nullable public var maxWeightShare: Double?
     public var maxUpdateBytes: Int
     public var maxClients: Int
@@ -125,6 +127,7 @@ public struct ConfigurationView: Codable, Sendable, Equatable {
             RegressionGuardView(metric: $0.metric, higherIsBetter: $0.higherIsBetter, maxRegression: $0.maxRegression)
         }
         maxUpdateNorm = rounds.validator.maxUpdateNorm
+        clipUpdateNorm = rounds.clipNorm
         maxWeightShare = rounds.weightCap?.maxShare
         maxUpdateBytes = configuration.limits.maxUpdateBytes
         maxClients = configuration.limits.maxClients
@@ -157,6 +160,7 @@ public struct ConfigurationView: Codable, Sendable, Equatable {
         case evaluateConfig = "evaluate_config"
         case regressionGuard = "regression_guard"
         case maxUpdateNorm = "max_update_norm"
+        case clipUpdateNorm = "clip_update_norm"
         case maxWeightShare = "max_weight_share"
         case maxUpdateBytes = "max_update_bytes"
         case maxClients = "max_clients"

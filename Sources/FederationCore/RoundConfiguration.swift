@@ -41,6 +41,13 @@ public struct RoundConfiguration: Sendable, Equatable {
     /// What turns the round's FedAvg average into the next model (a server optimizer, or FedAvg itself).
     /// Default FedAvg.
     public var strategy: AggregationStrategy
+    /// Norm-bounded averaging: an accepted update whose L2 distance to the base model (over its floating-point
+    /// tensors) exceeds this is scaled down to it before it is folded, base + (C/‖Δ‖)·Δ; the validator's
+    /// `maxUpdateNorm` still refuses what lies beyond that. Applies to the FedAvg family (robust aggregators
+    /// need no clipping). Default nil (off).
+    public var clipNorm: Double? {
+        didSet { precondition(clipNorm.map { $0 > 0 && $0.isFinite } ?? true, "the clip norm must be positive") }
+    }
 
     public init(
         selection: SelectionPolicy = SelectionPolicy(),

@@ -57,7 +57,7 @@ extension RoundStateMachine {
         // Leave no second reference to the sums while folding, so they are updated in place, not copied.
         phase = .idle
         do {
-            try average.fold(update, client: client)
+            try average.fold(update, client: client, clipNorm: configuration.clipNorm)
         } catch {
             // Part of the update may be in the sums: the average is unusable, so the round fails.
             return fail(

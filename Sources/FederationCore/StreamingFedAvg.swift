@@ -30,7 +30,7 @@ public struct StreamingFedAvg: Sendable {
     /// Every folded update's weight, in arrival order (what the cap's level is computed from).
     private var weights: [Double] = []
     /// The heaviest updates so far, kept only under a weight cap: the only ones the cap can clip.
-    private var heaviest: [(weight: Double, update: any UpdatePayload)] = []
+    private var heaviest: [(weight: Double, update: any UpdatePayload, shrink: Double)] = []
     /// Weight already in `sums` (everything but the updates kept aside).
     private var foldedWeight: Double = 0
     /// Total weight folded so far (the sum of `num_examples`, before any cap).
@@ -39,6 +39,7 @@ public struct StreamingFedAvg: Sendable {
     public var count: Int { weights.count }
 
     /// Starts an empty average for models laid out like `layout`, optionally capping any client's share.
+    /// `layout` is the round's base model: a clipped fold (`shrink` < 1) moves an update towards it.
     public init(layout: ModelWeights, weightCap: WeightCap? = nil) {
         self.init(layout: layout, weightCap: weightCap, blockElements: 1 << 20)
     }
@@ -66,31 +67,44 @@ public struct StreamingFedAvg: Sendable {
     ///   base model) and `numExamples > 0`.
     /// - Throws: when the payload cannot be read. The sums may then hold part of it: the average is unusable
     ///   and the round must fail.
-    public mutating func fold(payload: any UpdatePayload, numExamples: Int) throws {
+    /// - Parameter shrink: in (0, 1]: the update is folded as base + shrink·(update − base), its distance to the
+    ///   base model scaled down (norm clipping); 1 folds it as it is.
+    public mutating func fold(payload: any UpdatePayload, numExamples: Int, shrink: Double = 1) throws {
         precondition(numExamples > 0, "an update must carry a positive example count")
+        precondition(shrink > 0 && shrink <= 1, "shrink must be in (0, 1]")
         if sums.isEmpty { sums = Self.zeros(for: layout, blockElements: blockElements) }
         let weight = Double(numExamples)
         totalExamples += weight
         self.weights.append(weight)
         guard let weightCap else {
-            try Self.add(payload, weight: weight, into: &sums, dtypes: dtypes, blockElements: blockElements)
+            try addUpdate(payload, weight: weight, shrink: shrink, into: &sums)
             foldedWeight += weight
             return
         }
         if heaviest.count < weightCap.clippedClientBound {
-            heaviest.append((weight, payload))
+            heaviest.append((weight, payload, shrink))
         } else if let lightest = heaviest.indices.min(by: { heaviest[$0].weight < heaviest[$1].weight }),
             heaviest[lightest].weight < weight
         {
             // The evicted update has `clippedClientBound` heavier ones now: it can never be clipped.
             let evicted = heaviest[lightest]
-            heaviest[lightest] = (weight, payload)
-            try Self.add(
-                evicted.update, weight: evicted.weight, into: &sums, dtypes: dtypes, blockElements: blockElements)
+            heaviest[lightest] = (weight, payload, shrink)
+            try addUpdate(evicted.update, weight: evicted.weight, shrink: evicted.shrink, into: &sums)
             foldedWeight += evicted.weight
         } else {
-            try Self.add(payload, weight: weight, into: &sums, dtypes: dtypes, blockElements: blockElements)
+            try addUpdate(payload, weight: weight, shrink: shrink, into: &sums)
             foldedWeight += weight
+        }
+    }
+
+    /// Adds `weight`·(base + shrink·(update − base)) = weight·shrink·update + weight·(1 − shrink)·base.
+    private func addUpdate(_ update: any UpdatePayload, weight: Double, shrink: Double, into sums: inout [[[Double]]])
+        throws
+    {
+        try Self.add(update, weight: weight * shrink, into: &sums, dtypes: dtypes, blockElements: blockElements)
+        if shrink < 1 {
+            try Self.add(
+                layout, weight: weight * (1 - shrink), into: &sums, dtypes: dtypes, blockElements: blockElements)
         }
     }
 
@@ -188,8 +202,8 @@ public struct StreamingFedAvg: Sendable {
         self.sums = []
         var total = foldedWeight
         let level = weightCap?.level(for: weights) ?? .infinity
-        for (weight, update) in heaviest {
-            try Self.add(update, weight: min(weight, level), into: &sums, dtypes: dtypes, blockElements: blockElements)
+        for (weight, update, shrink) in heaviest {
+            try addUpdate(update, weight: min(weight, level), shrink: shrink, into: &sums)
             total += min(weight, level)
         }
         heaviest = []

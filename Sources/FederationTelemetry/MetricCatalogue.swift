@@ -91,6 +91,9 @@ public enum MetricCatalogue {
     public static let updateNorm = Definition(
         "rondo_update_norm", .histogram, "L2 norm of accepted updates (result minus base).",
         buckets: [0.01, 0.1, 0.5, 1, 2, 5, 10, 50, 100, 1000])
+    public static let updatesClipped = Definition(
+        "rondo_updates_clipped_total", .counter,
+        "Accepted updates scaled down to --clip-update-norm before averaging (norm-bounded FedAvg).")
     public static let bytesReceived = Definition(
         "rondo_update_bytes_received_total", .counter, "Bytes of fit results received.")
     public static let uploadsAborted = Definition(
@@ -210,7 +213,8 @@ public enum MetricCatalogue {
     public static let all: [Definition] = [
         buildInfo, round, phase, modelVersion, rounds, roundDuration, phaseDuration, lastCommit, clientsConnected,
         clientsRegistered, clientsSelected, clientsRequired, quorum, results, rejections, dropouts, taskDuration,
-        updateSize, updateNorm, bytesReceived, uploadsAborted, uploadsInProgress, bytesSent, aggregationDuration,
+        updateSize, updateNorm, updatesClipped, bytesReceived, uploadsAborted, uploadsInProgress, bytesSent,
+        aggregationDuration,
         evalLoss, evalAccuracy, roundBackoffs,
         roundBackoff, checkpointWrites,
         checkpointWriteDuration, checkpointSize, lastCheckpoint, rollbacks, paused, draining, adminActions,

@@ -36,6 +36,11 @@ struct ServeCommand: AsyncParsableCommand {
                 + "stay (default: keep all)."))
     var keepLast: Int?
     @Option(help: "Largest accepted L2 norm of an update (result - base).") var maxUpdateNorm: Double?
+    @Option(
+        help:
+            "Norm-bounded averaging: an update farther than this (L2, result - base) is scaled down to it before it is averaged (FedAvg family)."
+    )
+    var clipUpdateNorm: Double?
     @Option(help: "Largest accepted fit-result body, in bytes (env RONDO_MAX_UPDATE_BYTES).") var maxUpdateBytes: Int?
     @Option(
         help: ArgumentHelp(
@@ -159,6 +164,19 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let clipUpdateNorm {
+            guard clipUpdateNorm > 0, clipUpdateNorm.isFinite else {
+                throw ValidationError("--clip-update-norm must be a positive number")
+            }
+            if let maxUpdateNorm, clipUpdateNorm > maxUpdateNorm {
+                throw ValidationError(
+                    "--clip-update-norm must not exceed --max-update-norm (updates beyond it are refused)")
+            }
+            if try strategy.resolved().name.needsEveryUpdate {
+                throw ValidationError(
+                    "--clip-update-norm bounds the FedAvg family's average; \(strategy.strategy) needs no clipping")
+            }
+        }
         if maxClientWeightShare != nil, try strategy.resolved().name.needsEveryUpdate {
             throw ValidationError(
                 "--max-client-weight-share caps FedAvg's weighting; \(strategy.strategy) does not weight results by "
@@ -189,6 +207,7 @@ struct ServeCommand: AsyncParsableCommand {
                 weightCap: maxClientWeightShare.map(WeightCap.init(maxShare:)),
                 strategy: try strategy.resolved()),
             seed: seed ?? environment["RONDO_SEED"].flatMap { UInt64($0) } ?? 0)
+        configuration.rounds.clipNorm = clipUpdateNorm
         configuration.drainTimeout = drainTimeout.map { .seconds($0) }
         configuration.pollRate = selection.resolvedPollRate
         if let keepLast, keepLast < 1 { throw ValidationError("--keep-last must be at least 1") }

@@ -16,13 +16,16 @@ public enum RoundAggregate: Sendable {
     }
 
     /// Adds an accepted result.
+    /// - Parameter clipNorm: folds an update farther than this from the base model scaled down to it
+    ///   (streaming only; see `RoundConfiguration.clipNorm`).
     /// - Throws: when its payload cannot be read (streaming only; the sums may then hold part of it).
-    public mutating func fold(_ update: CheckedUpdate, client: ClientID) throws {
+    public mutating func fold(_ update: CheckedUpdate, client: ClientID, clipNorm: Double? = nil) throws {
         switch self {
         case .streaming(var sums):
             self = .collecting(layout: ModelWeights([]), updates: [])  // drop the second reference: fold in place
             defer { self = .streaming(sums) }
-            try sums.fold(payload: update.payload, numExamples: update.numExamples)
+            let shrink = clipNorm.map { update.norm > $0 ? $0 / update.norm : 1 } ?? 1
+            try sums.fold(payload: update.payload, numExamples: update.numExamples, shrink: shrink)
         case .collecting(let layout, var updates):
             self = .collecting(layout: layout, updates: [])
             updates.append(CollectedUpdate(client: client, numExamples: update.numExamples, payload: update.payload))
