@@ -272,14 +272,22 @@ overview = dashboard("rondo-overview", "Rondo / Federation overview", [
                       "the first line: connected clients over --poll-rate, capped at the heartbeat interval. 0 means "
                       "the federation is small enough that clients come back at once."),
     row("Strategy"),
-    panel("Aggregation strategy", [sel("rondo_strategy_info")], legends=["{{strategy}}"], width=12, decimals=0,
+    panel("Aggregation strategy", [sel("rondo_strategy_info") + " == 1"], legends=["{{strategy}}"], width=6,
+          decimals=0,
           description="The strategy in force (--strategy); each checkpoint records its parameters "
                       "(rondo checkpoints show)."),
     panel("Server-optimizer steps", [sel("rondo_server_optimizer_steps")], legends=["steps behind the current model"],
-          width=12, decimals=0,
+          width=6, decimals=0,
           description="Steps of the server optimizer's state behind the current model (fedavgm, fedadam, fedyogi, "
                       "fedadagrad); 0 for fedavg. A rollback goes back to its version's count; a drop to 0 otherwise "
                       "means the state started afresh (see the coordinator's log)."),
+    panel("Results left out, updates clipped",
+          [rate_by("rondo_aggregation_excluded_clients_total", "strategy", function="increase"),
+           rate_by("rondo_updates_clipped_total", function="increase")],
+          unit="short", legends=["left out by {{strategy}}", "clipped to --clip-update-norm"], width=12,
+          description="Results a robust aggregator (krum) left out of rounds, and updates scaled down to "
+                      "--clip-update-norm, in the range. Which clients: the round's history row, the "
+                      "robust_aggregation events (/v1/events) and the round's span."),
     row("Clients"),
     panel("Clients", [sel("rondo_clients_connected"), sel("rondo_clients_required"), sel("rondo_clients_registered"),
                       sel("rondo_clients_selected"), sel("rondo_round_quorum")],
