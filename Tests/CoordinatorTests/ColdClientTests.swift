@@ -26,6 +26,23 @@ import Testing
         return directory
     }
 
+    /// Runs `body` against a coordinator started on a store that enrols `count` clients, then stops it.
+    static func withEnrolled(
+        _ count: Int, configuration: CoordinatorConfiguration = RunningCoordinator.configuration(clients: 2),
+        _ body: (RunningCoordinator) async throws -> Void
+    ) async throws {
+        let directory = try await enrolled(count)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let coordinator = try await RunningCoordinator(configuration: configuration, in: directory)
+        do {
+            try await body(coordinator)
+        } catch {
+            await coordinator.stop()
+            throw error
+        }
+        await coordinator.stop()
+    }
+
     @Test func startUpHoldsNoClientAndEachTokenIsAnsweredFromTheStore() async throws {
         let directory = try await Self.enrolled(300)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -116,37 +133,31 @@ import Testing
     }
 
     @Test func aStoreThatCannotAnswerIsA503NotA401() async throws {
-        let directory = try await Self.enrolled(1)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let coordinator = try await RunningCoordinator(
-            configuration: RunningCoordinator.configuration(clients: 2), in: directory)
-        let store = coordinator.driver.store
-        // A real SQLite error on the lookup: the table it reads is gone.
-        _ = try await store.withConnection { try $0.query("ALTER TABLE clients RENAME TO clients_away") }
-        let refused = try await coordinator.request("POST", "/v1/clients/c-0/heartbeat", token: Self.token(0))
-        #expect(refused.status == 503 && refused.errorCode == "store_failing", "\(refused.text)")
-        #expect(refused.header("Retry-After") == "1")
-        _ = try await store.withConnection { try $0.query("ALTER TABLE clients_away RENAME TO clients") }
-        let answered = try await coordinator.request("POST", "/v1/clients/c-0/heartbeat", token: Self.token(0))
-        #expect(answered.status == 204, "the same token works once the store answers: \(answered.text)")
-        await coordinator.stop()
+        try await Self.withEnrolled(1) { coordinator in
+            let store = coordinator.driver.store
+            // A real SQLite error on the lookup: the table it reads is gone.
+            _ = try await store.withConnection { try $0.query("ALTER TABLE clients RENAME TO clients_away") }
+            let refused = try await coordinator.request("POST", "/v1/clients/c-0/heartbeat", token: Self.token(0))
+            #expect(refused.status == 503 && refused.errorCode == "store_failing", "\(refused.text)")
+            #expect(refused.header("Retry-After") == "1")
+            _ = try await store.withConnection { try $0.query("ALTER TABLE clients_away RENAME TO clients") }
+            let answered = try await coordinator.request("POST", "/v1/clients/c-0/heartbeat", token: Self.token(0))
+            #expect(answered.status == 204, "the same token works once the store answers: \(answered.text)")
+        }
     }
 
     @Test func madeUpTokensCostNoStoreRead() async throws {
-        let directory = try await Self.enrolled(20)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let coordinator = try await RunningCoordinator(
-            configuration: RunningCoordinator.configuration(clients: 50), in: directory)
-        for attempt in 0..<50 {
-            let response = try await coordinator.request(
-                "POST", "/v1/clients/c-0/heartbeat", token: "made-up-token-\(attempt)-0123456789abcdef")
-            #expect(response.status == 401)
+        try await Self.withEnrolled(20, configuration: RunningCoordinator.configuration(clients: 50)) { coordinator in
+            for attempt in 0..<50 {
+                let response = try await coordinator.request(
+                    "POST", "/v1/clients/c-0/heartbeat", token: "made-up-token-\(attempt)-0123456789abcdef")
+                #expect(response.status == 401)
+            }
+            #expect(await coordinator.driver.storeLookupsMade == 0, "the token filter answered without the store")
+            let returning = try await coordinator.request("POST", "/v1/clients/c-7/heartbeat", token: Self.token(7))
+            #expect(returning.status == 204, "\(returning.text)")
+            #expect(await coordinator.driver.storeLookupsMade == 1)
         }
-        #expect(await coordinator.driver.storeLookupsMade == 0, "the token filter answered without the store")
-        let returning = try await coordinator.request("POST", "/v1/clients/c-7/heartbeat", token: Self.token(7))
-        #expect(returning.status == 204, "\(returning.text)")
-        #expect(await coordinator.driver.storeLookupsMade == 1)
-        await coordinator.stop()
     }
 
     @Test func aDepartureTheStoreCouldNotWriteStaysADepartureAndIsWrittenLater() async throws {
@@ -202,18 +213,15 @@ import Testing
     }
 
     @Test func aReturningSiteIsNotEnrolledAsNewWhileTheStoreCannotAnswer() async throws {
-        let directory = try await Self.enrolled(1)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let coordinator = try await RunningCoordinator(
-            configuration: RunningCoordinator.configuration(clients: 2), in: directory)
-        let store = coordinator.driver.store
-        _ = try await store.withConnection { try $0.query("ALTER TABLE clients RENAME TO clients_away") }
-        let refused = try await coordinator.request(
-            "POST", "/v1/clients", contentType: "application/json",
-            body: Array(#"{"name":"site 0","identity_key":"identity-key-of-site-0"}"#.utf8))
-        #expect(refused.status == 503 && refused.errorCode == "store_failing", "\(refused.text)")
-        _ = try await store.withConnection { try $0.query("ALTER TABLE clients_away RENAME TO clients") }
-        #expect(try await store.clients().count == 1, "no second client for the same site")
-        await coordinator.stop()
+        try await Self.withEnrolled(1) { coordinator in
+            let store = coordinator.driver.store
+            _ = try await store.withConnection { try $0.query("ALTER TABLE clients RENAME TO clients_away") }
+            let refused = try await coordinator.request(
+                "POST", "/v1/clients", contentType: "application/json",
+                body: Array(#"{"name":"site 0","identity_key":"identity-key-of-site-0"}"#.utf8))
+            #expect(refused.status == 503 && refused.errorCode == "store_failing", "\(refused.text)")
+            _ = try await store.withConnection { try $0.query("ALTER TABLE clients_away RENAME TO clients") }
+            #expect(try await store.clients().count == 1, "no second client for the same site")
+        }
     }
 }
