@@ -273,9 +273,7 @@ overview = dashboard("rondo-overview", "Rondo / Federation overview", [
                       "the federation is small enough that clients come back at once."),
     row("Strategy"),
     panel("Aggregation strategy", [sel("rondo_strategy_info") + " == 1"], legends=["{{strategy}}"], width=6,
-          decimals=0,
-          description="The strategy in force (--strategy); each checkpoint records its parameters "
-                      "(rondo checkpoints show)."),
+          decimals=0, description="The strategy in force (--strategy); each checkpoint records its parameters."),
     panel("Server-optimizer steps", [sel("rondo_server_optimizer_steps")], legends=["steps behind the current model"],
           width=6, decimals=0,
           description="Steps of the server optimizer's state behind the current model (fedavgm, fedadam, fedyogi, "
