@@ -36,7 +36,9 @@ public final class DigitsTrainer: Trainer {
         let learningRate = Float(task.config["learning_rate"] ?? "") ?? 0.1
         let batchSize = Int(task.config["batch_size"] ?? "") ?? 16
         var local = generator.withLock { $0 }
-        regression.train(on: train, epochs: epochs, learningRate: learningRate, batchSize: batchSize, using: &local)
+        regression.train(
+            on: train, epochs: epochs, learningRate: learningRate, batchSize: batchSize, using: &local,
+            proximal: ProximalTerm(task: task, global: model))
         generator.withLock { $0 = local }
         let (loss, accuracy) = regression.evaluate(on: train)
         return FitResult(

@@ -1,3 +1,4 @@
+import FederationClient
 import FederationCore
 import Foundation
 
@@ -53,9 +54,10 @@ public struct SoftmaxRegression: Sendable {
     }
 
     /// Runs `epochs` passes of mini-batch SGD over `data` in an order drawn from `generator`.
+    /// - Parameter proximal: FedProx's term (`--strategy fedprox`): μ·(w − w_global) joins every step's gradient.
     public mutating func train(
         on data: DigitsDataset, epochs: Int, learningRate: Float, batchSize: Int,
-        using generator: inout SeededRandomNumberGenerator
+        using generator: inout SeededRandomNumberGenerator, proximal: ProximalTerm? = nil
     ) {
         var order = Array(0..<data.count)
         var probabilities = [Float](repeating: 0, count: Self.classes)
@@ -79,9 +81,20 @@ public struct SoftmaxRegression: Sendable {
                         for j in 0..<Self.features { weightGradient[row + j] += g * data.features[offset + j] }
                     }
                 }
-                let step = learningRate / Float(batch.count)
-                for index in weight.indices { weight[index] -= step * weightGradient[index] }
-                for index in bias.indices { bias[index] -= step * biasGradient[index] }
+                if let proximal {
+                    // The gradient of the mean loss plus μ·(w − w_global).
+                    let mean = 1 / Float(batch.count)
+                    for index in weightGradient.indices { weightGradient[index] *= mean }
+                    for index in biasGradient.indices { biasGradient[index] *= mean }
+                    proximal.addGradient(of: "weight", weights: weight, to: &weightGradient)
+                    proximal.addGradient(of: "bias", weights: bias, to: &biasGradient)
+                    for index in weight.indices { weight[index] -= learningRate * weightGradient[index] }
+                    for index in bias.indices { bias[index] -= learningRate * biasGradient[index] }
+                } else {
+                    let step = learningRate / Float(batch.count)
+                    for index in weight.indices { weight[index] -= step * weightGradient[index] }
+                    for index in bias.indices { bias[index] -= step * biasGradient[index] }
+                }
                 start += batchSize
             }
         }

@@ -306,7 +306,9 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         let selected = SelectionPolicy.sample(count, from: available, using: &generator)
         let deadline = now.advanced(by: configuration.fitTimeout)
         let tasks = makeTasks(
-            for: selected, round: round, kind: .fit, model: model, deadline: deadline, config: configuration.fitConfig)
+            for: selected, round: round, kind: .fit, model: model, deadline: deadline,
+            // The strategy's own entries (FedProx's proximal_mu) win over an operator's --fit-config.
+            config: configuration.fitConfig.merging(configuration.strategy.fitConfig) { _, strategy in strategy })
         let progress = RoundProgress(round: round, base: model, startedAt: now, selected: selected.count)
         phase = .training(
             progress, tasks: tasks,

@@ -5,14 +5,16 @@ import FederationCore
 struct StrategyOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
-            "Aggregation strategy: fedavg; the server optimizers fedavgm, fedadam, fedyogi, fedadagrad (on the "
-                + "round's FedAvg average); the robust fedmedian, fedtrimmedavg, krum (over every result). "
+            "Aggregation strategy: fedavg; fedprox (clients add a proximal term); the server optimizers fedavgm, "
+                + "fedadam, fedyogi, fedadagrad (on the round's FedAvg average); the robust fedmedian, fedtrimmedavg, "
+                + "krum (over every result). "
                 + "Parameters default to Flower 1.40's. Recorded with every checkpoint."))
     var strategy = "fedavg"
     @Option(
         help: ArgumentHelp(
             "A strategy parameter as NAME=VALUE, repeatable: eta, beta_1, beta_2, tau (fedadam, fedyogi; fedadagrad "
-                + "takes eta and tau); server_learning_rate, server_momentum (fedavgm); beta (fedtrimmedavg); "
+                + "takes eta and tau); server_learning_rate, server_momentum (fedavgm); proximal_mu (fedprox, "
+                + "required); beta (fedtrimmedavg); "
                 + "num_malicious_clients, num_clients_to_keep (krum; m > 0 is Multi-Krum)."))
     var strategyOption: [String] = []
 

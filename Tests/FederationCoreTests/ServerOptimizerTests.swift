@@ -100,7 +100,7 @@ import Testing
 
     @Test(
         arguments: [
-            ("fedprox", [:], StrategyConfigurationError.Code.unknownStrategy),
+            ("fedsgd", [:], StrategyConfigurationError.Code.unknownStrategy),
             ("fedadam", ["momentum": "0.9"], .unknownParameter),
             ("fedavg", ["eta": "0.1"], .unknownParameter),
             ("fedadam", ["eta": "nan"], .invalidValue),
@@ -115,6 +115,23 @@ import Testing
         #expect {
             _ = try AggregationStrategy(name: name, options: options)
         } throws: { ($0 as? StrategyConfigurationError)?.code == code }
+    }
+
+    @Test func fedProxNeedsItsMuAndSendsItWithEveryFitTask() throws {
+        #expect {
+            _ = try AggregationStrategy(name: "fedprox")
+        } throws: { ($0 as? StrategyConfigurationError)?.code == .missingParameter }
+        let strategy = try AggregationStrategy(name: "fedprox", options: ["proximal_mu": "0.1"])
+        #expect(strategy.fitConfig == ["proximal_mu": "0.1"] && !strategy.keepsServerState)
+        let configuration = RoundConfiguration(
+            selection: SelectionPolicy(fractionFit: 1, minFitClients: 1, minAvailableClients: 1, fractionEvaluate: 0),
+            minFitResults: 1, fitConfig: ["learning_rate": "0.1", "proximal_mu": "9"], strategy: strategy)
+        var machine = RoundStateMachine<TestInstant>(
+            configuration: configuration, model: RoundStateMachineTests.base, seed: 1)
+        _ = machine.register(ClientID("a"), now: .zero)
+        let taken = machine.takeTask(for: ClientID("a"), now: .zero)
+        let task = try #require(taken)
+        #expect(task.config == ["learning_rate": "0.1", "proximal_mu": "0.1"], "the strategy's μ wins")
     }
 
     @Test func defaultsAreFlowersAndTheDescriptionNamesEveryParameter() throws {

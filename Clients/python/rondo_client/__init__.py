@@ -20,6 +20,7 @@ from .errors import (
     UnavailableError,
     UntrustedServerError,
 )
+from .fedprox import proximal_gradient, proximal_mu, proximal_penalty
 from .parameters import Parameters, decode_safetensors, encode_fit_result, encode_safetensors
 
 __all__ = [
@@ -39,6 +40,9 @@ __all__ = [
     "decode_safetensors",
     "encode_safetensors",
     "encode_fit_result",
+    "proximal_mu",
+    "proximal_gradient",
+    "proximal_penalty",
     "RondoError",
     "TransportError",
     "UntrustedServerError",

@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.client import NumPyClient
-from flwr.server.strategy import FedAdagrad, FedAdam, FedAvg, FedAvgM, FedMedian, FedTrimmedAvg, FedYogi, Krum
+from flwr.server.strategy import (
+    FedAdagrad, FedAdam, FedAvg, FedAvgM, FedMedian, FedProx, FedTrimmedAvg, FedYogi, Krum,
+)
 
 from conftest import FAST, ClientThread, write_model
-from rondo_client import flower
+from rondo_client import flower, proximal_gradient, proximal_mu, proximal_penalty
 
 # Client i's update is x·(1 + SCALE[i]) + OFFSET[i] (element-wise), trained on EXAMPLES[i] examples. Models
 # and offsets are positive, so every pseudo-gradient is positive and no coordinate's step hinges on the sign
@@ -61,11 +63,13 @@ class FixedUpdateClient(NumPyClient):
     def __init__(self, index: int, examples: List[int]):
         self.index = index
         self.examples = examples
+        self.proximal_mus: List[float] = []
 
     def get_parameters(self, config):
         return [np.zeros(SHAPES[name], np.float32) for name in NAMES]
 
     def fit(self, parameters, config):
+        self.proximal_mus.append(proximal_mu(config))
         return update(self.index, parameters, len(self.examples)), self.examples[self.index], {}
 
     def evaluate(self, parameters, config):
@@ -78,6 +82,7 @@ FLOWER = {
     "fedadam": lambda init, options: FedAdam(initial_parameters=init, **options),
     "fedyogi": lambda init, options: FedYogi(initial_parameters=init, **options),
     "fedadagrad": lambda init, options: FedAdagrad(initial_parameters=init, **options),
+    "fedprox": lambda init, options: FedProx(initial_parameters=init, **options),
     "fedmedian": lambda init, options: FedMedian(initial_parameters=init),
     "fedtrimmedavg": lambda init, options: FedTrimmedAvg(initial_parameters=init, **options),
     "krum": lambda init, options: Krum(
@@ -257,3 +262,32 @@ def test_robust_aggregators_equal_flowers_with_an_outlier_site(coordinators, tmp
         assert all(e["detail"]["most_trimmed"].startswith(f"{outlier}=1.0") for e in robust), robust
     else:
         assert robust == [], "the median leaves nobody out"
+
+
+def test_fedprox_sends_mu_to_every_fit_task_and_averages_as_flower_does(coordinators, tmp_path):
+    options = {"proximal_mu": 0.5}
+    model = write_model(tmp_path / "init.safetensors", initial())
+    coordinator = coordinators(*serve_args(model, "fedprox", options, rounds=2))
+    clients = [FixedUpdateClient(i, EXAMPLES) for i in range(len(EXAMPLES))]
+    threads = [
+        ClientThread(lambda stop, c=c, i=i: flower.start(
+            client=c, coordinator=coordinator.url, name=f"site-{i}", long_poll_seconds=1, stop_event=stop))
+        for i, c in enumerate(clients)
+    ]
+    try:
+        coordinator.wait_for(lambda s: s["phase"] == "finished", 90, "two committed rounds")
+    finally:
+        for thread in threads:
+            thread.stop()
+    assert_matches(committed_weights(coordinator), flower_reference("fedprox", options, 2))
+    for client in clients:
+        assert client.proximal_mus[:2] == [0.5, 0.5], client.proximal_mus
+
+
+def test_the_proximal_helpers_follow_the_term():
+    assert proximal_mu({"proximal_mu": "0.25"}) == 0.25 and proximal_mu({"proximal_mu": 0.25}) == 0.25
+    assert proximal_mu({}) == 0.0 and proximal_mu({"proximal_mu": "nan"}) == 0.0 and proximal_mu({"proximal_mu": "-1"}) == 0.0
+    w = {"a": np.array([1.0, 2.0], np.float32), "n": np.array([3], np.int64)}
+    g = {"a": np.array([0.0, 4.0], np.float32), "n": np.array([0], np.int64)}
+    np.testing.assert_allclose(proximal_gradient(w["a"], g["a"], 0.5), [0.5, -1.0])
+    assert proximal_penalty(w, g, 0.5) == 0.25 * (1 + 4), "integer tensors carry no term"

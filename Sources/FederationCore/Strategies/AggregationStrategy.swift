@@ -46,6 +46,10 @@ public struct AggregationStrategy: Sendable, Equatable, CustomStringConvertible 
             }
             values[parameter] = value
         }
+        for (parameter, spec) in specs where spec.required && options[parameter.rawValue] == nil {
+            throw StrategyConfigurationError(
+                .missingParameter, "\(name.rawValue) needs --strategy-option \(parameter.rawValue)=VALUE")
+        }
         self.init(checked: name, parameters: values)
     }
 
@@ -61,6 +65,11 @@ public struct AggregationStrategy: Sendable, Equatable, CustomStringConvertible 
     /// Whether the strategy keeps state between rounds (moment buffers) that must be stored with each model.
     public var keepsServerState: Bool { buffers.first || buffers.second }
 
+    /// What the strategy adds to every fit task's config (Flower's `configure_fit`): FedProx's `proximal_mu`.
+    public var fitConfig: [String: String] {
+        name == .fedProx ? [StrategyParameter.proximalMu.rawValue: String(self[.proximalMu])] : [:]
+    }
+
     /// The buffers its state keeps: the first moment (or momentum) and the second moment.
     public var buffers: (first: Bool, second: Bool) {
         switch name {
@@ -68,7 +77,7 @@ public struct AggregationStrategy: Sendable, Equatable, CustomStringConvertible 
         case .fedAvgM: (self[.serverMomentum] > 0, false)
         case .fedAdam, .fedYogi: (true, true)
         case .fedAdagrad: (false, true)
-        case .fedMedian, .fedTrimmedAvg, .krum: (false, false)
+        case .fedProx, .fedMedian, .fedTrimmedAvg, .krum: (false, false)
         }
     }
 

@@ -27,8 +27,10 @@ public enum ServerOptimizer {
         _ strategy: AggregationStrategy, base: ModelWeights, average: ModelWeights, state: ServerOptimizerState?
     ) throws(NonFiniteStep) -> (weights: ModelWeights, state: ServerOptimizerState?) {
         precondition(average.hasSameLayout(as: base), "the average's layout differs from the model's")
-        // FedAvg and the robust aggregators (whose `average` is already their aggregate) take no server step.
-        if strategy.name == .fedAvg || strategy.name.needsEveryUpdate { return (average, nil) }
+        // FedAvg, FedProx and the robust aggregators (whose `average` is already their aggregate) take no step.
+        if strategy.name == .fedAvg || strategy.name == .fedProx || strategy.name.needsEveryUpdate {
+            return (average, nil)
+        }
         if strategy.name == .fedAvgM, !strategy.keepsServerState, strategy[.serverLearningRate] == 1 {
             return (average, nil)  // Flower's FedAvgM without server optimisation: FedAvg
         }
@@ -78,7 +80,7 @@ public enum ServerOptimizer {
         m: inout [Double], v: inout [Double]
     ) {
         switch strategy.name {
-        case .fedAvg, .fedMedian, .fedTrimmedAvg, .krum:
+        case .fedAvg, .fedProx, .fedMedian, .fedTrimmedAvg, .krum:
             x = a
         case .fedAvgM:
             let (rate, momentum) = (strategy[.serverLearningRate], strategy[.serverMomentum])

@@ -7,6 +7,8 @@ public struct StrategyConfigurationError: Error, Sendable, Equatable, CustomStri
         case unknownParameter = "unknown_parameter"
         /// Not a finite number, or outside the parameter's range.
         case invalidValue = "invalid_value"
+        /// A parameter the strategy cannot run without was not given.
+        case missingParameter = "missing_parameter"
     }
 
     public var code: Code

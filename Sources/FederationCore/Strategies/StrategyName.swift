@@ -18,6 +18,10 @@ public enum StrategyName: String, Sendable, CaseIterable, Codable, Hashable {
     case fedYogi = "fedyogi"
     /// FedAdagrad (Reddi et al., ICLR 2021): Adagrad's accumulated second moment on the pseudo-gradient.
     case fedAdagrad = "fedadagrad"
+    /// FedProx (Li et al., MLSys 2020): each client adds (μ/2)·‖w − w_global‖² to its local loss, which keeps
+    /// heterogeneous sites from drifting apart; μ travels in every fit task's config as `proximal_mu`, and
+    /// both SDKs' training helpers apply it. The server averages as FedAvg.
+    case fedProx = "fedprox"
     /// Coordinate-wise median of the results, unweighted (Yin et al., ICML 2018, "Byzantine-robust distributed
     /// learning"): a minority of arbitrary results cannot move any coordinate past the honest ones.
     case fedMedian = "fedmedian"
@@ -61,6 +65,8 @@ public enum StrategyName: String, Sendable, CaseIterable, Codable, Hashable {
             ]
         case .fedAdagrad:
             [.eta: .init(default: 0.1, range: 1e-12...1e3), .tau: .init(default: 1e-9, range: 1e-15...1)]
+        case .fedProx:
+            [.proximalMu: .init(default: 0, range: 0...1e4, required: true)]
         case .fedMedian:
             [:]
         case .fedTrimmedAvg:

@@ -13,6 +13,8 @@ public enum StrategyParameter: String, Sendable, CaseIterable, Codable, Hashable
     case beta2 = "beta_2"
     /// FedAdam, FedYogi, FedAdagrad: the adaptivity τ added to √v (keeps the step finite where v is 0).
     case tau
+    /// FedProx: the weight μ of the proximal term (μ/2)·‖w − w_global‖² clients add to their loss (required).
+    case proximalMu = "proximal_mu"
     /// FedTrimmedAvg: the share β of results cut from each end of every coordinate, in [0, 0.5).
     case beta
     /// Krum: the number f of malicious clients it tolerates; each result is scored over its n − f − 2 nearest.
@@ -26,12 +28,15 @@ public enum StrategyParameter: String, Sendable, CaseIterable, Codable, Hashable
         public var range: ClosedRange<Double>
         /// Whether only whole numbers are accepted (client counts).
         public var integral: Bool
+        /// Whether the operator must give it (Flower's strategy has no default for it either).
+        public var required: Bool
 
-        public init(default: Double, range: ClosedRange<Double>, integral: Bool = false) {
+        public init(default: Double, range: ClosedRange<Double>, integral: Bool = false, required: Bool = false) {
             precondition(range.contains(`default`))
             self.default = `default`
             self.range = range
             self.integral = integral
+            self.required = required
         }
     }
 
