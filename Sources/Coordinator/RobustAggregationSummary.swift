@@ -10,9 +10,9 @@ struct RobustAggregationSummary: Sendable {
     /// How many of the most-trimmed clients are named (a round may have thousands of results).
     static let namedTrimmed = 10
 
-    /// Clients by the share of their coordinates the trimmed mean cut, most first (ties by id).
+    /// Clients whose values were cut at all, by the share of their coordinates cut, most first (ties by id).
     var mostTrimmed: [(client: ClientID, share: Double)] {
-        outcome.trimmedShares.map { ($0.key, $0.value) }
+        outcome.trimmedShares.filter { $0.value > 0 }.map { ($0.key, $0.value) }
             .sorted { ($1.1, $0.0.rawValue) < ($0.1, $1.0.rawValue) }
             .prefix(Self.namedTrimmed).map { (client: $0.0, share: $0.1) }
     }
@@ -23,7 +23,7 @@ struct RobustAggregationSummary: Sendable {
         if !outcome.excluded.isEmpty {
             parts.append("excluded " + outcome.excluded.map(\.rawValue).joined(separator: ", "))
         }
-        let trimmed = mostTrimmed.filter { $0.share > 0 }
+        let trimmed = mostTrimmed
         if !trimmed.isEmpty {
             parts.append(
                 "cut most: "
@@ -37,7 +37,7 @@ struct RobustAggregationSummary: Sendable {
     var eventDetail: [String: String] {
         var detail = ["strategy": strategy.rawValue]
         if !outcome.excluded.isEmpty { detail["excluded"] = outcome.excluded.map(\.rawValue).joined(separator: ",") }
-        let trimmed = mostTrimmed.filter { $0.share > 0 }
+        let trimmed = mostTrimmed
         if !trimmed.isEmpty {
             detail["most_trimmed"] = trimmed.map { "\($0.client.rawValue)=\(Self.decimal($0.share))" }
                 .joined(separator: ",")

@@ -41,7 +41,7 @@ struct RoundTracing {
         guard let round, round.number == number else { return }
         round.span.attributes["rondo.aggregation.excluded"] = summary.outcome.excluded.map(\.rawValue)
             .joined(separator: ",")
-        let trimmed = summary.mostTrimmed.filter { $0.share > 0 }
+        let trimmed = summary.mostTrimmed
         if !trimmed.isEmpty {
             round.span.attributes["rondo.aggregation.most_trimmed"] = trimmed.map(\.client.rawValue)
                 .joined(separator: ",")

@@ -54,7 +54,7 @@ public enum ServerOptimizer {
             let shape = named.tensor.shape
             let next = Tensor(shape: shape, dtype: dtype, converting: x)
             // Checked in the model's dtype: a finite double can still overflow F16 or BF16.
-            guard next.doubleValues.allSatisfy(\.isFinite) else { throw NonFiniteStep(tensor: named.name) }
+            guard TensorElements.allFinite(next) else { throw NonFiniteStep(tensor: named.name) }
             weights.append(NamedTensor(name: named.name, tensor: next))
             if strategy.buffers.first {
                 first.append(
