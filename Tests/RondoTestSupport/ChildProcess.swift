@@ -7,6 +7,9 @@ public final class ChildProcess: Sendable {
     private let pipe: Pipe
     private let output = CollectedOutput()
 
+    /// Serialises `Process.run` across the test process.
+    private static let launching = Mutex(())
+
     /// The repository root (this file is `Tests/RondoTestSupport/ChildProcess.swift`).
     public static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().path
@@ -26,7 +29,9 @@ public final class ChildProcess: Sendable {
         process.standardOutput = pipe
         process.standardError = pipe
         process.standardInput = FileHandle.nullDevice
-        try process.run()
+        // One launch at a time: Foundation's `Process.run` crashed (SIGSEGV in its memcpy) when tests running in
+        // parallel launched children at the same moment.
+        try Self.launching.withLock { _ in try process.run() }
         self.process = process
         self.pipe = pipe
         // A plain thread with blocking reads: dispatch-based readability handlers crash in libdispatch when the
