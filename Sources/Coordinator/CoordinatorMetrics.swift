@@ -72,6 +72,16 @@ public struct CoordinatorMetrics: Sendable {
         gauge(MetricCatalogue.serverOptimizerSteps, []).record(Double(steps))
     }
 
+    /// The privacy account under differential privacy: ε spent, its δ and budget, the clip norm and noise.
+    public func privacy(_ account: PrivacyAccount) {
+        gauge(MetricCatalogue.privacyEpsilon, []).record(account.epsilon)
+        gauge(MetricCatalogue.privacyDelta, []).record(account.settings.delta)
+        gauge(MetricCatalogue.privacyBudget, []).record(account.settings.epsilonBudget ?? 0)
+        gauge(MetricCatalogue.privacyBudgetReached, []).record(account.budgetReached ? 1 : 0)
+        gauge(MetricCatalogue.privacyClipNorm, []).record(account.clipNorm)
+        gauge(MetricCatalogue.privacyNoiseMultiplier, []).record(account.settings.noiseMultiplier)
+    }
+
     /// A poll ended without a task.
     public func idlePollAnswered() {
         counter(MetricCatalogue.idlePolls, []).increment()

@@ -40,7 +40,8 @@ extension RoundDriver {
             tracing.taskAnswered(taskID, client: client)
             if let norm {
                 metrics.updateNorm(norm)
-                if kind == .fit, let clip = configuration.rounds.clipNorm, norm > clip { metrics.updateClipped() }
+                let clip = machine.privacy?.clipNorm ?? configuration.rounds.clipNorm
+                if kind == .fit, let clip, norm > clip { metrics.updateClipped() }
             }
             metrics.resultAccepted(
                 kind: kind, after: taskDeliveredAt.removeValue(forKey: taskID).map { $0.duration(to: clock.now) })
@@ -117,6 +118,9 @@ extension RoundDriver {
             logger.notice(
                 "robust aggregation", metadata: roundScoped(["round": "\(round)", "outcome": "\(summary.text)"]))
             return !outcome.excluded.isEmpty || !outcome.trimmedShares.isEmpty
+        case .privacyBudgetReached(let spent, let projected, let budget):
+            announcePrivacyBudgetReached(spent: spent, projected: projected, budget: budget)
+            return true
         case .storeCandidate, .commit:
             return true
         }
@@ -138,9 +142,13 @@ extension RoundDriver {
                     traceID: tracing.traceID)
             }
             return []
-        case .storeCandidate(let round, let parentVersion, let weights, let serverState):
+        case .storeCandidate(let round, let parentVersion, let weights, let serverState, let privacySpend):
             return await storeCandidate(
-                round: round, parentVersion: parentVersion, weights: weights, serverState: serverState)
+                round: round, parentVersion: parentVersion, weights: weights, serverState: serverState,
+                privacySpend: privacySpend)
+        case .privacyBudgetReached(let spent, let projected, let budget):
+            await recordPrivacyBudgetReached(spent: spent, projected: projected, budget: budget)
+            return []
         case .reject(let round, let version, let evaluation, let fitMetrics, let examples, let clients, let reason):
             do {
                 try await store.reject(
@@ -210,7 +218,8 @@ extension RoundDriver {
     }
 
     private func storeCandidate(
-        round: Int, parentVersion: Int, weights: ModelWeights, serverState: ServerOptimizerState?
+        round: Int, parentVersion: Int, weights: ModelWeights, serverState: ServerOptimizerState?,
+        privacySpend: PrivacySpend?
     ) async -> [RoundAction<Instant>] {
         let started = clock.now
         let file = SafeTensorsFile(
@@ -224,18 +233,20 @@ extension RoundDriver {
         do {
             let (version, sha) = try await store.storeCandidate(
                 round: round, parentVersion: parentVersion, file: file, strategy: strategyRecord,
-                serverState: serverState?.file)
+                serverState: serverState?.file, privacySpend: privacySpend)
             metrics.checkpointWritten(
                 success: true, duration: started.duration(to: clock.now), bytes: file.encodedByteCount)
             storeFailing = false
             // The engine reads the candidate from the served buffer; the averaged tensors go once this returns.
             let served = try ServedModel(version: version, sha256: sha, file: file)
             models.insert(served)
-            return machine.candidateStored(
+            let next = machine.candidateStored(
                 round: round,
                 candidate: GlobalModel(
                     version: version, sha256: sha, weights: served.weights, serverState: serverState),
                 now: clock.now)
+            if let privacySpend { privacySpent(privacySpend) }
+            return next
         } catch {
             metrics.checkpointWritten(success: false, duration: started.duration(to: clock.now), bytes: nil)
             storeFailing = true

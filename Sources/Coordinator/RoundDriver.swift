@@ -161,11 +161,17 @@ public actor RoundDriver: Service {
         let serverState = await Self.serverState(
             of: currentVersion, model: current.weights, strategy: configuration.rounds.strategy, store: store,
             logger: logger)
+        do {
+            try configuration.rounds.checkPrivacy()
+        } catch {
+            throw CoordinatorStartupError(message: "differential privacy: \(error)")
+        }
         let machine = RoundStateMachine<Instant>(
             configuration: configuration.rounds,
             model: GlobalModel(
                 version: currentVersion, sha256: record.sha256, weights: current.weights, serverState: serverState),
-            lastRound: try await store.lastRoundNumber(), seed: configuration.seed, bestMetricValue: bestValue)
+            lastRound: try await store.lastRoundNumber(), seed: configuration.seed, bestMetricValue: bestValue,
+            privacyLedger: configuration.rounds.privacy == nil ? [] : try await store.privacyLedger())
         let now = clock.now
         // Enrolled clients stay in the store until they are heard from (see `RoundDriver+Authentication`):
         // start-up reads a count, not the client table.
@@ -188,6 +194,7 @@ public actor RoundDriver: Service {
         metrics.selectionGoal(configuration.rounds.selection.goal)
         metrics.strategy(configuration.rounds.strategy.name)
         metrics.serverOptimizerSteps(machine.model.serverState?.steps ?? 0)
+        if let account = machine.privacy { metrics.privacy(account) }
     }
 
     // MARK: Service
@@ -298,7 +305,8 @@ public actor RoundDriver: Service {
         let recent = try await store.rounds(limit: 200)
         return StatusView(
             status: status, refs: refs, lastRound: recent.first { $0.status != .running },
-            lastCommit: recent.first { $0.status == .committed }, configuration: ConfigurationView(configuration))
+            lastCommit: recent.first { $0.status == .committed }, configuration: ConfigurationView(configuration),
+            privacy: machine.privacy.map(PrivacyView.init))
     }
 
     /// When each enrolled client was last heard from (polls, heartbeats, results) and whether it counts as

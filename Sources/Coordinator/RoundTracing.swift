@@ -48,6 +48,13 @@ struct RoundTracing {
         }
     }
 
+    /// What a differentially private round spent, on its span: the clip norm and ε after it.
+    func privacySpent(_ spend: PrivacySpend, epsilon: Double) {
+        guard let round, round.number == spend.round else { return }
+        round.span.attributes["rondo.privacy.clip_norm"] = spend.clipNorm
+        round.span.attributes["rondo.privacy.epsilon"] = epsilon
+    }
+
     /// Ends the previous phase span and opens one for `phase` (none while selecting or finished).
     ///
     /// Only applies to the round being traced: when one action both finishes a round and starts the next,

@@ -18,9 +18,11 @@ public struct StatusView: Codable, Sendable {
     /// Seconds since the last commit, when the answer was made.
     @Nullable public var lastCommitAgeSeconds: Double?
     public var configuration: ConfigurationView
+    /// Differential privacy's state; null when it is off.
+    @Nullable public var privacy: PrivacyView?
 
     enum CodingKeys: String, CodingKey {
-        case configuration
+        case configuration, privacy
         case currentVersion = "current_version"
         case bestVersion = "best_version"
         case lastRound = "last_round"
@@ -31,8 +33,9 @@ public struct StatusView: Codable, Sendable {
 
     public init(
         status: WireProtocol.StatusMessage, refs: [String: Int], lastRound: RoundRecord?,
-        lastCommit: RoundRecord?, configuration: ConfigurationView, now: Date = Date()
+        lastCommit: RoundRecord?, configuration: ConfigurationView, privacy: PrivacyView? = nil, now: Date = Date()
     ) {
+        self.privacy = privacy
         self.status = status
         currentVersion = refs[CheckpointRef.current.rawValue]
         bestVersion = refs[CheckpointRef.best.rawValue]
@@ -54,6 +57,8 @@ public struct StatusView: Codable, Sendable {
         _lastCommitAt = try container.decode(Nullable<Timestamp>.self, forKey: .lastCommitAt)
         _lastCommitAgeSeconds = try container.decode(Nullable<Double>.self, forKey: .lastCommitAgeSeconds)
         configuration = try container.decode(ConfigurationView.self, forKey: .configuration)
+        _privacy =
+            try container.decodeIfPresent(Nullable<PrivacyView>.self, forKey: .privacy) ?? Nullable(wrappedValue: nil)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -66,6 +71,7 @@ public struct StatusView: Codable, Sendable {
         try container.encode(_lastCommitAt, forKey: .lastCommitAt)
         try container.encode(_lastCommitAgeSeconds, forKey: .lastCommitAgeSeconds)
         try container.encode(configuration, forKey: .configuration)
+        try container.encode(_privacy, forKey: .privacy)
     }
 }
 

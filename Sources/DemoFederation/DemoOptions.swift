@@ -29,6 +29,8 @@ public struct DemoOptions: Sendable {
     public var pollRate: Double? = 200
     /// The aggregation strategy. Default FedAvg.
     public var strategy: AggregationStrategy = .fedAvg
+    /// Central differential privacy (DP-FedAvg); nil (the default) runs without.
+    public var privacy: DifferentialPrivacy?
     /// Share of the sites that attack (rounded to a whole number of sites, chosen by the seed). Default 0.
     public var maliciousRate = 0.0
     /// What the malicious sites send. Default sign flip.
@@ -48,7 +50,7 @@ public struct DemoOptions: Sendable {
     public var coordinatorConfiguration: CoordinatorConfiguration {
         var minFit = min(clients, max(2, Int((Double(clients) * 0.3).rounded(.up))))
         if let goal { minFit = min(minFit, goal.minimum) }
-        let rounds = RoundConfiguration(
+        var rounds = RoundConfiguration(
             selection: SelectionPolicy(
                 fractionFit: 1.0, minFitClients: minFit, minAvailableClients: max(clients, 2),
                 fractionEvaluate: 1.0, minEvaluateClients: 1, goal: goal),
@@ -63,6 +65,7 @@ public struct DemoOptions: Sendable {
             ],
             regressionGuard: guardMaxRegression.map { RegressionGuard(metric: "accuracy", maxRegression: $0) },
             strategy: strategy)
+        rounds.privacy = privacy
         return CoordinatorConfiguration(
             host: host, port: port, rounds: rounds, seed: seed, heartbeatInterval: .milliseconds(500),
             maxLongPoll: .seconds(30), pollRate: pollRate, tickInterval: .milliseconds(50))

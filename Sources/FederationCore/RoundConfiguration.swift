@@ -48,6 +48,9 @@ public struct RoundConfiguration: Sendable, Equatable {
     public var clipNorm: Double? {
         didSet { precondition(clipNorm.map { $0 > 0 && $0.isFinite } ?? true, "the clip norm must be positive") }
     }
+    /// Central differential privacy (DP-FedAvg) for the FedAvg family; check it with `checkPrivacy()`.
+    /// Default nil (off).
+    public var privacy: DifferentialPrivacy?
 
     public init(
         selection: SelectionPolicy = SelectionPolicy(),

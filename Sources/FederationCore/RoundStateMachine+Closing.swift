@@ -7,6 +7,7 @@ extension RoundStateMachine {
     public mutating func candidateStored(round: Int, candidate: GlobalModel, now: Instant) -> [Action] {
         guard case .aggregating(var progress) = phase, progress.round == round else { return [] }
         progress.candidate = candidate
+        if let spend = progress.privacySpend { privacy?.record(spend) }
         let available = availableClients
         guard let count = configuration.selection.evaluateSampleSize(available: available.count) else {
             return commit(progress, now: now)
@@ -87,21 +88,31 @@ extension RoundStateMachine {
     /// Ends a training phase whose tasks are all done and that reached its quorum: takes the average out of
     /// the phase and asks for it to be stored as the candidate.
     private mutating func aggregate(now: Instant) -> [Action] {
-        guard case .training(let progress, _, var average, _) = phase else {
+        guard case .training(var progress, _, var average, _) = phase else {
             preconditionFailure("aggregating outside a training phase")
         }
         // Drop the phase's reference to the sums first, so taking the average releases them block by block.
         phase = .aggregating(progress)
+        let sumNoise: Double
+        do {
+            sumNoise = try privacySumNoise(selected: progress.selected)
+        } catch {
+            return fail(progress, RoundFailure(.aggregationFailed, "\(error)"), now: now)
+        }
         let aggregate: ModelWeights
         let outcome: AggregationOutcome?
+        var noise = privacy?.noise ?? .system
         do {
-            guard let taken = try average.take(configuration.strategy) else {
+            guard let taken = try average.take(configuration.strategy, sumNoise: sumNoise, using: &noise) else {
                 preconditionFailure("accepted updates, none folded")
             }
             (aggregate, outcome) = taken
         } catch {
             return fail(progress, RoundFailure(.storeFailed, "reading a kept update back failed: \(error)"), now: now)
         }
+        privacy?.noise = noise
+        progress.privacySpend = privacySpend(progress)
+        phase = .aggregating(progress)
         // The strategy's server step (FedAvg and the robust aggregators keep their aggregate as it is).
         let next: ModelWeights
         let state: ServerOptimizerState?
@@ -118,7 +129,8 @@ extension RoundStateMachine {
             } ?? []
         return announcePhase() + report + [
             .storeCandidate(
-                round: progress.round, parentVersion: progress.base.version, weights: next, serverState: state)
+                round: progress.round, parentVersion: progress.base.version, weights: next, serverState: state,
+                privacySpend: progress.privacySpend)
         ]
     }
 

@@ -57,7 +57,9 @@ extension RoundStateMachine {
         // Leave no second reference to the sums while folding, so they are updated in place, not copied.
         phase = .idle
         do {
-            try average.fold(update, client: client, clipNorm: configuration.clipNorm)
+            let clipNorm = privacy?.clipNorm ?? configuration.clipNorm
+            try average.fold(update, client: client, clipNorm: clipNorm, uniform: privacy != nil)
+            if let clipNorm = privacy?.clipNorm, update.norm <= clipNorm { progress.unclipped += 1 }
         } catch {
             // Part of the update may be in the sums: the average is unusable, so the round fails.
             return fail(

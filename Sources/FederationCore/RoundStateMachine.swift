@@ -49,6 +49,10 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         var fitReports: [EvaluationReport] = []
         var candidate: GlobalModel?
         var evaluation: EvaluationSummary?
+        /// Under differential privacy: accepted updates no longer than the clip norm, and, once aggregated,
+        /// what the round spends (recorded when its candidate is stored).
+        var unclipped = 0
+        var privacySpend: PrivacySpend?
     }
 
     enum Phase: Sendable {
@@ -81,6 +85,8 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     /// The phase last announced with a `phaseChanged` action.
     var announcedPhase = RoundPhase.selecting
     var generator: SeededRandomNumberGenerator
+    /// The privacy ledger's state under `configuration.privacy` (nil without it).
+    public internal(set) var privacy: PrivacyAccount?
     private var taskSequence = 0
     var endedTasks: [TaskID: TaskEnd] = [:]
     /// Failed rounds in a row (operator aborts excluded); reset by a commit.
@@ -109,11 +115,13 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
     ///   - lastRound: the number of the last round already run (rounds continue from `lastRound + 1`).
     ///   - seed: seeds client selection.
     ///   - bestMetricValue: the regression guard's metric for the best model so far, when known.
+    ///   - privacyLedger: every differentially private round spent so far, in round order (from the store).
     public init(
         configuration: RoundConfiguration, model: GlobalModel, lastRound: Int = 0, seed: UInt64,
-        bestMetricValue: Double? = nil
+        bestMetricValue: Double? = nil, privacyLedger: [PrivacySpend] = []
     ) {
         self.configuration = configuration
+        self.privacy = configuration.privacy.map { PrivacyAccount(settings: $0, ledger: privacyLedger) }
         self.model = model
         self.currentRound = lastRound
         self.bestMetricValue = bestMetricValue
@@ -298,6 +306,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
             }
             count = sampleSize
         }
+        if let refusal = refuseOverBudget(selecting: count) { return actions + refusal }
         let available = availableClients
         currentRound += 1
         roundsStarted += 1

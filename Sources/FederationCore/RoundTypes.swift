@@ -130,8 +130,13 @@ public enum RoundAction<Instant: InstantProtocol & Sendable>: Sendable where Ins
     /// A client produced no result for its task.
     case clientDropped(ClientID, kind: TaskKind, reason: DropoutReason)
     /// Store the aggregated weights as a new (uncommitted) version, then call `candidateStored` or
-    /// `candidateStoreFailed`.
-    case storeCandidate(round: Int, parentVersion: Int, weights: ModelWeights, serverState: ServerOptimizerState?)
+    /// `candidateStoreFailed`. Under differential privacy, `privacySpend` goes into the privacy ledger in the
+    /// same transaction.
+    case storeCandidate(
+        round: Int, parentVersion: Int, weights: ModelWeights, serverState: ServerOptimizerState?,
+        privacySpend: PrivacySpend?)
+    /// The next round would take ε past the privacy budget: it was not started, and the federation finished.
+    case privacyBudgetReached(spent: Double, projected: Double, budget: Double)
     /// A robust aggregator closed the round's training: which clients it left out or cut (for the round
     /// record, an event, the round's span and a counter). Comes just before `storeCandidate`.
     case robustlyAggregated(round: Int, strategy: StrategyName, outcome: AggregationOutcome)

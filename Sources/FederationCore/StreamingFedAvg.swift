@@ -197,6 +197,18 @@ public struct StreamingFedAvg: Sendable {
     /// result are never both whole in memory. Call it once; the value is spent afterwards.
     /// - Throws: when an update kept aside under the weight cap cannot be read.
     public mutating func takeAverage() throws -> ModelWeights? {
+        var unused = NoiseGenerator.system
+        return try takeAverage(sumNoise: 0, using: &unused)
+    }
+
+    /// The average, as `takeAverage()`, with independent Gaussian noise of standard deviation `sumNoise` added
+    /// to every coordinate of the weighted sum before it is divided by the total weight (DP-FedAvg: with unit
+    /// weights the average's noise is sumNoise / n). Noise goes into every tensor, whatever its dtype, block by
+    /// block as the sums are written out.
+    public mutating func takeAverage(sumNoise: Double, using generator: inout NoiseGenerator) throws
+        -> ModelWeights?
+    {
+        precondition(sumNoise >= 0 && sumNoise.isFinite, "noise must be a finite standard deviation")
         guard count > 0 else { return nil }
         var sums = self.sums.isEmpty ? Self.zeros(for: layout, blockElements: blockElements) : self.sums
         self.sums = []
@@ -211,6 +223,9 @@ public struct StreamingFedAvg: Sendable {
         var tensors: [NamedTensor] = []
         tensors.reserveCapacity(layout.tensors.count)
         for (index, named) in layout.tensors.enumerated() {
+            for block in sums[index].indices where sumNoise > 0 {
+                generator.addGaussianNoise(to: &sums[index][block], standardDeviation: sumNoise)
+            }
             tensors.append(
                 NamedTensor(name: named.name, tensor: Self.average(of: &sums[index], scale: scale, like: named.tensor)))
         }

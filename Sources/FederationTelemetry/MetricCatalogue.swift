@@ -206,6 +206,24 @@ public enum MetricCatalogue {
         "rondo_server_optimizer_steps", .gauge,
         "Server-optimizer steps behind the current model (0: FedAvg, or a state started afresh); a rollback goes back to its version's count."
     )
+    public static let privacyEpsilon = Definition(
+        "rondo_privacy_epsilon", .gauge,
+        "Privacy spent so far under differential privacy: the RDP accountant's epsilon at rondo_privacy_delta over every round in the privacy ledger (+Inf after a round without noise)."
+    )
+    public static let privacyDelta = Definition(
+        "rondo_privacy_delta", .gauge, "The delta that rondo_privacy_epsilon is reported at (--dp-delta).")
+    public static let privacyBudget = Definition(
+        "rondo_privacy_epsilon_budget", .gauge,
+        "The epsilon no round may take the federation past (--dp-epsilon-budget); 0 when no budget is set.")
+    public static let privacyBudgetReached = Definition(
+        "rondo_privacy_budget_reached", .gauge,
+        "1 once a round was refused because it would exceed the privacy budget (the federation finished), else 0.")
+    public static let privacyClipNorm = Definition(
+        "rondo_privacy_clip_norm", .gauge,
+        "The clip norm the next round's updates are clipped to (fixed, or adapted to --dp-target-quantile).")
+    public static let privacyNoiseMultiplier = Definition(
+        "rondo_privacy_noise_multiplier", .gauge,
+        "The noise multiplier z: the noise standard deviation on the sum of clipped updates over the clip norm.")
     public static let processStart = Definition(
         "process_start_time_seconds", .gauge, "Unix time the coordinator process started.")
 
@@ -220,6 +238,7 @@ public enum MetricCatalogue {
         checkpointWriteDuration, checkpointSize, lastCheckpoint, rollbacks, paused, draining, adminActions,
         authRefusals, limitRefusals, selectionWindows, selectionWait, selectionCheckedIn, selectionGoal,
         selectionMinimum, retryAfterSpread, idlePolls, strategyInfo, serverOptimizerSteps, robustExclusions,
+        privacyEpsilon, privacyDelta, privacyBudget, privacyBudgetReached, privacyClipNorm, privacyNoiseMultiplier,
         spansExported, spansDropped,
         exportFailures,
         httpRequests, httpDuration, processCPU,

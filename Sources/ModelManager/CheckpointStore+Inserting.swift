@@ -33,9 +33,11 @@ extension CheckpointStore {
     ///   - strategy: the aggregation strategy that produced it, recorded with the version.
     ///   - serverState: the strategy's state after this step, stored with the version in the same transaction
     ///     (a restart or a rollback to the version resumes from it).
+    ///   - privacySpend: what the round spent under differential privacy, added to the privacy ledger in the
+    ///     same transaction (so a noised model is never stored unaccounted for).
     public func storeCandidate(
         round: Int, parentVersion: Int?, file: SafeTensorsFile, strategy: StrategyRecord? = nil,
-        serverState: SafeTensorsFile? = nil
+        serverState: SafeTensorsFile? = nil, privacySpend: PrivacySpend? = nil
     ) throws -> (version: Int, sha256: String) {
         try insert(
             round: round, parentVersion: parentVersion, byteCount: file.encodedByteCount,
@@ -43,6 +45,7 @@ extension CheckpointStore {
             write: { sink in try file.forEachEncodedChunk(chunkSize: configuration.chunkSize, sink) },
             alongside: { version in
                 if let serverState { try insertServerState(serverState, version: version) }
+                if let privacySpend { try insertPrivacySpend(privacySpend, version: version) }
             })
     }
 

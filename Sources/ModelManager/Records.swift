@@ -200,6 +200,8 @@ public enum EventKind: String, Sendable, Codable, CaseIterable {
     case layoutChanged = "layout_changed"
     /// A robust aggregator left clients' results out of a round (Krum) or cut their values (trimmed mean).
     case robustAggregation = "robust_aggregation"
+    /// A round was not started because it would take ε past the privacy budget; the federation finished.
+    case privacyBudgetReached = "privacy_budget_reached"
 }
 
 /// A ref the coordinator maintains itself (operators' tags are the other refs).

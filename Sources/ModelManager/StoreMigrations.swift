@@ -97,6 +97,23 @@ enum StoreMigrations {
             ) WITHOUT ROWID;
             """
         ),
+        (
+            5,
+            // The privacy ledger has no foreign key: pruning or rolling back a version keeps what its round spent.
+            """
+            CREATE TABLE privacy_ledger (
+                round INTEGER PRIMARY KEY,
+                version INTEGER NOT NULL,
+                sampling_rate REAL NOT NULL,
+                noise_multiplier REAL NOT NULL,
+                clip_norm REAL NOT NULL,
+                next_clip_norm REAL NOT NULL,
+                results INTEGER NOT NULL,
+                unclipped INTEGER NOT NULL,
+                recorded_at REAL NOT NULL
+            );
+            """
+        ),
     ]
 
     /// Applies every migration not yet recorded, each in its own transaction.

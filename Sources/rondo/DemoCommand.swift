@@ -25,6 +25,7 @@ struct DemoCommand: AsyncParsableCommand {
     @OptionGroup var common: CommonOptions
     @OptionGroup var selection: SelectionOptions
     @OptionGroup var strategy: StrategyOptions
+    @OptionGroup var privacy: PrivacyOptions
 
     func validate() throws {
         guard clients >= 2 else { throw ValidationError("--clients must be at least 2") }
@@ -58,6 +59,11 @@ struct DemoCommand: AsyncParsableCommand {
         options.goal = selection.goal
         options.pollRate = selection.resolvedPollRate
         options.strategy = try strategy.resolved()
+        options.privacy = try privacy.resolved()
+        guard options.privacy?.epsilonBudget == nil else {
+            // The demo runs its --rounds; a budget would finish the federation first and leave it waiting.
+            throw ValidationError("rondo demo takes no --dp-epsilon-budget; size --rounds with `rondo privacy epsilon`")
+        }
         options.maliciousRate = maliciousRate
         options.attack = attack
         let metricsFactory = bootstrapMetrics()

@@ -13,7 +13,7 @@ struct Rondo: AsyncParsableCommand {
         subcommands: [
             DemoCommand.self, ServeCommand.self, ClientCommand.self, StatusCommand.self, EventsCommand.self,
             RoundsCommand.self, ClientsCommand.self, CheckpointsCommand.self, PauseCommand.self, ResumeCommand.self,
-            FederationCommand.self, BenchCommand.self,
+            FederationCommand.self, BenchCommand.self, PrivacyCommand.self,
         ])
 
     /// Runs the command. Errors while it runs are one line and exit status 1 (JSON with `--json`); a command

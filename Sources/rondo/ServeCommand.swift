@@ -17,6 +17,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var common: CommonOptions
     @OptionGroup var selection: SelectionOptions
     @OptionGroup var strategy: StrategyOptions
+    @OptionGroup var privacy: PrivacyOptions
     @Option(help: "Safetensors file to start from when the data directory has no model yet.")
     var initialModel: String?
     @Flag(help: "Start from the digits demo's zero-initialised softmax model when the data directory has none.")
@@ -208,6 +209,12 @@ struct ServeCommand: AsyncParsableCommand {
                 strategy: try strategy.resolved()),
             seed: seed ?? environment["RONDO_SEED"].flatMap { UInt64($0) } ?? 0)
         configuration.rounds.clipNorm = clipUpdateNorm
+        configuration.rounds.privacy = try privacy.resolved()
+        do {
+            try configuration.rounds.checkPrivacy()
+        } catch {
+            throw ValidationError("\(error)")
+        }
         configuration.drainTimeout = drainTimeout.map { .seconds($0) }
         configuration.pollRate = selection.resolvedPollRate
         if let keepLast, keepLast < 1 { throw ValidationError("--keep-last must be at least 1") }

@@ -36,7 +36,7 @@ import Testing
             tasks[0].id, client: ids[0], weights: Self.weights(1), numExamples: 1_000_000, metrics: [:], now: .zero)
         let actions = try machine.fitResult(
             tasks[1].id, client: ids[1], weights: Self.weights(3), numExamples: 1_000_000, metrics: [:], now: .zero)
-        guard case .storeCandidate(1, 1, let average, _)? = actions.last else {
+        guard case .storeCandidate(1, 1, let average, _, _)? = actions.last else {
             Issue.record("expected the aggregate, got \(actions)")
             return
         }
@@ -80,7 +80,7 @@ import Testing
                 task.id, client: id, weights: Self.weights(value), numExamples: examples,
                 metrics: ["accuracy": value == 0 ? 0 : 1], now: .zero)
         }
-        guard case .storeCandidate(1, 1, let average, _)? = actions.last else {
+        guard case .storeCandidate(1, 1, let average, _, _)? = actions.last else {
             Issue.record("expected the aggregate, got \(actions)")
             return
         }

@@ -69,7 +69,7 @@ import Testing
         actions = try machine.fitResult(
             task.id, client: client, weights: ModelWeights(["w": Tensor(shape: [1], values: [1])]), numExamples: 1,
             metrics: [:], now: until)
-        guard case .storeCandidate(let round, _, let weights, _)? = actions.last else {
+        guard case .storeCandidate(let round, _, let weights, _, _)? = actions.last else {
             Issue.record("no store")
             return
         }

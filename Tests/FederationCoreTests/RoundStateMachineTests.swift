@@ -39,7 +39,7 @@ import Testing
     }
 
     static func storedCandidate(in actions: [Action]) -> ModelWeights? {
-        for case .storeCandidate(_, _, let weights, _) in actions { return weights }
+        for case .storeCandidate(_, _, let weights, _, _) in actions { return weights }
         return nil
     }
 

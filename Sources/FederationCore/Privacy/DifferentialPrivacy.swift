@@ -1,0 +1,115 @@
+/// Central differential privacy for the FedAvg family: DP-FedAvg (McMahan et al., "Learning Differentially
+/// Private Recurrent Language Models", ICLR 2018) with a fixed clip norm, or with the clip norm adapted to a
+/// quantile of the update norms (Andrew et al., "Differentially Private Learning with Adaptive Clipping",
+/// NeurIPS 2021).
+///
+/// Each accepted update's distance to the round's base model is clipped to the clip norm C, every update counts
+/// the same (example counts do not weight a private average), and the average gets Gaussian noise of standard
+/// deviation z·C/n per coordinate (z the noise multiplier, n the results averaged) before any server optimizer
+/// steps. An `RDPAccountant` turns the rounds run into (ε, δ).
+///
+/// Invariant: every value is finite and in the range its property documents (checked by `validate()`).
+public struct DifferentialPrivacy: Sendable, Equatable {
+    /// How the clip norm is chosen.
+    public enum Clipping: Sendable, Equatable {
+        /// The same norm every round.
+        case fixed(norm: Double)
+        /// Starts at `initialNorm` and moves geometrically towards the `targetQuantile` of update norms:
+        /// C ← C·exp(−learningRate·(b̃ − targetQuantile)), b̃ the noised fraction of updates no longer than C.
+        /// `countStandardDeviation` is the noise on that count (nil: the round's selected clients / 20, the
+        /// paper's choice); part of the privacy budget goes to it, so the updates' own noise multiplier is
+        /// (z⁻² − (2σ_b)⁻²)^(−½).
+        case adaptive(
+            initialNorm: Double, targetQuantile: Double, learningRate: Double, countStandardDeviation: Double?)
+    }
+
+    /// The noise multiplier z: noise standard deviation over the clip norm, ≥ 0. Default 1.
+    public var noiseMultiplier: Double
+    public var clipping: Clipping
+    /// The δ that ε is reported at, in (0, 1); it should be below 1 / population. Default 1e-5.
+    public var delta: Double
+    /// The ε no round may take the federation past: a round that would is not started. nil: no limit.
+    public var epsilonBudget: Double?
+    /// How many clients each cohort is sampled from. With it, a round that selects k clients has sampling rate
+    /// k / population, and the accountant credits privacy amplification by sampling; that holds only when
+    /// cohorts are uniform random samples of that population. nil (the default) assumes nothing: rate 1.
+    public var population: Int?
+    /// Seeds the noise, for tests only; nil (the default) draws it from the system's random source.
+    public var noiseSeed: UInt64?
+
+    public init(
+        noiseMultiplier: Double = 1, clipping: Clipping = .fixed(norm: 1), delta: Double = 1e-5,
+        epsilonBudget: Double? = nil, population: Int? = nil, noiseSeed: UInt64? = nil
+    ) {
+        self.noiseMultiplier = noiseMultiplier
+        self.clipping = clipping
+        self.delta = delta
+        self.epsilonBudget = epsilonBudget
+        self.population = population
+        self.noiseSeed = noiseSeed
+    }
+
+    /// The clip norm of the first round.
+    public var initialClipNorm: Double {
+        switch clipping {
+        case .fixed(let norm): norm
+        case .adaptive(let initialNorm, _, _, _): initialNorm
+        }
+    }
+
+    /// The sampling rate of a round that selected `selected` clients.
+    public func samplingRate(selected: Int) -> Double {
+        guard let population, population > 0 else { return 1 }
+        return min(1, Double(selected) / Double(population))
+    }
+
+    /// The noise multiplier of the updates' noise in a round that selected `selected` clients: z itself with a
+    /// fixed clip norm; with adaptive clipping, what is left of z once the count took its share.
+    /// - Throws: `PrivacyConfigurationError` when the count's noise is too small to leave any (z ≥ 2σ_b).
+    public func updateNoiseMultiplier(selected: Int) throws(PrivacyConfigurationError) -> Double {
+        guard case .adaptive = clipping, noiseMultiplier > 0 else { return noiseMultiplier }
+        let countDeviation = countStandardDeviation(selected: selected)
+        guard noiseMultiplier < 2 * countDeviation else {
+            throw PrivacyConfigurationError(
+                .countNoiseTooSmall,
+                "noise multiplier \(noiseMultiplier) needs a clipped-count standard deviation above \(noiseMultiplier / 2) (it is \(countDeviation)); raise --dp-clipped-count-stddev"
+            )
+        }
+        return 1 / (1 / (noiseMultiplier * noiseMultiplier) - 1 / (4 * countDeviation * countDeviation)).squareRoot()
+    }
+
+    /// The standard deviation of the noise on the count of unclipped updates (adaptive clipping).
+    public func countStandardDeviation(selected: Int) -> Double {
+        guard case .adaptive(_, _, _, let given) = clipping else { return 0 }
+        return given ?? Double(max(selected, 1)) / 20
+    }
+
+    /// Checks every value.
+    /// - Throws: `PrivacyConfigurationError` naming the first value out of range.
+    public func validate() throws(PrivacyConfigurationError) {
+        func require(_ condition: Bool, _ message: String) throws(PrivacyConfigurationError) {
+            if !condition { throw PrivacyConfigurationError(.invalidValue, message) }
+        }
+        try require(noiseMultiplier.isFinite && noiseMultiplier >= 0, "the noise multiplier must be 0 or more")
+        try require(delta > 0 && delta < 1, "delta must be in (0, 1)")
+        try require(epsilonBudget.map { $0 > 0 && $0.isFinite } ?? true, "the epsilon budget must be positive")
+        try require(population.map { $0 >= 1 } ?? true, "the population must be at least 1")
+        switch clipping {
+        case .fixed(let norm):
+            try require(norm > 0 && norm.isFinite, "the clip norm must be positive")
+        case .adaptive(let initialNorm, let quantile, let rate, let countDeviation):
+            try require(initialNorm > 0 && initialNorm.isFinite, "the initial clip norm must be positive")
+            try require((0...1).contains(quantile), "the target quantile must be in [0, 1]")
+            try require(rate > 0 && rate.isFinite, "the clip learning rate must be positive")
+            try require(
+                countDeviation.map { $0 >= 0 && $0.isFinite } ?? true,
+                "the clipped-count standard deviation must be 0 or more")
+            if let countDeviation, noiseMultiplier > 0 {
+                try require(
+                    noiseMultiplier < 2 * countDeviation,
+                    "noise multiplier \(noiseMultiplier) needs a clipped-count standard deviation above \(noiseMultiplier / 2)"
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+/// Differential privacy in the round: the budget check before a round, the noise on its sums, and its spend.
+extension RoundStateMachine {
+    /// Refuses a round of `count` clients that would take ε past the budget: the federation finishes instead.
+    /// nil when the round may start.
+    mutating func refuseOverBudget(selecting count: Int) -> [Action]? {
+        guard let account = privacy, let budget = account.settings.epsilonBudget else { return nil }
+        let projected = account.projectedEpsilon(selected: count)
+        guard projected > budget else { return nil }
+        privacy?.budgetReached = true
+        phase = .finished
+        return [.privacyBudgetReached(spent: account.epsilon, projected: projected, budget: budget)]
+            + announcePhase()
+    }
+
+    /// The standard deviation of the noise added to the round's sums of unit-weighted clipped updates: z_Δ·C.
+    /// 0 without differential privacy.
+    /// - Throws: `PrivacyConfigurationError` when adaptive clipping's count noise leaves the updates none.
+    func privacySumNoise(selected: Int) throws(PrivacyConfigurationError) -> Double {
+        guard let privacy else { return 0 }
+        return try privacy.settings.updateNoiseMultiplier(selected: selected) * privacy.clipNorm
+    }
+
+    /// What an aggregated round spends, with the clip norm the next round uses; nil without differential
+    /// privacy. Adaptive clipping draws the count's noise here.
+    mutating func privacySpend(_ progress: RoundProgress) -> PrivacySpend? {
+        guard let account = privacy else { return nil }
+        let next = privacy!.nextClipNorm(
+            unclipped: progress.unclipped, results: progress.accepted, selected: progress.selected)
+        return PrivacySpend(
+            round: progress.round, samplingRate: account.settings.samplingRate(selected: progress.selected),
+            noiseMultiplier: account.settings.noiseMultiplier, clipNorm: account.clipNorm, nextClipNorm: next,
+            results: progress.accepted, unclipped: progress.unclipped)
+    }
+}

@@ -1,0 +1,216 @@
+import FederationCore
+import Foundation
+import Testing
+
+/// DP-FedAvg in the round engine: clipping to the privacy clip norm, unit weights, Gaussian noise of z·C/n on
+/// the average, adaptive clipping's geometric update, the spend handed to the store, and the budget refusal.
+@Suite struct DifferentialPrivacyRoundTests {
+    typealias Machine = RoundStateMachine<TestInstant>
+
+    static func model(_ values: [Float], version: Int = 1) -> GlobalModel {
+        GlobalModel(
+            version: version, sha256: "v\(version)",
+            weights: ModelWeights(["w": Tensor(shape: [values.count], values: values)]))
+    }
+
+    /// `clients` clients, all selected every round; no evaluation (a stored candidate commits).
+    static func machine(_ privacy: DifferentialPrivacy, clients: Int, size: Int = 1, ledger: [PrivacySpend] = [])
+        -> (Machine, [ClientID])
+    {
+        var configuration = RoundConfiguration(
+            selection: SelectionPolicy(
+                fractionFit: 1, minFitClients: clients, minAvailableClients: clients, fractionEvaluate: 0),
+            minFitResults: clients, fitTimeout: .seconds(10), evaluateTimeout: .seconds(10),
+            livenessTimeout: .seconds(30))
+        configuration.privacy = privacy
+        var machine = Machine(
+            configuration: configuration, model: model([Float](repeating: 0, count: size)), seed: 3,
+            privacyLedger: ledger)
+        let ids = (0..<clients).map { ClientID("c\($0)") }
+        for id in ids { _ = machine.register(id, now: .zero) }
+        return (machine, ids)
+    }
+
+    /// Runs the open round with one update per client (`values[i]` everywhere, `examples[i]` examples) and
+    /// returns the stored aggregate and spend; the candidate is stored and committed.
+    static func round(
+        _ machine: inout Machine, _ ids: [ClientID], values: [Float], size: Int = 1, examples: [Int]? = nil
+    ) throws -> (weights: ModelWeights, spend: PrivacySpend?) {
+        let tasks = ids.map { machine.takeTask(for: $0, now: .zero)! }
+        var last: [Machine.Action] = []
+        for (index, task) in tasks.enumerated() {
+            last = try machine.fitResult(
+                task.id, client: ids[index],
+                weights: ModelWeights([
+                    "w": Tensor(shape: [size], values: [Float](repeating: values[index], count: size))
+                ]),
+                numExamples: examples?[index] ?? 10, metrics: [:], now: .zero)
+        }
+        guard case .storeCandidate(let round, _, let weights, _, let spend)? = last.last else {
+            Issue.record("expected the aggregate, got \(last)")
+            throw CancellationError()
+        }
+        let version = machine.model.version + 1
+        _ = machine.candidateStored(
+            round: round, candidate: GlobalModel(version: version, sha256: "v\(version)", weights: weights), now: .zero)
+        _ = machine.committed(round: round, now: .zero)
+        return (weights, spend)
+    }
+
+    @Test func updatesAreClippedAndWeighedTheSameWhateverTheirExampleCounts() throws {
+        var (machine, ids) = Self.machine(
+            DifferentialPrivacy(noiseMultiplier: 0, clipping: .fixed(norm: 1)), clients: 3)
+        // Δ of 0.2 and 0.4 stay; 5 is clipped to 1. Unit weights: (0.2 + 0.4 + 1) / 3, not weighted by examples.
+        let (weights, spend) = try Self.round(&machine, ids, values: [0.2, 0.4, 5], examples: [1, 1000, 7])
+        #expect(abs(weights["w"]!.doubleValues[0] - 1.6 / 3) < 1e-6, "\(weights["w"]!)")
+        #expect(
+            spend
+                == PrivacySpend(
+                    round: 1, samplingRate: 1, noiseMultiplier: 0, clipNorm: 1, nextClipNorm: 1, results: 3,
+                    unclipped: 2))
+        #expect(machine.privacy?.accountant.rounds == 1)
+        #expect(machine.privacy?.epsilon == .infinity, "no noise: no privacy")
+    }
+
+    @Test func theAverageCarriesGaussianNoiseOfZTimesCOverN() throws {
+        let size = 100_000
+        var (machine, ids) = Self.machine(
+            DifferentialPrivacy(noiseMultiplier: 2, clipping: .fixed(norm: 0.5), noiseSeed: 11), clients: 4, size: size)
+        let (weights, _) = try Self.round(&machine, ids, values: [0, 0, 0, 0], size: size)
+        let values = weights["w"]!.doubleValues
+        let mean = values.reduce(0, +) / Double(size)
+        let deviation = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(size - 1)).squareRoot()
+        // z·C/n = 2 · 0.5 / 4 = 0.25; the sample's own spread is 0.25/√(2·10⁵) ≈ 0.0006.
+        #expect(abs(deviation - 0.25) < 0.005, "standard deviation \(deviation)")
+        #expect(abs(mean) < 0.005, "mean \(mean)")
+        let fourthMoment = values.map { pow(($0 - mean) / deviation, 4) }.reduce(0, +) / Double(size)
+        #expect(abs(fourthMoment - 3) < 0.1, "a Gaussian's kurtosis is 3, got \(fourthMoment)")
+    }
+
+    @Test func anotherSeedDrawsOtherNoise() throws {
+        func draw(_ seed: UInt64) throws -> [Float] {
+            var (machine, ids) = Self.machine(
+                DifferentialPrivacy(noiseMultiplier: 1, clipping: .fixed(norm: 1), noiseSeed: seed), clients: 2, size: 8
+            )
+            return try Self.round(&machine, ids, values: [0, 0], size: 8).weights["w"]!.floatValues
+        }
+        #expect(try draw(1) == draw(1))
+        #expect(try draw(1) != draw(2))
+    }
+
+    @Test func adaptiveClippingMovesTheNormTowardsTheTargetQuantile() throws {
+        let privacy = DifferentialPrivacy(
+            noiseMultiplier: 0,
+            clipping: .adaptive(initialNorm: 1, targetQuantile: 0.5, learningRate: 0.2, countStandardDeviation: 0))
+        var (machine, ids) = Self.machine(privacy, clients: 4)
+        // Three of four within C = 1: b = 0.75, so C ← exp(−0.2·(0.75 − 0.5)).
+        let first = try Self.round(&machine, ids, values: [0.5, 0.8, 0.9, 3])
+        #expect(abs(first.weights["w"]!.doubleValues[0] - 0.8) < 1e-6)
+        let next = exp(-0.2 * 0.25)
+        #expect(abs((first.spend?.nextClipNorm ?? 0) - next) < 1e-12)
+        #expect(abs((machine.privacy?.clipNorm ?? 0) - next) < 1e-12)
+        // Round 2 trains from 0.8 and clips to the new norm; all four beyond it: b = 0, C ← C·exp(0.2·0.5).
+        let second = try Self.round(&machine, ids, values: [2, 2, 2, 2])
+        #expect(abs(second.weights["w"]!.doubleValues[0] - (0.8 + next)) < 1e-6)
+        #expect(second.spend?.clipNorm == next)
+        #expect(abs((machine.privacy?.clipNorm ?? 0) - next * exp(0.1)) < 1e-12)
+    }
+
+    @Test func aRoundThatWouldPassTheBudgetIsNotStarted() throws {
+        // No sampling: each round is the Gaussian mechanism with z = 2.
+        let afterTwo = RDPAccountant().composing(samplingRate: 1, noiseMultiplier: 2, rounds: 2).epsilon(delta: 1e-5)
+        let afterThree = RDPAccountant().composing(samplingRate: 1, noiseMultiplier: 2, rounds: 3).epsilon(delta: 1e-5)
+        let privacy = DifferentialPrivacy(
+            noiseMultiplier: 2, clipping: .fixed(norm: 1), epsilonBudget: (afterTwo + afterThree) / 2, noiseSeed: 1)
+        var (machine, ids) = Self.machine(privacy, clients: 2)
+        _ = try Self.round(&machine, ids, values: [0.1, 0.2])
+        let tasks = ids.map { machine.takeTask(for: $0, now: .zero)! }
+        var actions: [Machine.Action] = []
+        for (index, task) in tasks.enumerated() {
+            actions = try machine.fitResult(
+                task.id, client: ids[index], weights: ModelWeights(["w": Tensor(shape: [1], values: [0.1])]),
+                numExamples: 1, metrics: [:], now: .zero)
+        }
+        guard case .storeCandidate(2, _, let weights, _, _)? = actions.last else {
+            Issue.record("round 2 should aggregate: \(actions)")
+            return
+        }
+        _ = machine.candidateStored(
+            round: 2, candidate: GlobalModel(version: 3, sha256: "v3", weights: weights), now: .zero)
+        let afterCommit = machine.committed(round: 2, now: .zero)
+        let refusal = afterCommit.compactMap { action -> (Double, Double, Double)? in
+            if case .privacyBudgetReached(let spent, let projected, let budget) = action {
+                return (spent, projected, budget)
+            }
+            return nil
+        }
+        #expect(refusal.count == 1, "\(afterCommit)")
+        #expect(abs((refusal.first?.0 ?? 0) - afterTwo) < 1e-9 && abs((refusal.first?.1 ?? 0) - afterThree) < 1e-9)
+        #expect(machine.phaseName == .finished && machine.privacy?.budgetReached == true)
+        #expect(machine.currentRound == 2, "round 3 never started")
+        #expect(!machine.tick(now: .seconds(1)).contains { if case .roundStarted = $0 { true } else { false } })
+    }
+
+    @Test func theLedgerFromTheStoreResumesEpsilonAndTheClipNorm() {
+        let ledger = (1...5).map {
+            PrivacySpend(
+                round: $0, samplingRate: 0.1, noiseMultiplier: 1.1, clipNorm: 1, nextClipNorm: 0.5 + Double($0),
+                results: 10, unclipped: 5)
+        }
+        let privacy = DifferentialPrivacy(
+            noiseMultiplier: 1.1,
+            clipping: .adaptive(initialNorm: 0.1, targetQuantile: 0.5, learningRate: 0.2, countStandardDeviation: nil))
+        let account = PrivacyAccount(settings: privacy, ledger: ledger)
+        let expected = RDPAccountant().composing(samplingRate: 0.1, noiseMultiplier: 1.1, rounds: 5).epsilon(
+            delta: 1e-5)
+        #expect(account.epsilon == expected && account.accountant.rounds == 5)
+        #expect(account.clipNorm == 5.5, "the last round's next clip norm")
+        #expect(PrivacyAccount(settings: DifferentialPrivacy(clipping: .fixed(norm: 2)), ledger: ledger).clipNorm == 2)
+    }
+
+    @Test func settingsThatCannotHoldAreRefused() {
+        var configuration = RoundConfiguration()
+        configuration.privacy = DifferentialPrivacy()
+        #expect(throws: Never.self) { try configuration.checkPrivacy() }
+        configuration.weightCap = WeightCap(maxShare: 0.5)
+        #expect { try configuration.checkPrivacy() } throws: {
+            ($0 as? PrivacyConfigurationError)?.code == .incompatible
+        }
+        configuration.weightCap = nil
+        configuration.clipNorm = 1
+        #expect { try configuration.checkPrivacy() } throws: {
+            ($0 as? PrivacyConfigurationError)?.code == .incompatible
+        }
+        configuration.clipNorm = nil
+        configuration.strategy = try! AggregationStrategy(name: "fedmedian")
+        #expect { try configuration.checkPrivacy() } throws: {
+            ($0 as? PrivacyConfigurationError)?.code == .incompatible
+        }
+        for bad in [
+            DifferentialPrivacy(noiseMultiplier: -1), DifferentialPrivacy(clipping: .fixed(norm: 0)),
+            DifferentialPrivacy(delta: 1), DifferentialPrivacy(epsilonBudget: 0), DifferentialPrivacy(population: 0),
+            DifferentialPrivacy(
+                clipping: .adaptive(initialNorm: 1, targetQuantile: 1.5, learningRate: 0.2, countStandardDeviation: nil)
+            ),
+            DifferentialPrivacy(
+                noiseMultiplier: 1,
+                clipping: .adaptive(initialNorm: 1, targetQuantile: 0.5, learningRate: 0.2, countStandardDeviation: 0.5)
+            ),
+        ] {
+            #expect(throws: PrivacyConfigurationError.self) { try bad.validate() }
+        }
+    }
+
+    @Test func adaptiveClippingLeavesTheUpdatesTheRestOfTheNoise() throws {
+        let privacy = DifferentialPrivacy(
+            noiseMultiplier: 1,
+            clipping: .adaptive(initialNorm: 1, targetQuantile: 0.5, learningRate: 0.2, countStandardDeviation: nil))
+        // 100 selected: σ_b = 5, z_Δ = (1 − 1/100)^(−½).
+        #expect(abs(try privacy.updateNoiseMultiplier(selected: 100) - 1 / 0.99.squareRoot()) < 1e-12)
+        #expect(throws: PrivacyConfigurationError.self) { try privacy.updateNoiseMultiplier(selected: 10) }
+        #expect(privacy.samplingRate(selected: 10) == 1)
+        var sampled = privacy
+        sampled.population = 1000
+        #expect(sampled.samplingRate(selected: 10) == 0.01)
+    }
+}
