@@ -18,12 +18,13 @@ build: deps
 demo: build
 	$(SWIFT) run --skip-build rondo demo --clients 10 --rounds 30 --alpha 0.5 --seed 7
 
-# Python drives real third-party tools in tests (safetensors, numpy, opentelemetry-proto, schemathesis, flwr) and
-# is the language of the client package in Clients/python (its pytest suite runs against a live coordinator).
+# Python drives real third-party tools in tests (safetensors, numpy, opentelemetry-proto, schemathesis, flwr,
+# dp-accounting) and is the language of the client package in Clients/python (its pytest suite runs against a
+# live coordinator).
 venv:
-	@if ! .venv/bin/python -c "import safetensors, numpy, opentelemetry.proto, yaml, openapi_spec_validator, schemathesis, openapi_python_client, ml_dtypes, requests, httpx, flwr, sklearn, opentelemetry.sdk, pytest, hatchling, build" >/dev/null 2>&1; then \
+	@if ! .venv/bin/python -c "import safetensors, numpy, opentelemetry.proto, yaml, openapi_spec_validator, schemathesis, openapi_python_client, ml_dtypes, requests, httpx, flwr, sklearn, opentelemetry.sdk, pytest, hatchling, build, dp_accounting" >/dev/null 2>&1; then \
 		python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check safetensors numpy opentelemetry-proto pyyaml openapi-spec-validator schemathesis openapi-python-client==0.29.1 ml-dtypes==0.6.0 requests \
-			httpx flwr==1.40.0 scikit-learn opentelemetry-sdk pytest hatchling build; \
+			httpx flwr==1.40.0 scikit-learn opentelemetry-sdk pytest hatchling build dp-accounting==0.6.0; \
 	fi
 
 # Prometheus config, rules, rule unit tests (promtool), and runbook/test coverage of every alert.

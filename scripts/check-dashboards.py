@@ -263,9 +263,10 @@ def main():
     try:
         processes.append(subprocess.Popen(
             # Goal-count selection: a round wants 3 results from 4 clients asked (3 × 1.25, rounded up).
+            # Differential privacy with little noise, so the Privacy row has series.
             [str(rondo), "demo", "--clients", "4", "--rounds", "1000000", "--port", str(rondo_port),
              "--data-dir", str(work / "data"), "--keep-serving", "--no-guard", "--goal-count", "3",
-             "--over-selection", "1.25"],
+             "--over-selection", "1.25", "--dp-noise-multiplier", "0.3", "--dp-clip-norm", "10"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         rondo_base = f"http://127.0.0.1:{rondo_port}"
         wait_for(lambda: get(f"{rondo_base}/healthz")["status"] == "ok", 60, "the coordinator")

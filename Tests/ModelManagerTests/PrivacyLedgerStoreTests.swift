@@ -1,0 +1,51 @@
+import FederationCore
+import Testing
+
+@testable import ModelManager
+
+/// The privacy ledger: written with its candidate in one transaction, once per round, and kept when versions go.
+@Suite struct PrivacyLedgerStoreTests {
+    static func spend(round: Int) -> PrivacySpend {
+        PrivacySpend(
+            round: round, samplingRate: 0.25, noiseMultiplier: 1.1, clipNorm: 0.5 * Double(round),
+            nextClipNorm: 0.5 * Double(round + 1), results: 8, unclipped: 3)
+    }
+
+    static let file = SafeTensorsFile(weights: ModelWeights(["w": Tensor(shape: [3], values: [1, 2, 3])]))
+
+    @Test func spendsAreKeptInRoundOrderAndOutliveTheirVersions() async throws {
+        try await withTemporaryStore { store, _ async throws in
+            let base = try await store.insert(
+                round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported,
+                makeCurrent: true)
+            let (second, _) = try await store.storeCandidate(
+                round: 2, parentVersion: base, file: Self.file, privacySpend: Self.spend(round: 2))
+            _ = try await store.storeCandidate(
+                round: 1, parentVersion: base, file: Self.file, privacySpend: Self.spend(round: 1))
+            _ = try await store.storeCandidate(round: 3, parentVersion: base, file: Self.file)
+            #expect(try await store.privacyLedger() == [Self.spend(round: 1), Self.spend(round: 2)])
+
+            _ = try await store.withConnection {
+                try $0.query("DELETE FROM checkpoints WHERE version = ?", [.integer(Int64(second))])
+            }
+            #expect(try await store.privacyLedger().count == 2, "deleting a version gives no privacy back")
+        }
+    }
+
+    @Test func aRoundSpentTwiceStoresNothing() async throws {
+        try await withTemporaryStore { store, _ async throws in
+            let base = try await store.insert(
+                round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported,
+                makeCurrent: true)
+            _ = try await store.storeCandidate(
+                round: 1, parentVersion: base, file: Self.file, privacySpend: Self.spend(round: 1))
+            let before = try await store.checkpoints().count
+            await #expect(throws: (any Error).self) {
+                try await store.storeCandidate(
+                    round: 1, parentVersion: base, file: Self.file, privacySpend: Self.spend(round: 1))
+            }
+            #expect(try await store.checkpoints().count == before, "the candidate went with the failed ledger row")
+            #expect(try await store.privacyLedger() == [Self.spend(round: 1)])
+        }
+    }
+}
