@@ -33,7 +33,7 @@ public struct CheckpointView: Codable, Sendable, Equatable {
         statusReason = record.statusReason
         integrityError = record.integrityError
         metrics = MetricsView(record.metrics)
-        strategy = record.strategy.map { StrategyView(name: $0.name, parameters: $0.parameters) }
+        strategy = record.strategy.map { StrategyView(name: $0.name, parameters: $0.parameters, privacy: $0.privacy) }
     }
 
     enum CodingKeys: String, CodingKey {

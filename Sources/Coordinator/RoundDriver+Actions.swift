@@ -232,7 +232,8 @@ extension RoundDriver {
         }
         do {
             let (version, sha) = try await store.storeCandidate(
-                round: round, parentVersion: parentVersion, file: file, strategy: strategyRecord,
+                round: round, parentVersion: parentVersion, file: file,
+                strategy: strategyRecord(privacySpend: privacySpend),
                 serverState: serverState?.file, privacySpend: privacySpend)
             metrics.checkpointWritten(
                 success: true, duration: started.duration(to: clock.now), bytes: file.encodedByteCount)

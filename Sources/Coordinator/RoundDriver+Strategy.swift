@@ -4,10 +4,22 @@ import ModelManager
 
 /// The aggregation strategy's record and state as the store keeps them (see `ServerOptimizerState`).
 extension RoundDriver {
-    /// What each candidate records about the strategy that produced it.
-    var strategyRecord: StrategyRecord {
+    /// What a candidate records about the strategy that produced it, with its round's privacy spend.
+    func strategyRecord(privacySpend spend: PrivacySpend?) -> StrategyRecord {
         let strategy = configuration.rounds.strategy
-        return StrategyRecord(name: strategy.name.rawValue, parameters: strategy.namedParameters)
+        var record = StrategyRecord(name: strategy.name.rawValue, parameters: strategy.namedParameters)
+        if let spend, let account = machine.privacy {
+            let epsilon = account.accountant.composing(
+                samplingRate: spend.samplingRate, noiseMultiplier: spend.noiseMultiplier
+            ).epsilon(delta: account.settings.delta)
+            var privacy = [
+                "noise_multiplier": spend.noiseMultiplier, "clip_norm": spend.clipNorm,
+                "sampling_rate": spend.samplingRate, "delta": account.settings.delta,
+            ]
+            if epsilon.isFinite { privacy["epsilon"] = epsilon }
+            record.privacy = privacy
+        }
+        return record
     }
 
     /// The server state stored with `version`, when the configured strategy can continue from it; nil starts

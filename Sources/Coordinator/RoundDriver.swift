@@ -194,7 +194,16 @@ public actor RoundDriver: Service {
         metrics.selectionGoal(configuration.rounds.selection.goal)
         metrics.strategy(configuration.rounds.strategy.name)
         metrics.serverOptimizerSteps(machine.model.serverState?.steps ?? 0)
-        if let account = machine.privacy { metrics.privacy(account) }
+        if let account = machine.privacy {
+            metrics.privacy(account)
+            if account.budgetReached {
+                logger.error(
+                    "privacy budget reached: no further round starts",
+                    metadata: [
+                        "epsilon": "\(account.epsilon)", "epsilon_budget": "\(account.settings.epsilonBudget ?? 0)",
+                    ])
+            }
+        }
     }
 
     // MARK: Service

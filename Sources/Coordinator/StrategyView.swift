@@ -6,10 +6,14 @@ public struct StrategyView: Codable, Sendable, Equatable {
     public var name: String
     /// Every parameter it runs with, defaults included, by Flower's keyword.
     public var parameters: [String: Double]
+    /// A checkpoint's differential privacy: what its round ran with and the ε spent once it was made (see
+    /// `StrategyRecord.privacy`); absent otherwise.
+    public var privacy: [String: Double]?
 
-    public init(name: String, parameters: [String: Double]) {
+    public init(name: String, parameters: [String: Double], privacy: [String: Double]? = nil) {
         self.name = name
         self.parameters = parameters
+        self.privacy = privacy
     }
 
     public init(_ strategy: AggregationStrategy) {

@@ -32,3 +32,16 @@ extension RoundStateMachine {
             results: progress.accepted, unclipped: progress.unclipped)
     }
 }
+
+extension RoundStateMachine {
+    /// True when even the smallest round that could aggregate (`minFitResults` clients selected: the sampling
+    /// rate can only be larger) would pass the budget: a coordinator restarted on a spent ledger starts
+    /// finished, instead of waiting for clients to find out. Marks the account.
+    mutating func budgetSpentAtStart() -> Bool {
+        guard let account = privacy, let budget = account.settings.epsilonBudget,
+            account.projectedEpsilon(selected: configuration.minFitResults) > budget
+        else { return false }
+        privacy?.budgetReached = true
+        return true
+    }
+}

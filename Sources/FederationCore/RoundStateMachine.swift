@@ -127,6 +127,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
         self.bestMetricValue = bestMetricValue
         // Mix the round number in so a restarted coordinator does not replay the same selections.
         self.generator = SeededRandomNumberGenerator(seed: seed ^ (UInt64(lastRound) &* 0x9E37_79B9_7F4A_7C15))
+        if budgetSpentAtStart() { phase = .finished }
     }
 
     // MARK: Queries

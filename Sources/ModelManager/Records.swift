@@ -90,10 +90,15 @@ public struct StrategyRecord: Sendable, Codable, Equatable {
     public var name: String
     /// Every parameter the strategy took, by its name.
     public var parameters: [String: Double]
+    /// Under differential privacy, what the version's round ran with and the privacy spent once it was made:
+    /// `noise_multiplier`, `clip_norm`, `sampling_rate`, `delta` and `epsilon` (left out when unbounded). nil
+    /// without differential privacy (and in records written before it existed).
+    public var privacy: [String: Double]?
 
-    public init(name: String, parameters: [String: Double]) {
+    public init(name: String, parameters: [String: Double], privacy: [String: Double]? = nil) {
         self.name = name
         self.parameters = parameters
+        self.privacy = privacy
     }
 }
 

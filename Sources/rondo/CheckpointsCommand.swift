@@ -48,7 +48,10 @@ struct CheckpointsCommand: AsyncParsableCommand {
         /// `fedadam (beta_1=0.9, beta_2=0.99, eta=0.1, tau=1e-09)`.
         static func strategyText(_ strategy: StrategyView) -> String {
             let parameters = strategy.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-            return parameters.isEmpty ? strategy.name : "\(strategy.name) (\(parameters.joined(separator: ", ")))"
+            let text = parameters.isEmpty ? strategy.name : "\(strategy.name) (\(parameters.joined(separator: ", ")))"
+            guard let privacy = strategy.privacy else { return text }
+            let spent = privacy.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            return text + "; differential privacy (\(spent.joined(separator: ", ")))"
         }
 
         func run() async throws {

@@ -41,6 +41,10 @@ import Testing
             #expect(try await first.metricValue("rondo_updates_clipped_total") == 1, "Δ of norm √54 was clipped")
             let events = try await first.driver.store.events(kind: .privacyBudgetReached)
             #expect(events.count == 1)
+            let record = try #require(try await first.driver.store.checkpoint(version: status.modelVersion))
+            let privacyRecord = try #require(record.strategy?.privacy, "the checkpoint records its round's privacy")
+            #expect(privacyRecord["noise_multiplier"] == 2 && privacyRecord["clip_norm"] == 1)
+            #expect(abs((privacyRecord["epsilon"] ?? 0) - afterOne) < 1e-9)
 
             let view = try await first.request("GET", "/v1/status", token: RunningCoordinator.adminToken)
             let privacy = try #require(try JSONDecoder().decode(StatusView.self, from: Data(view.body)).privacy)
@@ -52,12 +56,14 @@ import Testing
         }
         await first.stop()
 
-        // The ledger is in the store: a restart neither resets epsilon nor starts round 2.
+        // The ledger is in the store: a restart neither resets epsilon nor starts round 2. It starts finished,
+        // before any client connects.
         let second = try await RunningCoordinator(configuration: configuration, in: directory)
         do {
+            let status = try await second.status()
+            #expect(status.phase == .finished && status.round == 1 && status.committedRounds == 0)
+            #expect(try await second.metricValue("rondo_privacy_budget_reached") == 1)
             let client = try await second.register("site")
-            let status = try await second.waitForStatus { $0.phase == .finished }
-            #expect(status.round == 1 && status.committedRounds == 0)
             let epsilon = try #require(try await second.metricValue("rondo_privacy_epsilon"))
             #expect(abs(epsilon - afterOne) < 1e-9)
             let poll = try await second.request(

@@ -151,6 +151,21 @@ import Testing
         #expect(!machine.tick(now: .seconds(1)).contains { if case .roundStarted = $0 { true } else { false } })
     }
 
+    @Test func aMachineOnASpentLedgerStartsFinished() {
+        let ledger = (1...3).map {
+            PrivacySpend(
+                round: $0, samplingRate: 1, noiseMultiplier: 2, clipNorm: 1, nextClipNorm: 1, results: 2, unclipped: 2)
+        }
+        let spent = RDPAccountant().composing(samplingRate: 1, noiseMultiplier: 2, rounds: 3).epsilon(delta: 1e-5)
+        let fourth = RDPAccountant().composing(samplingRate: 1, noiseMultiplier: 2, rounds: 4).epsilon(delta: 1e-5)
+        let (spentMachine, _) = Self.machine(
+            DifferentialPrivacy(noiseMultiplier: 2, epsilonBudget: (spent + fourth) / 2), clients: 2, ledger: ledger)
+        #expect(spentMachine.phaseName == .finished && spentMachine.privacy?.budgetReached == true)
+        let (roomyMachine, _) = Self.machine(
+            DifferentialPrivacy(noiseMultiplier: 2, epsilonBudget: fourth * 1.01), clients: 2, ledger: ledger)
+        #expect(roomyMachine.phaseName == .training, "a fourth round still fits: it started")
+    }
+
     @Test func theLedgerFromTheStoreResumesEpsilonAndTheClipNorm() {
         let ledger = (1...5).map {
             PrivacySpend(

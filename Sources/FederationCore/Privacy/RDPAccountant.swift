@@ -100,22 +100,20 @@ public struct RDPAccountant: Sendable, Equatable {
     }
 
     /// log A_α for fractional α: the two-sided series of Mironov et al., Section 3.3, split at
-    /// z₀ = σ² log(1/q − 1) + ½, summed until its terms fall below e^−30. Returns nil when 1,000 terms do not
-    /// get there (that order is then left out, as `dp_accounting` does).
+    /// z₀ = σ² log(1/q − 1) + ½. Terms are added by their magnitude, as `dp_accounting` 0.6 does: the signed
+    /// series is the exact A_α, the sum of magnitudes an upper bound on it, so ε errs on the side of more
+    /// privacy spent. The series stops once both terms shrink and lie 30 nats below the running total; nil when
+    /// 1,000 terms do not get there (that order is then left out).
     static func logAFractional(alpha: Double, q: Double, sigma: Double) -> Double? {
-        var upper = -Double.infinity  // the sum over the first half of the split
-        var lower = -Double.infinity  // the sum over the second half
+        var upper = -Double.infinity  // the part over (−∞, z₀]
+        var lower = -Double.infinity  // the part over [z₀, ∞)
         let z0 = sigma * sigma * log(1 / q - 1) + 0.5
         let logQ = log(q)
         let log1MinusQ = log1p(-q)
         var logCoefficient = 0.0  // log |C(α, i)|
-        var positive = true  // the sign of C(α, i)
+        var last = (-Double.infinity, -Double.infinity)
         for i in 0..<1000 {
-            if i > 0 {
-                let factor = alpha - Double(i) + 1
-                logCoefficient += log(abs(factor)) - log(Double(i))
-                if factor < 0 { positive.toggle() }
-            }
+            if i > 0 { logCoefficient += log(abs(alpha - Double(i) + 1)) - log(Double(i)) }
             let j = alpha - Double(i)
             let index = Double(i)
             let logT0 = logCoefficient + index * logQ + j * log1MinusQ
@@ -124,14 +122,11 @@ public struct RDPAccountant: Sendable, Equatable {
             let logE1 = log(0.5) + logErfc((z0 - j) / (2.0.squareRoot() * sigma))
             let logS0 = logT0 + (index * index - index) / (2 * sigma * sigma) + logE0
             let logS1 = logT1 + (j * j - j) / (2 * sigma * sigma) + logE1
-            if positive {
-                upper = logAdd(upper, logS0)
-                lower = logAdd(lower, logS1)
-            } else {
-                upper = logSubtract(upper, logS0)
-                lower = logSubtract(lower, logS1)
-            }
-            if max(logS0, logS1) < -30 { return logAdd(upper, lower) }
+            upper = logAdd(upper, logS0)
+            lower = logAdd(lower, logS1)
+            let total = logAdd(upper, lower)
+            if logS0 < last.0, logS1 < last.1, max(logS0, logS1) < total - 30 { return total }
+            last = (logS0, logS1)
         }
         return nil
     }
@@ -146,13 +141,6 @@ public struct RDPAccountant: Sendable, Equatable {
         let (high, low) = a >= b ? (a, b) : (b, a)
         if high == -.infinity { return low }
         return high + log1p(exp(low - high))
-    }
-
-    /// log(e^a − e^b), −∞ when b ≥ a (the series' alternating tail cancels exactly there).
-    static func logSubtract(_ a: Double, _ b: Double) -> Double {
-        guard a > b else { return -.infinity }
-        if b == -.infinity { return a }
-        return a + log(-expm1(b - a))
     }
 
     /// log(erfc(x)), kept finite far in the tail where erfc underflows: beyond x = 25 it uses the asymptotic
