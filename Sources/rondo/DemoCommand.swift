@@ -64,6 +64,11 @@ struct DemoCommand: AsyncParsableCommand {
             // The demo runs its --rounds; a budget would finish the federation first and leave it waiting.
             throw ValidationError("rondo demo takes no --dp-epsilon-budget; size --rounds with `rondo privacy epsilon`")
         }
+        do {
+            try options.coordinatorConfiguration.rounds.checkPrivacy()
+        } catch {
+            throw ValidationError("\(error)")
+        }
         options.maliciousRate = maliciousRate
         options.attack = attack
         let metricsFactory = bootstrapMetrics()

@@ -197,6 +197,14 @@ import Testing
             ($0 as? PrivacyConfigurationError)?.code == .incompatible
         }
         configuration.clipNorm = nil
+        // Adaptive clipping with the default count noise: a quorum of 2 gives σ_b = 0.1, too little for z = 1.
+        configuration.privacy = DifferentialPrivacy(
+            noiseMultiplier: 1,
+            clipping: .adaptive(initialNorm: 1, targetQuantile: 0.5, learningRate: 0.2, countStandardDeviation: nil))
+        #expect { try configuration.checkPrivacy() } throws: {
+            ($0 as? PrivacyConfigurationError)?.code == .countNoiseTooSmall
+        }
+        configuration.privacy = DifferentialPrivacy()
         configuration.strategy = try! AggregationStrategy(name: "fedmedian")
         #expect { try configuration.checkPrivacy() } throws: {
             ($0 as? PrivacyConfigurationError)?.code == .incompatible
