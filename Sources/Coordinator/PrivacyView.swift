@@ -7,22 +7,24 @@ public struct PrivacyView: Codable, Sendable, Equatable {
         case fixed, adaptive
     }
 
+    /// The noise multiplier z (`--dp-noise-multiplier`).
     public var noiseMultiplier: Double
+    /// Fixed or adaptive clipping.
     public var clipping: ClippingKind
     /// The clip norm the next round's updates are clipped to.
     public var clipNorm: Double
     /// Adaptive clipping's target quantile of update norms; null with a fixed clip norm.
     @Nullable public var targetQuantile: Double?
+    /// The δ that `epsilon` is given at (`--dp-delta`).
     public var delta: Double
     /// ε spent at `delta` over the privacy ledger; null when unbounded (a round ran without noise).
     @Nullable public var epsilon: Double?
+    /// The budget (`--dp-epsilon-budget`); null when none is set.
     @Nullable public var epsilonBudget: Double?
     /// Rounds in the privacy ledger.
     public var rounds: Int
     /// True once a round was refused for the budget (the federation finished).
     public var budgetReached: Bool
-    /// The population cohorts are sampled from, when the operator declared one (amplification by sampling).
-    @Nullable public var population: Int?
 
     public init(_ account: PrivacyAccount) {
         let settings = account.settings
@@ -42,11 +44,10 @@ public struct PrivacyView: Codable, Sendable, Equatable {
         epsilonBudget = settings.epsilonBudget
         rounds = account.accountant.rounds
         budgetReached = account.budgetReached
-        population = settings.population
     }
 
     enum CodingKeys: String, CodingKey {
-        case clipping, delta, epsilon, rounds, population
+        case clipping, delta, epsilon, rounds
         case noiseMultiplier = "noise_multiplier"
         case clipNorm = "clip_norm"
         case targetQuantile = "target_quantile"

@@ -235,6 +235,8 @@ extension RoundDriver {
                 round: round, parentVersion: parentVersion, file: file,
                 strategy: strategyRecord(privacySpend: privacySpend),
                 serverState: serverState?.file, privacySpend: privacySpend)
+            // The ledger row is committed: the spend counts now, even if holding the candidate fails below.
+            machine.privacySpendStored(round: round)
             metrics.checkpointWritten(
                 success: true, duration: started.duration(to: clock.now), bytes: file.encodedByteCount)
             storeFailing = false

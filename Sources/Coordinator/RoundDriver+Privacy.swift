@@ -38,4 +38,18 @@ extension RoundDriver {
                 traceID: nil)
         }
     }
+
+    /// A federation whose history mixes private and non-private rounds gets a warning at start: ε covers only
+    /// the rounds in the ledger, not models released without noise.
+    static func warnAboutMixedPrivacy(ledger: [PrivacySpend], lastRound: Int, private: Bool, logger: Logger) {
+        if `private`, ledger.count < lastRound {
+            logger.warning(
+                "earlier rounds ran without differential privacy: epsilon covers only the private rounds",
+                metadata: ["rounds": "\(lastRound)", "private_rounds": "\(ledger.count)"])
+        } else if !`private`, !ledger.isEmpty {
+            logger.warning(
+                "differential privacy is off, but the privacy ledger holds private rounds: this run's rounds are not private",
+                metadata: ["private_rounds": "\(ledger.count)"])
+        }
+    }
 }

@@ -12,12 +12,9 @@ extension RoundDriver {
             let epsilon = account.accountant.composing(
                 samplingRate: spend.samplingRate, noiseMultiplier: spend.noiseMultiplier
             ).epsilon(delta: account.settings.delta)
-            var privacy = [
-                "noise_multiplier": spend.noiseMultiplier, "clip_norm": spend.clipNorm,
-                "sampling_rate": spend.samplingRate, "delta": account.settings.delta,
-            ]
-            if epsilon.isFinite { privacy["epsilon"] = epsilon }
-            record.privacy = privacy
+            record.privacy = PrivacyRecord(
+                noiseMultiplier: spend.noiseMultiplier, clipNorm: spend.clipNorm, samplingRate: spend.samplingRate,
+                delta: account.settings.delta, epsilon: epsilon.isFinite ? epsilon : nil)
         }
         return record
     }

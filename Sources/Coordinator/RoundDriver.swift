@@ -166,12 +166,16 @@ public actor RoundDriver: Service {
         } catch {
             throw CoordinatorStartupError(message: "differential privacy: \(error)")
         }
+        let privacyLedger = try await store.privacyLedger()
+        let lastRound = try await store.lastRoundNumber()
+        Self.warnAboutMixedPrivacy(
+            ledger: privacyLedger, lastRound: lastRound, private: configuration.rounds.privacy != nil, logger: logger)
         let machine = RoundStateMachine<Instant>(
             configuration: configuration.rounds,
             model: GlobalModel(
                 version: currentVersion, sha256: record.sha256, weights: current.weights, serverState: serverState),
-            lastRound: try await store.lastRoundNumber(), seed: configuration.seed, bestMetricValue: bestValue,
-            privacyLedger: configuration.rounds.privacy == nil ? [] : try await store.privacyLedger())
+            lastRound: lastRound, seed: configuration.seed, bestMetricValue: bestValue,
+            privacyLedger: privacyLedger)
         let now = clock.now
         // Enrolled clients stay in the store until they are heard from (see `RoundDriver+Authentication`):
         // start-up reads a count, not the client table.

@@ -7,7 +7,7 @@ extension RoundStateMachine {
     public mutating func candidateStored(round: Int, candidate: GlobalModel, now: Instant) -> [Action] {
         guard case .aggregating(var progress) = phase, progress.round == round else { return [] }
         progress.candidate = candidate
-        if let spend = progress.privacySpend { privacy?.record(spend) }
+        if let spend = progress.privacySpend { privacy?.record(spend) }  // unless `privacySpendStored` did
         let available = availableClients
         guard let count = configuration.selection.evaluateSampleSize(available: available.count) else {
             return commit(progress, now: now)
@@ -101,17 +101,24 @@ extension RoundStateMachine {
         }
         let aggregate: ModelWeights
         let outcome: AggregationOutcome?
-        var noise = privacy?.noise ?? .system
-        do {
-            guard let taken = try average.take(configuration.strategy, sumNoise: sumNoise, using: &noise) else {
-                preconditionFailure("accepted updates, none folded")
+        if privacy != nil {
+            guard
+                let noised = average.takePrivately(
+                    denominator: progress.selected, sumNoise: sumNoise, using: &privacy!.noise)
+            else { preconditionFailure("accepted updates, none folded") }
+            (aggregate, outcome) = (noised, nil)
+            progress.privacySpend = privacySpend(progress)
+        } else {
+            do {
+                guard let taken = try average.take(configuration.strategy) else {
+                    preconditionFailure("accepted updates, none folded")
+                }
+                (aggregate, outcome) = taken
+            } catch {
+                return fail(
+                    progress, RoundFailure(.storeFailed, "reading a kept update back failed: \(error)"), now: now)
             }
-            (aggregate, outcome) = taken
-        } catch {
-            return fail(progress, RoundFailure(.storeFailed, "reading a kept update back failed: \(error)"), now: now)
         }
-        privacy?.noise = noise
-        progress.privacySpend = privacySpend(progress)
         phase = .aggregating(progress)
         // The strategy's server step (FedAvg and the robust aggregators keep their aggregate as it is).
         let next: ModelWeights

@@ -20,12 +20,23 @@ extension RoundStateMachine {
         return try privacy.settings.updateNoiseMultiplier(selected: selected) * privacy.clipNorm
     }
 
+    /// The store wrote the round's candidate with its ledger row: the spend counts from now on, whatever happens
+    /// to the candidate next (even when the server then fails to hold it and reports `candidateStoreFailed`).
+    /// `candidateStored` records it too when this was not called.
+    public mutating func privacySpendStored(round: Int) {
+        guard case .aggregating(var progress) = phase, progress.round == round, let spend = progress.privacySpend
+        else { return }
+        privacy?.record(spend)
+        progress.privacySpend = nil
+        phase = .aggregating(progress)
+    }
+
     /// What an aggregated round spends, with the clip norm the next round uses; nil without differential
     /// privacy. Adaptive clipping draws the count's noise here.
     mutating func privacySpend(_ progress: RoundProgress) -> PrivacySpend? {
         guard let account = privacy else { return nil }
         let next = privacy!.nextClipNorm(
-            unclipped: progress.unclipped, results: progress.accepted, selected: progress.selected)
+            unclipped: progress.unclipped, answered: progress.accepted, selected: progress.selected)
         return PrivacySpend(
             round: progress.round, samplingRate: account.settings.samplingRate(selected: progress.selected),
             noiseMultiplier: account.settings.noiseMultiplier, clipNorm: account.clipNorm, nextClipNorm: next,

@@ -197,18 +197,6 @@ public struct StreamingFedAvg: Sendable {
     /// result are never both whole in memory. Call it once; the value is spent afterwards.
     /// - Throws: when an update kept aside under the weight cap cannot be read.
     public mutating func takeAverage() throws -> ModelWeights? {
-        var unused = NoiseGenerator.system
-        return try takeAverage(sumNoise: 0, using: &unused)
-    }
-
-    /// The average, as `takeAverage()`, with independent Gaussian noise of standard deviation `sumNoise` added
-    /// to every coordinate of the weighted sum before it is divided by the total weight (DP-FedAvg: with unit
-    /// weights the average's noise is sumNoise / n). Noise goes into every tensor, whatever its dtype, block by
-    /// block as the sums are written out.
-    public mutating func takeAverage(sumNoise: Double, using generator: inout NoiseGenerator) throws
-        -> ModelWeights?
-    {
-        precondition(sumNoise >= 0 && sumNoise.isFinite, "noise must be a finite standard deviation")
         guard count > 0 else { return nil }
         var sums = self.sums.isEmpty ? Self.zeros(for: layout, blockElements: blockElements) : self.sums
         self.sums = []
@@ -223,11 +211,57 @@ public struct StreamingFedAvg: Sendable {
         var tensors: [NamedTensor] = []
         tensors.reserveCapacity(layout.tensors.count)
         for (index, named) in layout.tensors.enumerated() {
-            for block in sums[index].indices where sumNoise > 0 {
-                generator.addGaussianNoise(to: &sums[index][block], standardDeviation: sumNoise)
-            }
             tensors.append(
                 NamedTensor(name: named.name, tensor: Self.average(of: &sums[index], scale: scale, like: named.tensor)))
+        }
+        return ModelWeights(tensors)
+    }
+
+    /// DP-FedAvg's average of updates folded at unit weight (McMahan et al. 2018, with a fixed denominator):
+    /// base + (Σᵢ clipped Δᵢ + N(0, sumNoise²)) / denominator for every floating-point coordinate, where the
+    /// denominator is fixed before any result arrives (the round's selected clients), so neither the average
+    /// nor its noise depends on how many clients answered. Integer and boolean tensors keep the base model's
+    /// values: no clip bounds them, so averaging them would release them without a guarantee. Frees the sums
+    /// block by block, as `takeAverage()` does.
+    /// - Precondition: every fold had weight 1, no weight cap, `denominator` ≥ the updates folded.
+    public mutating func takePrivateAverage(
+        denominator: Int, sumNoise: Double, using generator: inout NoiseGenerator
+    ) -> ModelWeights? {
+        precondition(weightCap == nil && weights.allSatisfy { $0 == 1 }, "a private average folds at unit weight")
+        precondition(denominator >= count && sumNoise >= 0 && sumNoise.isFinite)
+        guard count > 0 else { return nil }
+        var sums = self.sums
+        self.sums = []
+        let folded = foldedWeight
+        var tensors: [NamedTensor] = []
+        for (index, named) in layout.tensors.enumerated() {
+            guard named.tensor.dtype.isFloatingPoint else {
+                tensors.append(named)
+                continue
+            }
+            let width = named.tensor.dtype.byteWidth
+            named.tensor.withLittleEndianBytes { base in
+                var offset = 0
+                for block in sums[index].indices {
+                    let length = sums[index][block].count
+                    let piece = UnsafeRawBufferPointer(rebasing: base[(offset * width)..<((offset + length) * width)])
+                    sums[index][block].withUnsafeMutableBufferPointer { sum in
+                        // Σ (base + clipped Δ) − n·base = Σ clipped Δ; noise; / D; + base.
+                        TensorElements.accumulate(
+                            raw: piece, dtype: named.tensor.dtype, weight: -folded, into: sum.baseAddress!)
+                    }
+                    generator.addGaussianNoise(to: &sums[index][block], standardDeviation: sumNoise)
+                    sums[index][block].withUnsafeMutableBufferPointer { sum in
+                        let scale = 1 / Double(denominator)
+                        for i in sum.indices { sum[i] *= scale }
+                        TensorElements.accumulate(
+                            raw: piece, dtype: named.tensor.dtype, weight: 1, into: sum.baseAddress!)
+                    }
+                    offset += length
+                }
+            }
+            tensors.append(
+                NamedTensor(name: named.name, tensor: Self.average(of: &sums[index], scale: 1, like: named.tensor)))
         }
         return ModelWeights(tensors)
     }

@@ -42,8 +42,12 @@ public struct UpdateValidator: Sendable, Equatable {
             payload: result.weights)
     }
 
-    /// The norm for a sum of squared differences, refused above `maxUpdateNorm`.
+    /// The norm for a sum of squared differences, refused above `maxUpdateNorm`, and refused as `nonFinite`
+    /// when it overflows (finite F64 values far apart square to infinity): no infinite norm reaches clipping.
     func checkNorm(squaredNorm: Double) throws(UpdateRejection) -> Double {
+        guard squaredNorm.isFinite else {
+            throw UpdateRejection(.nonFinite, "the update's L2 norm overflows a double")
+        }
         let norm = squaredNorm.squareRoot()
         if let maxUpdateNorm, norm > maxUpdateNorm {
             throw UpdateRejection(.normTooLarge, "update L2 norm \(norm) exceeds the limit \(maxUpdateNorm)")

@@ -90,15 +90,43 @@ public struct StrategyRecord: Sendable, Codable, Equatable {
     public var name: String
     /// Every parameter the strategy took, by its name.
     public var parameters: [String: Double]
-    /// Under differential privacy, what the version's round ran with and the privacy spent once it was made:
-    /// `noise_multiplier`, `clip_norm`, `sampling_rate`, `delta` and `epsilon` (left out when unbounded). nil
-    /// without differential privacy (and in records written before it existed).
-    public var privacy: [String: Double]?
+    /// Under differential privacy, what the version's round ran with and the privacy spent once it was made;
+    /// nil without differential privacy (and in records written before it existed).
+    public var privacy: PrivacyRecord?
 
-    public init(name: String, parameters: [String: Double], privacy: [String: Double]? = nil) {
+    public init(name: String, parameters: [String: Double], privacy: PrivacyRecord? = nil) {
         self.name = name
         self.parameters = parameters
         self.privacy = privacy
+    }
+}
+
+/// A checkpoint's differential privacy: the settings its round ran with and the ε spent once it was made.
+public struct PrivacyRecord: Sendable, Codable, Equatable {
+    /// The noise multiplier z the round was accounted with.
+    public var noiseMultiplier: Double
+    /// The clip norm the round's updates were clipped to.
+    public var clipNorm: Double
+    /// The sampling rate the round was accounted with.
+    public var samplingRate: Double
+    /// The δ that `epsilon` is given at.
+    public var delta: Double
+    /// ε over every private round up to and including this one; nil when unbounded (a round without noise).
+    public var epsilon: Double?
+
+    public init(noiseMultiplier: Double, clipNorm: Double, samplingRate: Double, delta: Double, epsilon: Double?) {
+        self.noiseMultiplier = noiseMultiplier
+        self.clipNorm = clipNorm
+        self.samplingRate = samplingRate
+        self.delta = delta
+        self.epsilon = epsilon
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case delta, epsilon
+        case noiseMultiplier = "noise_multiplier"
+        case clipNorm = "clip_norm"
+        case samplingRate = "sampling_rate"
     }
 }
 

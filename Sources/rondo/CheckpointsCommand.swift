@@ -50,8 +50,9 @@ struct CheckpointsCommand: AsyncParsableCommand {
             let parameters = strategy.parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
             let text = parameters.isEmpty ? strategy.name : "\(strategy.name) (\(parameters.joined(separator: ", ")))"
             guard let privacy = strategy.privacy else { return text }
-            let spent = privacy.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-            return text + "; differential privacy (\(spent.joined(separator: ", ")))"
+            let epsilon = privacy.epsilon.map { String(format: "%.4g", $0) } ?? "unbounded"
+            return text
+                + "; differential privacy (noise_multiplier=\(privacy.noiseMultiplier), clip_norm=\(privacy.clipNorm), epsilon=\(epsilon) at delta=\(privacy.delta))"
         }
 
         func run() async throws {

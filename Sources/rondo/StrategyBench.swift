@@ -69,7 +69,7 @@ struct StrategyBench: AsyncParsableCommand {
                 try average.fold(payload: update, numExamples: 1, shrink: min(1, clip / norm))
             }
             var noise = NoiseGenerator.system
-            let noised = try average.takeAverage(sumNoise: clip, using: &noise)!
+            let noised = average.takePrivateAverage(denominator: clients, sumNoise: clip, using: &noise)!
             if run > 0 { times[strategies.count].append(start.duration(to: clock.now).seconds) }
             checksum += noised["w"]!.floatValues[parameters / 2]
         }

@@ -43,8 +43,9 @@ import Testing
             #expect(events.count == 1)
             let record = try #require(try await first.driver.store.checkpoint(version: status.modelVersion))
             let privacyRecord = try #require(record.strategy?.privacy, "the checkpoint records its round's privacy")
-            #expect(privacyRecord["noise_multiplier"] == 2 && privacyRecord["clip_norm"] == 1)
-            #expect(abs((privacyRecord["epsilon"] ?? 0) - afterOne) < 1e-9)
+            #expect(
+                privacyRecord.noiseMultiplier == 2 && privacyRecord.clipNorm == 1 && privacyRecord.samplingRate == 1)
+            #expect(abs((privacyRecord.epsilon ?? 0) - afterOne) < 1e-9)
 
             let view = try await first.request("GET", "/v1/status", token: RunningCoordinator.adminToken)
             let privacy = try #require(try JSONDecoder().decode(StatusView.self, from: Data(view.body)).privacy)

@@ -1,4 +1,4 @@
-import FederationCore
+@testable import FederationCore
 import Foundation
 import Testing
 
@@ -11,6 +11,12 @@ import Testing
         GlobalModel(
             version: version, sha256: "v\(version)",
             weights: ModelWeights(["w": Tensor(shape: [values.count], values: values)]))
+    }
+
+    static func seeded(_ privacy: DifferentialPrivacy, _ seed: UInt64) -> DifferentialPrivacy {
+        var seeded = privacy
+        seeded.noiseSeed = seed
+        return seeded
     }
 
     /// `clients` clients, all selected every round; no evaluation (a stored candidate commits).
@@ -72,10 +78,87 @@ import Testing
         #expect(machine.privacy?.epsilon == .infinity, "no noise: no privacy")
     }
 
+    @Test func theDenominatorIsTheCohortNotTheAnswers() throws {
+        var (machine, ids) = Self.machine(
+            DifferentialPrivacy(noiseMultiplier: 0, clipping: .fixed(norm: 1)), clients: 3)
+        var configuration = machine.configuration
+        configuration.minFitResults = 2
+        machine = Machine(configuration: configuration, model: Self.model([0]), seed: 3)
+        for id in ids { _ = machine.register(id, now: .zero) }
+        let tasks = ids.map { machine.takeTask(for: $0, now: .zero)! }
+        for (index, value) in [Float(0.3), 0.6].enumerated() {
+            _ = try machine.fitResult(
+                tasks[index].id, client: ids[index], weights: ModelWeights(["w": Tensor(shape: [1], values: [value])]),
+                numExamples: 5, metrics: [:], now: .zero)
+        }
+        // The third selected client never answers: the round closes at its deadline.
+        let actions = machine.tick(now: .seconds(11))
+        guard case .storeCandidate(_, _, let weights, _, let spend)? = actions.last else {
+            Issue.record("expected the aggregate, got \(actions)")
+            return
+        }
+        #expect(abs(weights["w"]!.doubleValues[0] - 0.3) < 1e-6, "(0.3 + 0.6) / 3 selected, not / 2 answered")
+        #expect(spend?.results == 2)
+    }
+
+    @Test func integerTensorsKeepTheBaseModelsValues() throws {
+        let base = GlobalModel(
+            version: 1, sha256: "v1",
+            weights: ModelWeights([
+                "w": Tensor(shape: [2], values: [0, 0]),
+                "steps": Tensor(shape: [1], dtype: .int64, littleEndianBytes: [7, 0, 0, 0, 0, 0, 0, 0]),
+            ]))
+        var configuration = Self.machine(DifferentialPrivacy(noiseMultiplier: 1), clients: 2).0.configuration
+        configuration.privacy = Self.seeded(DifferentialPrivacy(noiseMultiplier: 1, clipping: .fixed(norm: 1)), 5)
+        var machine = Machine(configuration: configuration, model: base, seed: 3)
+        let ids = [ClientID("a"), ClientID("b")]
+        for id in ids { _ = machine.register(id, now: .zero) }
+        let tasks = ids.map { machine.takeTask(for: $0, now: .zero)! }
+        var actions: [Machine.Action] = []
+        for (index, task) in tasks.enumerated() {
+            // A client's step count reveals how much data it has: nothing bounds it, so it is not averaged.
+            let steps = UInt8(100 + index)
+            actions = try machine.fitResult(
+                task.id, client: ids[index],
+                weights: ModelWeights([
+                    "w": Tensor(shape: [2], values: [0.1, 0.1]),
+                    "steps": Tensor(shape: [1], dtype: .int64, littleEndianBytes: [steps, 0, 0, 0, 0, 0, 0, 0]),
+                ]), numExamples: 5, metrics: [:], now: .zero)
+        }
+        guard case .storeCandidate(_, _, let weights, _, _)? = actions.last else {
+            Issue.record("expected the aggregate, got \(actions)")
+            return
+        }
+        #expect(weights["steps"] == base.weights["steps"])
+        #expect(weights["w"]!.doubleValues != [0.1, 0.1], "the float tensor is noised")
+    }
+
+    @Test func aSpendStoredBeforeTheCandidateIsHeldCountsOnce() throws {
+        var (machine, ids) = Self.machine(
+            Self.seeded(DifferentialPrivacy(noiseMultiplier: 1, clipping: .fixed(norm: 1)), 2), clients: 2)
+        let tasks = ids.map { machine.takeTask(for: $0, now: .zero)! }
+        var actions: [Machine.Action] = []
+        for (index, task) in tasks.enumerated() {
+            actions = try machine.fitResult(
+                task.id, client: ids[index], weights: ModelWeights(["w": Tensor(shape: [1], values: [0.5])]),
+                numExamples: 5, metrics: [:], now: .zero)
+        }
+        guard case .storeCandidate(1, _, _, _, .some)? = actions.last else {
+            Issue.record("expected the aggregate with its spend, got \(actions)")
+            return
+        }
+        machine.privacySpendStored(round: 1)
+        #expect(machine.privacy?.accountant.rounds == 1, "counted as soon as the ledger row is committed")
+        // The server then fails to hold the candidate: the spend stays counted, once.
+        _ = machine.candidateStoreFailed(round: 1, message: "out of memory", now: .zero)
+        #expect(machine.privacy?.accountant.rounds == 1)
+    }
+
     @Test func theAverageCarriesGaussianNoiseOfZTimesCOverN() throws {
         let size = 100_000
         var (machine, ids) = Self.machine(
-            DifferentialPrivacy(noiseMultiplier: 2, clipping: .fixed(norm: 0.5), noiseSeed: 11), clients: 4, size: size)
+            Self.seeded(DifferentialPrivacy(noiseMultiplier: 2, clipping: .fixed(norm: 0.5)), 11), clients: 4,
+            size: size)
         let (weights, _) = try Self.round(&machine, ids, values: [0, 0, 0, 0], size: size)
         let values = weights["w"]!.doubleValues
         let mean = values.reduce(0, +) / Double(size)
@@ -90,7 +173,8 @@ import Testing
     @Test func anotherSeedDrawsOtherNoise() throws {
         func draw(_ seed: UInt64) throws -> [Float] {
             var (machine, ids) = Self.machine(
-                DifferentialPrivacy(noiseMultiplier: 1, clipping: .fixed(norm: 1), noiseSeed: seed), clients: 2, size: 8
+                Self.seeded(DifferentialPrivacy(noiseMultiplier: 1, clipping: .fixed(norm: 1)), seed), clients: 2,
+                size: 8
             )
             return try Self.round(&machine, ids, values: [0, 0], size: 8).weights["w"]!.floatValues
         }
@@ -120,8 +204,10 @@ import Testing
         // No sampling: each round is the Gaussian mechanism with z = 2.
         let afterTwo = RDPAccountant().composing(samplingRate: 1, noiseMultiplier: 2, rounds: 2).epsilon(delta: 1e-5)
         let afterThree = RDPAccountant().composing(samplingRate: 1, noiseMultiplier: 2, rounds: 3).epsilon(delta: 1e-5)
-        let privacy = DifferentialPrivacy(
-            noiseMultiplier: 2, clipping: .fixed(norm: 1), epsilonBudget: (afterTwo + afterThree) / 2, noiseSeed: 1)
+        let privacy = Self.seeded(
+            DifferentialPrivacy(
+                noiseMultiplier: 2, clipping: .fixed(norm: 1), epsilonBudget: (afterTwo + afterThree) / 2),
+            1)
         var (machine, ids) = Self.machine(privacy, clients: 2)
         _ = try Self.round(&machine, ids, values: [0.1, 0.2])
         let tasks = ids.map { machine.takeTask(for: $0, now: .zero)! }
@@ -211,7 +297,7 @@ import Testing
         }
         for bad in [
             DifferentialPrivacy(noiseMultiplier: -1), DifferentialPrivacy(clipping: .fixed(norm: 0)),
-            DifferentialPrivacy(delta: 1), DifferentialPrivacy(epsilonBudget: 0), DifferentialPrivacy(population: 0),
+            DifferentialPrivacy(delta: 1), DifferentialPrivacy(epsilonBudget: 0),
             DifferentialPrivacy(
                 clipping: .adaptive(initialNorm: 1, targetQuantile: 1.5, learningRate: 0.2, countStandardDeviation: nil)
             ),
@@ -231,9 +317,6 @@ import Testing
         // 100 selected: σ_b = 5, z_Δ = (1 − 1/100)^(−½).
         #expect(abs(try privacy.updateNoiseMultiplier(selected: 100) - 1 / 0.99.squareRoot()) < 1e-12)
         #expect(throws: PrivacyConfigurationError.self) { try privacy.updateNoiseMultiplier(selected: 10) }
-        #expect(privacy.samplingRate(selected: 10) == 1)
-        var sampled = privacy
-        sampled.population = 1000
-        #expect(sampled.samplingRate(selected: 10) == 0.01)
+        #expect(privacy.samplingRate(selected: 10) == 1, "no amplification by sampling is credited")
     }
 }

@@ -17,12 +17,13 @@ import Testing
         (0.05, 0.8, 50, 1e-5, 5.2952701872892876),
     ]
 
-    @Test func epsilonMatchesDPAccountingWithinOnePercent() {
+    /// The issue asks for 1 %; the accountant follows the same series and conversion, so it agrees to 1e-9.
+    @Test func epsilonMatchesDPAccounting() {
         for reference in Self.references {
             let epsilon = RDPAccountant().composing(
                 samplingRate: reference.q, noiseMultiplier: reference.z, rounds: reference.rounds
             ).epsilon(delta: reference.delta)
-            #expect(abs(epsilon - reference.epsilon) / reference.epsilon < 0.01, "\(reference): \(epsilon)")
+            #expect(abs(epsilon - reference.epsilon) / reference.epsilon < 1e-9, "\(reference): \(epsilon)")
         }
     }
 

@@ -39,6 +39,16 @@ import Testing
 }
 
 @Suite struct SelectionPolicyTests {
+    /// Finite F64 values far apart square past the largest double: refused as non-finite, never an infinite norm
+    /// (which clipping would turn into a scale of zero).
+    @Test func aNormThatOverflowsIsRefused() {
+        let base = ModelWeights(["w": Tensor(shape: [2], dtype: .float64, converting: [0, 0])])
+        let far = ModelWeights(["w": Tensor(shape: [2], dtype: .float64, converting: [1e200, 1e200])])
+        #expect {
+            try UpdateValidator().validate(far, against: base)
+        } throws: { ($0 as? UpdateRejection)?.reason == .nonFinite }
+    }
+
     @Test func sampleSizeFollowsFlowerRules() {
         let policy = SelectionPolicy(fractionFit: 0.3, minFitClients: 2, minAvailableClients: 4)
         #expect(policy.fitSampleSize(available: 3) == nil)

@@ -114,18 +114,19 @@ def rondo_epsilon(q: float, z: float, rounds: int, delta: float) -> Optional[flo
 
 
 def test_the_accountant_equals_dp_accounting_over_a_grid():
-    """81 points (q × z × rounds at δ = 1e-5, one at 1e-6): within 1 % of dp_accounting's RDP epsilon. Every
-    mismatch is listed, not only the first."""
+    """81 points (q × z × rounds at δ = 1e-5, one at 1e-6): the issue asks for 1 % of dp_accounting's RDP epsilon;
+    the accountant runs the same series and conversion, so it must agree to 1e-9 and never come out below.
+    Every mismatch is listed, not only the first."""
     grid = [(q, z, n, 1e-5) for q in (0.001, 0.01, 0.1, 0.5, 1.0) for z in (0.6, 1.0, 1.3, 3.0)
             for n in (1, 10, 100, 1000)] + [(0.01, 1.1, 100, 1e-6)]
     mismatches = []
     for q, z, n, delta in grid:
         ours, theirs = rondo_epsilon(q, z, n, delta), reference_epsilon(q, z, n, delta)
         assert ours is not None and np.isfinite(theirs), (q, z, n, delta, ours, theirs)
-        if abs(ours - theirs) > 0.01 * theirs:
+        if abs(ours - theirs) > 1e-9 * theirs or ours < theirs * (1 - 1e-12):
             mismatches.append(f"q={q} z={z} rounds={n} delta={delta}: rondo {ours:.6g}, dp_accounting "
                               f"{theirs:.6g} ({(ours - theirs) / theirs:+.2%})")
-    assert not mismatches, f"{len(mismatches)} of {len(grid)} grid points off by > 1 %:\n" + "\n".join(mismatches)
+    assert not mismatches, f"{len(mismatches)} of {len(grid)} grid points off:\n" + "\n".join(mismatches)
     assert rondo_epsilon(1.0, 0.0, 3, 1e-5) is None, "no noise: epsilon is unbounded"
 
 

@@ -4,9 +4,10 @@
 /// NeurIPS 2021).
 ///
 /// Each accepted update's distance to the round's base model is clipped to the clip norm C, every update counts
-/// the same (example counts do not weight a private average), and the average gets Gaussian noise of standard
-/// deviation z·C/n per coordinate (z the noise multiplier, n the results averaged) before any server optimizer
-/// steps. An `RDPAccountant` turns the rounds run into (ε, δ).
+/// the same (example counts do not weight a private average), and the sum of clipped updates gets Gaussian noise
+/// of standard deviation z·C per coordinate (z the noise multiplier) and is divided by the round's selected
+/// clients, fixed before anyone answers, before any server optimizer steps. Integer and boolean tensors keep the
+/// base model's values. An `RDPAccountant` turns the rounds run into (ε, δ).
 ///
 /// Invariant: every value is finite and in the range its property documents (checked by `validate()`).
 public struct DifferentialPrivacy: Sendable, Equatable {
@@ -25,28 +26,23 @@ public struct DifferentialPrivacy: Sendable, Equatable {
 
     /// The noise multiplier z: noise standard deviation over the clip norm, ≥ 0. Default 1.
     public var noiseMultiplier: Double
+    /// Fixed or adaptive clipping. Default a fixed norm of 1.
     public var clipping: Clipping
-    /// The δ that ε is reported at, in (0, 1); it should be below 1 / population. Default 1e-5.
+    /// The δ that ε is reported at, in (0, 1); it should be below 1 / (clients in the federation). Default 1e-5.
     public var delta: Double
     /// The ε no round may take the federation past: a round that would is not started. nil: no limit.
     public var epsilonBudget: Double?
-    /// How many clients each cohort is sampled from. With it, a round that selects k clients has sampling rate
-    /// k / population, and the accountant credits privacy amplification by sampling; that holds only when
-    /// cohorts are uniform random samples of that population. nil (the default) assumes nothing: rate 1.
-    public var population: Int?
     /// Seeds the noise, for tests only; nil (the default) draws it from the system's random source.
-    public var noiseSeed: UInt64?
+    var noiseSeed: UInt64?
 
     public init(
         noiseMultiplier: Double = 1, clipping: Clipping = .fixed(norm: 1), delta: Double = 1e-5,
-        epsilonBudget: Double? = nil, population: Int? = nil, noiseSeed: UInt64? = nil
+        epsilonBudget: Double? = nil
     ) {
         self.noiseMultiplier = noiseMultiplier
         self.clipping = clipping
         self.delta = delta
         self.epsilonBudget = epsilonBudget
-        self.population = population
-        self.noiseSeed = noiseSeed
     }
 
     /// The clip norm of the first round.
@@ -57,11 +53,10 @@ public struct DifferentialPrivacy: Sendable, Equatable {
         }
     }
 
-    /// The sampling rate of a round that selected `selected` clients.
-    public func samplingRate(selected: Int) -> Double {
-        guard let population, population > 0 else { return 1 }
-        return min(1, Double(selected) / Double(population))
-    }
+    /// The sampling rate the accountant composes a round with: 1, for every cohort. Amplification by sampling
+    /// needs each client in a round independently and secretly at random (Poisson sampling); Rondo selects a
+    /// fixed number of the clients online, with a seeded generator, so it is not credited.
+    public func samplingRate(selected: Int) -> Double { 1 }
 
     /// The noise multiplier of the updates' noise in a round that selected `selected` clients: z itself with a
     /// fixed clip norm; with adaptive clipping, what is left of z once the count took its share.
@@ -93,14 +88,13 @@ public struct DifferentialPrivacy: Sendable, Equatable {
         try require(noiseMultiplier.isFinite && noiseMultiplier >= 0, "the noise multiplier must be 0 or more")
         try require(delta > 0 && delta < 1, "delta must be in (0, 1)")
         try require(epsilonBudget.map { $0 > 0 && $0.isFinite } ?? true, "the epsilon budget must be positive")
-        try require(population.map { $0 >= 1 } ?? true, "the population must be at least 1")
         switch clipping {
         case .fixed(let norm):
             try require(norm > 0 && norm.isFinite, "the clip norm must be positive")
         case .adaptive(let initialNorm, let quantile, let rate, let countDeviation):
             try require(initialNorm > 0 && initialNorm.isFinite, "the initial clip norm must be positive")
             try require((0...1).contains(quantile), "the target quantile must be in [0, 1]")
-            try require(rate > 0 && rate.isFinite, "the clip learning rate must be positive")
+            try require(rate > 0 && rate <= 10, "the clip learning rate must be in (0, 10]")
             try require(
                 countDeviation.map { $0 >= 0 && $0.isFinite } ?? true,
                 "the clipped-count standard deviation must be 0 or more")

@@ -43,13 +43,21 @@ public struct PrivacyAccount: Sendable {
         clipNorm = spend.nextClipNorm
     }
 
-    /// The clip norm after a round in which `unclipped` of `results` updates were no longer than the current
-    /// one (Andrew et al., Algorithm 1): the count gets noise of `countStandardDeviation`, then
-    /// C·exp(−η(b̃ − γ)). The current norm with fixed clipping.
-    mutating func nextClipNorm(unclipped: Int, results: Int, selected: Int) -> Double {
-        guard case .adaptive(_, let quantile, let rate, _) = settings.clipping, results > 0 else { return clipNorm }
+    /// The clip norm after a round in which `unclipped` of the `answered` updates were no longer than the
+    /// current one (Andrew et al., Algorithm 1, with TensorFlow Privacy's centred, fixed-denominator estimate):
+    /// b̃ = (Σ(bᵢ − ½) + N(0, σ_b²)) / selected + ½, clamped to [0, 1] (post-processing), then
+    /// C·exp(−η(b̃ − γ)), kept within `clipNormRange`. The current norm with fixed clipping.
+    mutating func nextClipNorm(unclipped: Int, answered: Int, selected: Int) -> Double {
+        guard case .adaptive(_, let quantile, let rate, _) = settings.clipping, selected > 0 else { return clipNorm }
         let deviation = settings.countStandardDeviation(selected: selected)
-        let noisyCount = Double(unclipped) + (deviation > 0 ? noise.standardNormal() * deviation : 0)
-        return clipNorm * exp(-rate * (noisyCount / Double(results) - quantile))
+        let centred =
+            Double(unclipped) - Double(answered) / 2 + (deviation > 0 ? noise.standardNormal() * deviation : 0)
+        let fraction = min(1, max(0, centred / Double(selected) + 0.5))
+        let next = clipNorm * exp(-rate * (fraction - quantile))
+        return min(Self.clipNormRange.upperBound, max(Self.clipNormRange.lowerBound, next))
     }
+
+    /// Where adaptive clipping keeps the clip norm: far beyond any useful value, but finite and positive, so no
+    /// run of rounds can drive it to 0 or infinity.
+    public static let clipNormRange = 1e-12...1e12
 }

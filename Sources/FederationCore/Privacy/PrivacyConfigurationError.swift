@@ -10,7 +10,9 @@ public struct PrivacyConfigurationError: Error, Sendable, Equatable, CustomStrin
         case countNoiseTooSmall = "count_noise_too_small"
     }
 
+    /// What kind of setting was refused.
     public let code: Code
+    /// The refusal in words, naming the option and the value.
     public let message: String
 
     public init(_ code: Code, _ message: String) {

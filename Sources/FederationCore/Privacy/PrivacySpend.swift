@@ -3,6 +3,7 @@
 ///
 /// The ledger is never rolled back or pruned: a rollback takes a model back, not what clients' data revealed.
 public struct PrivacySpend: Sendable, Equatable, Codable {
+    /// The round whose aggregate this accounts for (one row per round).
     public var round: Int
     /// The sampling rate q the accountant composed the round with.
     public var samplingRate: Double

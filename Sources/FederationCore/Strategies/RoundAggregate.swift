@@ -28,7 +28,8 @@ public enum RoundAggregate: Sendable {
         case .streaming(var sums):
             self = .collecting(layout: ModelWeights([]), updates: [])  // drop the second reference: fold in place
             defer { self = .streaming(sums) }
-            let shrink = clipNorm.map { update.norm > $0 ? $0 / update.norm : 1 } ?? 1
+            // A norm so large that C/‖Δ‖ underflows still folds as (nearly) the base model, never as 0.
+            let shrink = clipNorm.map { update.norm > $0 ? max($0 / update.norm, .leastNonzeroMagnitude) : 1 } ?? 1
             try sums.fold(payload: update.payload, numExamples: uniform ? 1 : update.numExamples, shrink: shrink)
         case .collecting(let layout, var updates):
             self = .collecting(layout: layout, updates: [])
@@ -44,28 +45,32 @@ public enum RoundAggregate: Sendable {
     public mutating func take(_ strategy: AggregationStrategy) throws -> (
         weights: ModelWeights, outcome: AggregationOutcome?
     )? {
-        var unused = NoiseGenerator.system
-        return try take(strategy, sumNoise: 0, using: &unused)
-    }
-
-    /// Takes the round's aggregate out, as `take(_:)`, with noise on FedAvg's sums.
-    /// - Parameters:
-    ///   - sumNoise: Gaussian noise added to FedAvg's sums before they are averaged (see
-    ///     `StreamingFedAvg.takeAverage(sumNoise:using:)`); streaming only.
-    ///   - generator: where that noise comes from.
-    public mutating func take(
-        _ strategy: AggregationStrategy, sumNoise: Double = 0, using generator: inout NoiseGenerator
-    ) throws -> (weights: ModelWeights, outcome: AggregationOutcome?)? {
         switch self {
         case .streaming(var sums):
             self = .collecting(layout: ModelWeights([]), updates: [])
-            return try sums.takeAverage(sumNoise: sumNoise, using: &generator).map { ($0, nil) }
+            return try sums.takeAverage().map { ($0, nil) }
         case .collecting(let layout, let updates):
             self = .collecting(layout: layout, updates: [])
-            precondition(sumNoise == 0, "robust aggregators take no noise")
             guard !updates.isEmpty else { return nil }
             let (weights, outcome) = try RobustAggregator.aggregate(strategy, layout: layout, updates: updates)
             return (weights, outcome)
         }
+    }
+
+    /// Takes DP-FedAvg's noised average out (see `StreamingFedAvg.takePrivateAverage`), leaving the aggregate
+    /// empty.
+    /// - Parameters:
+    ///   - denominator: the fixed denominator, the round's selected clients.
+    ///   - sumNoise: the noise's standard deviation on the sum of clipped updates.
+    /// - Returns: nil when no result was added.
+    /// - Precondition: the aggregate streams (differential privacy needs the FedAvg family).
+    public mutating func takePrivately(denominator: Int, sumNoise: Double, using generator: inout NoiseGenerator)
+        -> ModelWeights?
+    {
+        guard case .streaming(var sums) = self else {
+            preconditionFailure("differential privacy needs the FedAvg family")
+        }
+        self = .collecting(layout: ModelWeights([]), updates: [])
+        return sums.takePrivateAverage(denominator: denominator, sumNoise: sumNoise, using: &generator)
     }
 }

@@ -2,8 +2,9 @@
 import Foundation
 import Testing
 
-/// The noise source: ChaCha20 as RFC 8439 specifies it, and Gaussian draws with the asked spread.
-@Suite struct NoiseGeneratorTests {
+/// The noise source: ChaCha20 as RFC 8439 specifies it, and Gaussian draws (`NoiseGenerator`) with the asked
+/// spread.
+@Suite struct ChaCha20GeneratorTests {
     @Test func theBlockFunctionMatchesRFC8439() {
         // RFC 8439, section 2.3.2: key 00 01 … 1f, block count 1, nonce 00:00:00:09:00:00:00:4a:00:00:00:00.
         var key: [UInt32] = []
@@ -14,7 +15,7 @@ import Testing
         }
         // The block with counter 1 is lane 0 of the four computed from counter 1 (the counter's high word is the
         // RFC nonce's first word, which a 64-bit counter shares).
-        let words = NoiseGenerator.chaCha20Blocks(
+        let words = ChaCha20Generator.chaCha20Blocks(
             key: key, counter: 1 | UInt64(0x0900_0000) << 32, nonce: (0x4a00_0000, 0))
         let block = words.map { $0[0] }
         #expect(
