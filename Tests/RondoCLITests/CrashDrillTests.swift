@@ -114,6 +114,16 @@ import Testing
         var lastRoundBefore = 0
         for target in ["training", "evaluating", "selecting", "training", "evaluating"] {
             // Wait for a committed round in this run, then for the target phase, and kill there.
+            if target == "selecting" {
+                // With every client connected the next round starts the moment one ends, so `selecting` may last
+                // no time at all: pause, and the federation waits in it once the open round ends. (A pause does
+                // not survive the restart.)
+                let pause = HTTPRequest(
+                    method: "POST", url: server.url + "/v1/federation/pause",
+                    headers: [("Authorization", "Bearer \(Self.adminToken)")], body: nil, timeout: .seconds(5))
+                let paused = try? await http.execute(pause)
+                #expect(paused?.status == 200, "pause: \(paused?.status ?? 0)")
+            }
             var killedIn: String?
             let deadline = ContinuousClock.now.advanced(by: .seconds(60))
             while killedIn == nil, ContinuousClock.now < deadline {
