@@ -53,6 +53,17 @@ struct StatusCommand: AsyncParsableCommand {
                 "\(status.committedRounds) committed, \(status.failedRounds) not committed (failed, rejected or aborted)"
             ),
         ]
+        if let privacy = view.privacy {
+            let epsilon = privacy.epsilon.map { String(format: "%.4g", $0) } ?? "unbounded"
+            let budget = privacy.epsilonBudget.map { String(format: " of a budget of %.4g", $0) } ?? ""
+            lines.append(
+                (
+                    "privacy",
+                    "epsilon \(epsilon)\(budget) at delta \(privacy.delta) over \(privacy.rounds) rounds; noise multiplier "
+                        + "\(privacy.noiseMultiplier), \(privacy.clipping.rawValue) clip norm \(privacy.clipNorm)"
+                        + (privacy.budgetReached ? "  (BUDGET REACHED: no round starts)" : "")
+                ))
+        }
         lines.append(("", ""))
         if case .object(let members) = try JSONParser.parse(JSONStyle.encoder().encode(view.configuration)) {
             for (key, value) in members.sorted(by: { $0.key < $1.key }) {

@@ -25,6 +25,19 @@ import Testing
             ])
     }
 
+    /// Lane k of the four computed together is the block with counter + k, whatever the counter (the 64-bit
+    /// counter's carry into its high word included).
+    @Test func theFourLanesAreConsecutiveBlocks() {
+        let key: [UInt32] = (0..<8).map { UInt32($0) &* 0x9E37_79B9 }
+        for counter: UInt64 in [41, 0xFFFF_FFFE] {
+            let four = ChaCha20Generator.chaCha20Blocks(key: key, counter: counter, nonce: (0, 0))
+            for lane in 0..<4 {
+                let single = ChaCha20Generator.chaCha20Blocks(key: key, counter: counter + UInt64(lane), nonce: (0, 0))
+                #expect(four.map { $0[lane] } == single.map { $0[0] }, "counter \(counter), lane \(lane)")
+            }
+        }
+    }
+
     @Test func systemDrawsAreGaussianAndDiffer() {
         var generator = NoiseGenerator.system
         var values = [Double](repeating: 1, count: 200_001)
