@@ -94,8 +94,9 @@ extension RoundStateMachine {
         // Drop the phase's reference to the sums first, so taking the average releases them block by block.
         phase = .aggregating(progress)
         let sumNoise: Double
+        let denominator = privateDenominator(progress)
         do {
-            sumNoise = try privacySumNoise(selected: progress.selected)
+            sumNoise = try privacySumNoise(cohort: denominator)
         } catch {
             return fail(progress, RoundFailure(.aggregationFailed, "\(error)"), now: now)
         }
@@ -104,10 +105,10 @@ extension RoundStateMachine {
         if privacy != nil {
             guard
                 let noised = average.takePrivately(
-                    denominator: progress.selected, sumNoise: sumNoise, using: &privacy!.noise)
+                    denominator: denominator, sumNoise: sumNoise, using: &privacy!.noise)
             else { preconditionFailure("accepted updates, none folded") }
             (aggregate, outcome) = (noised, nil)
-            progress.privacySpend = privacySpend(progress)
+            progress.privacySpend = privacySpend(progress, cohort: denominator)
         } else {
             do {
                 guard let taken = try average.take(configuration.strategy) else {

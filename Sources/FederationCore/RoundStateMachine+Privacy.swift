@@ -12,12 +12,19 @@ extension RoundStateMachine {
             + announcePhase()
     }
 
+    /// DP-FedAvg's fixed denominator k: the clients a round expects results from, known before any answers
+    /// (the selected clients, or the goal count when goal-count selection over-selects); never below the
+    /// results accepted.
+    func privateDenominator(_ progress: RoundProgress) -> Int {
+        max(progress.accepted, min(progress.selected, configuration.selection.goal?.count ?? progress.selected))
+    }
+
     /// The standard deviation of the noise added to the round's sums of unit-weighted clipped updates: z_Δ·C.
     /// 0 without differential privacy.
     /// - Throws: `PrivacyConfigurationError` when adaptive clipping's count noise leaves the updates none.
-    func privacySumNoise(selected: Int) throws(PrivacyConfigurationError) -> Double {
+    func privacySumNoise(cohort: Int) throws(PrivacyConfigurationError) -> Double {
         guard let privacy else { return 0 }
-        return try privacy.settings.updateNoiseMultiplier(selected: selected) * privacy.clipNorm
+        return try privacy.settings.updateNoiseMultiplier(selected: cohort) * privacy.clipNorm
     }
 
     /// The store wrote the round's candidate with its ledger row: the spend counts from now on, whatever happens
@@ -33,12 +40,11 @@ extension RoundStateMachine {
 
     /// What an aggregated round spends, with the clip norm the next round uses; nil without differential
     /// privacy. Adaptive clipping draws the count's noise here.
-    mutating func privacySpend(_ progress: RoundProgress) -> PrivacySpend? {
+    mutating func privacySpend(_ progress: RoundProgress, cohort: Int) -> PrivacySpend? {
         guard let account = privacy else { return nil }
-        let next = privacy!.nextClipNorm(
-            unclipped: progress.unclipped, answered: progress.accepted, selected: progress.selected)
+        let next = privacy!.nextClipNorm(unclipped: progress.unclipped, answered: progress.accepted, selected: cohort)
         return PrivacySpend(
-            round: progress.round, samplingRate: account.settings.samplingRate(selected: progress.selected),
+            round: progress.round, samplingRate: account.settings.samplingRate(selected: cohort),
             noiseMultiplier: account.settings.noiseMultiplier, clipNorm: account.clipNorm, nextClipNorm: next,
             results: progress.accepted, unclipped: progress.unclipped)
     }

@@ -101,6 +101,31 @@ import Testing
         #expect(spend?.results == 2)
     }
 
+    @Test func withAGoalTheDenominatorIsTheGoalNotTheOverSelection() throws {
+        // Goal 2, over-selection 1.5: three clients are asked, the round takes the first two results.
+        var configuration = RoundConfiguration(
+            selection: SelectionPolicy(fractionEvaluate: 0, goal: SelectionGoal(count: 2, overSelection: 1.5)),
+            minFitResults: 2, fitTimeout: .seconds(60), livenessTimeout: .seconds(600))
+        configuration.privacy = DifferentialPrivacy(noiseMultiplier: 0, clipping: .fixed(norm: 1))
+        var machine = Machine(configuration: configuration, model: Self.model([0]), seed: 3)
+        let ids = (0..<3).map { ClientID("g\($0)") }
+        for id in ids { _ = machine.register(id, now: .zero) }
+        let tasks = ids.compactMap { machine.takeTask(for: $0, now: .zero) }
+        #expect(tasks.count == 3)
+        var actions: [Machine.Action] = []
+        for (index, value) in [Float(0.3), 0.6].enumerated() {
+            actions = try machine.fitResult(
+                tasks[index].id, client: tasks[index].client,
+                weights: ModelWeights(["w": Tensor(shape: [1], values: [value])]), numExamples: 5, metrics: [:],
+                now: .zero)
+        }
+        guard case .storeCandidate(_, _, let weights, _, _)? = actions.last else {
+            Issue.record("expected the aggregate, got \(actions)")
+            return
+        }
+        #expect(abs(weights["w"]!.doubleValues[0] - 0.45) < 1e-6, "(0.3 + 0.6) / the goal of 2, not / 3 asked")
+    }
+
     @Test func integerTensorsKeepTheBaseModelsValues() throws {
         let base = GlobalModel(
             version: 1, sha256: "v1",

@@ -16,7 +16,8 @@ public struct PrivacySpend: Sendable, Equatable, Codable {
     public var nextClipNorm: Double
     /// Results averaged.
     public var results: Int
-    /// Of those, how many were no longer than the clip norm (before noise; never published on its own).
+    /// Of those, how many were no longer than the clip norm (before noise: it stays in the store, an operator
+    /// channel, and is in no API).
     public var unclipped: Int
 
     public init(
