@@ -237,19 +237,18 @@ extension RoundDriver {
                 serverState: serverState?.file, privacySpend: privacySpend)
             // The ledger row is committed: the spend counts now, even if holding the candidate fails below.
             machine.privacySpendStored(round: round)
+            if let privacySpend { privacySpent(privacySpend) }
             metrics.checkpointWritten(
                 success: true, duration: started.duration(to: clock.now), bytes: file.encodedByteCount)
             storeFailing = false
             // The engine reads the candidate from the served buffer; the averaged tensors go once this returns.
             let served = try ServedModel(version: version, sha256: sha, file: file)
             models.insert(served)
-            let next = machine.candidateStored(
+            return machine.candidateStored(
                 round: round,
                 candidate: GlobalModel(
                     version: version, sha256: sha, weights: served.weights, serverState: serverState),
                 now: clock.now)
-            if let privacySpend { privacySpent(privacySpend) }
-            return next
         } catch {
             metrics.checkpointWritten(success: false, duration: started.duration(to: clock.now), bytes: nil)
             storeFailing = true

@@ -41,11 +41,18 @@ extension RoundDriver {
 
     /// A federation whose history mixes private and non-private rounds gets a warning at start: ε covers only
     /// the rounds in the ledger, not models released without noise.
-    static func warnAboutMixedPrivacy(ledger: [PrivacySpend], lastRound: Int, private: Bool, logger: Logger) {
-        if `private`, ledger.count < lastRound {
+    static func warnAboutMixedPrivacy(
+        ledger: [PrivacySpend], committedRounds: [Int], private: Bool, logger: Logger
+    ) {
+        let spent = Set(ledger.map(\.round))
+        let unaccounted = committedRounds.filter { !spent.contains($0) }
+        if `private`, !unaccounted.isEmpty {
             logger.warning(
-                "earlier rounds ran without differential privacy: epsilon covers only the private rounds",
-                metadata: ["rounds": "\(lastRound)", "private_rounds": "\(ledger.count)"])
+                "earlier rounds committed without differential privacy: epsilon covers only the private rounds",
+                metadata: [
+                    "rounds_without_privacy": "\(unaccounted.count)", "latest": "\(unaccounted.max() ?? 0)",
+                    "private_rounds": "\(ledger.count)",
+                ])
         } else if !`private`, !ledger.isEmpty {
             logger.warning(
                 "differential privacy is off, but the privacy ledger holds private rounds: this run's rounds are not private",

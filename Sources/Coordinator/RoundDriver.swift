@@ -168,8 +168,10 @@ public actor RoundDriver: Service {
         }
         let privacyLedger = try await store.privacyLedger()
         let lastRound = try await store.lastRoundNumber()
+        let committed = try await store.rounds(limit: Int(Int32.max)).filter { $0.status == .committed }.map(\.round)
         Self.warnAboutMixedPrivacy(
-            ledger: privacyLedger, lastRound: lastRound, private: configuration.rounds.privacy != nil, logger: logger)
+            ledger: privacyLedger, committedRounds: committed, private: configuration.rounds.privacy != nil,
+            logger: logger)
         let machine = RoundStateMachine<Instant>(
             configuration: configuration.rounds,
             model: GlobalModel(
