@@ -93,7 +93,8 @@ public enum MetricCatalogue {
         buckets: [0.01, 0.1, 0.5, 1, 2, 5, 10, 50, 100, 1000])
     public static let updatesClipped = Definition(
         "rondo_updates_clipped_total", .counter,
-        "Accepted updates scaled down to --clip-update-norm before averaging (norm-bounded FedAvg).")
+        "Accepted updates scaled down to the clip norm before averaging (--clip-update-norm, or differential privacy's --dp-clip-norm)."
+    )
     public static let bytesReceived = Definition(
         "rondo_update_bytes_received_total", .counter, "Bytes of fit results received.")
     public static let uploadsAborted = Definition(
