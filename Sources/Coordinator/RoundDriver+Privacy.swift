@@ -42,21 +42,19 @@ extension RoundDriver {
     /// A federation whose history mixes private and non-private rounds gets a warning at start: ε covers only
     /// the rounds in the ledger, not models released without noise.
     static func warnAboutMixedPrivacy(
-        ledger: [PrivacySpend], committedRounds: [Int], private: Bool, logger: Logger
+        _ coverage: (privateRounds: Int, committedWithoutPrivacy: Int), private: Bool, logger: Logger
     ) {
-        let spent = Set(ledger.map(\.round))
-        let unaccounted = committedRounds.filter { !spent.contains($0) }
-        if `private`, !unaccounted.isEmpty {
+        if `private`, coverage.committedWithoutPrivacy > 0 {
             logger.warning(
                 "earlier rounds committed without differential privacy: epsilon covers only the private rounds",
                 metadata: [
-                    "rounds_without_privacy": "\(unaccounted.count)", "latest": "\(unaccounted.max() ?? 0)",
-                    "private_rounds": "\(ledger.count)",
+                    "rounds_without_privacy": "\(coverage.committedWithoutPrivacy)",
+                    "private_rounds": "\(coverage.privateRounds)",
                 ])
-        } else if !`private`, !ledger.isEmpty {
+        } else if !`private`, coverage.privateRounds > 0 {
             logger.warning(
                 "differential privacy is off, but the privacy ledger holds private rounds: this run's rounds are not private",
-                metadata: ["private_rounds": "\(ledger.count)"])
+                metadata: ["private_rounds": "\(coverage.privateRounds)"])
         }
     }
 }

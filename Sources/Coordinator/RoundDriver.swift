@@ -166,12 +166,10 @@ public actor RoundDriver: Service {
         } catch {
             throw CoordinatorStartupError(message: "differential privacy: \(error)")
         }
-        let privacyLedger = try await store.privacyLedger()
+        let privacyLedger = configuration.rounds.privacy == nil ? [] : try await store.privacyLedger()
         let lastRound = try await store.lastRoundNumber()
-        let committed = try await store.rounds(limit: Int(Int32.max)).filter { $0.status == .committed }.map(\.round)
         Self.warnAboutMixedPrivacy(
-            ledger: privacyLedger, committedRounds: committed, private: configuration.rounds.privacy != nil,
-            logger: logger)
+            try await store.privacyCoverage(), private: configuration.rounds.privacy != nil, logger: logger)
         let machine = RoundStateMachine<Instant>(
             configuration: configuration.rounds,
             model: GlobalModel(

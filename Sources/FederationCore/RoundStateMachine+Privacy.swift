@@ -1,10 +1,10 @@
 /// Differential privacy in the round: the budget check before a round, the noise on its sums, and its spend.
 extension RoundStateMachine {
-    /// Refuses a round of `count` clients that would take ε past the budget: the federation finishes instead.
-    /// nil when the round may start.
-    mutating func refuseOverBudget(selecting count: Int) -> [Action]? {
+    /// Refuses a round that would take ε past the budget: the federation finishes instead. nil when the round
+    /// may start.
+    mutating func refuseOverBudget() -> [Action]? {
         guard let account = privacy, let budget = account.settings.epsilonBudget else { return nil }
-        let projected = account.projectedEpsilon(selected: count)
+        let projected = account.projectedEpsilon
         guard projected > budget else { return nil }
         privacy?.budgetReached = true
         phase = .finished
@@ -44,19 +44,17 @@ extension RoundStateMachine {
         guard let account = privacy else { return nil }
         let next = privacy!.nextClipNorm(unclipped: progress.unclipped, answered: progress.accepted, selected: cohort)
         return PrivacySpend(
-            round: progress.round, samplingRate: account.settings.samplingRate(selected: cohort),
+            round: progress.round, samplingRate: DifferentialPrivacy.samplingRate,
             noiseMultiplier: account.settings.noiseMultiplier, clipNorm: account.clipNorm, nextClipNorm: next,
             results: progress.accepted, unclipped: progress.unclipped)
     }
 }
 
 extension RoundStateMachine {
-    /// True when even the smallest round that could aggregate (`minFitResults` clients selected: the sampling
-    /// rate can only be larger) would pass the budget: a coordinator restarted on a spent ledger starts
+    /// True when the next round would pass the budget: a coordinator restarted on a spent ledger starts
     /// finished, instead of waiting for clients to find out. Marks the account.
     mutating func budgetSpentAtStart() -> Bool {
-        guard let account = privacy, let budget = account.settings.epsilonBudget,
-            account.projectedEpsilon(selected: configuration.minFitResults) > budget
+        guard let account = privacy, let budget = account.settings.epsilonBudget, account.projectedEpsilon > budget
         else { return false }
         privacy?.budgetReached = true
         return true

@@ -307,7 +307,7 @@ public struct RoundStateMachine<Instant: InstantProtocol & Sendable>: Sendable w
             }
             count = sampleSize
         }
-        if let refusal = refuseOverBudget(selecting: count) { return actions + refusal }
+        if let refusal = refuseOverBudget() { return actions + refusal }
         let available = availableClients
         currentRound += 1
         roundsStarted += 1

@@ -34,4 +34,17 @@ extension CheckpointStore {
                 unclipped: row[6].int ?? 0)
         }
     }
+
+    /// How much of the federation's history the ledger covers, counted by the database (start-up reads no
+    /// rows): rounds in the ledger, and committed rounds missing from it (models released without noise).
+    public func privacyCoverage() throws -> (privateRounds: Int, committedWithoutPrivacy: Int) {
+        let row = try connection.query(
+            """
+            SELECT (SELECT COUNT(*) FROM privacy_ledger),
+                (SELECT COUNT(*) FROM rounds WHERE status = 'committed'
+                    AND round NOT IN (SELECT round FROM privacy_ledger))
+            """
+        ).first
+        return (row?[0].int ?? 0, row?[1].int ?? 0)
+    }
 }

@@ -51,4 +51,21 @@ import Testing
             #expect(try await store.privacyLedger() == [Self.spend(round: 1)])
         }
     }
+
+    @Test func coverageCountsCommittedRoundsMissingFromTheLedger() async throws {
+        try await withTemporaryStore { store, _ async throws in
+            let base = try await store.insert(
+                round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported,
+                makeCurrent: true)
+            #expect(try await store.privacyCoverage() == (0, 0))
+            _ = try await store.storeCandidate(
+                round: 1, parentVersion: base, file: Self.file, privacySpend: Self.spend(round: 1))
+            // Round 1 private and committed, 2 committed without privacy, 3 failed (released nothing).
+            for (round, status) in [(1, RoundStatus.committed), (2, .committed), (3, .failed)] {
+                try await store.roundFinished(
+                    RoundRecord(round: round, status: status, startedAt: 0, baseVersion: base, selected: 2))
+            }
+            #expect(try await store.privacyCoverage() == (1, 1))
+        }
+    }
 }

@@ -53,10 +53,10 @@ public struct DifferentialPrivacy: Sendable, Equatable {
         }
     }
 
-    /// The sampling rate the accountant composes a round with: 1, for every cohort. Amplification by sampling
-    /// needs each client in a round independently and secretly at random (Poisson sampling); Rondo selects a
-    /// fixed number of the clients online, with a seeded generator, so it is not credited.
-    public func samplingRate(selected: Int) -> Double { 1 }
+    /// The sampling rate the accountant composes every round with: 1. Amplification by sampling needs each
+    /// client in a round independently and secretly at random (Poisson sampling); Rondo selects a fixed number
+    /// of the clients online, with a seeded generator, so it is not credited.
+    public static let samplingRate = 1.0
 
     /// The noise multiplier of the updates' noise in a round that selected `selected` clients: z itself with a
     /// fixed clip norm; with adaptive clipping, what is left of z once the count took its share.

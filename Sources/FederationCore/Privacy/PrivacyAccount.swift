@@ -30,11 +30,10 @@ public struct PrivacyAccount: Sendable {
     /// ε spent so far at the configured δ.
     public var epsilon: Double { accountant.epsilon(delta: settings.delta) }
 
-    /// ε once one more round with `selected` clients has run.
-    public func projectedEpsilon(selected: Int) -> Double {
-        accountant.composing(
-            samplingRate: settings.samplingRate(selected: selected), noiseMultiplier: settings.noiseMultiplier
-        ).epsilon(delta: settings.delta)
+    /// ε once one more round has run.
+    public var projectedEpsilon: Double {
+        accountant.composing(samplingRate: DifferentialPrivacy.samplingRate, noiseMultiplier: settings.noiseMultiplier)
+            .epsilon(delta: settings.delta)
     }
 
     /// Adds a stored round's spend.
