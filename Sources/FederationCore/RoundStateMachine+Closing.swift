@@ -107,6 +107,14 @@ extension RoundStateMachine {
                 let noised = average.takePrivately(
                     denominator: denominator, sumNoise: sumNoise, using: &privacy!.noise)
             else { preconditionFailure("accepted updates, none folded") }
+            // Noise can overflow a narrow dtype (F16 holds 65,504): such a model is never stored or released.
+            guard noised.tensors.allSatisfy({ TensorElements.allFinite($0.tensor) }) else {
+                return fail(
+                    progress,
+                    RoundFailure(
+                        .aggregationFailed, "the noised average overflows its dtype; lower the noise or the clip norm"),
+                    now: now)
+            }
             (aggregate, outcome) = (noised, nil)
             progress.privacySpend = privacySpend(progress, cohort: denominator)
         } else {

@@ -158,6 +158,36 @@ import Testing
         #expect(weights["w"]!.doubleValues != [0.1, 0.1], "the float tensor is noised")
     }
 
+    @Test func aNoisedAverageThatOverflowsFailsTheRoundAndSpendsNothing() throws {
+        // The largest settings accepted put noise of 1e18 on an F16 tensor (which holds 65,504).
+        let base = GlobalModel(
+            version: 1, sha256: "v1",
+            weights: ModelWeights(["h": Tensor(shape: [4], dtype: .float16, converting: [0, 0, 0, 0])]))
+        var configuration = Self.machine(DifferentialPrivacy(), clients: 2).0.configuration
+        configuration.privacy = DifferentialPrivacy(
+            noiseMultiplier: DifferentialPrivacy.maxNoiseMultiplier, clipping: .fixed(norm: 1e12))
+        var machine = Machine(configuration: configuration, model: base, seed: 3)
+        let ids = [ClientID("a"), ClientID("b")]
+        for id in ids { _ = machine.register(id, now: .zero) }
+        let tasks = ids.map { machine.takeTask(for: $0, now: .zero)! }
+        var actions: [Machine.Action] = []
+        for (index, task) in tasks.enumerated() {
+            actions += try machine.fitResult(
+                task.id, client: ids[index],
+                weights: ModelWeights(["h": Tensor(shape: [4], dtype: .float16, converting: [1, 1, 1, 1])]),
+                numExamples: 5, metrics: [:], now: .zero)
+        }
+        #expect(!actions.contains { if case .storeCandidate = $0 { true } else { false } }, "nothing stored")
+        let failure = actions.compactMap { action -> RoundFailure? in
+            guard case .roundFinished(let report) = action, case .failed(let failure) = report.outcome else {
+                return nil
+            }
+            return failure
+        }
+        #expect(failure.first?.code == .aggregationFailed, "\(actions)")
+        #expect(machine.privacy?.accountant.rounds == 0)
+    }
+
     @Test func aSpendStoredBeforeTheCandidateIsHeldCountsOnce() throws {
         var (machine, ids) = Self.machine(
             Self.seeded(DifferentialPrivacy(noiseMultiplier: 1, clipping: .fixed(norm: 1)), 2), clients: 2)
@@ -323,6 +353,8 @@ import Testing
         for bad in [
             DifferentialPrivacy(noiseMultiplier: -1), DifferentialPrivacy(clipping: .fixed(norm: 0)),
             DifferentialPrivacy(delta: 1), DifferentialPrivacy(epsilonBudget: 0),
+            DifferentialPrivacy(noiseMultiplier: 1e7), DifferentialPrivacy(clipping: .fixed(norm: 1e13)),
+            DifferentialPrivacy(noiseMultiplier: 0, epsilonBudget: 5),
             DifferentialPrivacy(
                 clipping: .adaptive(initialNorm: 1, targetQuantile: 1.5, learningRate: 0.2, countStandardDeviation: nil)
             ),

@@ -62,6 +62,10 @@ import Testing
         #expect(RDPAccountant().epsilon(delta: 1e-5) == 0, "nothing spent yet")
         #expect(RDPAccountant().composing(samplingRate: 0.5, noiseMultiplier: 0).epsilon(delta: 1e-5) == .infinity)
         #expect(RDPAccountant().composing(samplingRate: 0, noiseMultiplier: 1, rounds: 100).epsilon(delta: 1e-5) == 0)
+        // Noise whose square underflows is no noise: unbounded, never the 0 a NaN series would give.
+        #expect(
+            RDPAccountant().composing(samplingRate: 0.01, noiseMultiplier: 1e-300, rounds: 10).epsilon(delta: 1e-5)
+                == .infinity)
         #expect(
             RDPAccountant.rdp(order: 3, samplingRate: 1, noiseMultiplier: 2) == 3.0 / 8,
             "the Gaussian mechanism: α/(2σ²)")

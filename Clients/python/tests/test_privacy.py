@@ -278,7 +278,7 @@ REFUSALS = [
     (["--dp-noise-multiplier", "1", "--clip-update-norm", "1"], "--clip-update-norm"),
     (["--dp-clip-norm", "1"], "--dp-noise-multiplier"),
     # `--dp-noise-multiplier -1` would be refused by the argument parser as a missing value: `=` reaches the check.
-    (["--dp-noise-multiplier=-1"], "noise multiplier must be 0 or more"),
+    (["--dp-noise-multiplier=-1"], "noise multiplier must be in 0...1000000"),
 ]
 
 

@@ -45,6 +45,10 @@ public struct DifferentialPrivacy: Sendable, Equatable {
         self.epsilonBudget = epsilonBudget
     }
 
+    /// The largest noise multiplier (and clipped-count standard deviation) accepted: far more noise than any
+    /// model survives, but with the clip norm's own bound the noise stays a finite double.
+    public static let maxNoiseMultiplier = 1e6
+
     /// The clip norm of the first round.
     public var initialClipNorm: Double {
         switch clipping {
@@ -70,7 +74,16 @@ public struct DifferentialPrivacy: Sendable, Equatable {
                 "noise multiplier \(noiseMultiplier) needs a clipped-count standard deviation above \(noiseMultiplier / 2) (it is \(countDeviation)); raise --dp-clipped-count-stddev"
             )
         }
-        return 1 / (1 / (noiseMultiplier * noiseMultiplier) - 1 / (4 * countDeviation * countDeviation)).squareRoot()
+        let share =
+            1 / (1 / (noiseMultiplier * noiseMultiplier) - 1 / (4 * countDeviation * countDeviation)).squareRoot()
+        // z and 2σ_b so close that the difference of their inverse squares rounds to 0 leave no finite noise.
+        guard share.isFinite else {
+            throw PrivacyConfigurationError(
+                .countNoiseTooSmall,
+                "noise multiplier \(noiseMultiplier) and clipped-count standard deviation \(countDeviation) leave the updates no finite noise; raise --dp-clipped-count-stddev"
+            )
+        }
+        return share
     }
 
     /// The standard deviation of the noise on the count of unclipped updates (adaptive clipping).
@@ -85,19 +98,25 @@ public struct DifferentialPrivacy: Sendable, Equatable {
         func require(_ condition: Bool, _ message: String) throws(PrivacyConfigurationError) {
             if !condition { throw PrivacyConfigurationError(.invalidValue, message) }
         }
-        try require(noiseMultiplier.isFinite && noiseMultiplier >= 0, "the noise multiplier must be 0 or more")
+        try require(
+            (0...Self.maxNoiseMultiplier).contains(noiseMultiplier),
+            "the noise multiplier must be in 0...\(Self.maxNoiseMultiplier)")
         try require(delta > 0 && delta < 1, "delta must be in (0, 1)")
         try require(epsilonBudget.map { $0 > 0 && $0.isFinite } ?? true, "the epsilon budget must be positive")
+        try require(
+            epsilonBudget == nil || noiseMultiplier > 0,
+            "an epsilon budget needs noise: without it epsilon is unbounded from the first round")
+        let normRange = PrivacyAccount.clipNormRange
         switch clipping {
         case .fixed(let norm):
-            try require(norm > 0 && norm.isFinite, "the clip norm must be positive")
+            try require(normRange.contains(norm), "the clip norm must be in \(normRange)")
         case .adaptive(let initialNorm, let quantile, let rate, let countDeviation):
-            try require(initialNorm > 0 && initialNorm.isFinite, "the initial clip norm must be positive")
+            try require(normRange.contains(initialNorm), "the initial clip norm must be in \(normRange)")
             try require((0...1).contains(quantile), "the target quantile must be in [0, 1]")
             try require(rate > 0 && rate <= 10, "the clip learning rate must be in (0, 10]")
             try require(
-                countDeviation.map { $0 >= 0 && $0.isFinite } ?? true,
-                "the clipped-count standard deviation must be 0 or more")
+                countDeviation.map { (0...Self.maxNoiseMultiplier).contains($0) } ?? true,
+                "the clipped-count standard deviation must be in 0...\(Self.maxNoiseMultiplier)")
             if let countDeviation, noiseMultiplier > 0 {
                 try require(
                     noiseMultiplier < 2 * countDeviation,

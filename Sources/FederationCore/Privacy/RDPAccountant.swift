@@ -73,14 +73,16 @@ public struct RDPAccountant: Sendable, Equatable {
     /// The RDP of the sampled Gaussian mechanism at order α.
     static func rdp(order alpha: Double, samplingRate q: Double, noiseMultiplier sigma: Double) -> Double {
         if q == 0 { return 0 }
-        if sigma == 0 { return .infinity }
+        // σ² underflowing to 0 is no noise at all (and would turn the series into 0/0).
+        if sigma * sigma == 0 { return .infinity }
         // Without sampling it is the Gaussian mechanism: α / (2σ²).
         if q == 1 { return alpha / (2 * sigma * sigma) }
         let logA =
             alpha == alpha.rounded()
             ? logAIntegral(alpha: Int(alpha), q: q, sigma: sigma)
             : logAFractional(alpha: alpha, q: q, sigma: sigma)
-        guard let logA else { return .infinity }  // the series did not converge: leave the order out
+        // The series did not converge (or lost itself in NaN): leave the order out.
+        guard let logA, !logA.isNaN else { return .infinity }
         return max(0, logA / (alpha - 1))
     }
 
