@@ -1,6 +1,6 @@
 # The two commands the README starts with: `make demo` and `make test`. Both install what is missing.
 SWIFT ?= swift
-APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev zlib1g-dev prometheus openssl
+APT_PACKAGES := libsqlite3-dev libcurl4-openssl-dev zlib1g-dev prometheus openssl postgresql-15
 
 .PHONY: deps venv build demo test bench lint prometheus-check fuzz
 

@@ -4,6 +4,8 @@ import PackageDescription
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny")
 ]
+// Storage code awaits its database inside the store's actor: async calls stay on the caller's executor.
+let storage: [SwiftSetting] = strict + [.enableUpcomingFeature("NonisolatedNonsendingByDefault")]
 
 let package = Package(
     name: "Rondo",
@@ -26,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         // Hummingbird brings these; they are listed because the coordinator imports them itself.
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
@@ -42,7 +45,18 @@ let package = Package(
                 "FederationCore", "CSQLite",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            swiftSettings: strict
+            swiftSettings: storage
+        ),
+        .target(
+            name: "PostgresStore",
+            dependencies: [
+                "ModelManager",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: storage
         ),
         .target(
             name: "FederationTelemetry",
@@ -130,7 +144,14 @@ let package = Package(
             path: "Tests/RondoTestSupport"
         ),
         .testTarget(name: "FederationCoreTests", dependencies: ["FederationCore"]),
-        .testTarget(name: "ModelManagerTests", dependencies: ["ModelManager", "FederationCore"]),
+        // Starts a throwaway PostgreSQL server for the tests that need one.
+        .target(name: "PostgresTestSupport", path: "Tests/PostgresTestSupport"),
+        .testTarget(
+            name: "ModelManagerTests",
+            dependencies: [
+                "ModelManager", "FederationCore", "PostgresStore", "PostgresTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "FederationTelemetryTests",
             dependencies: [

@@ -11,7 +11,7 @@ import ServiceLifecycle
 /// `ServiceGroup`.
 ///
 /// ```swift
-/// let store = try CheckpointStore(configuration: .init(path: "rondo-data/rondo.db"))
+/// let store = try await CheckpointStore(configuration: .init(path: "rondo-data/rondo.db"))
 /// let server = try await CoordinatorServer(configuration: .init(port: 0), store: store, adminToken: token,
 ///                                          initialWeights: weights, logger: logger)
 /// let group = ServiceGroup(services: server.services, logger: logger)

@@ -21,7 +21,7 @@ public enum LocalFederationDemo {
     ) async throws -> DemoSummary {
         let started = ContinuousClock.now
         let data = DemoData(dataset: dataset, clients: options.clients, alpha: options.alpha, seed: options.seed)
-        let store = try CheckpointStore(
+        let store = try await CheckpointStore(
             configuration: .init(path: (options.dataDirectory as NSString).appendingPathComponent("rondo.db")))
         let admin = try AdminToken.resolve(configured: nil, directory: options.dataDirectory)
         let enrolment = try AdminToken.resolve(

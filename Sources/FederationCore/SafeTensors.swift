@@ -112,26 +112,10 @@ extension SafeTensorsFile {
         precondition(chunkSize > 0)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 8)
         defer { buffer.deallocate() }
-        var filled = 0
-        func append(_ raw: UnsafeRawBufferPointer) throws {
-            var position = 0
-            while position < raw.count {
-                let taken = min(chunkSize - filled, raw.count - position)
-                UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<(filled + taken)]).copyMemory(
-                    from: UnsafeRawBufferPointer(rebasing: raw[position..<(position + taken)]))
-                filled += taken
-                position += taken
-                if filled == chunkSize {
-                    try body(UnsafeRawBufferPointer(buffer))
-                    filled = 0
-                }
-            }
+        var cursor = chunkCursor()
+        while case let filled = cursor.fill(buffer), filled > 0 {
+            try body(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]))
         }
-        try headerBytes().withUnsafeBytes { try append($0) }
-        for named in weights.tensors {
-            try named.tensor.withLittleEndianBytes { try append($0) }
-        }
-        if filled > 0 { try body(UnsafeRawBufferPointer(rebasing: buffer[0..<filled])) }
     }
 
     /// Bytes of the whole encoding.

@@ -10,20 +10,11 @@ extension CheckpointStore {
     public func insert(
         round: Int, parentVersion: Int?, bytes: [UInt8], tensorCount: Int, status: CheckpointStatus,
         metrics: CheckpointMetrics = CheckpointMetrics(), makeCurrent: Bool = false, actor: String = "coordinator"
-    ) throws -> Int {
-        try insert(
+    ) async throws -> Int {
+        try await insert(
             round: round, parentVersion: parentVersion, byteCount: bytes.count, tensorCount: tensorCount,
-            status: status, metrics: metrics, makeCurrent: makeCurrent, actor: actor
-        ) { sink in
-            try bytes.withUnsafeBytes { raw in
-                var offset = 0
-                repeat {
-                    let end = min(offset + configuration.chunkSize, raw.count)
-                    try sink(UnsafeRawBufferPointer(rebasing: raw[offset..<end]))
-                    offset = end
-                } while offset < raw.count
-            }
-        }.version
+            status: status, metrics: metrics, makeCurrent: makeCurrent, actor: actor, source: .bytes(bytes)
+        ).version
     }
 
     /// Stores an aggregated model that is not current yet, writing its encoding chunk by chunk from the
@@ -38,14 +29,14 @@ extension CheckpointStore {
     public func storeCandidate(
         round: Int, parentVersion: Int?, file: SafeTensorsFile, strategy: StrategyRecord? = nil,
         serverState: SafeTensorsFile? = nil, privacySpend: PrivacySpend? = nil
-    ) throws -> (version: Int, sha256: String) {
-        try insert(
+    ) async throws -> (version: Int, sha256: String) {
+        try await insert(
             round: round, parentVersion: parentVersion, byteCount: file.encodedByteCount,
             tensorCount: file.weights.tensors.count, status: .candidate, strategy: strategy,
-            write: { sink in try file.forEachEncodedChunk(chunkSize: configuration.chunkSize, sink) },
+            source: .file(file),
             alongside: { version in
-                if let serverState { try insertServerState(serverState, version: version) }
-                if let privacySpend { try insertPrivacySpend(privacySpend, version: version) }
+                if let serverState { try await insertServerState(serverState, version: version) }
+                if let privacySpend { try await insertPrivacySpend(privacySpend, version: version) }
             })
     }
 
@@ -54,59 +45,52 @@ extension CheckpointStore {
     public func insert(
         round: Int, parentVersion: Int?, file: SafeTensorsFile, status: CheckpointStatus, makeCurrent: Bool = false,
         actor: String = "coordinator"
-    ) throws -> (version: Int, sha256: String) {
-        try insert(
+    ) async throws -> (version: Int, sha256: String) {
+        try await insert(
             round: round, parentVersion: parentVersion, byteCount: file.encodedByteCount,
-            tensorCount: file.weights.tensors.count, status: status, makeCurrent: makeCurrent, actor: actor
-        ) { sink in
-            try file.forEachEncodedChunk(chunkSize: configuration.chunkSize, sink)
-        }
+            tensorCount: file.weights.tensors.count, status: status, makeCurrent: makeCurrent, actor: actor,
+            source: .file(file))
     }
 
-    /// Writes the row, then the chunks `write` hands over (hashing them on the way), then the SHA-256 and the
+    /// Writes the row, then the chunks of `source` (hashing them on the way), then the SHA-256 and the
     /// refs: all in one transaction, so a failure anywhere leaves no trace.
     private func insert(
         round: Int, parentVersion: Int?, byteCount: Int, tensorCount: Int, status: CheckpointStatus,
         metrics: CheckpointMetrics = CheckpointMetrics(), makeCurrent: Bool = false, actor: String = "coordinator",
         strategy: StrategyRecord? = nil,
-        write: (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void,
-        alongside: (_ version: Int) throws -> Void = { _ in }
-    ) throws -> (version: Int, sha256: String) {
+        source: ChunkSource,
+        alongside: (_ version: Int) async throws -> Void = { _ in }
+    ) async throws -> (version: Int, sha256: String) {
         let now = clock()
-        return try connection.transaction {
-            try connection.query(
+        let metricsJSON = try Self.json(metrics)
+        let strategyJSON: SQLValue = try strategy.map { .text(try Self.json($0)) } ?? .null
+        return try await database.transaction {
+            let inserted = try await database.query(
                 """
                 INSERT INTO checkpoints (round, parent_version, created_at, sha256, size_bytes, tensor_count, status,
                     metrics_json, strategy_json)
-                VALUES (?, ?, ?, '', ?, ?, ?, ?, ?)
+                VALUES (?, ?, ?, '', ?, ?, ?, ?, ?) RETURNING version
                 """,
                 [
                     .integer(Int64(round)), parentVersion.map { .integer(Int64($0)) } ?? .null, .real(now),
                     .integer(Int64(byteCount)), .integer(Int64(tensorCount)), .text(status.rawValue),
-                    .text(try Self.json(metrics)), try strategy.map { .text(try Self.json($0)) } ?? .null,
+                    .text(metricsJSON), strategyJSON,
                 ])
-            let version = connection.lastInsertRowID
-            var hasher = SHA256()
-            var index = 0
-            var written = 0
-            try write { chunk in
-                hasher.update(bufferPointer: chunk)
-                try connection.insertChunk(version: version, index: index, data: chunk)
-                index += 1
-                written += chunk.count
+            guard let version = inserted.first?[0].int else {
+                throw CheckpointStoreError(.database, "inserting a checkpoint returned no version")
             }
+            let (sha, written) = try await writeChunks(source, to: .checkpointChunks, version: version)
             guard written == byteCount else {
                 throw CheckpointStoreError(
                     .integrity, "wrote \(written) bytes for version \(version), expected \(byteCount)")
             }
-            let sha = hasher.finalize().hexString
-            try connection.query(
+            try await database.query(
                 "UPDATE checkpoints SET sha256 = ? WHERE version = ?", [.text(sha), .integer(Int64(version))])
-            try alongside(version)
+            try await alongside(version)
             if makeCurrent {
-                let previous = try refVersion(.current)
-                try setRef(CheckpointRef.current.rawValue, version, at: now)
-                try insertEvent(
+                let previous = try await refVersion(.current)
+                try await setRef(CheckpointRef.current.rawValue, version, at: now)
+                try await insertEvent(
                     kind: status == .imported ? .import : .commit, actor: actor, round: round, version: version,
                     detail: ["from_version": previous.map(String.init) ?? "none"], at: now)
             }
@@ -118,9 +102,9 @@ extension CheckpointStore {
     /// - Returns: the new version and the SHA-256 it was stored under.
     public func storeCandidate(
         round: Int, parentVersion: Int?, bytes: [UInt8], tensorCount: Int
-    ) throws -> (version: Int, sha256: String) {
-        let version = try insert(
+    ) async throws -> (version: Int, sha256: String) {
+        let version = try await insert(
             round: round, parentVersion: parentVersion, bytes: bytes, tensorCount: tensorCount, status: .candidate)
-        return (version, try requireCheckpoint(version).sha256)
+        return (version, try await requireCheckpoint(version).sha256)
     }
 }

@@ -6,8 +6,8 @@ import FederationCore
 extension CheckpointStore {
     /// Adds a round's spend, inside the caller's transaction.
     /// - Throws: when the round already has a row (a round's aggregate is stored once).
-    func insertPrivacySpend(_ spend: PrivacySpend, version: Int) throws {
-        try connection.query(
+    func insertPrivacySpend(_ spend: PrivacySpend, version: Int) async throws {
+        try await database.query(
             """
             INSERT INTO privacy_ledger (round, version, sampling_rate, noise_multiplier, clip_norm, next_clip_norm,
                 results, unclipped, recorded_at)
@@ -21,8 +21,8 @@ extension CheckpointStore {
     }
 
     /// Every round in the ledger, in round order.
-    public func privacyLedger() throws -> [PrivacySpend] {
-        try connection.query(
+    public func privacyLedger() async throws -> [PrivacySpend] {
+        try await database.query(
             """
             SELECT round, sampling_rate, noise_multiplier, clip_norm, next_clip_norm, results, unclipped
             FROM privacy_ledger ORDER BY round
@@ -37,8 +37,8 @@ extension CheckpointStore {
 
     /// How much of the federation's history the ledger covers, counted by the database (start-up reads no
     /// rows): rounds in the ledger, and committed rounds missing from it (models released without noise).
-    public func privacyCoverage() throws -> (privateRounds: Int, committedWithoutPrivacy: Int) {
-        let row = try connection.query(
+    public func privacyCoverage() async throws -> (privateRounds: Int, committedWithoutPrivacy: Int) {
+        let row = try await database.query(
             """
             SELECT (SELECT COUNT(*) FROM privacy_ledger),
                 (SELECT COUNT(*) FROM rounds WHERE status = 'committed'

@@ -20,7 +20,7 @@ extension CheckpointStore {
 
     /// The newest `limit` checkpoints (all without one) and every ref, read in one transaction: a commit
     /// between two reads cannot show `current` on a version the list still calls a candidate.
-    public func listing(limit: Int? = nil) throws -> (checkpoints: [CheckpointRecord], refs: [String: Int]) {
-        try connection.readTransaction { (try checkpoints(limit: limit), try refs()) }
+    public func listing(limit: Int? = nil) async throws -> (checkpoints: [CheckpointRecord], refs: [String: Int]) {
+        try await database.readTransaction { (try await checkpoints(limit: limit), try await refs()) }
     }
 }

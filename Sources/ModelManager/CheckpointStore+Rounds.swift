@@ -2,25 +2,36 @@ import Foundation
 
 /// The round history: a row per round, written when it starts and again when it ends.
 extension CheckpointStore {
-    public func roundStarted(round: Int, baseVersion: Int, selected: Int) throws {
-        try connection.query(
-            """
-            INSERT OR REPLACE INTO rounds (round, status, started_at, base_version, selected)
-            VALUES (?, 'running', ?, ?, ?)
-            """,
-            [.integer(Int64(round)), .real(clock()), .integer(Int64(baseVersion)), .integer(Int64(selected))])
+    /// Writes a round's row as `running` (replacing any earlier row with its number).
+    public func roundStarted(round: Int, baseVersion: Int, selected: Int) async throws {
+        let now = clock()
+        try await database.transaction {
+            try await database.query("DELETE FROM rounds WHERE round = ?", [.integer(Int64(round))])
+            try await database.query(
+                "INSERT INTO rounds (round, status, started_at, base_version, selected) VALUES (?, 'running', ?, ?, ?)",
+                [.integer(Int64(round)), .real(now), .integer(Int64(baseVersion)), .integer(Int64(selected))])
+        }
     }
 
-    public func roundFinished(_ record: RoundRecord) throws {
-        try connection.query(
+    /// Writes a round's final row (replacing its `running` row).
+    public func roundFinished(_ record: RoundRecord) async throws {
+        let finishedAt = record.finishedAt ?? clock()
+        try await database.transaction {
+            try await database.query("DELETE FROM rounds WHERE round = ?", [.integer(Int64(record.round))])
+            try await insertRound(record, finishedAt: finishedAt)
+        }
+    }
+
+    private func insertRound(_ record: RoundRecord, finishedAt: Double) async throws {
+        try await database.query(
             """
-            INSERT OR REPLACE INTO rounds (round, status, started_at, finished_at, base_version, result_version,
+            INSERT INTO rounds (round, status, started_at, finished_at, base_version, result_version,
                 selected, answered, dropped, rejected, reason, detail, eval_loss, eval_metrics_json)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .integer(Int64(record.round)), .text(record.status.rawValue), .real(record.startedAt),
-                .real(record.finishedAt ?? clock()), .integer(Int64(record.baseVersion)),
+                .real(finishedAt), .integer(Int64(record.baseVersion)),
                 record.resultVersion.map { .integer(Int64($0)) } ?? .null, .integer(Int64(record.selected)),
                 .integer(Int64(record.answered)), .integer(Int64(record.dropped)), .integer(Int64(record.rejected)),
                 record.reason.map { .text($0) } ?? .null, record.detail.map { .text($0) } ?? .null,
@@ -29,17 +40,17 @@ extension CheckpointStore {
     }
 
     /// Marks rounds still `running` (the coordinator died during them) as aborted, with an event each.
-    public func abortRunningRounds(reason: String) throws -> [Int] {
+    public func abortRunningRounds(reason: String) async throws -> [Int] {
         let now = clock()
-        return try connection.transaction {
-            let running = try connection.query("SELECT round FROM rounds WHERE status = 'running'").compactMap {
+        return try await database.transaction {
+            let running = try await database.query("SELECT round FROM rounds WHERE status = 'running'").compactMap {
                 $0[0].int
             }
             for round in running {
-                try connection.query(
+                try await database.query(
                     "UPDATE rounds SET status = 'aborted', finished_at = ?, reason = 'aborted', detail = ? WHERE round = ?",
                     [.real(now), .text(reason), .integer(Int64(round))])
-                try insertEvent(
+                try await insertEvent(
                     kind: .roundAborted, actor: "coordinator", round: round, version: nil, detail: ["reason": reason],
                     at: now)
             }
@@ -48,19 +59,20 @@ extension CheckpointStore {
     }
 
     /// The highest round number ever started (0 for a new store); numbering continues after it.
-    public func lastRoundNumber() throws -> Int {
-        let fromRounds = try connection.query("SELECT MAX(round) FROM rounds").first?[0].int ?? 0
-        let fromCheckpoints = try connection.query("SELECT MAX(round) FROM checkpoints").first?[0].int ?? 0
+    public func lastRoundNumber() async throws -> Int {
+        let fromRounds = try await database.query("SELECT MAX(round) FROM rounds").first?[0].int ?? 0
+        let fromCheckpoints = try await database.query("SELECT MAX(round) FROM checkpoints").first?[0].int ?? 0
         return max(fromRounds, fromCheckpoints)
     }
 
     /// Rounds, newest first.
-    public func rounds(limit: Int = 100) throws -> [RoundRecord] {
-        try connection.query("\(Self.roundColumns) ORDER BY round DESC LIMIT ?", [.integer(Int64(limit))]).map(
+    public func rounds(limit: Int = 100) async throws -> [RoundRecord] {
+        try await database.query("\(Self.roundColumns) ORDER BY round DESC LIMIT ?", [.integer(Int64(limit))]).map(
             Self.round)
     }
 
-    public func round(_ number: Int) throws -> RoundRecord? {
-        try connection.query("\(Self.roundColumns) WHERE round = ?", [.integer(Int64(number))]).first.map(Self.round)
+    public func round(_ number: Int) async throws -> RoundRecord? {
+        try await database.query("\(Self.roundColumns) WHERE round = ?", [.integer(Int64(number))]).first.map(
+            Self.round)
     }
 }

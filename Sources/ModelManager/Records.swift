@@ -268,7 +268,8 @@ public struct VerificationReport: Sendable, Codable, Equatable {
     public var checkpointsChecked: Int
     /// One line per problem; empty when everything is intact.
     public var problems: [String]
-    /// `PRAGMA integrity_check`'s answer (`ok` when healthy).
+    /// The engine's whole-database check (`ok` when healthy): SQLite's `PRAGMA integrity_check`; on PostgreSQL
+    /// `ok` once every chunk has been read back.
     public var integrityCheck: String
 
     public var isHealthy: Bool { problems.isEmpty && integrityCheck == "ok" }

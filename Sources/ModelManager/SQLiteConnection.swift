@@ -1,37 +1,5 @@
 import CSQLite
 
-/// A value bound to or read from a SQLite statement.
-public enum SQLiteValue: Sendable, Equatable {
-    case null
-    case integer(Int64)
-    case real(Double)
-    case text(String)
-    case blob([UInt8])
-
-    public var int: Int? {
-        if case .integer(let value) = self { return Int(value) }
-        return nil
-    }
-
-    public var double: Double? {
-        switch self {
-        case .real(let value): value
-        case .integer(let value): Double(value)
-        default: nil
-        }
-    }
-
-    public var string: String? {
-        if case .text(let value) = self { return value }
-        return nil
-    }
-
-    public var bytes: [UInt8]? {
-        if case .blob(let value) = self { return value }
-        return nil
-    }
-}
-
 /// A failed SQLite call, with SQLite's own message.
 public struct SQLiteError: Error, Sendable, CustomStringConvertible {
     public var code: Int32
@@ -42,9 +10,11 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
 
 /// One SQLite database connection: a thin wrapper that prepares, binds, steps and finalises.
 ///
-/// Not thread-safe by itself: the owner (the `CheckpointStore` actor) confines it to one isolation domain.
-final class SQLiteConnection: @unchecked Sendable {
+/// Not thread-safe by itself: the owner (the store's `StoreSession`) lets one task use it at a time.
+final class SQLiteConnection: StoreDatabase, @unchecked Sendable {
     private let handle: OpaquePointer
+
+    var dialect: SQLDialect { .sqlite }
 
     /// Opens (creating if needed) the database at `path` with WAL, foreign keys and a busy timeout.
     init(path: String, busyTimeoutMilliseconds: Int32 = 5000) throws {
@@ -84,10 +54,10 @@ final class SQLiteConnection: @unchecked Sendable {
 
     /// Runs a statement and returns every row.
     @discardableResult
-    func query(_ sql: String, _ parameters: [SQLiteValue] = []) throws -> [[SQLiteValue]] {
+    func query(_ sql: String, _ parameters: [SQLValue] = []) throws -> [[SQLValue]] {
         let statement = try prepare(sql, parameters)
         defer { sqlite3_finalize(statement) }
-        var rows: [[SQLiteValue]] = []
+        var rows: [[SQLValue]] = []
         while true {
             let status = sqlite3_step(statement)
             if status == SQLITE_DONE { return rows }
@@ -98,7 +68,7 @@ final class SQLiteConnection: @unchecked Sendable {
 
     /// Runs a statement whose first column is a blob and hands each row's blob to `body` in place, without
     /// copying it (the bytes are valid only during the call): how a model is read one chunk at a time.
-    func forEachBlob(_ sql: String, _ parameters: [SQLiteValue], _ body: (UnsafeRawBufferPointer) throws -> Void)
+    func forEachBlob(_ sql: String, _ parameters: [SQLValue], _ body: (UnsafeRawBufferPointer) throws -> Void)
         throws
     {
         let statement = try prepare(sql, parameters)
@@ -115,7 +85,7 @@ final class SQLiteConnection: @unchecked Sendable {
     }
 
     /// A prepared statement with `parameters` bound; the caller finalizes it.
-    private func prepare(_ sql: String, _ parameters: [SQLiteValue]) throws -> OpaquePointer {
+    private func prepare(_ sql: String, _ parameters: [SQLValue]) throws -> OpaquePointer {
         var statement: OpaquePointer?
         let prepared = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
         guard prepared == SQLITE_OK, let statement else { throw lastError(prepared) }
@@ -142,7 +112,7 @@ final class SQLiteConnection: @unchecked Sendable {
         return statement
     }
 
-    private func column(_ statement: OpaquePointer, _ index: Int32) -> SQLiteValue {
+    private func column(_ statement: OpaquePointer, _ index: Int32) -> SQLValue {
         switch sqlite3_column_type(statement, index) {
         case SQLITE_INTEGER: return .integer(sqlite3_column_int64(statement, index))
         case SQLITE_FLOAT: return .real(sqlite3_column_double(statement, index))
@@ -155,14 +125,10 @@ final class SQLiteConnection: @unchecked Sendable {
         }
     }
 
-    /// Inserts one chunk of a checkpoint (or of the server state stored with it), binding the caller's bytes
-    /// without copying them (they outlive the step).
-    func insertChunk(version: Int, index: Int, data: UnsafeRawBufferPointer, serverState: Bool = false) throws {
+    /// Inserts one chunk, binding the caller's bytes without copying them (they outlive the step).
+    func insertChunk(_ table: ChunkTable, version: Int, index: Int, data: UnsafeRawBufferPointer) throws {
         var statement: OpaquePointer?
-        let sql =
-            serverState
-            ? "INSERT INTO server_state_chunks (version, idx, data) VALUES (?, ?, ?)"
-            : "INSERT INTO checkpoint_chunks (version, idx, data) VALUES (?, ?, ?)"
+        let sql = "INSERT INTO \(table.rawValue) (version, idx, data) VALUES (?, ?, ?)"
         let prepared = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
         guard prepared == SQLITE_OK, let statement else { throw lastError(prepared) }
         defer { sqlite3_finalize(statement) }
@@ -176,28 +142,19 @@ final class SQLiteConnection: @unchecked Sendable {
         guard status == SQLITE_DONE else { throw lastError(status) }
     }
 
-    /// Runs `body` in an IMMEDIATE transaction: all of it commits, or none of it does.
-    func transaction<T>(_ body: () throws -> T) throws -> T {
-        try execute("BEGIN IMMEDIATE")
-        do {
-            let result = try body()
-            try execute("COMMIT")
-            return result
-        } catch {
-            try? execute("ROLLBACK")
-            throw error
-        }
+    /// A write transaction is IMMEDIATE (it takes the write lock at once, so it never fails half-way on a
+    /// lock upgrade); a read transaction is DEFERRED (a WAL reader takes no lock and needs no write access).
+    func begin(_ kind: StoreTransactionKind) throws {
+        try execute(kind == .write ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED")
     }
 
-    /// Runs reads in one deferred transaction, so they see one snapshot of the database (WAL readers take no
-    /// write lock and need no write access).
-    func readTransaction<T>(_ body: () throws -> T) throws -> T {
-        try execute("BEGIN DEFERRED")
-        defer { try? execute("COMMIT") }
-        return try body()
+    func commit() throws {
+        try execute("COMMIT")
     }
 
-    var lastInsertRowID: Int { Int(sqlite3_last_insert_rowid(handle)) }
+    func rollback() {
+        try? execute("ROLLBACK")
+    }
 
     private func lastError(_ status: Int32) -> SQLiteError {
         SQLiteError(code: status, message: String(cString: sqlite3_errmsg(handle)))

@@ -1,7 +1,17 @@
-/// The store's schema, as an append-only list: a released migration is never edited, only followed by new
-/// ones. `schema_migrations` records which have run, so opening an older database upgrades it in place.
+/// The store's schema, as append-only lists (one per dialect, numbered alike, so version N means the same
+/// tables on both): a released migration is never edited, only followed by new ones. `schema_migrations`
+/// records which have run, so opening an older database upgrades it in place.
 enum StoreMigrations {
-    static let all: [(version: Int, sql: String)] = [
+    typealias Migration = (version: Int, sql: String)
+
+    static func all(_ dialect: SQLDialect) -> [Migration] {
+        switch dialect {
+        case .sqlite: sqlite
+        case .postgres: postgres
+        }
+    }
+
+    static let sqlite: [Migration] = [
         (
             1,
             """
@@ -116,18 +126,29 @@ enum StoreMigrations {
         ),
     ]
 
-    /// Applies every migration not yet recorded, each in its own transaction.
-    static func apply(to connection: SQLiteConnection, now: Double) throws {
-        try connection.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
-        let applied = Set(try connection.query("SELECT version FROM schema_migrations").compactMap { $0[0].int })
-        for migration in all where !applied.contains(migration.version) {
-            try connection.transaction {
-                try connection.execute(migration.sql)
-                try connection.query(
+    /// Applies every migration not yet recorded, all in one transaction. On PostgreSQL the transaction first
+    /// takes an advisory lock, so coordinators starting together on one database migrate it once.
+    static func apply(to session: StoreSession, now: Double) async throws {
+        try await session.transaction {
+            if session.dialect == .postgres {
+                try await session.query("SELECT pg_advisory_xact_lock(?)", [.integer(migrationLockKey)])
+            }
+            try await session.execute(
+                session.dialect == .postgres
+                    ? "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+                    : "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            let applied = Set(
+                try await session.query("SELECT version FROM schema_migrations").compactMap { $0[0].int })
+            for migration in all(session.dialect) where !applied.contains(migration.version) {
+                try await session.execute(migration.sql)
+                try await session.query(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
                     [.integer(Int64(migration.version)), .real(now)])
             }
         }
     }
+
+    /// The advisory lock key migrations take on PostgreSQL ("rondo" in ASCII).
+    static let migrationLockKey: Int64 = 0x726f_6e64_6f
 }

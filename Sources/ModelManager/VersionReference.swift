@@ -49,12 +49,12 @@ public enum VersionReference: Sendable, Equatable, CustomStringConvertible {
 extension CheckpointStore {
     /// The version a reference names now.
     /// - Throws: `CheckpointStoreError` `.notFound` when no such version exists or the ref or tag points nowhere.
-    public func resolve(_ reference: VersionReference) throws -> Int {
+    public func resolve(_ reference: VersionReference) async throws -> Int {
         let version: Int?
         switch reference {
-        case .version(let number): version = try checkpoint(version: number) == nil ? nil : number
-        case .ref(let ref): version = try refVersion(ref)
-        case .tag(let name): version = try refVersion(named: name)
+        case .version(let number): version = try await checkpoint(version: number) == nil ? nil : number
+        case .ref(let ref): version = try await refVersion(ref)
+        case .tag(let name): version = try await refVersion(named: name)
         }
         guard let version else {
             throw CheckpointStoreError(.notFound, "no checkpoint \(reference)")
@@ -63,7 +63,7 @@ extension CheckpointStore {
     }
 
     /// Parses and resolves in one step (`rondo checkpoints show production`).
-    public func resolve(_ text: String) throws -> Int {
-        try resolve(try VersionReference(parsing: text))
+    public func resolve(_ text: String) async throws -> Int {
+        try await resolve(try VersionReference(parsing: text))
     }
 }

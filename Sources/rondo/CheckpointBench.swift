@@ -16,7 +16,7 @@ struct CheckpointBench: AsyncParsableCommand {
     func run() async throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try CheckpointStore(configuration: .init(path: directory + "/bench.db"))
+        let store = try await CheckpointStore(configuration: .init(path: directory + "/bench.db"))
         let bytes = model(megabytes: sizeMb, value: 1)
         let clock = ContinuousClock()
         var commits: [Double] = []

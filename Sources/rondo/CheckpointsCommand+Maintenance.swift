@@ -13,7 +13,7 @@ extension CheckpointsCommand {
         @Option(name: .shortAndLong, help: "Output file.") var output: String
 
         func run() async throws {
-            let database = try store.openStore()
+            let database = try await store.openStore()
             let version = try await database.resolve(reference)
             guard let record = try await database.checkpoint(version: version) else {
                 throw CheckpointStoreError(.notFound, "no checkpoint \(reference)")
@@ -61,9 +61,9 @@ extension CheckpointsCommand {
                     "\(file) encodes to \(bytes.count) bytes; a coordinator takes models up to 4 GiB − 64 KiB",
                     code: "model_too_large")
             }
-            let lock = try OperatorChannel.requireNoCoordinator(store, action: "import a model")
+            let lock = try await OperatorChannel.requireNoCoordinator(store, action: "import a model")
             defer { withExtendedLifetime(lock) {} }
-            let database = try store.openStore()
+            let database = try await store.openStore()
             let current = try await database.refVersion(.current)
             var layoutChange: String?
             if let current {
@@ -105,7 +105,7 @@ extension CheckpointsCommand {
         @OptionGroup var store: StoreOptions
 
         func run() async throws {
-            let database = try store.openStore()
+            let database = try await store.openStore()
             // Recording findings is a write: only as the data directory's owner, holding its lock. While a
             // coordinator runs (it holds the lock) findings are reported only; its rollbacks re-hash anyway.
             let lock = (try? OperatorChannel.requireOwner(store.dataDir)).flatMap {
@@ -152,7 +152,7 @@ extension CheckpointsCommand {
             if dryRun {
                 deleted = try await store.openStore().prune(keepLast: keepLast, actor: cliActor, dryRun: true)
             } else {
-                let lock = try OperatorChannel.requireNoCoordinator(store, action: "prune")
+                let lock = try await OperatorChannel.requireNoCoordinator(store, action: "prune")
                 defer { withExtendedLifetime(lock) {} }
                 deleted = try await store.openStore().prune(keepLast: keepLast, actor: cliActor)
             }

@@ -56,7 +56,7 @@ struct CheckpointsCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let history = try store.history()
+            let history = try await store.history()
             let resolved = try await history.resolve(version)
             guard let detail = try await history.detail(version: resolved) else {
                 throw CheckpointStoreError(.notFound, "no checkpoint \(version)")
@@ -126,7 +126,7 @@ struct CheckpointsCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let database = try store.openStore()
+            let database = try await store.openStore()
             let a = try await database.resolve(first)
             let b = try await database.resolve(second)
             let left = try SafeTensorsFile.decode(try await database.bytes(version: a)).weights

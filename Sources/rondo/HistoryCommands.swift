@@ -121,7 +121,7 @@ struct ClientsListCommand: AsyncParsableCommand {
     func run() async throws {
         // Liveness lives in the running coordinator; without one, every enrolled client is `silent`.
         let page: ClientPage
-        if let api = try OperatorChannel.running(store, operatorOptions) {
+        if let api = try await OperatorChannel.running(store, operatorOptions) {
             page = try await api.get("/v1/clients?limit=\(limit)&offset=\(offset)", as: ClientPage.self)
         } else {
             page = ClientPage(try await store.history().clients(), offset: offset, limit: limit)

@@ -22,7 +22,7 @@ struct MetricsBench: AsyncParsableCommand {
         logger.logLevel = .critical
         let factory = CatalogueMetricsFactory()
         let metrics = CoordinatorMetrics(factory: factory)
-        let store = try CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
+        let store = try await CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
         // No round may start: the bench measures an idle coordinator with a large registry.
         // Registration limits are lifted: the bench enrols its whole registry at once.
         let configuration = CoordinatorConfiguration(

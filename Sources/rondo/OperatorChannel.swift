@@ -16,8 +16,8 @@ enum OperatorChannel {
     case store(CheckpointStore, DataDirectoryLock)
 
     /// The running coordinator's admin API for a read, or nil when none runs (read the store then).
-    static func running(_ store: StoreOptions, _ operatorOptions: OperatorOptions) throws -> AdminAPI? {
-        _ = try store.openStore()
+    static func running(_ store: StoreOptions, _ operatorOptions: OperatorOptions) async throws -> AdminAPI? {
+        _ = try await store.openStore()
         guard DataDirectoryLock.isHeld(directory: store.dataDir),
             let url = operatorOptions.url ?? DataDirectoryLock.readAddress(directory: store.dataDir)?.url
         else { return nil }
@@ -26,7 +26,7 @@ enum OperatorChannel {
     }
 
     static func open(_ store: StoreOptions, _ operatorOptions: OperatorOptions) async throws -> OperatorChannel {
-        let database = try store.openStore()  // a missing database is the clearer error
+        let database = try await store.openStore()  // a missing database is the clearer error
         try requireOwner(store.dataDir)
         if let lock = try DataDirectoryLock.tryAcquire(directory: store.dataDir) { return .store(database, lock) }
         if let url = operatorOptions.url, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
@@ -44,8 +44,8 @@ enum OperatorChannel {
     }
 
     /// Refuses a write that has no admin API (import, prune) while a coordinator runs.
-    static func requireNoCoordinator(_ store: StoreOptions, action: String) throws -> DataDirectoryLock {
-        _ = try store.openStore()
+    static func requireNoCoordinator(_ store: StoreOptions, action: String) async throws -> DataDirectoryLock {
+        _ = try await store.openStore()
         try requireOwner(store.dataDir)
         guard let lock = try DataDirectoryLock.tryAcquire(directory: store.dataDir) else {
             let holder = DataDirectoryLock.readAddress(directory: store.dataDir).map { " at \($0.url)" } ?? ""

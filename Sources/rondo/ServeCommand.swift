@@ -261,7 +261,7 @@ struct ServeCommand: AsyncParsableCommand {
         } else if demoModel {
             weights = SoftmaxRegression().weights
         }
-        let store = try CheckpointStore(
+        let store = try await CheckpointStore(
             configuration: .init(
                 path: server.databasePath, bestMetric: guardMetric, higherIsBetter: guardMetric != "loss"))
         if try await store.refVersion(.current) != nil {

@@ -15,8 +15,8 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var operatorOptions: OperatorOptions
 
     func run() async throws {
-        guard let api = try OperatorChannel.running(store, operatorOptions) else {
-            let history = try store.history()
+        guard let api = try await OperatorChannel.running(store, operatorOptions) else {
+            let history = try await store.history()
             let last = try await history.rounds(limit: 1).first
             throw CommandFailure(
                 "no coordinator runs on \(store.dataDir)"

@@ -12,7 +12,7 @@ struct StoreOptions: ParsableArguments {
     var json = false
 
     /// Opens the existing database; a missing one is an error, not a new empty store.
-    func openStore() throws -> CheckpointStore {
+    func openStore() async throws -> CheckpointStore {
         DataDirectory.restrictNewFiles()  // a WAL or export this command creates stays private too
         let path = resolvedDatabasePath(dataDir)
         guard FileManager.default.fileExists(atPath: path) else {
@@ -20,7 +20,7 @@ struct StoreOptions: ParsableArguments {
                 "no Rondo database at \(path) (run `rondo serve` or `rondo demo` with --data-dir \(dataDir) first)",
                 code: "no_database")
         }
-        return try CheckpointStore(configuration: .init(path: path))
+        return try await CheckpointStore(configuration: .init(path: path))
     }
 
     /// Prints a value in the admin API's JSON style (`JSONStyle`), indented.
@@ -29,8 +29,8 @@ struct StoreOptions: ParsableArguments {
     }
 
     /// The store's history, read as the admin API shows it.
-    func history() throws -> FederationHistory {
-        FederationHistory(store: try openStore())
+    func history() async throws -> FederationHistory {
+        FederationHistory(store: try await openStore())
     }
 }
 

@@ -112,7 +112,7 @@ import Testing
             try await Self.answerEvaluation(coordinator, client, accuracy: 0.5)
             let status = try await coordinator.waitForStatus { $0.failedRounds == 1 }
             #expect(status.modelVersion == 2, "current stays on the last good version")
-            let store = try CheckpointStore(configuration: .init(path: coordinator.directory + "/rondo.db"))
+            let store = try await CheckpointStore(configuration: .init(path: coordinator.directory + "/rondo.db"))
             #expect(try await store.checkpoint(version: 3)?.status == .rejected)
             let refs = try await store.refs()
             #expect(refs["best"] == 2 && refs["current"] == 2)

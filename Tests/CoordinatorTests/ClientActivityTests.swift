@@ -47,7 +47,7 @@ import Testing
         let registered = try await Self.lastSeen(coordinator.driver.store, client.id)
         _ = try await coordinator.request("POST", "/v1/clients/\(client.id)/heartbeat", token: client.token)
         await coordinator.stop()
-        let reopened = try CheckpointStore(configuration: .init(path: coordinator.directory + "/rondo.db"))
+        let reopened = try await CheckpointStore(configuration: .init(path: coordinator.directory + "/rondo.db"))
         #expect(try await Self.lastSeen(reopened, client.id) > registered)
     }
 }

@@ -16,7 +16,7 @@ import Testing
     /// earlier runs of the coordinator left it.
     static func enrolled(_ count: Int) async throws -> String {
         let directory = RunningCoordinator.temporaryDirectory()
-        let store = try CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
+        let store = try await CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
         try await store.clientsEnrolled(
             (0..<count).map {
                 .registered(
@@ -46,7 +46,7 @@ import Testing
     @Test func startUpHoldsNoClientAndEachTokenIsAnsweredFromTheStore() async throws {
         let directory = try await Self.enrolled(300)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
+        let store = try await CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
         #expect(try await store.revokeClient(id: "c-1", reason: "test", actor: "t") == .revoked(wasEnrolled: true))
         #expect(try await store.clientLeft(id: "c-2"))
 

@@ -36,7 +36,7 @@ import Testing
     @Test func aBatchWithABadRowIsWrittenNoneThenEachOnItsOwn() async throws {
         let directory = RunningCoordinator.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
+        let store = try await CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
         try await store.clientRegistered(id: "c-taken", name: "first", tokenSHA256: "t0")
         let batch: [ClientEnrolment] = [
             .registered(id: "c-new", name: "new", tokenSHA256: "t1", identitySHA256: nil),

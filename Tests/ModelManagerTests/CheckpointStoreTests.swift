@@ -1,18 +1,53 @@
 import FederationCore
 import Foundation
+import Logging
+import PostgresStore
+import PostgresTestSupport
 import Testing
 
 @testable import ModelManager
 
-/// A store in a fresh temporary directory, removed afterwards.
+/// The engines the store runs on: every test that takes a `StoreBackend` is the conformance suite, run on both.
+enum StoreBackend: String, CaseIterable, Sendable {
+    case sqlite
+    case postgres
+}
+
+/// A store for one test: a SQLite file in a fresh temporary directory (removed afterwards), or a fresh database
+/// on the test process's PostgreSQL server. `reopen` opens the same database again, as a restart would.
 func withTemporaryStore<R>(
-    chunkSize: Int = 1 << 20, _ body: (CheckpointStore, String) async throws -> R
+    _ backend: StoreBackend = .sqlite, chunkSize: Int = 1 << 20,
+    _ body: (CheckpointStore, _ reopen: () async throws -> CheckpointStore) async throws -> R
 ) async throws -> R {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rondo-store-\(UUID().uuidString)")
-        .path
-    defer { try? FileManager.default.removeItem(atPath: directory) }
-    let store = try CheckpointStore(configuration: .init(path: directory + "/rondo.db", chunkSize: chunkSize))
-    return try await body(store, directory)
+    let configuration: CheckpointStore.Configuration
+    switch backend {
+    case .sqlite:
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rondo-store-\(UUID().uuidString)"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        configuration = .init(path: directory + "/rondo.db", chunkSize: chunkSize)
+        let store = try await CheckpointStore(configuration: configuration)
+        return try await body(store) { try await CheckpointStore(configuration: configuration) }
+    case .postgres:
+        let url = try PostgresTestCluster.shared().makeDatabase()
+        configuration = .init(chunkSize: chunkSize)
+        var opened: [PostgresDatabase] = []
+        func open() async throws -> CheckpointStore {
+            let database = try await PostgresDatabase(
+                configuration: try PostgresStoreConfiguration(url: url), logger: Logger(label: "store-test"))
+            opened.append(database)
+            return try await CheckpointStore(database: database, configuration: configuration)
+        }
+        do {
+            let result = try await body(try await open(), open)
+            for database in opened { await database.close() }
+            return result
+        } catch {
+            for database in opened { await database.close() }
+            throw error
+        }
+    }
 }
 
 func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
@@ -23,8 +58,8 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
 }
 
 @Suite struct CheckpointStoreTests {
-    @Test func versionsLineageAndRefs() async throws {
-        try await withTemporaryStore { store, _ in
+    @Test(arguments: StoreBackend.allCases) func versionsLineageAndRefs(_ backend: StoreBackend) async throws {
+        try await withTemporaryStore(backend) { store, _ in
             let v1 = try await store.insert(
                 round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported, makeCurrent: true
             )
@@ -47,20 +82,24 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
         }
     }
 
-    @Test func largeModelsAreChunkedAndReassembled() async throws {
-        try await withTemporaryStore(chunkSize: 1000) { store, _ in
+    @Test(arguments: StoreBackend.allCases) func largeModelsAreChunkedAndReassembled(_ backend: StoreBackend)
+        async throws
+    {
+        try await withTemporaryStore(backend, chunkSize: 1000) { store, _ in
             let bytes = modelBytes(3.5, count: 2_000)  // ~8 KB: nine chunks of 1,000 bytes
             let version = try await store.insert(
                 round: 0, parentVersion: nil, bytes: bytes, tensorCount: 1, status: .imported)
-            let chunks = try await store.connection.query(
+            let chunks = try await store.rawQuery(
                 "SELECT COUNT(*) FROM checkpoint_chunks WHERE version = ?", [.integer(Int64(version))])
             #expect(chunks.first?[0].int == (bytes.count + 999) / 1000)
             #expect(try await store.bytes(version: version) == bytes)
         }
     }
 
-    @Test func rollbackMovesCurrentAndWritesAnAuditEvent() async throws {
-        try await withTemporaryStore { store, _ in
+    @Test(arguments: StoreBackend.allCases) func rollbackMovesCurrentAndWritesAnAuditEvent(_ backend: StoreBackend)
+        async throws
+    {
+        try await withTemporaryStore(backend) { store, _ in
             let v1 = try await store.insert(
                 round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported, makeCurrent: true
             )
@@ -84,8 +123,10 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
         }
     }
 
-    @Test func rejectedAndAbortedTargetsNeedForceWhichIsRecorded() async throws {
-        try await withTemporaryStore { store, _ in
+    @Test(arguments: StoreBackend.allCases) func rejectedAndAbortedTargetsNeedForceWhichIsRecorded(
+        _ backend: StoreBackend
+    ) async throws {
+        try await withTemporaryStore(backend) { store, _ in
             let v1 = try await store.insert(
                 round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported, makeCurrent: true
             )
@@ -113,8 +154,10 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
         }
     }
 
-    @Test func versionReferencesNameVersionsRefsAndTags() async throws {
-        try await withTemporaryStore { store, _ in
+    @Test(arguments: StoreBackend.allCases) func versionReferencesNameVersionsRefsAndTags(_ backend: StoreBackend)
+        async throws
+    {
+        try await withTemporaryStore(backend) { store, _ in
             let v1 = try await store.insert(
                 round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported, makeCurrent: true
             )
@@ -133,8 +176,8 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
         }
     }
 
-    @Test func tagsAndReservedNames() async throws {
-        try await withTemporaryStore { store, _ in
+    @Test(arguments: StoreBackend.allCases) func tagsAndReservedNames(_ backend: StoreBackend) async throws {
+        try await withTemporaryStore(backend) { store, _ in
             let v1 = try await store.insert(
                 round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported, makeCurrent: true
             )
@@ -148,8 +191,10 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
         }
     }
 
-    @Test func pruneKeepsRecentReferencedAndTaggedVersions() async throws {
-        try await withTemporaryStore { store, _ in
+    @Test(arguments: StoreBackend.allCases) func pruneKeepsRecentReferencedAndTaggedVersions(_ backend: StoreBackend)
+        async throws
+    {
+        try await withTemporaryStore(backend) { store, _ in
             var versions: [Int] = []
             var parent: Int?
             for round in 0..<8 {
@@ -167,15 +212,17 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
                 Set(try await store.checkpoints().map(\.version)) == [
                     versions[7], versions[6], versions[5], versions[1],
                 ])
-            let orphanChunks = try await store.connection.query(
+            let orphanChunks = try await store.rawQuery(
                 "SELECT COUNT(*) FROM checkpoint_chunks WHERE version NOT IN (SELECT version FROM checkpoints)")
             #expect(orphanChunks.first?[0].int == 0)
             #expect(try await store.verify().isHealthy)
         }
     }
 
-    @Test func verifyFindsACorruptedChunkAndRollbackRefusesIt() async throws {
-        try await withTemporaryStore(chunkSize: 16) { store, _ in
+    @Test(arguments: StoreBackend.allCases) func verifyFindsACorruptedChunkAndRollbackRefusesIt(_ backend: StoreBackend)
+        async throws
+    {
+        try await withTemporaryStore(backend, chunkSize: 16) { store, _ in
             let v1 = try await store.insert(
                 round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported, makeCurrent: true
             )
@@ -183,7 +230,7 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
                 round: 1, parentVersion: v1, bytes: modelBytes(1), tensorCount: 1, status: .imported, makeCurrent: true)
             #expect(try await store.verify().isHealthy)
             // Flip bytes of one chunk behind the store's back.
-            try await store.connection.query(
+            try await store.rawQuery(
                 "UPDATE checkpoint_chunks SET data = ? WHERE version = ? AND idx = 2",
                 [.blob([UInt8](repeating: 0xAB, count: 16)), .integer(Int64(v1))])
             let report = try await store.verify()
@@ -199,8 +246,10 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
         }
     }
 
-    @Test func roundsClientsAndEventsPersistAcrossReopen() async throws {
-        try await withTemporaryStore { store, directory in
+    @Test(arguments: StoreBackend.allCases) func roundsClientsAndEventsPersistAcrossReopen(_ backend: StoreBackend)
+        async throws
+    {
+        try await withTemporaryStore(backend) { store, reopen in
             let v1 = try await store.insert(
                 round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported, makeCurrent: true
             )
@@ -211,15 +260,15 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
                     round: 1, status: .failed, startedAt: 1, baseVersion: v1, selected: 3, answered: 1, dropped: 2,
                     reason: "quorum_not_reached"))
             try await store.clientRegistered(id: "c-1", name: "site", tokenSHA256: "abc")
-            let reopened = try CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
+            let reopened = try await reopen()
             #expect(try await reopened.abortRunningRounds(reason: "coordinator restart") == [2])
             #expect(try await reopened.round(2)?.status == .aborted)
             #expect(try await reopened.round(1)?.reason == "quorum_not_reached")
             #expect(try await reopened.lastRoundNumber() == 2)
             #expect(try await reopened.clients().map(\.clientID) == ["c-1"])
             #expect(try await reopened.events(kind: .roundAborted).first?.round == 2)
-            let migrations = try await reopened.connection.query("SELECT version FROM schema_migrations")
-            #expect(migrations.count == StoreMigrations.all.count)
+            let migrations = try await reopened.rawQuery("SELECT version FROM schema_migrations")
+            #expect(migrations.count == StoreMigrations.all(store.dialect).count)
         }
     }
 }

@@ -6,8 +6,10 @@ import Testing
 /// What each client write reports it changed: the coordinator keeps its count of enrolled clients from these
 /// figures instead of holding every client in memory, so each must match the table.
 @Suite struct ClientEnrolmentTests {
-    @Test func eachWriteReportsWhetherItChangedWhoIsEnrolled() async throws {
-        try await withTemporaryStore { store, _ async throws in
+    @Test(arguments: StoreBackend.allCases) func eachWriteReportsWhetherItChangedWhoIsEnrolled(_ backend: StoreBackend)
+        async throws
+    {
+        try await withTemporaryStore(backend) { store, _ async throws in
             #expect(
                 try await store.clientsEnrolled([
                     .registered(id: "a", name: "a", tokenSHA256: "ta", identitySHA256: "ia"),
@@ -39,8 +41,10 @@ import Testing
         }
     }
 
-    @Test func theTokenFilterHoldsEveryStoredTokenHash() async throws {
-        try await withTemporaryStore { store, _ async throws in
+    @Test(arguments: StoreBackend.allCases) func theTokenFilterHoldsEveryStoredTokenHash(_ backend: StoreBackend)
+        async throws
+    {
+        try await withTemporaryStore(backend) { store, _ async throws in
             let hashes = (0..<200).map { Self.digest(index: $0) }
             try await store.clientsEnrolled(
                 hashes.enumerated().map {

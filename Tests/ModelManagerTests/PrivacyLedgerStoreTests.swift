@@ -13,8 +13,10 @@ import Testing
 
     static let file = SafeTensorsFile(weights: ModelWeights(["w": Tensor(shape: [3], values: [1, 2, 3])]))
 
-    @Test func spendsAreKeptInRoundOrderAndOutliveTheirVersions() async throws {
-        try await withTemporaryStore { store, _ async throws in
+    @Test(arguments: StoreBackend.allCases) func spendsAreKeptInRoundOrderAndOutliveTheirVersions(
+        _ backend: StoreBackend
+    ) async throws {
+        try await withTemporaryStore(backend) { store, _ async throws in
             let base = try await store.insert(
                 round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported,
                 makeCurrent: true)
@@ -35,8 +37,8 @@ import Testing
         }
     }
 
-    @Test func aRoundSpentTwiceStoresNothing() async throws {
-        try await withTemporaryStore { store, _ async throws in
+    @Test(arguments: StoreBackend.allCases) func aRoundSpentTwiceStoresNothing(_ backend: StoreBackend) async throws {
+        try await withTemporaryStore(backend) { store, _ async throws in
             let base = try await store.insert(
                 round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported,
                 makeCurrent: true)
@@ -52,8 +54,10 @@ import Testing
         }
     }
 
-    @Test func coverageCountsCommittedRoundsMissingFromTheLedger() async throws {
-        try await withTemporaryStore { store, _ async throws in
+    @Test(arguments: StoreBackend.allCases) func coverageCountsCommittedRoundsMissingFromTheLedger(
+        _ backend: StoreBackend
+    ) async throws {
+        try await withTemporaryStore(backend) { store, _ async throws in
             let base = try await store.insert(
                 round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported,
                 makeCurrent: true)

@@ -10,8 +10,10 @@ import Testing
         weights: ModelWeights(["second_moment/w": Tensor(shape: [3], values: [0.5, 0.25, 0.125])]),
         metadata: ["format": "rondo-server-state-1", "strategy": "fedadagrad", "steps": "4"])
 
-    @Test func aCandidateKeepsItsStrategyAndStateAndLosesThemWithItsVersion() async throws {
-        try await withTemporaryStore(chunkSize: 16) { store, _ async throws in
+    @Test(arguments: StoreBackend.allCases) func aCandidateKeepsItsStrategyAndStateAndLosesThemWithItsVersion(
+        _ backend: StoreBackend
+    ) async throws {
+        try await withTemporaryStore(backend, chunkSize: 16) { store, _ async throws in
             let base = try await store.insert(
                 round: 0, parentVersion: nil, bytes: modelBytes(0), tensorCount: 1, status: .imported,
                 makeCurrent: true)
@@ -26,19 +28,13 @@ import Testing
             #expect(try SafeTensorsFile.decode(bytes) == Self.state, "read back whole from 16-byte chunks")
             #expect(try await store.serverState(version: base) == nil)
 
-            _ = try await store.withConnection {
-                try $0.query(
-                    "UPDATE server_state_chunks SET data = X'00' WHERE version = ? AND idx = 0",
-                    [.integer(Int64(version))])
-            }
+            try await store.rawQuery(
+                "UPDATE server_state_chunks SET data = ? WHERE version = ? AND idx = 0",
+                [.blob([0]), .integer(Int64(version))])
             await #expect(throws: CheckpointStoreError.self) { try await store.serverState(version: version) }
 
-            _ = try await store.withConnection {
-                try $0.query("DELETE FROM checkpoints WHERE version = ?", [.integer(Int64(version))])
-            }
-            let left = try await store.withConnection {
-                try $0.query("SELECT COUNT(*) FROM server_state_chunks").first?[0].int
-            }
+            try await store.rawQuery("DELETE FROM checkpoints WHERE version = ?", [.integer(Int64(version))])
+            let left = try await store.rawQuery("SELECT COUNT(*) FROM server_state_chunks").first?[0].int
             #expect(left == 0, "the state goes with its version")
         }
     }

@@ -9,8 +9,10 @@ import Testing
 #endif
 
 @Suite struct StoreHardeningTests {
-    @Test func rollbackRehashesItsTargetInsideTheTransaction() async throws {
-        try await withTemporaryStore { store, _ in
+    @Test(arguments: StoreBackend.allCases) func rollbackRehashesItsTargetInsideTheTransaction(_ backend: StoreBackend)
+        async throws
+    {
+        try await withTemporaryStore(backend) { store, _ in
             let v1 = try await store.insert(
                 round: 0, parentVersion: nil, bytes: modelBytes(1), tensorCount: 1, status: .imported,
                 makeCurrent: true)
@@ -18,7 +20,7 @@ import Testing
                 round: 1, parentVersion: v1, bytes: modelBytes(2), tensorCount: 1, status: .imported,
                 makeCurrent: true)
             // Damaged after the last verify: verify has not flagged it.
-            try await store.connection.query(
+            try await store.rawQuery(
                 "UPDATE checkpoint_chunks SET data = ? WHERE version = ?", [.blob(modelBytes(9)), .integer(Int64(v1))])
             await #expect { try await store.rollback(to: v1, reason: "drill", actor: "t") } throws: {
                 ($0 as? CheckpointStoreError)?.code == .integrity
@@ -48,8 +50,8 @@ import Testing
         }
     }
 
-    @Test func departedClientRowsAreBounded() async throws {
-        try await withTemporaryStore { store, _ in
+    @Test(arguments: StoreBackend.allCases) func departedClientRowsAreBounded(_ backend: StoreBackend) async throws {
+        try await withTemporaryStore(backend) { store, _ in
             try await store.clientRegistered(id: "live", name: "live", tokenSHA256: "h-live")
             try await store.clientRegistered(id: "revoked", name: "revoked", tokenSHA256: "h-revoked")
             _ = try await store.revokeClient(id: "revoked", reason: "x", actor: "t")
@@ -73,7 +75,9 @@ import Testing
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         symlink(directory + "/target.db", directory + "/rondo.db")
-        #expect(throws: (any Error).self) { try CheckpointStore(configuration: .init(path: directory + "/rondo.db")) }
+        await #expect(throws: (any Error).self) {
+            try await CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
+        }
         #expect(!FileManager.default.fileExists(atPath: directory + "/target.db"))
     }
 }

@@ -28,14 +28,14 @@ import Testing
             "checkpoints", "rollback", "2", "--reason", "drill", "--data-dir", directory,
         ])
         #expect(rollback.status == 0 && rollback.output.contains("v4 -> v2"), "\(rollback.output)")
-        let store = try CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
+        let store = try await CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
         #expect(try await store.refVersion(.current) == 2)
         let event = try #require(try await store.events(kind: .rollback).first)
         #expect(
             event.actor.hasPrefix("cli:") && event.detail["reason"] == "drill" && event.detail["from_version"] == "4")
 
         #expect(try await ChildProcess.runRondo(["checkpoints", "verify", "--data-dir", directory]).status == 0)
-        try await store.connection.query(
+        try await store.rawQuery(
             "UPDATE checkpoint_chunks SET data = ? WHERE version = 3", [.blob(Array("garbage".utf8))])
         let verify = try await ChildProcess.runRondo(["checkpoints", "verify", "--data-dir", directory])
         #expect(verify.status != 0 && verify.output.contains("PROBLEM version 3"), "\(verify.output)")
@@ -80,7 +80,7 @@ import Testing
             try await ChildProcess.runRondo(["checkpoints", "export", "4", "-o", exported, "--data-dir", directory])
                 .status == 0)
 
-        let store = try CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
+        let store = try await CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
         let weights = try SafeTensorsFile.decode(try await store.bytes(version: 4)).weights
         let script = """
             import json, sys

@@ -49,7 +49,7 @@ import Testing
 
     /// Every finished checkpoint version with its hash.
     static func finishedCheckpoints(_ directory: String) async throws -> [Int: String] {
-        let store = try CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
+        let store = try await CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
         var result: [Int: String] = [:]
         for record in try await store.checkpoints() where [.committed, .imported].contains(record.status) {
             result[record.version] = record.sha256
@@ -131,7 +131,8 @@ import Testing
                     // The round's row is written just after its phase shows in /v1/status: kill only once it
                     // is there, so the restart has a round to mark aborted.
                     var recorded = target == "selecting"
-                    if !recorded, let reader = try? CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
+                    if !recorded,
+                        let reader = try? await CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
                     {
                         recorded = (try? await reader.round(status.round)) != nil
                     }
@@ -152,7 +153,7 @@ import Testing
             let before = try await Self.finishedCheckpoints(directory)
             let verify = try await ChildProcess.runRondo(["checkpoints", "verify", "--data-dir", directory])
             #expect(verify.status == 0, "verify after SIGKILL in \(target): \(verify.output)")
-            let store = try CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
+            let store = try await CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
             let lastRound = try await store.lastRoundNumber()
             #expect(lastRound >= lastRoundBefore)
 

@@ -116,7 +116,7 @@ import Testing
             for try await late in group { lateRefusals += late }
         }
 
-        let store = try CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
+        let store = try await CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
         let history = try await store.rounds(limit: 1000)
         #expect(history.count == Self.rounds, "all \(Self.rounds) rounds finished; none stuck")
         for round in history {

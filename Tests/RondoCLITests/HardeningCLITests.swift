@@ -21,7 +21,7 @@ import Testing
     /// A data directory whose store holds v1 and v2 (current), each a two-value model.
     static func storeWithTwoVersions() async throws -> (String, CheckpointStore) {
         let directory = RunningCoordinator.temporaryDirectory()
-        let store = try CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
+        let store = try await CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
         for value in [Float(1), 2] {
             _ = try await store.insert(
                 round: 0, parentVersion: nil,
@@ -65,7 +65,7 @@ import Testing
     @Test func rollbackRefusesAVersionCorruptedSinceTheLastVerify() async throws {
         let (directory, store) = try await Self.storeWithTwoVersions()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try await store.connection.query(
+        try await store.rawQuery(
             "UPDATE checkpoint_chunks SET data = ? WHERE version = 1", [.blob(Array("flipped".utf8))])
         let rollback = try await ChildProcess.runRondo([
             "checkpoints", "rollback", "1", "--reason", "drill", "--data-dir", directory,

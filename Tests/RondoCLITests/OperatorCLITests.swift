@@ -32,7 +32,7 @@ import Testing
     @Test func everyVersionTakingCommandAcceptsRefsAndTagsAndRejectedTargetsNeedForce() async throws {
         let directory = try await CheckpointCLITests.demoDirectory()  // v1–v4, all committed
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
+        let store = try await CheckpointStore(configuration: .init(path: directory + "/rondo.db"))
         let rejected = try await store.storeCandidate(
             round: 4, parentVersion: 4, bytes: try await store.bytes(version: 2), tensorCount: 2
         ).version

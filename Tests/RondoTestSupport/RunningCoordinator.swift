@@ -41,7 +41,7 @@ public final class RunningCoordinator: Sendable {
         var configuration = configuration
         configuration.host = "127.0.0.1"
         let dataDirectory = existingDirectory ?? RunningCoordinator.temporaryDirectory()
-        let store = try CheckpointStore(configuration: .init(path: dataDirectory + "/rondo.db"))
+        let store = try await CheckpointStore(configuration: .init(path: dataDirectory + "/rondo.db"))
         let server = try await CoordinatorServer(
             configuration: configuration, store: store, adminToken: Self.adminToken, viewerToken: Self.viewerToken,
             initialWeights: initialWeights, logger: logger, tracer: tracer, clock: clock)
