@@ -125,7 +125,7 @@ let package = Package(
             name: "rondo",
             dependencies: [
                 "FederationCore", "FederationClient", "Coordinator", "DemoFederation", "ModelManager",
-                "FederationTelemetry", "CurlHTTP",
+                "FederationTelemetry", "CurlHTTP", "PostgresStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),

@@ -47,6 +47,8 @@ extension APIError {
         case tooManyPolls = "too_many_polls"
         case tooManyConnections = "too_many_connections"
         case bodyTooSlow = "body_too_slow"
+        /// 503: this coordinator is a standby, or lost the leader lease; retry, at the leader if one is named.
+        case notLeader = "not_leader"
         case tooManyRollbacks = "too_many_rollbacks"
         // Models, checkpoints, history and operator actions
         case unknownModelVersion = "unknown_model_version"
@@ -146,6 +148,7 @@ extension APIError {
         case .invalidState: self.init(.conflict, code: .invalidState, error.message)
         case .forceRequired: self.init(.conflict, code: .forceRequired, error.message)
         case .invalidTag: self.init(.unprocessableContent, code: .invalidTag, error.message)
+        case .fenced: self.init(.serviceUnavailable, code: .notLeader, error.message, retryAfterSeconds: 1)
         default: self.init(.internalServerError, code: .internal, "internal error")
         }
     }

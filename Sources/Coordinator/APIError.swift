@@ -18,6 +18,8 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
     public var retryAfterSeconds: Int?
     /// The representation's length for a 416, sent as `Content-Range: bytes */N`.
     public var contentRangeTotal: Int?
+    /// The leading coordinator's URL, when a standby answers (sent as `Rondo-Leader`).
+    public var leader: String?
 
     public init(
         _ status: HTTPResponse.Status, code: Code, _ message: String, retryAfterSeconds: Int? = nil,
@@ -37,6 +39,7 @@ public struct APIError: HTTPResponseError, Sendable, CustomStringConvertible {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfterSeconds { headers[.retryAfter] = String(retryAfterSeconds) }
         if let contentRangeTotal { headers[.contentRange] = "bytes */\(contentRangeTotal)" }
+        if let leader, let name = HTTPField.Name("Rondo-Leader") { headers[name] = leader }
         return Response(
             status: status,
             headers: headers,

@@ -43,6 +43,9 @@ public struct CoordinatorConfiguration: Sendable {
     /// Retention: after each commit, delete all but the newest `keepLast` versions; `current`, `best`, tagged
     /// versions and open candidates always stay (`CheckpointStore.prune`). Default nil: keep every version.
     public var keepLast: Int?
+    /// Why this coordinator starts where another run left off: rounds and candidates that run left open are
+    /// marked aborted with this reason. Default `.restart`; `.leaderChange` when a standby takes over.
+    public var takeover: Takeover = .restart
     /// Bearer token `GET /metrics` requires. Default nil: open, as Prometheus expects (env
     /// `RONDO_METRICS_TOKEN`).
     public var metricsToken: String?

@@ -18,7 +18,10 @@ public struct CoordinatorMetrics: Sendable {
     ) {
         self.factory = factory
         gauge(MetricCatalogue.buildInfo, [("version", version), ("revision", revision)]).record(1)
-        for definition in MetricCatalogue.all where definition.labels.allSatisfy({ $0.values != nil }) {
+        // The leadership gauges belong to `LeadershipMetrics`, which sets them before the coordinator exists.
+        let ownedElsewhere: Set<String> = [MetricCatalogue.leader.name, MetricCatalogue.leaseAge.name]
+        for definition in MetricCatalogue.all
+        where definition.labels.allSatisfy({ $0.values != nil }) && !ownedElsewhere.contains(definition.name) {
             for labels in Self.combinations(definition.labels.map { ($0.name, $0.values ?? []) }) {
                 switch definition.kind {
                 case .counter: counter(definition, labels).increment(by: 0)

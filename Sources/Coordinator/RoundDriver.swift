@@ -108,7 +108,7 @@ public actor RoundDriver: Service {
     /// `initialWeights` as an imported version.
     ///
     /// Resuming after a crash: rounds still marked running and candidates of unfinished rounds are marked
-    /// aborted ("coordinator restart"), numbering continues after the highest round ever started, and known
+    /// aborted ("coordinator restart", or "leader change" after a takeover), numbering continues after the highest round ever started, and known
     /// clients keep their tokens (they count as disconnected until heard from).
     /// - Throws: `CoordinatorStartupError` when there is no usable model.
     public init(
@@ -116,10 +116,12 @@ public actor RoundDriver: Service {
         metrics: CoordinatorMetrics = CoordinatorMetrics(), tracer: RondoTracer = RondoTracer(sink: nil),
         clock: any CoordinatorClock = SystemClock()
     ) async throws {
-        let aborted = try await store.abortRunningRounds(reason: "coordinator restart")
-        _ = try await store.abortCandidates(reason: "coordinator restart")
+        let reason = configuration.takeover.rawValue
+        let aborted = try await store.abortRunningRounds(reason: reason)
+        _ = try await store.abortCandidates(reason: reason)
         if !aborted.isEmpty {
-            logger.warning("rounds interrupted by a restart marked aborted", metadata: ["rounds": "\(aborted)"])
+            logger.warning(
+                "interrupted rounds marked aborted", metadata: ["rounds": "\(aborted)", "reason": "\(reason)"])
         }
         var currentVersion = try await store.refVersion(.current)
         var served: ServedModel?

@@ -10,8 +10,13 @@ import Foundation
 public actor CoordinatorConnection {
     /// Where the coordinator is and how this client introduces itself.
     public struct Configuration: Sendable {
-        /// Base URL, e.g. `http://127.0.0.1:8470`.
-        public var coordinatorURL: String
+        /// Base URL, e.g. `http://127.0.0.1:8470`: the first of `coordinatorURLs`.
+        public var coordinatorURL: String { coordinatorURLs[0] }
+        /// Every coordinator replica this client may talk to (one Service address, or each replica's URL). A
+        /// call that cannot connect, or that a standby answers `not_leader`, moves the client on: to the leader
+        /// the standby names when it is one of these, else to the next URL. Never to a URL not listed here, so
+        /// a hostile standby cannot send the client's token elsewhere.
+        public var coordinatorURLs: [String]
         /// The name this client registers under (shown to operators).
         public var name: String
         /// A PEM CA file to trust for HTTPS instead of the system store.
@@ -30,12 +35,18 @@ public actor CoordinatorConnection {
         ) {
             self.enrolmentToken = enrolmentToken
             self.identityKey = identityKey
-            var url = coordinatorURL
-            while url.hasSuffix("/") { url.removeLast() }
-            self.coordinatorURL = url
+            // Several replicas may be given as one comma-separated string (`--coordinator A,B`).
+            let urls = coordinatorURL.split(separator: ",").map { Self.normalized(String($0)) }.filter { !$0.isEmpty }
+            self.coordinatorURLs = urls.isEmpty ? [Self.normalized(coordinatorURL)] : urls
             self.name = name
             self.caFile = caFile
             self.requestTimeout = requestTimeout
+        }
+
+        static func normalized(_ url: String) -> String {
+            var url = url.trimmingCharacters(in: .whitespaces)
+            while url.hasSuffix("/") { url.removeLast() }
+            return url
         }
     }
 
@@ -57,6 +68,13 @@ public actor CoordinatorConnection {
     /// Most resumes of one model download before it fails as a transport error (the caller's retry policy
     /// then takes over). 5.
     public static let modelResumeAttempts = 5
+
+    /// Which of `configuration.coordinatorURLs` calls go to now.
+    private var activeURL = 0
+    /// The replica calls go to now.
+    public var baseURL: String { configuration.coordinatorURLs[activeURL] }
+    /// Times this client moved to another replica; for tests and logs.
+    public private(set) var failovers = 0
 
     public init(configuration: Configuration) {
         self.configuration = configuration
@@ -233,12 +251,13 @@ public actor CoordinatorConnection {
         }
         if let contentType { headers.append(("Content-Type", contentType)) }
         let request = HTTPRequest(
-            method: method, url: configuration.coordinatorURL + path, headers: headers, body: body,
+            method: method, url: baseURL + path, headers: headers, body: body,
             timeout: timeout ?? configuration.requestTimeout)
         let response: HTTPResponse
         do {
             response = try await http.execute(request)
         } catch let error as CurlTransferError {
+            if !error.isCertificateFailure { moveOn(leader: nil) }
             throw FederationClientError(
                 error.isCertificateFailure ? .untrustedServer : .transport, "\(method) \(path): \(error.message)")
         }
@@ -250,16 +269,45 @@ public actor CoordinatorConnection {
         async throws -> HTTPResponse
     {
         guard let credentials else { throw FederationClientError(.unauthenticated, "not registered") }
-        return try await http.execute(
-            HTTPRequest(
-                method: method, url: configuration.coordinatorURL + path,
-                headers: extra + [("Authorization", "Bearer \(credentials.token)")],
-                timeout: configuration.requestTimeout))
+        do {
+            let response = try await http.execute(
+                HTTPRequest(
+                    method: method, url: baseURL + path,
+                    headers: extra + [("Authorization", "Bearer \(credentials.token)")],
+                    timeout: configuration.requestTimeout))
+            if response.status == 503 { noteStandby(response) }
+            return response
+        } catch let error as CurlTransferError {
+            if !error.isCertificateFailure, error.partial == nil { moveOn(leader: nil) }
+            throw error
+        }
+    }
+
+    /// A 503 `not_leader` came from a standby: go where it says the leader is, or try the next replica.
+    private func noteStandby(_ response: HTTPResponse) {
+        guard let detail = try? JSONDecoder().decode(WireProtocol.ErrorMessage.self, from: Data(response.body)),
+            detail.error.code == "not_leader"
+        else { return }
+        moveOn(leader: response.header("Rondo-Leader"))
+    }
+
+    /// Moves to `leader` when it is one of the configured replicas, else to the next one.
+    private func moveOn(leader: String?) {
+        let urls = configuration.coordinatorURLs
+        guard urls.count > 1 else { return }
+        if let leader, let index = urls.firstIndex(of: Configuration.normalized(leader)) {
+            guard index != activeURL else { return }
+            activeURL = index
+        } else {
+            activeURL = (activeURL + 1) % urls.count
+        }
+        failovers += 1
     }
 
     /// The response if it is not an error status, else the matching `FederationClientError`.
     private func checked(_ method: String, _ path: String, _ response: HTTPResponse) throws -> HTTPResponse {
         guard response.status >= 400 else { return response }
+        if response.status == 503 { noteStandby(response) }
         let detail = try? JSONDecoder().decode(WireProtocol.ErrorMessage.self, from: Data(response.body))
         let message = detail?.error.message ?? "\(method) \(path) answered \(response.status)"
         let code: FederationClientError.Code =

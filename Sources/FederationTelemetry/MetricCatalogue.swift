@@ -225,6 +225,17 @@ public enum MetricCatalogue {
     public static let privacyNoiseMultiplier = Definition(
         "rondo_privacy_noise_multiplier", .gauge,
         "The noise multiplier z: the noise standard deviation on the sum of clipped updates over the clip norm.")
+    public static let leader = Definition(
+        "rondo_leader", .gauge,
+        "1 while this coordinator holds the leader lease of its PostgreSQL store (or runs on SQLite, alone), 0 while it stands by."
+    )
+    public static let leaderChanges = Definition(
+        "rondo_leader_changes_total", .counter,
+        "Times this process took the leader lease (summed over replicas: takeovers).")
+    public static let leaseAge = Definition(
+        "rondo_leader_lease_age_seconds", .gauge,
+        "Seconds since the leader lease was last renewed, as this process last saw it (the leader renews every third of the TTL)."
+    )
     public static let processStart = Definition(
         "process_start_time_seconds", .gauge, "Unix time the coordinator process started.")
 
@@ -240,6 +251,7 @@ public enum MetricCatalogue {
         authRefusals, limitRefusals, selectionWindows, selectionWait, selectionCheckedIn, selectionGoal,
         selectionMinimum, retryAfterSpread, idlePolls, strategyInfo, serverOptimizerSteps, robustExclusions,
         privacyEpsilon, privacyDelta, privacyBudget, privacyBudgetReached, privacyClipNorm, privacyNoiseMultiplier,
+        leader, leaderChanges, leaseAge,
         spansExported, spansDropped,
         exportFailures,
         httpRequests, httpDuration, processCPU,

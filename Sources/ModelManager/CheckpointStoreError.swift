@@ -14,6 +14,8 @@ public struct CheckpointStoreError: Error, Sendable, Equatable, CustomStringConv
         public static let forceRequired = Code("force_required")
         /// A tag name that is reserved or malformed.
         public static let invalidTag = Code("invalid_tag")
+        /// This coordinator no longer holds the leader lease (another one leads): the write was not committed.
+        public static let fenced = Code("fenced")
         /// The database itself failed.
         public static let database = Code("database")
 

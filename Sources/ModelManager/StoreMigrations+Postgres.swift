@@ -114,5 +114,22 @@ extension StoreMigrations {
             )
             """
         ),
+        (
+            // PostgreSQL only (several coordinators share the database): who leads, under which epoch, until
+            // when. Times are the database server's clock (seconds since 1970), so the replicas' clocks never
+            // need to agree.
+            6,
+            """
+            CREATE TABLE leader_lease (
+                name TEXT PRIMARY KEY,
+                holder TEXT NOT NULL,
+                address TEXT,
+                epoch BIGINT NOT NULL,
+                acquired_at DOUBLE PRECISION NOT NULL,
+                renewed_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL
+            )
+            """
+        ),
     ]
 }

@@ -1,5 +1,5 @@
 /// The store's schema, as append-only lists (one per dialect, numbered alike, so version N means the same
-/// tables on both): a released migration is never edited, only followed by new ones. `schema_migrations`
+/// tables on both; PostgreSQL's list goes on with what only a shared database needs): a released migration is never edited, only followed by new ones. `schema_migrations`
 /// records which have run, so opening an older database upgrades it in place.
 enum StoreMigrations {
     typealias Migration = (version: Int, sql: String)
@@ -129,7 +129,7 @@ enum StoreMigrations {
     /// Applies every migration not yet recorded, all in one transaction. On PostgreSQL the transaction first
     /// takes an advisory lock, so coordinators starting together on one database migrate it once.
     static func apply(to session: StoreSession, now: Double) async throws {
-        try await session.transaction {
+        try await session.transaction(fenced: false) {
             if session.dialect == .postgres {
                 try await session.query("SELECT pg_advisory_xact_lock(?)", [.integer(migrationLockKey)])
             }

@@ -33,13 +33,17 @@ final class StoreSession: Sendable {
     /// Runs `body` in one transaction: all of it commits, or none of it does. A write transaction checks the
     /// fence last, in the same transaction, so a fenced-off writer's changes never commit.
     @discardableResult
-    func transaction<T>(_ kind: StoreTransactionKind = .write, _ body: () async throws -> T) async throws -> T {
+    /// - Parameter fenced: false only for schema migrations, which every coordinator (standbys too) applies
+    ///   before it competes for the lease.
+    func transaction<T>(
+        _ kind: StoreTransactionKind = .write, fenced: Bool = true, _ body: () async throws -> T
+    ) async throws -> T {
         if isHeldByCurrentTask { return try await body() }
         return try await exclusively {
             try await database.begin(kind)
             do {
                 let result = try await body()
-                if kind == .write, let fence { try await fence.check(database) }
+                if kind == .write, fenced, let fence { try await fence.check(database) }
                 try await database.commit()
                 return result
             } catch {

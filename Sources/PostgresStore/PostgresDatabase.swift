@@ -33,10 +33,10 @@ public final class PostgresDatabase: StoreDatabase {
     }
 
     deinit {
-        // postgres-nio requires every connection closed before it is released.
+        // postgres-nio requires every connection closed before it is released: the closing task holds it until
+        // then.
         if let connection = state.withLock({ $0.connection }) {
-            let closing: EventLoopFuture<Void> = connection.close()
-            closing.whenComplete { _ in }
+            Task.detached { try? await connection.close() }
         }
     }
 
@@ -269,5 +269,22 @@ public final class PostgresDatabase: StoreDatabase {
     private static func summary(_ sql: String) -> String {
         let words = sql.split(whereSeparator: \.isWhitespace).prefix(6).joined(separator: " ")
         return words.count > 60 ? String(words.prefix(60)) + "…" : words
+    }
+}
+
+extension CheckpointStore {
+    /// Opens a store on PostgreSQL: connects, applies pending migrations, and closes the connection again if
+    /// anything fails (postgres-nio requires every connection closed before it is released).
+    public static func open(
+        postgres: PostgresStoreConfiguration, configuration: Configuration, fence: (any StoreWriteFence)? = nil,
+        logger: Logger
+    ) async throws -> CheckpointStore {
+        let database = try await PostgresDatabase(configuration: postgres, logger: logger)
+        do {
+            return try await CheckpointStore(database: database, configuration: configuration, fence: fence)
+        } catch {
+            await database.close()
+            throw error
+        }
     }
 }

@@ -6,6 +6,7 @@ import FederationTelemetry
 import Foundation
 import Logging
 import ModelManager
+import PostgresStore
 import ServiceLifecycle
 import UnixSignals
 
@@ -18,6 +19,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var selection: SelectionOptions
     @OptionGroup var strategy: StrategyOptions
     @OptionGroup var privacy: PrivacyOptions
+    @OptionGroup var storeLocation: StoreLocationOptions
     @Option(help: "Safetensors file to start from when the data directory has no model yet.")
     var initialModel: String?
     @Flag(help: "Start from the digits demo's zero-initialised softmax model when the data directory has none.")
@@ -108,61 +110,6 @@ struct ServeCommand: AsyncParsableCommand {
             "Training config sent with every fit task, as key=value pairs. Giving it replaces the whole default "
                 + "(local_epochs=2 learning_rate=0.1 batch_size=16): repeat every key you want."))
     var fitConfig: [String] = ["local_epochs=2", "learning_rate=0.1", "batch_size=16"]
-
-    func validate() throws {
-        if let goal = selection.goal {
-            guard minFitResults >= 1, minFitResults <= goal.minimum else {
-                throw ValidationError(
-                    "--min-fit-results must be between 1 and the goal's minimum (\(goal.minimum): the goal count times "
-                        + "--selection-minimum-share)")
-            }
-        } else {
-            guard minFitResults >= 1, minFitResults <= minFitClients else {
-                throw ValidationError("--min-fit-results must be between 1 and --min-fit-clients")
-            }
-        }
-        guard fractionFit > 0, fractionFit <= 1, fractionEvaluate >= 0, fractionEvaluate <= 1 else {
-            throw ValidationError("fractions must be in (0, 1]")
-        }
-        for (name, value) in [("fit", fitTimeout), ("evaluate", evaluateTimeout), ("liveness", livenessTimeout)] {
-            guard value.isFinite, value > 0, value <= 86_400 else {
-                throw ValidationError("--\(name)-timeout must be between 0 and 86400 seconds")
-            }
-        }
-        guard maxClients >= 1, maxParkedPolls >= 1, maxParkedPollsPerClient >= 1, maxConnections >= 1, minBodyRate >= 0,
-            registrationsPerSecond > 0, refusedSubmissionsPerSecond > 0,
-            registrationsPerSecond.isFinite, refusedSubmissionsPerSecond.isFinite, idleTimeout.isFinite,
-            idleTimeout >= 1, idleTimeout <= 86_400, keepAliveTimeout.isFinite, keepAliveTimeout >= 1,
-            keepAliveTimeout <= 86_400
-        else {
-            throw ValidationError(
-                "limits must be positive (--idle-timeout and --keep-alive-timeout between 1 and 86400 seconds)")
-        }
-        if let drainTimeout, !(drainTimeout.isFinite && drainTimeout >= 0 && drainTimeout <= 86_400) {
-            throw ValidationError("--drain-timeout must be between 0 and 86400 seconds")
-        }
-        for (name, token) in [("viewer", viewerToken), ("metrics", metricsToken)] where (token?.count ?? 16) < 16 {
-            throw ValidationError("--\(name)-token must be at least 16 characters")
-        }
-        _ = try serverTLS()
-        guard maxNumExamples >= 1 else { throw ValidationError("--max-num-examples must be at least 1") }
-        if let share = maxClientWeightShare, !(share > 0 && share <= 1) {
-            throw ValidationError("--max-client-weight-share must be in (0, 1]")
-        }
-        guard minAvailableClients >= 1, minFitClients >= 1 else {
-            throw ValidationError("client minimums must be at least 1")
-        }
-    }
-
-    /// The certificate and key from the flags, else from `RONDO_TLS_CERT` / `RONDO_TLS_KEY`; nil for plain HTTP.
-    private func serverTLS() throws -> ServerTLS? {
-        let environment = ProcessInfo.processInfo.environment
-        switch (tlsCert ?? environment["RONDO_TLS_CERT"], tlsKey ?? environment["RONDO_TLS_KEY"]) {
-        case (nil, nil): return nil
-        case (let certificate?, let key?): return ServerTLS(certificateChainPath: certificate, privateKeyPath: key)
-        default: throw ValidationError("--tls-cert and --tls-key go together")
-        }
-    }
 
     func run() async throws {
         if let clipUpdateNorm {
@@ -261,9 +208,35 @@ struct ServeCommand: AsyncParsableCommand {
         } else if demoModel {
             weights = SoftmaxRegression().weights
         }
-        let store = try await CheckpointStore(
-            configuration: .init(
-                path: server.databasePath, bestMetric: guardMetric, higherIsBetter: guardMetric != "loss"))
+        let metricsFactory = bootstrapMetrics()
+        let storeConfiguration = CheckpointStore.Configuration(
+            path: server.databasePath, bestMetric: guardMetric, higherIsBetter: guardMetric != "loss")
+        let leadership = LeadershipMetrics(factory: metricsFactory)
+        var highAvailability: (HighAvailability, keeper: Task<Void, Never>)?
+        let store: CheckpointStore
+        if let postgres = try storeLocation.postgres() {
+            let ha = try await HighAvailability.connect(
+                postgres, ttl: storeLocation.leaseDuration,
+                address: storeLocation.advertiseURL
+                    ?? (server.resolvedPort == 0
+                        ? nil : server.localURL(scheme: configuration.urlScheme, port: server.resolvedPort)),
+                metrics: leadership, logger: logger)
+            store = try await CheckpointStore.open(
+                postgres: postgres, configuration: storeConfiguration, fence: ha.lease, logger: logger)
+            logger.notice("store on PostgreSQL", metadata: ["store": "\(postgres.redactedURL)"])
+            guard
+                let epoch = try await ha.standBy(
+                    configuration: configuration, renderMetrics: metricsFactory.render,
+                    onListening: { [origin = "\(configuration.urlScheme)://\(configuration.host)"] port in
+                        printLine("rondo coordinator standing by on \(origin):\(port)")
+                    })
+            else { return }
+            configuration.takeover = epoch > 1 ? .leaderChange : .restart
+            highAvailability = (ha, ha.keepLeading())
+        } else {
+            store = try await CheckpointStore(configuration: storeConfiguration)
+            leadership.leadingAlone()
+        }
         if try await store.refVersion(.current) != nil {
             // The store's current model wins; holding the given one for the whole run would cost its size.
             weights = nil
@@ -304,7 +277,6 @@ struct ServeCommand: AsyncParsableCommand {
         where (token?.count ?? 16) < 16 {
             throw ValidationError("the \(name) token must be at least 16 characters")
         }
-        let metricsFactory = bootstrapMetrics()
         let tracing = makeTracing(serviceName: "rondo-coordinator", metricsFactory: metricsFactory, logger: logger)
         let coordinator = try await CoordinatorServer(
             configuration: configuration, store: store, adminToken: admin.token,
@@ -361,36 +333,14 @@ struct ServeCommand: AsyncParsableCommand {
             if first != nil { while (try? await tasks.next()) != nil {} }
             return first
         }
+        if let (ha, keeper) = highAvailability {
+            // A clean stop hands the lease over at once: the standby need not wait out the TTL.
+            keeper.cancel()
+            await ha.lease.release()
+        }
         if let forcedBy {
             // Stopped by a signal before the drain finished: say so in the exit status, as a shell would.
             throw ExitCode(128 + (forcedBy == .sigint ? SIGINT : SIGTERM))
         }
-    }
-
-    /// One line with every setting that shapes rounds (`/v1/status` and `rondo status` show the same), so a bad
-    /// `--fit-config learning_rate=20` is in the log from the first second. No secrets: only whether they are set.
-    private func logEffectiveConfiguration(_ configuration: CoordinatorConfiguration, logger: Logger) {
-        let view = ConfigurationView(configuration)
-        let json = (try? JSONStyle.encoder().encode(view)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        logger.notice("effective configuration", metadata: ["configuration": "\(json)"])
-    }
-
-    /// A token from its flag, its file (checked: this user's or root's, writable by no one else) or its
-    /// environment variable, in that order.
-    private func secret(_ flag: String?, file: String?, environment name: String) throws -> String? {
-        if flag != nil, file != nil { throw ValidationError("give a token or its file, not both (\(name))") }
-        if let file { return try SecretFile.readConfigured(file) }
-        return flag ?? ProcessInfo.processInfo.environment[name]
-    }
-
-    private func parseConfig(_ pairs: [String]) throws -> [String: String] {
-        var config: [String: String] = [:]
-        for pair in pairs {
-            guard let equals = pair.firstIndex(of: "=") else {
-                throw ValidationError("--fit-config takes key=value, not \(pair)")
-            }
-            config[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
-        }
-        return config
     }
 }
