@@ -184,6 +184,11 @@ let package = Package(
                 "DemoFederation", "FederationCore", "RondoTestSupport", .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(
-            name: "RondoCLITests", dependencies: ["ModelManager", "FederationCore", "RondoTestSupport", "CurlHTTP"]),
+            name: "RondoCLITests",
+            dependencies: [
+                "ModelManager", "FederationCore", "RondoTestSupport", "CurlHTTP", "PostgresStore",
+                "PostgresTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
     ]
 )
