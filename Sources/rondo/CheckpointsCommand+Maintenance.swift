@@ -2,7 +2,9 @@ import ArgumentParser
 import Coordinator
 import FederationCore
 import Foundation
+import Logging
 import ModelManager
+import PostgresStore
 
 /// The store maintenance commands: export, import, verify, prune.
 extension CheckpointsCommand {
@@ -103,8 +105,22 @@ extension CheckpointsCommand {
         static let configuration = CommandConfiguration(
             abstract: "Recompute every checkpoint's SHA-256 and run SQLite's integrity check; exit 1 on any problem.")
         @OptionGroup var store: StoreOptions
+        @Option(
+            name: .customLong("store"),
+            help:
+                "Verify this PostgreSQL store (postgres://...; password: env RONDO_STORE_PASSWORD) instead; reports only."
+        )
+        var postgresURL: String?
 
         func run() async throws {
+            if let postgresURL {
+                var configuration = try PostgresStoreConfiguration(url: postgresURL)
+                configuration.password =
+                    configuration.password ?? ProcessInfo.processInfo.environment["RONDO_STORE_PASSWORD"]
+                let database = try await CheckpointStore.open(
+                    postgres: configuration, configuration: .init(), logger: Logger(label: "rondo-verify"))
+                return try report(try await database.verify(recording: false))
+            }
             let database = try await store.openStore()
             // Recording findings is a write: only as the data directory's owner, holding its lock. While a
             // coordinator runs (it holds the lock) findings are reported only; its rollbacks re-hash anyway.
@@ -116,6 +132,10 @@ extension CheckpointsCommand {
             if lock == nil, !store.json {
                 printLine("(another process holds the data directory: findings not recorded)")
             }
+            try self.report(report)
+        }
+
+        private func report(_ report: VerificationReport) throws {
             if store.json {
                 try store.printJSON(report)
             } else {

@@ -9,6 +9,7 @@ struct CheckpointsCommand: AsyncParsableCommand {
         commandName: "checkpoints", abstract: "Inspect and manage model checkpoints in the data directory.",
         subcommands: [
             List.self, Show.self, Diff.self, Tag.self, Rollback.self, Export.self, Import.self, Verify.self, Prune.self,
+            Migrate.self,
         ],
         defaultSubcommand: List.self)
 
