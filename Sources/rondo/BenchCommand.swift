@@ -7,7 +7,7 @@ struct BenchCommand: AsyncParsableCommand {
         commandName: "bench", abstract: "Measure Rondo's hot paths.",
         subcommands: [
             AggregateBench.self, CheckpointBench.self, CohortBench.self, MetricsBench.self, OverheadBench.self,
-            RoundBench.self, StrategyBench.self,
+            RoundBench.self, StoreBench.self, StrategyBench.self,
         ])
 }
 
