@@ -67,6 +67,30 @@ overview = dashboard("rondo-overview", "Rondo / Federation overview", [
           overrides=[right_axis("B", "short")],
           description="Failing rounds make the next one wait (exponential backoff); 0 once a round commits. "
                       "RondoRoundsBackingOff fires at 16 s."),
+    row("Leadership"),
+    panel("Leader per replica", [sel("rondo_leader")], "state-timeline", legends=["{{instance}}"], width=10, height=6,
+          mappings=value_map({"1": ("leader", "green"), "0": ("standby", "blue")}),
+          options={"showValue": "never", "mergeValues": True, "rowHeight": 0.8},
+          description="rondo_leader of each coordinator replica: 1 while it holds the leader lease of the "
+                      "PostgreSQL store (--store), 0 while it stands by. A lone coordinator on SQLite always leads. "
+                      "No replica leading: RondoNoLeader."),
+    stat("Leading now", [f"sum by ({by()}) ({sel('rondo_leader')})"], 3, height=6, decimals=0,
+         mappings=value_map({"0": ("none", "red"), "1": ("1", "green")}), steps=[("red", None), ("green", 1),
+                                                                              ("orange", 2)],
+         description="Replicas reporting rondo_leader 1. 0: no leader (RondoNoLeader); 2 for a moment: a leader "
+                     "cut off from the database has not yet noticed that a standby took over (it cannot commit)."),
+    stat("Takeovers", [f"changes({sel('rondo:leader_process_start_time_seconds')}[$__range])"
+                       f" or 0 * max by ({by()}) ({sel('rondo_leader')})"], 3, height=6, decimals=0,
+         steps=[("green", None), ("orange", 1), ("red", 4)],
+         description="Times the leader lease changed hands in the range: changes of the leading process "
+                     "(rondo:leader_process_start_time_seconds; a leader that loses the lease exits, so "
+                     "rondo_leader_changes_total is 1 in every process that took it and never more). 0 on SQLite. "
+                     "More than 3 in 15 minutes: RondoLeaderFlapping."),
+    panel("Leader lease age", [f"{sel('rondo_leader_lease_age_seconds')} or 0 * {sel('rondo_leader')}"], unit="s",
+          legends=["{{instance}}"], width=8, height=6,
+          description="Seconds since the lease was last renewed, as each replica last saw it: the leader renews every "
+                      "third of --lease-ttl (0 after each renewal; it climbs while renewals fail and the leader steps "
+                      "down at the TTL), a standby reads the leader's renewal time. 0 on SQLite (no lease)."),
     row("Selection"),
     panel("Selection windows by outcome", [rate_by("rondo_selection_windows_total", "outcome", function="increase")],
           unit="short", legends=["{{outcome}}"], width=8,

@@ -48,6 +48,18 @@ RECORDING_RULES = [
         "    + sum by (${fed}) (rate(rondo_results_total{outcome=\"accepted\"}[10m])),\n"
         "    1e-9)\n",
     },
+    {
+        "comment": "High availability (serve --store postgres://...): the start time of the process that leads each\n"
+        "federation. Only a process that took the leader lease counts rondo_leader_changes_total above 0, and a leader\n"
+        "that loses the lease exits (status 75), so the counter never exceeds 1 in one process and increase() of it\n"
+        "never sees a takeover; every takeover does bring a new leader process, i.e. a new value here.\n"
+        "RondoLeaderFlapping counts its changes. A lone coordinator on SQLite has no lease (its counter stays 0): no\n"
+        "series.",
+        "record": "rondo:leader_process_start_time_seconds",
+        "expr": "max by (${fed}) (\n"
+        "  process_start_time_seconds and rondo_leader == 1 and rondo_leader_changes_total > 0\n"
+        ")\n",
+    },
 ] + [
     {
         **(
@@ -76,6 +88,35 @@ ALERT_RULES = [
             "{{ end }}",
         },
         "runbook": "RondoCoordinatorDown",
+    },
+    {
+        "comment": "High availability: replicas on one PostgreSQL store, one holding the leader lease (rondo_leader 1; a\n"
+        "lone coordinator on SQLite always reports 1). Fires when the federation's replicas are scraped but none leads.\n"
+        "When no replica is scraped at all there is no series: RondoCoordinatorDown covers that. Keep `for` above\n"
+        "--lease-ttl (default 3 s): after a leader dies without releasing the lease, a standby waits out the TTL.",
+        "alert": "RondoNoLeader",
+        "expr": "max by (${fed}) (rondo_leader) < 1",
+        "for": "30s",
+        "labels": {"severity": "critical"},
+        "annotations": {
+            "summary": "No coordinator replica holds the leader lease",
+            "description": "Federation ${federation}: every coordinator replica scraped reports rondo_leader 0"
+            " (standing by) and none leads; no round runs until one takes the leader lease.",
+        },
+        "runbook": "RondoNoLeader",
+    },
+    {
+        "comment": "Each change of the leading process is a takeover (see rondo:leader_process_start_time_seconds). Fires\n"
+        "on the fourth within 15 minutes, resolves once fewer remain in the window.",
+        "alert": "RondoLeaderFlapping",
+        "expr": "changes(rondo:leader_process_start_time_seconds[15m]) > 3",
+        "labels": {"severity": "warning"},
+        "annotations": {
+            "summary": "The leader lease keeps changing hands",
+            "description": "Federation ${federation}: the leader changed {{ $value | printf \"%.0f\" }} times in the"
+            " last 15 minutes; each takeover aborts the open round.",
+        },
+        "runbook": "RondoLeaderFlapping",
     },
     {
         "comment": "Paused, draining or finished federations commit nothing on purpose; after a pause or a drain the\n"

@@ -34,6 +34,12 @@ Usage: check-deploy.py BIN_DIR        (make test passes .build/debug: the rondo 
    requests and a memory limit, an image tag equal to the binary's version; the ServiceMonitor and PrometheusRule carry
    the same `release` label; the Ingress points at the Service, its proxy timeouts stay above the long-poll (60 s) and
    at least 75 s, and its proxy-body-size equals the Deployment's --max-update-bytes.
+   Deploy/kubernetes/ha/ (replicas on PostgreSQL, instead of rondo.yaml): the same pod hardening and image, plus what
+   a replicated federation needs (scripts/deploy_checks/kubernetes_ha.py lists it): 2+ replicas, --store postgres://
+   with the password from a Secret file, a per-pod data directory, --advertise-url naming the pod, tokens from
+   Secrets, readiness /readyz and liveness /healthz, a rollout that replaces every pod at once, a PodDisruptionBudget
+   and anti-affinity selecting the pods, a PodMonitor scraping every replica, and --store matching the CloudNativePG
+   Cluster and the secrets it generates.
 4. Deploy/systemd/: ExecStart runs the binary where the image puts it (/usr/local/bin/rondo), as the user
    rondo.sysusers.conf creates (not DynamicUser), with --data-dir the StateDirectory= path and WorkingDirectory=; the
    hardening settings are present; `systemd-analyze verify` passes on the unit placed in the staged root next to this
@@ -41,8 +47,8 @@ Usage: check-deploy.py BIN_DIR        (make test passes .build/debug: the rondo 
    when systemd-analyze is missing).
 5. Shutdown timing: the drain each command line implies (--drain-timeout, else --fit-timeout + --evaluate-timeout,
    defaults read from Sources/rondo/ServeCommand.swift) must be at least 15 s below the Kubernetes grace period, the
-   systemd TimeoutStopSec, the compose stop_grace_period and the `docker run --stop-timeout` the Dockerfile shows,
-   and those must be equal ("Shutdown and drain" in Deploy/kubernetes/rondo.yaml explains them).
+   systemd TimeoutStopSec, the compose stop_grace_period, the `docker run --stop-timeout` the Dockerfile shows and
+   the replicated Deployment's grace period, and those must be equal ("Shutdown and drain" in Deploy/kubernetes/rondo.yaml explains them).
 Prints one line per check and a summary; exits non-zero on any failure. Temporary files are removed and every
 process started is stopped.
 """
@@ -64,7 +70,8 @@ from deploy_checks.image import (
     hide_build_path,
     stage_image,
 )
-from deploy_checks.kubernetes import check_kubernetes, kubernetes_documents
+from deploy_checks.kubernetes import HA, check_kubernetes, kubernetes_documents
+from deploy_checks.kubernetes_ha import check_kubernetes_ha
 from deploy_checks.paths import DOCKERFILE
 from deploy_checks.report import Failure, Report
 from deploy_checks.staged import run_control, run_staged
@@ -106,11 +113,15 @@ def main():
 
         documents = kubernetes_documents(report)
         image, kubernetes_grace, kubernetes_drain = check_kubernetes(report, documents, known, uid, gid)
+        ha_grace, ha_drain = check_kubernetes_ha(report, kubernetes_documents(report, HA), documents, known, uid,
+                                                 gid, image)
         compose_grace, compose_drain = check_compose(report, known, image)
         systemd_grace, systemd_drain = check_systemd(report, known, staged_root, entrypoint)
         graces = {"Kubernetes terminationGracePeriodSeconds": (kubernetes_grace, kubernetes_drain),
                   "compose stop_grace_period": (compose_grace, compose_drain),
                   "systemd TimeoutStopSec": (systemd_grace, systemd_drain)}
+        if ha_drain is not None:
+            graces["Kubernetes (replicated) terminationGracePeriodSeconds"] = (ha_grace, ha_drain)
         with open(DOCKERFILE, encoding="utf-8") as handle:
             docker_run = re.search(r"docker run --stop-timeout (\d+)", handle.read())
         report.check(docker_run, "shutdown: the Dockerfile's `docker run` line must give --stop-timeout (docker's "

@@ -126,7 +126,7 @@ for path in sorted((ROOT / "Deploy").rglob("*.y*ml")) + sorted((ROOT / "Grafana"
     except yaml.YAMLError as error:
         problems.append(f"{path}: {error}")
         continue
-    if path.parent.name == "kubernetes" and not all("kind" in d and "apiVersion" in d for d in documents):
+    if "kubernetes" in path.relative_to(ROOT).parts and not all("kind" in d and "apiVersion" in d for d in documents):
         problems.append(f"{path}: every Kubernetes document needs apiVersion and kind")
 
 for problem in problems:

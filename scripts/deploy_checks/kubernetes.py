@@ -1,5 +1,6 @@
 """Deploy/kubernetes/ (and ingress/): the documents parse, and the Deployment, Service, monitoring and Ingress agree
-with the image and the coordinator's limits."""
+with the image and the coordinator's limits. Deploy/kubernetes/ha/ (replicas on PostgreSQL) is an alternative to
+rondo.yaml, not part of it: kubernetes_ha.py checks it."""
 import glob
 import os
 import re
@@ -11,12 +12,19 @@ from .paths import KUBERNETES, ROOT
 from .report import Failure
 
 INGRESS_MIN_TIMEOUT = 75
+HA = "ha"  # the subdirectory with the replicated deployment (Deploy/kubernetes/ha/)
 
 
-def kubernetes_documents(report):
+def kubernetes_documents(report, subdirectory=None):
+    """The documents of Deploy/kubernetes/*.yaml and its subdirectories except ha/, or of one subdirectory."""
+    if subdirectory:
+        paths = glob.glob(os.path.join(KUBERNETES, subdirectory, "*.yaml"))
+    else:
+        paths = glob.glob(os.path.join(KUBERNETES, "*.yaml")) + [
+            path for path in glob.glob(os.path.join(KUBERNETES, "*", "*.yaml"))
+            if os.path.basename(os.path.dirname(path)) != HA]
     documents = []
-    for path in sorted(glob.glob(os.path.join(KUBERNETES, "*.yaml")) + glob.glob(os.path.join(KUBERNETES, "*",
-                                                                                                 "*.yaml"))):
+    for path in sorted(paths):
         with open(path, encoding="utf-8") as handle:
             try:
                 loaded = [document for document in yaml.safe_load_all(handle) if document is not None]
@@ -28,8 +36,9 @@ def kubernetes_documents(report):
                 (document.get("metadata") or {}).get("name")
             report.check(complete, f"{os.path.relpath(path, ROOT)}: a document without apiVersion, kind or name")
             if complete:
+                document["__file__"] = os.path.relpath(path, KUBERNETES)  # which file it came from (not Kubernetes')
                 documents.append(document)
-    report.ok(f"kubernetes: {len(documents)} documents parse: "
+    report.ok(f"kubernetes{'/' + subdirectory if subdirectory else ''}: {len(documents)} documents parse: "
               + ", ".join(f"{d['kind']}/{d['metadata']['name']}" for d in documents))
     return documents
 
@@ -49,14 +58,11 @@ def size_bytes(text):
     return int(match.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[match.group(2).lower()]
 
 
-def check_kubernetes(report, documents, known, uid, gid):
-    """Returns (image, grace seconds, drain seconds)."""
-    deployment = one(documents, "Deployment")
-    pod = deployment["spec"]["template"]["spec"]
-    container = next(c for c in pod["containers"] if c["name"] == "rondo")
+def check_pod(report, name, pod, container, known, uid, gid):
+    """What every rondo pod needs, one replica or several: the image's user, confinement, no service links, an
+    emptyDir /tmp, requests and a memory limit, the binary's version as the image tag. Returns the image."""
     pod_security = pod.get("securityContext") or {}
     security = container.get("securityContext") or {}
-    name = "kubernetes: Deployment rondo"
 
     def effective(key):
         return security.get(key, pod_security.get(key))
@@ -77,11 +83,6 @@ def check_kubernetes(report, documents, known, uid, gid):
     mounts = {mount["mountPath"]: mount["name"] for mount in container.get("volumeMounts", [])}
     report.check("/tmp" in mounts and "emptyDir" in volumes.get(mounts["/tmp"], {}),
                  f"{name}: a read-only root needs an emptyDir mounted at /tmp")
-    arguments = [str(argument) for argument in container.get("args", [])]
-    data_dir = flag(arguments, "--data-dir") or ""
-    report.check(any(data_dir.startswith(path.rstrip("/") + "/") and "persistentVolumeClaim" in volumes.get(volume, {})
-                     for path, volume in mounts.items()),
-                 f"{name}: --data-dir {data_dir} must lie inside the PersistentVolumeClaim's mount")
     resources = container.get("resources") or {}
     requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
     report.check("cpu" in requests and "memory" in requests and "memory" in limits,
@@ -91,14 +92,41 @@ def check_kubernetes(report, documents, known, uid, gid):
     report.check(tag and tag != "latest" and tag == known["version"],
                  f"{name}: image {image} must be tagged with the binary's version {known['version']} "
                  "(Sources/FederationTelemetry/RondoBuild.swift), never :latest")
+    report.ok(f"{name}: uid {uid} non-root, read-only root + emptyDir /tmp, no escalation, caps dropped, "
+              f"RuntimeDefault seccomp, fsGroup {gid}, no service links, requests {requests}, limits {limits}, "
+              f"image {image}")
+    return image
+
+
+def volume_mounts(pod, container):
+    """{mount path: volume} of the container."""
+    volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
+    return {mount["mountPath"]: volumes.get(mount["name"], {}) for mount in container.get("volumeMounts", [])}
+
+
+def volume_holding(pod, container, path):
+    """The volume whose mount holds PATH (the innermost mount), else {}."""
+    inside = [mount for mount in volume_mounts(pod, container) if path.startswith(mount.rstrip("/") + "/")]
+    return volume_mounts(pod, container)[max(inside, key=len)] if inside else {}
+
+
+def check_kubernetes(report, documents, known, uid, gid):
+    """Returns (image, grace seconds, drain seconds)."""
+    deployment = one(documents, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = next(c for c in pod["containers"] if c["name"] == "rondo")
+    name = "kubernetes: Deployment rondo"
+    image = check_pod(report, name, pod, container, known, uid, gid)
+    arguments = [str(argument) for argument in container.get("args", [])]
+    data_dir = flag(arguments, "--data-dir") or ""
+    report.check("persistentVolumeClaim" in volume_holding(pod, container, data_dir),
+                 f"{name}: --data-dir {data_dir} must lie inside the PersistentVolumeClaim's mount")
     report.check(deployment["spec"].get("replicas") == 1 and
                  (deployment["spec"].get("strategy") or {}).get("type") == "Recreate",
                  f"{name}: one replica with the Recreate strategy (one writer of the SQLite file)")
     grace = pod.get("terminationGracePeriodSeconds")
     drain = drain_seconds(arguments, known)
-    report.ok(f"{name}: uid {uid} non-root, read-only root + emptyDir /tmp, no escalation, caps dropped, "
-              f"RuntimeDefault seccomp, fsGroup {gid}, no service links, requests {requests}, limits {limits}, "
-              f"image {image}")
+    report.ok(f"{name}: one replica, Recreate, --data-dir {data_dir} on the PersistentVolumeClaim")
 
     service = one(documents, "Service")
     ports = {port.get("name"): port for port in service["spec"]["ports"]}
