@@ -231,7 +231,8 @@ public enum MetricCatalogue {
     )
     public static let leaderChanges = Definition(
         "rondo_leader_changes_total", .counter,
-        "Times this process took the leader lease (summed over replicas: takeovers).")
+        "Times this process took the leader lease: 0 or 1, since a leader that loses the lease exits (takeovers are changes of the leading process: rondo:leader_process_start_time_seconds)."
+    )
     public static let leaseAge = Definition(
         "rondo_leader_lease_age_seconds", .gauge,
         "Seconds since the leader lease was last renewed, as this process last saw it (the leader renews every third of the TTL)."

@@ -17,6 +17,7 @@ enum OperatorChannel {
 
     /// The running coordinator's admin API for a read, or nil when none runs (read the store then).
     static func running(_ store: StoreOptions, _ operatorOptions: OperatorOptions) async throws -> AdminAPI? {
+        if let api = try remoteOnly(store, operatorOptions) { return api }
         _ = try await store.openStore()
         guard DataDirectoryLock.isHeld(directory: store.dataDir),
             let url = operatorOptions.url ?? DataDirectoryLock.readAddress(directory: store.dataDir)?.url
@@ -26,6 +27,7 @@ enum OperatorChannel {
     }
 
     static func open(_ store: StoreOptions, _ operatorOptions: OperatorOptions) async throws -> OperatorChannel {
+        if let api = try remoteOnly(store, operatorOptions) { return .coordinator(api) }
         let database = try await store.openStore()  // a missing database is the clearer error
         try requireOwner(store.dataDir)
         if let lock = try DataDirectoryLock.tryAcquire(directory: store.dataDir) { return .store(database, lock) }
@@ -41,6 +43,21 @@ enum OperatorChannel {
             AdminAPI(
                 url: url, token: try operatorOptions.adminToken(dataDir: store.dataDir), caFile: operatorOptions.caFile)
         )
+    }
+
+    /// The admin API at `--url` when this data directory holds no database: a coordinator whose store is on
+    /// PostgreSQL (high availability), reached from any machine. Nil when there is a local database to use.
+    private static func remoteOnly(_ store: StoreOptions, _ operatorOptions: OperatorOptions) throws -> AdminAPI? {
+        guard let url = operatorOptions.url,
+            !FileManager.default.fileExists(atPath: resolvedDatabasePath(store.dataDir))
+        else {
+            return nil
+        }
+        guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+            throw ValidationError("--url must be an http:// or https:// URL")
+        }
+        return AdminAPI(
+            url: url, token: try operatorOptions.adminToken(dataDir: store.dataDir), caFile: operatorOptions.caFile)
     }
 
     /// Refuses a write that has no admin API (import, prune) while a coordinator runs.
