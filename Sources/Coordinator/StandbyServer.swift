@@ -58,8 +58,15 @@ public struct StandbyServer: Sendable {
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: renderMetrics())))
         }
         let tls = try configuration.tls?.checkedConfiguration()
+        // The same connection limits as the coordinator's (connection cap, request-head deadline, body rate):
+        // clients given every replica's URL reach standbys directly.
+        let policy = ConnectionPolicy(limits: configuration.limits)
+        let connections = ConnectionCounter()
+        let http1Configuration = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionGuard(policy: policy, counter: connections) { _ in }],
+            idleTimeout: TimeAmount(configuration.limits.idleTimeout))
         let server = HTTPServerBuilder { responder in
-            let http1 = HTTP1Channel(responder: responder)
+            let http1 = HTTP1Channel(responder: responder, configuration: http1Configuration)
             guard let tls else { return http1 }
             return try ServerTLS.channel(http1, tls)
         }
