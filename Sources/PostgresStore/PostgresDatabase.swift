@@ -17,6 +17,9 @@ public final class PostgresDatabase: StoreDatabase {
 
     private struct State {
         var connection: PostgresConnection?
+        /// The connection being opened, which every caller that finds none awaits (so one is opened, not one
+        /// per caller).
+        var opening: Task<PostgresConnection, any Error>?
         var inTransaction = false
         var connections = 0
     }
@@ -134,22 +137,34 @@ public final class PostgresDatabase: StoreDatabase {
 
     /// The open connection, or a new one when it broke outside a transaction.
     private func connection() async throws -> PostgresConnection {
-        let (current, inTransaction, number) = state.withLock { state in
-            (state.connection, state.inTransaction, state.connections)
-        }
+        let (current, inTransaction) = state.withLock { ($0.connection, $0.inTransaction) }
         if let current, !current.isClosed { return current }
         if inTransaction {
             throw PostgresStoreError(.connection, "the connection to \(configuration.host) broke during a transaction")
         }
-        let opened = try await Self.connect(configuration, id: number + 1, logger: logger)
-        state.withLock { state in
-            state.connection = opened
-            state.connections = number + 1
+        let (configuration, logger) = (configuration, logger)
+        let (opening, number) = state.withLock { state -> (Task<PostgresConnection, any Error>, Int) in
+            if let opening = state.opening { return (opening, state.connections) }
+            state.connections += 1
+            let number = state.connections
+            let opening = Task { try await Self.connect(configuration, id: number, logger: logger) }
+            state.opening = opening
+            return (opening, number)
         }
-        if number > 0 {
-            logger.warning("reconnected to PostgreSQL", metadata: ["store": "\(configuration.redactedURL)"])
+        do {
+            let opened = try await opening.value
+            state.withLock { state in
+                state.connection = opened
+                if state.opening == opening { state.opening = nil }
+            }
+            if number > 1 {
+                logger.warning("reconnected to PostgreSQL", metadata: ["store": "\(configuration.redactedURL)"])
+            }
+            return opened
+        } catch {
+            state.withLock { state in if state.opening == opening { state.opening = nil } }
+            throw error
         }
-        return opened
     }
 
     /// Opens one connection with `configuration`.

@@ -35,15 +35,16 @@ struct HighAvailability {
         return HighAvailability(lease: lease, metrics: metrics, logger: logger)
     }
 
-    /// Serves as a standby (`StandbyServer`) until this process takes the lease.
-    /// - Returns: the epoch it leads under, or nil when SIGTERM or SIGINT came first.
+    /// Serves as a standby (`StandbyServer`) until this process takes the lease, and from that moment keeps
+    /// renewing it (`keepLeading`), also while the standby listener closes.
+    /// - Returns: the epoch it leads under and the renewing task, or nil when SIGTERM or SIGINT came first.
     func standBy(
         configuration: CoordinatorConfiguration, renderMetrics: @escaping @Sendable () -> [UInt8],
         onListening: @escaping @Sendable (Int) async -> Void
-    ) async throws -> Int64? {
+    ) async throws -> (epoch: Int64, keeper: Task<Void, Never>)? {
         if let epoch = try await lease.tryAcquire() {
             metrics.tookOver()
-            return epoch
+            return (epoch, keepLeading())
         }
         metrics.standingBy(leaseAgeSeconds: try await lease.current()?.secondsSinceRenewal)
         let leader = try await lease.current()?.address ?? "unknown"
@@ -58,7 +59,7 @@ struct HighAvailability {
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: standby.application)], logger: logger))
-        let (metrics, logger, pollInterval) = (metrics, logger, pollInterval)
+        let (metrics, logger, pollInterval, election) = (metrics, logger, pollInterval, self)
         return try await withThrowingTaskGroup(of: StandbyOutcome.self) { tasks in
             tasks.addTask {
                 try await group.run()
@@ -68,7 +69,9 @@ struct HighAvailability {
                 while true {
                     try await Task.sleep(for: pollInterval)
                     do {
-                        if let epoch = try await lease.tryAcquire() { return .leading(epoch) }
+                        if let epoch = try await lease.tryAcquire() {
+                            return .leading(epoch, keeper: election.keepLeading())
+                        }
                         metrics.standingBy(leaseAgeSeconds: try await lease.current()?.secondsSinceRenewal)
                     } catch {
                         logger.warning("cannot read the leader lease", metadata: ["error": "\(error)"])
@@ -91,16 +94,16 @@ struct HighAvailability {
             }
             tasks.cancelAll()
             while (try? await tasks.next()) != nil {}
-            if case .leading(let epoch) = first {
+            if case .leading(let epoch, let keeper) = first {
                 metrics.tookOver()
-                return epoch
+                return (epoch, keeper)
             }
             return nil
         }
     }
 
     private enum StandbyOutcome: Sendable {
-        case leading(Int64)
+        case leading(Int64, keeper: Task<Void, Never>)
         case stopped
         case serverEnded
     }

@@ -221,18 +221,21 @@ struct ServeCommand: AsyncParsableCommand {
                     ?? (server.resolvedPort == 0
                         ? nil : server.localURL(scheme: configuration.urlScheme, port: server.resolvedPort)),
                 metrics: leadership, logger: logger)
-            store = try await CheckpointStore.open(
-                postgres: postgres, configuration: storeConfiguration, fence: ha.lease, logger: logger)
+            // Every replica brings the schema up to date (under an advisory lock) before it competes; the store
+            // it leads with is opened afresh once it leads, on a connection not left idle through the wait.
+            _ = try await CheckpointStore.open(postgres: postgres, configuration: storeConfiguration, logger: logger)
             logger.notice("store on PostgreSQL", metadata: ["store": "\(postgres.redactedURL)"])
             guard
-                let epoch = try await ha.standBy(
+                let (epoch, keeper) = try await ha.standBy(
                     configuration: configuration, renderMetrics: metricsFactory.render,
                     onListening: { [origin = "\(configuration.urlScheme)://\(configuration.host)"] port in
                         printLine("rondo coordinator standing by on \(origin):\(port)")
                     })
             else { return }
+            highAvailability = (ha, keeper)
+            store = try await CheckpointStore.open(
+                postgres: postgres, configuration: storeConfiguration, fence: ha.lease, logger: logger)
             configuration.takeover = epoch > 1 ? .leaderChange : .restart
-            highAvailability = (ha, ha.keepLeading())
         } else {
             store = try await CheckpointStore(configuration: storeConfiguration)
             leadership.leadingAlone()
