@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from .connection import CoordinatorURLs
 from .parameters import Parameters, ParametersLike
 from .retry import RetryPolicy as RetryPolicy
 from .runner import Runner as Runner
@@ -40,7 +41,7 @@ NumPyClient = Client
 
 def start(
     client: Client,
-    coordinator: str = "http://127.0.0.1:8470",
+    coordinator: CoordinatorURLs = "http://127.0.0.1:8470",
     *,
     enrolment_token: Optional[str] = None,
     ca_file: Optional[str] = None,
@@ -77,9 +78,17 @@ def start(
     characters without spaces (400 ``invalid_identity_key``, raised as :class:`RefusedError`) and a revoked
     client's key (403).
 
+    ``coordinator`` may name several coordinator replicas sharing one database (a list of URLs, or one
+    comma-separated string): calls go to one of them; when it cannot be connected to, or answers 503
+    ``not_leader`` (a standby), the client moves to the leader the standby names in ``Rondo-Leader`` if that is
+    one of the given URLs, else to the next given URL, and retries there (after the ``Retry-After``). It never
+    sends anything to a URL that is not in the list. The token stays valid, so the client does not register
+    again. ``runner.connection.base_url`` is the replica in use, ``runner.connection.failovers`` the moves.
+
     Logs go to the ``rondo_client`` logger: a warning when the coordinator is unreachable (then at most one every
     30 s while it lasts) and an info line when it answers again; a warning naming the call, the coordinator's
-    error code and the wait when it throttles the client (429).
+    error code and the wait when it throttles the client (429); an info line for each move to another
+    coordinator replica.
     """
     runner = Runner(
         client,

@@ -2,6 +2,10 @@
 
 Every call returns a value or raises a :class:`~rondo_client.errors.RondoError`; retrying is the caller's
 choice (:func:`rondo_client.start` retries transport errors, 5xx and 429, and registers again after a 401).
+
+A :class:`Connection` may be given several coordinator replicas (one leads, the others stand by); a call that
+cannot connect, or that a standby answers 503 ``not_leader``, moves the connection to another of them before
+the error is raised, so the caller's retry goes there (see :meth:`Connection._move_on`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import httpx
 
@@ -33,6 +37,7 @@ from .reachability import _GATEWAY_STATUSES, Reachability
 from .identity import IDENTITY_KEY_ENV as IDENTITY_KEY_ENV
 from .identity import read_identity_key_file as read_identity_key_file
 from .identity import resolve_identity_key as resolve_identity_key
+from .reachability import is_not_leader as is_not_leader
 from .reachability import is_throttled as is_throttled
 from .reachability import is_unreachable as is_unreachable
 
@@ -48,6 +53,47 @@ LOG_REPEAT_SECONDS = 30.0
 #: call (each re-request after a jittered wait of at most 0.1, 0.2, 0.4 … 2 s), then the call raises
 #: :class:`~rondo_client.errors.TransportError`.
 MODEL_RESUME_ATTEMPTS = 5
+
+#: What a coordinator argument may be: one base URL, several separated by commas, or a sequence of them.
+CoordinatorURLs = Union[str, Sequence[str]]
+
+#: The header a standby names the leader's base URL in (with its 503 ``not_leader``).
+LEADER_HEADER = "Rondo-Leader"
+
+#: The error code of a standby coordinator's 503 answers.
+NOT_LEADER = "not_leader"
+
+
+def _normalized(url: str) -> str:
+    """A base URL as it is compared and requested: surrounding whitespace and trailing slashes removed."""
+    return url.strip().rstrip("/")
+
+
+def coordinator_urls(coordinator: CoordinatorURLs) -> List[str]:
+    """The coordinator replicas in ``coordinator`` (a URL, ``"http://a:8470,http://b:8470"``, or a list of
+    either), normalized (trimmed, no trailing slash), without repeats, in the order given. Raises
+    :class:`ValueError` for an empty list or a URL that is not http:// or https://."""
+    if isinstance(coordinator, str):
+        items: Sequence[Any] = [coordinator]
+    elif isinstance(coordinator, (bytes, bytearray)) or not isinstance(coordinator, Sequence):
+        raise TypeError(f"coordinator must be a URL string or a list of them, not {type(coordinator).__name__}")
+    else:
+        items = coordinator
+    urls: List[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"coordinator URLs must be strings, not {type(item).__name__}")
+        for part in item.split(","):
+            url = _normalized(part)
+            if not url:
+                continue
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"coordinator must be an http:// or https:// URL, not {part.strip()!r}")
+            if url not in urls:
+                urls.append(url)
+    if not urls:
+        raise ValueError(f"coordinator must be an http:// or https:// URL, not {coordinator!r}")
+    return urls
 
 
 @dataclass
@@ -109,7 +155,7 @@ class Connection:
 
     def __init__(
         self,
-        coordinator: str,
+        coordinator: CoordinatorURLs,
         name: str,
         enrolment_token: Optional[str] = None,
         ca_file: Optional[str] = None,
@@ -118,17 +164,23 @@ class Connection:
         *,
         identity_key: Optional[str] = None,
     ):
-        """``transport``: an httpx transport to send through (a proxy's, a test's mock); default a real one.
-        ``identity_key``: this site's secret identity key, sent with every registration so the coordinator
-        answers with the same ``client_id`` each time (taken as given; :func:`resolve_identity_key` reads the
-        file or environment variable)."""
-        if not coordinator.startswith(("http://", "https://")):
-            raise ValueError(f"coordinator must be an http:// or https:// URL, not {coordinator!r}")
-        self.coordinator = coordinator.rstrip("/")
+        """``coordinator``: the coordinator's base URL, or several replicas' (a list, or one comma-separated
+        string); calls go to the first until one cannot connect or is answered 503 ``not_leader`` (see
+        :meth:`_move_on`). ``transport``: an httpx transport to send through (a proxy's, a test's mock); default
+        a real one. ``identity_key``: this site's secret identity key, sent with every registration so the
+        coordinator answers with the same ``client_id`` each time (taken as given; :func:`resolve_identity_key`
+        reads the file or environment variable)."""
+        #: Every coordinator replica this connection may send to (normalized); never any other URL.
+        self.coordinators: List[str] = coordinator_urls(coordinator)
+        self._active = 0
+        #: Times this connection moved to another replica.
+        self.failovers = 0
+        self._failover_lock = threading.Lock()
+        self._unlisted_leaders: Set[str] = set()  # leaders named by standbys but not configured (warned once)
         self.name = name
         self.enrolment_token = enrolment_token
         self._identity_key = identity_key
-        self.reachability = Reachability(self.coordinator)
+        self.reachability = Reachability(self.base_url)
         self.request_timeout = request_timeout
         self.credentials: Optional[Credentials] = None
         self.model_downloads = 0
@@ -164,6 +216,55 @@ class Connection:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    # -- replicas ----------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The coordinator replica calls go to now (one of :attr:`coordinators`)."""
+        return self.coordinators[self._active]
+
+    @property
+    def coordinator(self) -> str:
+        """The coordinator's base URL calls go to now (:attr:`base_url`)."""
+        return self.base_url
+
+    def _move_on(self, failed: str, leader: Optional[str], reason: str) -> None:
+        """After a call to the replica ``failed`` could not connect (``leader`` None) or was answered 503
+        ``not_leader`` (``leader``: its ``Rondo-Leader`` header, if any): moves to ``leader`` when it is one of
+        :attr:`coordinators` (staying when it is the current one), else to the next configured replica (round
+        robin) unless another call already moved away from ``failed``. A leader URL that is not configured is
+        never followed (the client's tokens must not go to a URL a standby chose) and is warned about once. Does
+        nothing with a single coordinator. Each move is counted in :attr:`failovers` and logged (info)."""
+        urls = self.coordinators
+        if len(urls) < 2:
+            return
+        named = _normalized(leader) if leader is not None else ""
+        warn_unlisted = False
+        with self._failover_lock:
+            if named in urls:
+                target = urls.index(named)
+                if target == self._active:
+                    return
+                why = f"{reason}; the leader is {named}"
+            else:
+                if named and named not in self._unlisted_leaders and len(self._unlisted_leaders) < 32:
+                    self._unlisted_leaders.add(named)
+                    warn_unlisted = True
+                if urls[self._active] != failed:
+                    target = -1  # another call moved on from it already
+                else:
+                    target = (self._active + 1) % len(urls)
+                why = reason
+            if target >= 0:
+                self._active = target
+                self.failovers += 1
+                count = self.failovers
+        if warn_unlisted:
+            logger.warning("coordinator %s names the leader %r, which is not one of the configured coordinators "
+                           "(%s); not following it", failed, named, ", ".join(urls))
+        if target >= 0:
+            logger.info("coordinator %s %s; moving to %s (failover %d)", failed, why, urls[target], count)
 
     # -- API ---------------------------------------------------------------------------------------
 
@@ -319,6 +420,7 @@ class Connection:
                     exhausted = TransportError(f"GET {path}: the download was interrupted {attempts} times, the last "
                                                f"after {len(body)} of {_size(total)} bytes: {problem}")
                     exhausted.endpoint = f"GET {path}"
+                    exhausted.coordinator = self.base_url
                     raise exhausted
                 delay = policy.delay(attempts - 1)
                 self.download_resumes += 1
@@ -389,18 +491,23 @@ class Connection:
         timeout: Optional[float] = None,
         stream: bool = False,
     ) -> httpx.Response:
-        """One request; raises a :class:`RondoError` for no answer or a 4xx/5xx. ``stream``: the answer's body
-        is not read (an error's is); the caller reads it and closes the response."""
+        """One request, to the current replica (:attr:`base_url`); raises a :class:`RondoError` for no answer
+        or a 4xx/5xx. ``stream``: the answer's body is not read (an error's is); the caller reads it and closes
+        the response. Moves to another replica first when there was no answer or a standby answered."""
+        base_url = self.base_url
         try:
-            return self._request(method, path, json_body=json_body, content=content, content_type=content_type,
-                                 headers=headers, params=params, auth=auth, timeout=timeout, stream=stream)
+            return self._request(method, base_url, path, json_body=json_body, content=content,
+                                 content_type=content_type, headers=headers, params=params, auth=auth,
+                                 timeout=timeout, stream=stream)
         except RondoError as error:
             error.endpoint = f"{method} {path}"
+            error.coordinator = base_url
             raise
 
     def _request(
         self,
         method: str,
+        base_url: str,
         path: str,
         *,
         json_body: Any,
@@ -429,25 +536,34 @@ class Connection:
         try:
             request = self._http.build_request(
                 method,
-                self.coordinator + path,
+                base_url + path,
                 content=content,
                 headers=all_headers,
                 params=params,
                 timeout=timeout if timeout is not None else self.request_timeout,
             )
-            response = self._http.send(request, stream=stream)
-            if stream and response.status_code >= 400:
-                try:
-                    response.read()  # the JSON error
-                finally:
-                    response.close()
+            # Streamed, so that a failure before any answer (which moves to another replica) is told apart from
+            # a body that broke on its way (the replica answered: the retry goes to it again).
+            response = self._http.send(request, stream=True)
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as error:
             # A request this client cannot make: retrying cannot help.
             raise InvalidResponseError(f"{method} {path}: {type(error).__name__}: {error}") from None
         except httpx.TransportError as error:
             if _is_certificate_failure(error):
                 raise UntrustedServerError(f"{method} {path}: {error}") from None
+            self._move_on(base_url, None, f"did not answer ({type(error).__name__})")
             raise TransportError(f"{method} {path}: {type(error).__name__}: {error}") from None
+        try:
+            if not stream or response.status_code >= 400:
+                response.read()  # the body; for a streamed call only the JSON error
+        except httpx.TransportError as error:
+            response.close()
+            raise TransportError(f"{method} {path}: {type(error).__name__}: {error}") from None
+        except BaseException:
+            response.close()
+            raise
+        if stream and response.status_code >= 400:
+            response.close()
         if response.status_code < 400:
             self.reachability.answered()
             return response
@@ -460,6 +576,8 @@ class Connection:
         status = response.status_code
         if not (status in _GATEWAY_STATUSES and code == "http_error"):
             self.reachability.answered()
+        if status == 503 and code == NOT_LEADER:
+            self._move_on(base_url, response.headers.get(LEADER_HEADER), "is a standby (not_leader)")
         if status == 401:
             raise UnauthenticatedError(status, code, message)
         if status == 429 or status >= 500:

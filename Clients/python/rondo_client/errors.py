@@ -12,11 +12,12 @@ class RondoError(Exception):
     ``error.code`` (``wrong_shape``, ``late``, ``unauthenticated`` …) or one of the client-side codes
     ``transport`` (no answer), ``untrusted_server`` (TLS certificate not trusted or CA file unusable) and
     ``invalid_response`` (bad JSON, SHA-256 mismatch), and ``message`` the human-readable reason.
-    ``endpoint`` is the request that failed (``"POST /v1/clients"``) when it came from a
-    :class:`~rondo_client.Connection` call.
+    ``endpoint`` is the request that failed (``"POST /v1/clients"``) and ``coordinator`` the base URL of the
+    coordinator replica it went to, when it came from a :class:`~rondo_client.Connection` call.
     """
 
     endpoint: Optional[str] = None
+    coordinator: Optional[str] = None
 
     def __init__(self, status: Optional[int], code: str, message: str):
         super().__init__(f"{code} (HTTP {status}): {message}" if status is not None else f"{code}: {message}")
@@ -56,7 +57,8 @@ class InvalidResponseError(RondoError):
 
 
 class UnavailableError(RondoError):
-    """5xx or 429: the coordinator is busy, draining or failing. Retried (429 after its Retry-After)."""
+    """5xx or 429: the coordinator is busy, draining, failing, or a standby (503 ``not_leader``). Retried, after
+    its Retry-After when it sent one."""
 
     def __init__(self, status: int, code: str, message: str, retry_after: Optional[float] = None):
         super().__init__(status, code, message)

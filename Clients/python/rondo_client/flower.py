@@ -21,6 +21,7 @@ import re
 from typing import Any, Dict, Mapping, Optional, Union
 
 from .client import Client, Runner, start as _start
+from .connection import CoordinatorURLs
 from .parameters import Parameters
 
 logger = logging.getLogger("rondo_client")
@@ -97,8 +98,11 @@ class FlowerClientAdapter(Client):
         return float(loss), num_examples, _numeric_metrics(metrics, drop=("loss",))
 
 
-def start(*, client: Any, coordinator: str = "http://127.0.0.1:8470", **options: Any) -> Runner:
+def start(*, client: Any, coordinator: CoordinatorURLs = "http://127.0.0.1:8470", **options: Any) -> Runner:
     """Like :func:`rondo_client.start`, for a ``flwr.client.NumPyClient`` instance (unchanged).
+
+    ``coordinator`` is one URL, or several replicas' (a list, or one comma-separated string), as for
+    :func:`rondo_client.start`.
 
     Takes the same keyword options (``enrolment_token``, ``ca_file``, ``name``, ``identity_key``,
     ``identity_key_file``, ``long_poll_seconds``, ``idle_timeout``, ``max_tasks``, ``stop_event`` …)."""

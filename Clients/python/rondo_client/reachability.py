@@ -27,6 +27,11 @@ def is_unreachable(error: BaseException) -> bool:
     return isinstance(error, UnavailableError) and error.status in _GATEWAY_STATUSES and error.code == "http_error"
 
 
+def is_not_leader(error: BaseException) -> bool:
+    """True for a standby coordinator's answer (503 ``not_leader``): retried, at the leader when it is known."""
+    return isinstance(error, UnavailableError) and error.status == 503 and error.code == "not_leader"
+
+
 def is_throttled(error: BaseException) -> bool:
     """True for the coordinator's "slow down" answers: any 429, and 503 ``too_many_connections``."""
     return isinstance(error, UnavailableError) and (error.status == 429 or error.code == "too_many_connections")
@@ -59,6 +64,7 @@ class Reachability:
         return None if since is None else time.monotonic() - since
 
     def failed(self, error: RondoError, retry_in: float) -> None:
+        where = getattr(error, "coordinator", None) or self.coordinator  # the replica that did not answer
         now = time.monotonic()
         with self._lock:
             first = self._since is None
@@ -71,10 +77,10 @@ class Reachability:
                 self._last_warning = now
         if first:
             logger.warning("coordinator unreachable at %s (%s); retrying in %s",
-                           self.coordinator, error.message, _seconds(retry_in))
+                           where, error.message, _seconds(retry_in))
         elif due:
             logger.warning("coordinator unreachable at %s for %s (%d failed attempts, last: %s); retrying in %s",
-                           self.coordinator, _seconds(down), failures, error.message, _seconds(retry_in))
+                           where, _seconds(down), failures, error.message, _seconds(retry_in))
         else:
             logger.debug("coordinator still unreachable (%s); retrying in %s", error.message, _seconds(retry_in))
 

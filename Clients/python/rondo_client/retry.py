@@ -59,8 +59,10 @@ class RetryingMixin:
             error.code, error.message, delay, "none" if retry_after is None else f"{retry_after:g} s")
 
     def _retrying(self, what: str, operation: Callable[[], T]) -> T:
-        """Runs ``operation``, retrying transport errors, 5xx and 429 with jittered backoff, and registering
-        again after a 401 on any call but registration itself."""
+        """Runs ``operation``, retrying transport errors, 5xx and 429 with jittered backoff (at least the
+        answer's Retry-After), and registering again after a 401 on any call but registration itself. A call that
+        found no answer or a standby (503 ``not_leader``) has already moved the connection to another replica
+        when there are several, so the retry goes there."""
         attempt = 0
         while True:
             try:

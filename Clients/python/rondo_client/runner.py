@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple
 
 from . import tracing
-from .connection import Connection, Task
+from .connection import Connection, CoordinatorURLs, Task
 from .errors import InvalidResponseError, RefusedError, RondoError
 from .identity import IDENTITY_KEY_ENV, resolve_identity_key
 from .parameters import Parameters, coerce_parameters
@@ -55,7 +55,7 @@ class Runner(RetryingMixin):
     def __init__(
         self,
         client: Client,
-        coordinator: str,
+        coordinator: CoordinatorURLs,
         *,
         enrolment_token: Optional[str] = None,
         ca_file: Optional[str] = None,
