@@ -166,6 +166,7 @@ let package = Package(
             dependencies: [
                 "FederationClient", "FederationCore", "Coordinator", "RondoTestSupport", "CurlHTTP",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(

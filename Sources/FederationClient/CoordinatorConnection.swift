@@ -250,6 +250,7 @@ public actor CoordinatorConnection {
             headers.append(("Authorization", "Bearer \(credentials.token)"))
         }
         if let contentType { headers.append(("Content-Type", contentType)) }
+        let replica = activeURL
         let request = HTTPRequest(
             method: method, url: baseURL + path, headers: headers, body: body,
             timeout: timeout ?? configuration.requestTimeout)
@@ -257,11 +258,11 @@ public actor CoordinatorConnection {
         do {
             response = try await http.execute(request)
         } catch let error as CurlTransferError {
-            if !error.isCertificateFailure { moveOn(leader: nil) }
+            if !error.isCertificateFailure { moveOn(from: replica, leader: nil) }
             throw FederationClientError(
                 error.isCertificateFailure ? .untrustedServer : .transport, "\(method) \(path): \(error.message)")
         }
-        return try checked(method, path, response)
+        return try checked(method, path, response, from: replica)
     }
 
     /// One authenticated request, with libcurl's errors passed on as they are (the download resumes from them).
@@ -269,32 +270,35 @@ public actor CoordinatorConnection {
         async throws -> HTTPResponse
     {
         guard let credentials else { throw FederationClientError(.unauthenticated, "not registered") }
+        let replica = activeURL
         do {
             let response = try await http.execute(
                 HTTPRequest(
                     method: method, url: baseURL + path,
                     headers: extra + [("Authorization", "Bearer \(credentials.token)")],
                     timeout: configuration.requestTimeout))
-            if response.status == 503 { noteStandby(response) }
+            if response.status == 503 { noteStandby(response, from: replica) }
             return response
         } catch let error as CurlTransferError {
-            if !error.isCertificateFailure, error.partial == nil { moveOn(leader: nil) }
+            if !error.isCertificateFailure, error.partial == nil { moveOn(from: replica, leader: nil) }
             throw error
         }
     }
 
     /// A 503 `not_leader` came from a standby: go where it says the leader is, or try the next replica.
-    private func noteStandby(_ response: HTTPResponse) {
+    private func noteStandby(_ response: HTTPResponse, from replica: Int) {
         guard let detail = try? JSONDecoder().decode(WireProtocol.ErrorMessage.self, from: Data(response.body)),
             detail.error.code == "not_leader"
         else { return }
-        moveOn(leader: response.header("Rondo-Leader"))
+        moveOn(from: replica, leader: response.header("Rondo-Leader"))
     }
 
-    /// Moves to `leader` when it is one of the configured replicas, else to the next one.
-    private func moveOn(leader: String?) {
+    /// After a call to `replica` failed: moves to `leader` when it is one of the configured replicas, else to
+    /// the next one, unless another call already moved away from `replica` (a heartbeat and a poll failing
+    /// together must not move twice, back to the dead replica).
+    private func moveOn(from replica: Int, leader: String?) {
         let urls = configuration.coordinatorURLs
-        guard urls.count > 1 else { return }
+        guard urls.count > 1, replica == activeURL else { return }
         if let leader, let index = urls.firstIndex(of: Configuration.normalized(leader)) {
             guard index != activeURL else { return }
             activeURL = index
@@ -305,9 +309,13 @@ public actor CoordinatorConnection {
     }
 
     /// The response if it is not an error status, else the matching `FederationClientError`.
-    private func checked(_ method: String, _ path: String, _ response: HTTPResponse) throws -> HTTPResponse {
+    /// - Parameter replica: the replica that answered, when a 503 from it has not been looked at yet (nil
+    ///   for answers `exchange` already examined).
+    private func checked(_ method: String, _ path: String, _ response: HTTPResponse, from replica: Int? = nil) throws
+        -> HTTPResponse
+    {
         guard response.status >= 400 else { return response }
-        if response.status == 503 { noteStandby(response) }
+        if response.status == 503, let replica { noteStandby(response, from: replica) }
         let detail = try? JSONDecoder().decode(WireProtocol.ErrorMessage.self, from: Data(response.body))
         let message = detail?.error.message ?? "\(method) \(path) answered \(response.status)"
         let code: FederationClientError.Code =
