@@ -18,8 +18,9 @@ public struct CoordinatorMetrics: Sendable {
     ) {
         self.factory = factory
         gauge(MetricCatalogue.buildInfo, [("version", version), ("revision", revision)]).record(1)
-        // The leadership gauges belong to `LeadershipMetrics`, which sets them before the coordinator exists.
-        let ownedElsewhere: Set<String> = [MetricCatalogue.leader.name, MetricCatalogue.leaseAge.name]
+        // `rondo_leader` belongs to `LeadershipMetrics` (a standby reports 0 before any coordinator exists; the
+        // coordinator sets 1 when it starts).
+        let ownedElsewhere: Set<String> = [MetricCatalogue.leader.name]
         for definition in MetricCatalogue.all
         where definition.labels.allSatisfy({ $0.values != nil }) && !ownedElsewhere.contains(definition.name) {
             for labels in Self.combinations(definition.labels.map { ($0.name, $0.values ?? []) }) {

@@ -38,6 +38,9 @@ public struct CoordinatorServer: Sendable {
         var credentials = [AdminCredential(name: "admin", role: .operator, token: adminToken)]
         if let viewerToken { credentials.append(AdminCredential(name: "viewer", role: .viewer, token: viewerToken)) }
         let metrics = CoordinatorMetrics(factory: metricsFactory, version: buildVersion, revision: buildRevision)
+        // A coordinator runs only while it leads: alone on SQLite, or holding the lease (a standby runs
+        // `StandbyServer` instead).
+        LeadershipMetrics(factory: metricsFactory).leading()
         let driver = try await RoundDriver(
             configuration: configuration, store: store, initialWeights: initialWeights, logger: logger,
             metrics: metrics, tracer: tracer, clock: clock)

@@ -24,8 +24,8 @@ public struct LeadershipMetrics: Sendable {
         lease(ageSeconds: 0)
     }
 
-    /// A coordinator alone on its SQLite store leads by definition.
-    public func leadingAlone() {
+    /// A coordinator runs (alone on its SQLite store, or holding the lease).
+    public func leading() {
         Gauge(label: MetricCatalogue.leader.name, factory: factory).record(1)
     }
 

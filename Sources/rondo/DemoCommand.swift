@@ -1,5 +1,4 @@
 import ArgumentParser
-import Coordinator
 import DemoFederation
 import Foundation
 
@@ -73,7 +72,6 @@ struct DemoCommand: AsyncParsableCommand {
         options.maliciousRate = maliciousRate
         options.attack = attack
         let metricsFactory = bootstrapMetrics()
-        LeadershipMetrics(factory: metricsFactory).leadingAlone()  // one coordinator on SQLite leads by itself
         let tracing = makeTracing(serviceName: "rondo-demo", metricsFactory: metricsFactory, logger: logger)
         _ = try await LocalFederationDemo.run(
             options: options, dataset: try DigitsDataset.bundled(), logger: logger, metricsFactory: metricsFactory,

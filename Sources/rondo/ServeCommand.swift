@@ -238,7 +238,6 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.takeover = epoch > 1 ? .leaderChange : .restart
         } else {
             store = try await CheckpointStore(configuration: storeConfiguration)
-            leadership.leadingAlone()
         }
         if try await store.refVersion(.current) != nil {
             // The store's current model wins; holding the given one for the whole run would cost its size.
