@@ -59,9 +59,8 @@ public final class PostgresTestCluster: Sendable {
             )
         }
         let osUser = getuid() == 0 ? (ProcessInfo.processInfo.environment["RONDO_PG_USER"] ?? "postgres") : nil
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "rondo-pg-\(UUID().uuidString)"
-        ).path
+        // Under /tmp, not $TMPDIR: the server's OS user must be able to reach the directory through its parents.
+        let directory = "/tmp/rondo-pg-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if let osUser {
             try FileManager.default.setAttributes([.ownerAccountName: osUser], ofItemAtPath: directory)
