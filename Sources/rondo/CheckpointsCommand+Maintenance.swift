@@ -114,9 +114,7 @@ extension CheckpointsCommand {
 
         func run() async throws {
             if let postgresURL {
-                var configuration = try PostgresStoreConfiguration(url: postgresURL)
-                configuration.password =
-                    configuration.password ?? ProcessInfo.processInfo.environment["RONDO_STORE_PASSWORD"]
+                let configuration = try postgresConfiguration(postgresURL, passwordFile: nil, flag: "--store")
                 let database = try await CheckpointStore.open(
                     postgres: configuration, configuration: .init(), logger: Logger(label: "rondo-verify"))
                 return try report(try await database.verify(recording: false))

@@ -44,17 +44,7 @@ extension CheckpointsCommand {
                     code: "coordinator_running")
             }
             defer { withExtendedLifetime(lock) {} }
-            var destination: PostgresStoreConfiguration
-            do {
-                destination = try PostgresStoreConfiguration(url: to)
-            } catch {
-                throw ValidationError("--to: \(error)")
-            }
-            if let toPasswordFile {
-                destination.password = try SecretFile.readConfigured(toPasswordFile)
-            } else if let password = ProcessInfo.processInfo.environment["RONDO_STORE_PASSWORD"] {
-                destination.password = password
-            }
+            let destination = try postgresConfiguration(to, passwordFile: toPasswordFile, flag: "--to")
             let source = try await CheckpointStore(configuration: .init(path: path))
             let target = try await CheckpointStore.open(
                 postgres: destination, configuration: .init(), logger: Logger(label: "rondo-migrate"))

@@ -48,6 +48,26 @@ extension ServeCommand {
         guard minAvailableClients >= 1, minFitClients >= 1 else {
             throw ValidationError("client minimums must be at least 1")
         }
+        try checkReplicaTokens()
+    }
+
+    /// Replicas on one PostgreSQL store must share their admin and enrolment tokens: tokens generated into each
+    /// replica's data directory would differ, and clients enrolled through one could not enrol through another.
+    func checkReplicaTokens() throws {
+        let environment = ProcessInfo.processInfo.environment
+        guard (storeLocation.store ?? environment["RONDO_STORE"]).map({ !$0.isEmpty }) ?? false else { return }
+        if adminToken == nil, adminTokenFile == nil, environment["RONDO_ADMIN_TOKEN"] == nil {
+            throw ValidationError(
+                "with --store, give every replica the same admin token (--admin-token-file or RONDO_ADMIN_TOKEN): "
+                    + "one generated per data directory would differ between replicas")
+        }
+        if !openEnrolment, enrolmentToken == nil, enrolmentTokenFile == nil,
+            environment["RONDO_ENROLMENT_TOKEN"] == nil
+        {
+            throw ValidationError(
+                "with --store, give every replica the same enrolment token (--enrolment-token-file or "
+                    + "RONDO_ENROLMENT_TOKEN): one generated per data directory would differ between replicas")
+        }
     }
 
     /// The certificate and key from the flags, else from `RONDO_TLS_CERT` / `RONDO_TLS_KEY`; nil for plain HTTP.

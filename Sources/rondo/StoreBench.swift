@@ -20,8 +20,7 @@ struct StoreBench: AsyncParsableCommand {
     func run() async throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var configuration = try PostgresStoreConfiguration(url: postgres)
-        configuration.password = configuration.password ?? ProcessInfo.processInfo.environment["RONDO_STORE_PASSWORD"]
+        let configuration = try postgresConfiguration(postgres, passwordFile: nil, flag: "--postgres")
         let sqlite = try await CheckpointStore(configuration: .init(path: directory + "/bench.db"))
         let postgresStore = try await CheckpointStore.open(
             postgres: configuration, configuration: .init(), logger: Logger(label: "rondo-bench"))

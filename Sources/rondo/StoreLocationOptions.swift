@@ -27,17 +27,7 @@ struct StoreLocationOptions: ParsableArguments {
         guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
             throw ValidationError("--store takes a postgres:// URL (SQLite needs no --store: it is the default)")
         }
-        var configuration: PostgresStoreConfiguration
-        do {
-            configuration = try PostgresStoreConfiguration(url: url)
-        } catch {
-            throw ValidationError("--store: \(error)")
-        }
-        if let storePasswordFile {
-            configuration.password = try SecretFile.readConfigured(storePasswordFile)
-        } else if let password = ProcessInfo.processInfo.environment["RONDO_STORE_PASSWORD"] {
-            configuration.password = password
-        }
+        let configuration = try postgresConfiguration(url, passwordFile: storePasswordFile, flag: "--store")
         guard leaseTTL.isFinite, leaseTTL >= 1, leaseTTL <= 600 else {
             throw ValidationError("--lease-ttl must be between 1 and 600 seconds")
         }
@@ -45,4 +35,21 @@ struct StoreLocationOptions: ParsableArguments {
     }
 
     var leaseDuration: Duration { .milliseconds(Int64(leaseTTL * 1000)) }
+}
+
+/// The configuration of a `postgres://` URL given to `flag`, with the password from `passwordFile` (checked
+/// like every secret file), else `RONDO_STORE_PASSWORD`, else the URL's own.
+func postgresConfiguration(_ url: String, passwordFile: String?, flag: String) throws -> PostgresStoreConfiguration {
+    var configuration: PostgresStoreConfiguration
+    do {
+        configuration = try PostgresStoreConfiguration(url: url)
+    } catch {
+        throw ValidationError("\(flag): \(error)")
+    }
+    if let passwordFile {
+        configuration.password = try SecretFile.readConfigured(passwordFile)
+    } else if let password = ProcessInfo.processInfo.environment["RONDO_STORE_PASSWORD"] {
+        configuration.password = password
+    }
+    return configuration
 }

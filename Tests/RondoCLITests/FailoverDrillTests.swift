@@ -39,6 +39,34 @@ import Testing
         return process
     }
 
+    /// Two replicas on `store`, each with its own port and data directory.
+    static func startReplicas(store: String) async throws -> [Replica] {
+        var replicas: [Replica] = []
+        for _ in 0..<2 {
+            let port = try ChildProcess.freePort()
+            let directory = RunningCoordinator.temporaryDirectory()
+            replicas.append(
+                Replica(
+                    process: try await start(port: port, directory: directory, store: store), port: port,
+                    directory: directory))
+        }
+        return replicas
+    }
+
+    /// Three `rondo client` processes given every replica's URL.
+    static func startClients(_ replicas: [Replica], taskDelayMs: Int) throws -> [ChildProcess] {
+        let urls = replicas.map(\.url).joined(separator: ",")
+        return try (0..<3).map { index in
+            try ChildProcess(
+                ChildProcess.rondoBinary,
+                [
+                    "client", "--coordinator", urls, "--partition", "\(index)/3", "--task-delay-ms",
+                    String(taskDelayMs),
+                    "--enrolment-token", enrolmentToken, "--log-level", "error",
+                ])
+        }
+    }
+
     static func isReady(_ http: CurlHTTPClient, _ url: String) async -> Bool {
         (try? await http.execute(HTTPRequest(url: url + "/readyz", timeout: .seconds(1))))?.status == 200
     }
@@ -89,30 +117,14 @@ import Testing
         let reader = try await Self.openStore(store)
         let http = CurlHTTPClient()
         defer { http.shutdown() }
-        var replicas: [Replica] = []
-        for _ in 0..<2 {
-            let port = try ChildProcess.freePort()
-            let directory = RunningCoordinator.temporaryDirectory()
-            replicas.append(
-                Replica(
-                    process: try await Self.start(port: port, directory: directory, store: store), port: port,
-                    directory: directory))
-        }
+        var replicas = try await Self.startReplicas(store: store)
         defer {
             for replica in replicas {
                 replica.process.kill()
                 try? FileManager.default.removeItem(atPath: replica.directory)
             }
         }
-        let urls = replicas.map(\.url).joined(separator: ",")
-        let clients = try (0..<3).map { index in
-            try ChildProcess(
-                ChildProcess.rondoBinary,
-                [
-                    "client", "--coordinator", urls, "--partition", "\(index)/3", "--task-delay-ms", "100",
-                    "--enrolment-token", Self.enrolmentToken, "--log-level", "error",
-                ])
-        }
+        let clients = try Self.startClients(replicas, taskDelayMs: 100)
         defer { clients.forEach { $0.terminate() } }
 
         var generator = SeededRandomNumberGenerator(seed: 2020)
@@ -199,30 +211,14 @@ import Testing
         let reader = try await Self.openStore(store)
         let http = CurlHTTPClient()
         defer { http.shutdown() }
-        var replicas: [Replica] = []
-        for _ in 0..<2 {
-            let port = try ChildProcess.freePort()
-            let directory = RunningCoordinator.temporaryDirectory()
-            replicas.append(
-                Replica(
-                    process: try await Self.start(port: port, directory: directory, store: store), port: port,
-                    directory: directory))
-        }
+        let replicas = try await Self.startReplicas(store: store)
         defer {
             for replica in replicas {
                 replica.process.kill()
                 try? FileManager.default.removeItem(atPath: replica.directory)
             }
         }
-        let urls = replicas.map(\.url).joined(separator: ",")
-        let clients = try (0..<3).map { index in
-            try ChildProcess(
-                ChildProcess.rondoBinary,
-                [
-                    "client", "--coordinator", urls, "--partition", "\(index)/3", "--task-delay-ms", "50",
-                    "--enrolment-token", Self.enrolmentToken, "--log-level", "error",
-                ])
-        }
+        let clients = try Self.startClients(replicas, taskDelayMs: 50)
         defer { clients.forEach { $0.terminate() } }
         guard let leader = try await Self.leader(http, replicas, timeout: .seconds(20)) else {
             Issue.record("no replica became leader")
