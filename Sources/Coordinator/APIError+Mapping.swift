@@ -95,10 +95,20 @@ extension APIError {
         case let error as UploadReceiver.Aborted:
             // The client is gone or stalled; the answer is for the log, and the round is untouched.
             self.init(.badRequest, code: .requestCutOff, error.description)
-        case let error as EnrolmentNotStored:
-            self.init(.serviceUnavailable, code: .storeFailing, error.description, retryAfterSeconds: 1)
-        case let error as ClientLookupFailed:
-            self.init(.serviceUnavailable, code: .storeFailing, error.description, retryAfterSeconds: 1)
+        // Store failures answer 503 without their cause: a driver's error names the database (its host, its
+        // URL), which is the operator's business (the log has it), not a client's.
+        case is EnrolmentNotStored:
+            self.init(
+                .serviceUnavailable, code: .storeFailing, "the registration could not be stored; retry shortly",
+                retryAfterSeconds: 1)
+        case is ClientLookupFailed:
+            self.init(
+                .serviceUnavailable, code: .storeFailing, "the client token could not be checked; retry shortly",
+                retryAfterSeconds: 1)
+        case is any DatabaseFailure:
+            self.init(
+                .serviceUnavailable, code: .storeFailing, "the store is unavailable; retry shortly",
+                retryAfterSeconds: 1)
         case let error as SpoolError:
             self.init(.serviceUnavailable, code: .spoolFailed, "the upload could not be spooled: \(error)")
         case is ConnectionGuardError:
@@ -149,6 +159,10 @@ extension APIError {
         case .forceRequired: self.init(.conflict, code: .forceRequired, error.message)
         case .invalidTag: self.init(.unprocessableContent, code: .invalidTag, error.message)
         case .fenced: self.init(.serviceUnavailable, code: .notLeader, error.message, retryAfterSeconds: 1)
+        case .database:
+            self.init(
+                .serviceUnavailable, code: .storeFailing, "the store is unavailable; retry shortly",
+                retryAfterSeconds: 1)
         default: self.init(.internalServerError, code: .internal, "internal error")
         }
     }

@@ -147,7 +147,7 @@ extension CheckpointStore {
         try await database.query(
             """
             \(Self.clientColumns)
-            \(includeLeft ? "" : "WHERE left_at IS NULL AND revoked_at IS NULL") ORDER BY last_seen DESC
+            \(includeLeft ? "" : "WHERE left_at IS NULL AND revoked_at IS NULL") ORDER BY last_seen DESC, client_id
             """
         ).map(Self.clientRecord)
     }

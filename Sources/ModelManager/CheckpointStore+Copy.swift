@@ -48,10 +48,13 @@ extension CheckpointStore {
         ),
     ]
 
-    /// Copies everything in this store into `destination`, in one transaction there: all of it lands, or
-    /// none. Chunks move one at a time, so the copy holds one chunk in memory, not a model.
+    /// Copies everything in this store into `destination`, in one transaction there, and compares the copy
+    /// with this store (record by record, every version's bytes re-hashed) before that transaction commits:
+    /// a copy that differs is rolled back, so the destination ends up with the whole federation or nothing.
+    /// Chunks move one at a time, so the copy holds one chunk in memory, not a model.
     /// - Throws: `CheckpointStoreError(.invalidState)` when `destination` already holds a federation (any
-    ///   checkpoint, round, client or event), or when a coordinator leads it.
+    ///   checkpoint, round, client or event), or when a coordinator leads it; `.integrity` when the copy
+    ///   differs.
     public func copy(to destination: CheckpointStore) async throws -> StoreCopyReport {
         let target = destination.database
         var report = StoreCopyReport(rows: [:], bytes: 0)
@@ -86,6 +89,15 @@ extension CheckpointStore {
                         "SELECT setval(pg_get_serial_sequence('\(table)', '\(column)'), COALESCE(MAX(\(column)), 0) + 1, false) FROM \(table)"
                     )
                 }
+            }
+            // Read back through the destination's own API, inside its transaction (this task holds it).
+            let differences = try await differences(from: destination)
+            let verification = try await destination.verify(recording: false)
+            guard differences.isEmpty, verification.isHealthy else {
+                throw CheckpointStoreError(
+                    .integrity,
+                    "the copy differs from the source, so nothing was kept: "
+                        + (differences + verification.problems).joined(separator: "; "))
             }
         }
         return report

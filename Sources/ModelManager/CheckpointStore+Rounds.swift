@@ -39,22 +39,44 @@ extension CheckpointStore {
             ])
     }
 
-    /// Marks rounds still `running` (the coordinator died during them) as aborted, with an event each.
+    /// Marks rounds still `running` (the coordinator died during them) as aborted, with an event each. A
+    /// round whose candidate was committed before the coordinator died (it died between committing the model
+    /// and writing the round's row) is recorded as committed with that version instead: its model is `current`
+    /// and the next round trains from it.
+    /// - Returns: the rounds marked aborted.
     public func abortRunningRounds(reason: String) async throws -> [Int] {
         let now = clock()
         return try await database.transaction {
             let running = try await database.query("SELECT round FROM rounds WHERE status = 'running'").compactMap {
                 $0[0].int
             }
+            var aborted: [Int] = []
             for round in running {
+                if let version = try await database.query(
+                    "SELECT version FROM checkpoints WHERE round = ? AND status = 'committed' ORDER BY version DESC",
+                    [.integer(Int64(round))]
+                ).first?[0].int {
+                    try await database.query(
+                        """
+                        UPDATE rounds SET status = 'committed', finished_at = ?, result_version = ?, detail = ?
+                        WHERE round = ?
+                        """,
+                        [
+                            .real(now), .integer(Int64(version)),
+                            .text("committed as v\(version); the round's record was completed after: \(reason)"),
+                            .integer(Int64(round)),
+                        ])
+                    continue
+                }
                 try await database.query(
                     "UPDATE rounds SET status = 'aborted', finished_at = ?, reason = 'aborted', detail = ? WHERE round = ?",
                     [.real(now), .text(reason), .integer(Int64(round))])
                 try await insertEvent(
                     kind: .roundAborted, actor: "coordinator", round: round, version: nil, detail: ["reason": reason],
                     at: now)
+                aborted.append(round)
             }
-            return running
+            return aborted
         }
     }
 

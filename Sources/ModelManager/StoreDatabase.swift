@@ -62,3 +62,10 @@ public protocol StoreDatabase: AnyObject, Sendable {
 public protocol StoreWriteFence: Sendable {
     func check(_ database: any StoreDatabase) async throws
 }
+
+/// An error of the database engine itself (a closed connection, a full disk, a read-only file), as opposed to
+/// a refusal by the store's rules: the coordinator answers it 503 `store_failing`, without the engine's
+/// message, and retries.
+public protocol DatabaseFailure: Error {}
+
+extension SQLiteError: DatabaseFailure {}

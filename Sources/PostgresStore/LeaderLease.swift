@@ -59,35 +59,41 @@ public final class LeaderLease: StoreWriteFence {
     /// Takes the lease if nobody holds a live one.
     /// - Returns: the new epoch, or nil when another coordinator's lease is still live.
     public func tryAcquire() async throws -> Int64? {
-        let rows = try await database.query(
-            """
-            INSERT INTO leader_lease (name, holder, address, epoch, acquired_at, renewed_at, expires_at)
-            SELECT ?, ?, ?, 1, now.t, now.t, now.t + ?
-            FROM (SELECT extract(epoch FROM clock_timestamp())::double precision AS t) AS now
-            ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, address = excluded.address,
-                epoch = leader_lease.epoch + 1, acquired_at = excluded.acquired_at,
-                renewed_at = excluded.renewed_at, expires_at = excluded.expires_at
-            WHERE leader_lease.expires_at < excluded.acquired_at
-            RETURNING epoch
-            """,
-            [.text(Self.name), .text(holder), address.map { .text($0) } ?? .null, .real(ttlSeconds)])
+        let rows = try await bounded { [self] database in
+            try await database.query(
+                """
+                INSERT INTO leader_lease (name, holder, address, epoch, acquired_at, renewed_at, expires_at)
+                SELECT ?, ?, ?, 1, now.t, now.t, now.t + ?
+                FROM (SELECT extract(epoch FROM clock_timestamp())::double precision AS t) AS now
+                ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, address = excluded.address,
+                    epoch = leader_lease.epoch + 1, acquired_at = excluded.acquired_at,
+                    renewed_at = excluded.renewed_at, expires_at = excluded.expires_at
+                WHERE leader_lease.expires_at < excluded.acquired_at
+                RETURNING epoch
+                """,
+                [.text(Self.name), .text(holder), address.map { .text($0) } ?? .null, .real(ttlSeconds)])
+        }
         guard let epoch = rows.first?[0].int.map(Int64.init) else { return nil }
         held.withLock { $0 = epoch }
         logger.notice("took the leader lease", metadata: ["epoch": "\(epoch)", "holder": "\(holder)"])
         return epoch
     }
 
-    /// Extends the lease while the row still names this process and its epoch.
-    /// - Returns: false when another coordinator took over (this process must stop leading).
+    /// Extends the lease while the row still names this process and its epoch and has not run out. A lease
+    /// that ran out is not extended even when nobody took it yet: a leader paused past its TTL steps down,
+    /// whoever wins the race for the row lock when it resumes.
+    /// - Returns: false when the lease is lost (this process must stop leading).
     public func renew() async throws -> Bool {
         guard let epoch else { return false }
-        let rows = try await database.query(
-            """
-            UPDATE leader_lease SET renewed_at = extract(epoch FROM clock_timestamp()),
-                expires_at = extract(epoch FROM clock_timestamp()) + ?
-            WHERE name = ? AND holder = ? AND epoch = ?
-            RETURNING epoch
-            """, [.real(ttlSeconds), .text(Self.name), .text(holder), .integer(epoch)])
+        let rows = try await bounded { [self] database in
+            try await database.query(
+                """
+                UPDATE leader_lease SET renewed_at = extract(epoch FROM clock_timestamp()),
+                    expires_at = extract(epoch FROM clock_timestamp()) + ?
+                WHERE name = ? AND holder = ? AND epoch = ? AND expires_at >= extract(epoch FROM clock_timestamp())
+                RETURNING epoch
+                """, [.real(ttlSeconds), .text(Self.name), .text(holder), .integer(epoch)])
+        }
         if rows.isEmpty {
             held.withLock { $0 = nil }
             return false
@@ -103,25 +109,51 @@ public final class LeaderLease: StoreWriteFence {
                 return value
             })
         else { return }
-        _ = try? await database.query(
-            "UPDATE leader_lease SET expires_at = 0 WHERE name = ? AND holder = ? AND epoch = ?",
-            [.text(Self.name), .text(holder), .integer(epoch)])
+        _ = try? await bounded { [self] database in
+            try await database.query(
+                "UPDATE leader_lease SET expires_at = 0 WHERE name = ? AND holder = ? AND epoch = ?",
+                [.text(Self.name), .text(holder), .integer(epoch)])
+        }
     }
 
     /// The lease row as it stands (nil before anyone has led).
     public func current() async throws -> Holder? {
         guard
-            let row = try await database.query(
-                """
-                SELECT holder, address, epoch, extract(epoch FROM clock_timestamp()) - renewed_at,
-                    expires_at < extract(epoch FROM clock_timestamp())
-                FROM leader_lease WHERE name = ?
-                """, [.text(Self.name)]
-            ).first
+            let row = try await bounded({ database in
+                try await database.query(
+                    """
+                    SELECT holder, address, epoch, extract(epoch FROM clock_timestamp()) - renewed_at,
+                        expires_at < extract(epoch FROM clock_timestamp())
+                    FROM leader_lease WHERE name = ?
+                    """, [.text(Self.name)])
+            }).first
         else { return nil }
         return Holder(
             holder: row[0].string ?? "", address: row[1].string, epoch: Int64(row[2].int ?? 0),
             secondsSinceRenewal: row[3].double ?? 0, expired: (row[4].int ?? 1) != 0)
+    }
+
+    /// Runs `body` on the lease's connection for at most the TTL. A database that stops answering (frozen, or
+    /// gone without closing the socket) would otherwise hold a standby's poll, or a leader's renewal, forever:
+    /// at the deadline the connection is dropped, which fails the statement, and the next call reconnects.
+    private func bounded<T: Sendable>(_ body: @escaping @Sendable (PostgresDatabase) async throws -> T)
+        async throws -> T
+    {
+        let (database, limit) = (database, ttl)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body(database) }
+            group.addTask {
+                do { try await Task.sleep(for: limit) } catch { return nil }
+                await database.abandonConnection()
+                return nil
+            }
+            defer { group.cancelAll() }
+            while let outcome = try await group.next() {
+                if let value = outcome { return value }
+                throw PostgresStoreError(.connection, "the database did not answer within the lease TTL (\(limit))")
+            }
+            throw CancellationError()
+        }
     }
 
     /// The fence: inside the store's write transaction, the row must still carry this process's epoch. The

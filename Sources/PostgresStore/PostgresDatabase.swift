@@ -43,6 +43,16 @@ public final class PostgresDatabase: StoreDatabase {
         }
     }
 
+    /// Drops the connection, failing every statement still waiting on it (a server that stopped answering
+    /// would otherwise keep them waiting forever); the next call opens a new one.
+    public func abandonConnection() async {
+        let connection = state.withLock { state in
+            defer { state.connection = nil }
+            return state.connection
+        }
+        try? await connection?.close()
+    }
+
     /// Closes the connection.
     public func close() async {
         let connection = state.withLock { state in
@@ -176,9 +186,11 @@ public final class PostgresDatabase: StoreDatabase {
             password: configuration.password, database: configuration.database, tls: try tls(configuration))
         options.options.connectTimeout = .seconds(Int64(configuration.connectTimeoutSeconds))
         // A session left idle inside a transaction (a coordinator paused mid-commit) must not hold the lease
-        // row's lock forever: the server ends it, rolling the transaction back.
+        // row's lock for long: after 5 s the server ends it, rolling the transaction back, and a takeover
+        // waiting on the row goes ahead. The store never idles that long inside a transaction on its own (the
+        // longest gap is encoding and hashing one 32 MiB chunk).
         options.options.additionalStartupParameters = [
-            ("application_name", "rondo"), ("idle_in_transaction_session_timeout", "15000"),
+            ("application_name", "rondo"), ("idle_in_transaction_session_timeout", "5000"),
         ]
         do {
             return try await PostgresConnection.connect(configuration: options, id: id, logger: logger)

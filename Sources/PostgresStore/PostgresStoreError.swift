@@ -1,3 +1,4 @@
+import ModelManager
 import PostgresNIO
 
 /// Why the PostgreSQL backend failed, with the server's own message when it sent one.
@@ -43,3 +44,5 @@ public struct PostgresStoreError: Error, Sendable, Equatable, CustomStringConver
         return PostgresStoreError(.connection, "\(what): \(psql.code)")
     }
 }
+
+extension PostgresStoreError: DatabaseFailure {}

@@ -137,7 +137,10 @@ extension CheckpointsCommand {
             if store.json {
                 try store.printJSON(report)
             } else {
-                printLine("checked \(report.checkpointsChecked) checkpoints; integrity_check: \(report.integrityCheck)")
+                printLine(
+                    "checked \(report.checkpointsChecked) checkpoints"
+                        + (postgresURL == nil
+                            ? "; integrity_check: \(report.integrityCheck)" : " (every chunk read back)"))
                 for problem in report.problems { printLine("PROBLEM \(problem)") }
                 printLine(report.isHealthy ? "ok" : "FAILED")
             }

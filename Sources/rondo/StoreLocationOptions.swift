@@ -23,6 +23,7 @@ struct StoreLocationOptions: ParsableArguments {
 
     /// The PostgreSQL configuration, or nil for SQLite.
     func postgres() throws -> PostgresStoreConfiguration? {
+        if store?.isEmpty == true { throw ValidationError("--store takes a postgres:// URL, not an empty string") }
         guard let url = store ?? ProcessInfo.processInfo.environment["RONDO_STORE"], !url.isEmpty else { return nil }
         guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
             throw ValidationError("--store takes a postgres:// URL (SQLite needs no --store: it is the default)")

@@ -1,11 +1,11 @@
 import FederationCore
 import Foundation
 import Hummingbird
-import ModelManager
 import NIOCore
 import Testing
 
 @testable import Coordinator
+@testable import ModelManager
 
 /// `APIError(from:)` is the one mapping from domain errors to HTTP: each row is an error and the status and
 /// code it must answer with.
@@ -41,7 +41,7 @@ import Testing
             Row(error: CheckpointStoreError(.invalidState, "x"), status: 409, code: "invalid_state"),
             Row(error: CheckpointStoreError(.forceRequired, "x"), status: 409, code: "force_required"),
             Row(error: CheckpointStoreError(.invalidTag, "x"), status: 422, code: "invalid_tag"),
-            Row(error: CheckpointStoreError(.database, "disk I/O error"), status: 500, code: "internal"),
+            Row(error: CheckpointStoreError(.database, "disk I/O error"), status: 503, code: "store_failing"),
             Row(error: OperatorActionError(code: .noOpenRound, message: "x"), status: 409, code: "no_open_round"),
             Row(error: OperatorActionError(code: .unknownClient, message: "x"), status: 404, code: "unknown_client"),
             Row(
@@ -54,6 +54,13 @@ import Testing
             Row(error: AuthRefusal.revoked, status: 403, code: "revoked"),
             Row(error: NotReadyReason.shuttingDown, status: 503, code: "not_ready"),
             Row(error: NotReadyReason.storeFailing, status: 503, code: "store_failing"),
+            Row(
+                error: SQLiteError(code: 8, message: "attempt to write a readonly database"), status: 503,
+                code: "store_failing"),
+            Row(error: CheckpointStoreError(.fenced, "x"), status: 503, code: "not_leader"),
+            Row(
+                error: EnrolmentNotStored(cause: "postgres://rondo@db:5432/fed refused"), status: 503,
+                code: "store_failing"),
             Row(error: SafeTensorsError(.invalidHeader, "x"), status: 400, code: "invalid_safetensors"),
             Row(error: SafeTensorsError(.unsupportedDType, "x"), status: 422, code: "unsupported_dtype"),
             Row(error: HTTPError(.notFound), status: 404, code: "not_found"),
@@ -72,6 +79,20 @@ import Testing
         let answer = APIError(from: row.error)
         #expect(answer.status.code == row.status)
         #expect(answer.code.rawValue == row.code)
+    }
+
+    /// A store failure's cause names the database (a PostgreSQL URL, a file): the log gets it, a client does not.
+    @Test func storeFailuresDoNotNameTheDatabase() {
+        let causes: [any Error] = [
+            EnrolmentNotStored(cause: "PostgreSQL connection: connecting to postgres://rondo@db.internal:5432/fed"),
+            ClientLookupFailed(cause: "PostgreSQL connection: connecting to postgres://rondo@db.internal:5432/fed"),
+            SQLiteError(code: 8, message: "attempt to write a readonly database /var/lib/rondo/rondo.db"),
+        ]
+        for cause in causes {
+            let answer = APIError(from: cause)
+            #expect(answer.status.code == 503)
+            #expect(!answer.message.contains("postgres://") && !answer.message.contains("rondo.db"), "\(answer)")
+        }
     }
 
     @Test func aDecodingErrorNamesTheField() throws {

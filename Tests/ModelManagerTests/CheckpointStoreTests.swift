@@ -267,6 +267,16 @@ func modelBytes(_ value: Float, count: Int = 10) -> [UInt8] {
             #expect(try await reopened.lastRoundNumber() == 2)
             #expect(try await reopened.clients().map(\.clientID) == ["c-1"])
             #expect(try await reopened.events(kind: .roundAborted).first?.round == 2)
+            // A coordinator that died after committing round 3's model but before writing the round's row: the
+            // round is recorded as committed with that version, not aborted.
+            try await reopened.roundStarted(round: 3, baseVersion: v1, selected: 3)
+            let (candidate, _) = try await reopened.storeCandidate(
+                round: 3, parentVersion: v1, bytes: modelBytes(3), tensorCount: 1)
+            try await reopened.commit(version: candidate, metrics: CheckpointMetrics())
+            #expect(try await reopened.abortRunningRounds(reason: "leader change").isEmpty)
+            #expect(try await reopened.round(3)?.status == .committed)
+            #expect(try await reopened.round(3)?.resultVersion == candidate)
+            #expect(try await reopened.events(kind: .roundAborted).count == 1, "no aborted event for round 3")
             let migrations = try await reopened.rawQuery("SELECT version FROM schema_migrations")
             #expect(migrations.count == StoreMigrations.all(store.dialect).count)
         }

@@ -80,6 +80,20 @@ import Testing
         try await a.store.recordEvent(kind: .tag, actor: "a")
     }
 
+    /// A lease that ran out is not renewed even when no standby took it: a leader paused past its TTL steps
+    /// down rather than racing a standby for the row lock when it resumes.
+    @Test func anExpiredLeaseIsNotRenewed() async throws {
+        let url = try PostgresTestCluster.shared().makeDatabase()
+        let a = try await Self.replica("a", url: url)
+        #expect(try await a.lease.tryAcquire() == 1)
+        #expect(try await a.lease.renew())
+        try await a.store.rawQuery("UPDATE leader_lease SET expires_at = 0")
+        #expect(try await a.lease.renew() == false)
+        #expect(a.lease.epoch == nil)
+        await #expect(performing: { try await a.store.recordEvent(kind: .tag, actor: "a") }, throws: Self.isFenced)
+        #expect(try await a.lease.tryAcquire() == 2, "it may take the lease again, under a new epoch")
+    }
+
     /// A takeover that races a commit in flight waits for it (the fence holds the lease row `FOR SHARE` until
     /// the commit ends), so the commit is either fully before the new epoch or refused.
     @Test func aTakeoverAndACommitNeverInterleave() async throws {

@@ -47,12 +47,16 @@ import Testing
         _ = try await store.abortRunningRounds(reason: "coordinator restart")
         try await store.tag(version: 10, name: "production", actor: "cli:test")
         try await store.rollback(to: 20, reason: "drill", actor: "cli:test")
-        for index in 0..<5 {
-            try await store.clientRegistered(
+        // Registered at one instant (as a demo's sites are), in an order unlike their ids: lists of them must
+        // not depend on the engine's row order.
+        let sameInstant = try await CheckpointStore(configuration: .init(path: path), clock: { 1_000 })
+        for index in (0..<5).reversed() {
+            try await sameInstant.clientRegistered(
                 id: "c-\(index)", name: "site-\(index)", tokenSHA256: String(repeating: "\(index)", count: 64),
                 identitySHA256: index == 0 ? String(repeating: "f", count: 64) : nil)
         }
         try await store.clientLeft(id: "c-1")
+        try await store.clientsSeen(ids: ["c-3"])
         try await store.revokeClient(id: "c-2", reason: "compromised", actor: "cli:test")
     }
 
