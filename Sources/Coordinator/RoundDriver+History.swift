@@ -21,7 +21,7 @@ extension RoundDriver {
                 try await store.roundFinished(record)
                 unrecordedRounds.removeFirst()
                 storeFailing = false
-            } catch let error as SQLiteError {
+            } catch let error as any DatabaseFailure {
                 storeFailing = true
                 if unrecordedRounds.count == 1 {
                     logger.error(

@@ -163,6 +163,10 @@ public final class LeaderLease: StoreWriteFence {
         guard let epoch else {
             throw CheckpointStoreError(.fenced, "this coordinator is not the leader; it does not write")
         }
+        // From here to COMMIT this transaction holds the lease row: if the process freezes in between, the
+        // server ends the session after 5 s idle, so a takeover waits no longer than that. (Only this last step
+        // is limited: the body before it may idle longer, hashing a large model between statements.)
+        try await database.execute("SET LOCAL idle_in_transaction_session_timeout = 5000")
         let rows = try await database.query(
             "SELECT epoch FROM leader_lease WHERE name = ? FOR SHARE", [.text(Self.name)])
         guard let current = rows.first?[0].int, Int64(current) == epoch else {

@@ -185,13 +185,8 @@ public final class PostgresDatabase: StoreDatabase {
             host: configuration.host, port: configuration.port, username: configuration.username,
             password: configuration.password, database: configuration.database, tls: try tls(configuration))
         options.options.connectTimeout = .seconds(Int64(configuration.connectTimeoutSeconds))
-        // A session left idle inside a transaction (a coordinator paused mid-commit) must not hold the lease
-        // row's lock for long: after 5 s the server ends it, rolling the transaction back, and a takeover
-        // waiting on the row goes ahead. The store never idles that long inside a transaction on its own (the
-        // longest gap is encoding and hashing one 32 MiB chunk).
-        options.options.additionalStartupParameters = [
-            ("application_name", "rondo"), ("idle_in_transaction_session_timeout", "5000"),
-        ]
+        // (The lease's fence limits how long a session may idle holding the lease row: `LeaderLease.check`.)
+        options.options.additionalStartupParameters = [("application_name", "rondo")]
         do {
             return try await PostgresConnection.connect(configuration: options, id: id, logger: logger)
         } catch {

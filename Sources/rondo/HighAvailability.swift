@@ -86,14 +86,21 @@ struct HighAvailability {
             // Let the standby listener close cleanly (freeing the port for the coordinator) before the other
             // tasks are cancelled.
             await group.triggerGracefulShutdown()
+            // A lease won while stopping is handed back at once.
+            let handBack = { (outcome: StandbyOutcome) async in
+                guard case .leading(_, let keeper) = outcome else { return }
+                keeper.cancel()
+                await lease.release()
+            }
             if case .serverEnded = first {
             } else {
                 while let next = try? await tasks.next() {
+                    await handBack(next)
                     if case .serverEnded = next { break }
                 }
             }
             tasks.cancelAll()
-            while (try? await tasks.next()) != nil {}
+            while let next = try? await tasks.next() { await handBack(next) }
             if case .leading(let epoch, let keeper) = first {
                 metrics.tookOver()
                 return (epoch, keeper)
@@ -126,6 +133,9 @@ struct HighAvailability {
                         metrics.lease(ageSeconds: 0)
                         continue
                     }
+                    // A clean stop cancels this task, then releases the lease: a renewal that lost to the release
+                    // is not a lost lease.
+                    if Task.isCancelled { return }
                     Self.stepDown(logger, "another coordinator took the leader lease")
                 } catch {
                     let silent = renewed.duration(to: clock.now)
